@@ -1,0 +1,85 @@
+"""`analyze-experiment`: the command line.
+
+Exit codes: 0 success, 2 refused input or a broken analysis rule (one line says what to do),
+1 anything unexpected (including a tracking store that stayed unreachable).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from agent.cli.common import CliState
+from agent.cli.doctor import doctor
+from agent.cli.insights import insights
+from agent.cli.runs import runs
+from agent.cli.traces import traces
+from agent.errors import StoreUnavailableError, UserError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="analyze-experiment", prog_name="analyze-experiment")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="Read settings from this dotenv file (its values win over the environment).",
+)
+@click.option("--tracking-uri", help="MLflow tracking URI. [default: $MLFLOW_TRACKING_URI or the embedded store]")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, env_file: Path | None, tracking_uri: str | None, debug: bool) -> None:
+    """Find what is wrong with an LLM agent from the traces in one MLflow experiment.
+
+    \b
+    Start with `analyze-experiment doctor` to check the connection, then see
+    `analyze-experiment insights --help` and `analyze-experiment traces --help`.
+    """
+    ctx.obj.env_file = env_file
+    ctx.obj.tracking_uri = tracking_uri
+    ctx.obj.debug = debug
+
+
+cli.add_command(doctor)
+cli.add_command(insights)
+cli.add_command(traces)
+cli.add_command(runs)
+
+
+def main(argv: list[str] | None = None) -> None:
+    state = CliState()
+    try:
+        cli.main(args=argv, prog_name="analyze-experiment", standalone_mode=False, obj=state)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as usage:
+        usage.show()
+        sys.exit(usage.exit_code)
+    except UserError as refused:
+        _fail(state, refused.kind, refused.message, refused.exit_code)
+    except StoreUnavailableError as down:
+        _fail(state, down.kind, str(down), 1)
+    except Exception as unexpected:  # noqa: BLE001 - the last line of defence: one line, exit 1
+        if state.debug:
+            raise
+        message = f"unexpected {type(unexpected).__name__}: {unexpected} (rerun with --debug for details)"
+        _fail(state, "unexpected", message, 1)
+
+
+def _fail(state: CliState, kind: str, message: str, code: int) -> None:
+    from agent.redaction import redact
+
+    known = []
+    if state.runtime and state.runtime.settings.databricks_token:
+        known.append(state.runtime.settings.databricks_token.get_secret_value())
+    line = redact(" ".join(message.split()), known)
+    if state.json_output:
+        import json
+
+        click.echo(json.dumps({"error": {"kind": kind, "message": line}}))
+    click.echo(f"error: {line}", err=True)
+    sys.exit(code)

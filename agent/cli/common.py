@@ -1,0 +1,102 @@
+"""What every command shares: the runtime from the global options, `--output`, JSON option parsing.
+
+Kept free of MLflow and rich imports so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from agent.errors import UserError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from agent.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound="BaseModel")
+
+
+@dataclass
+class CliState:
+    env_file: Path | None = None
+    tracking_uri: str | None = None
+    debug: bool = False
+    json_output: bool = False
+    runtime: Runtime | None = field(default=None)
+
+
+def state() -> CliState:
+    obj = click.get_current_context().find_root().obj
+    assert isinstance(obj, CliState)
+    return obj
+
+
+def runtime() -> Runtime:
+    current = state()
+    if current.runtime is None:
+        from agent.console import notice
+        from agent.runtime import Runtime
+        from agent.settings import load_settings
+
+        settings = load_settings(env_file=current.env_file, tracking_uri=current.tracking_uri)
+        current.runtime = Runtime(settings, notify=notice)
+    return current.runtime
+
+
+def output_option(func: F) -> F:
+    def remember(ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        if value == "json" and isinstance(ctx.find_root().obj, CliState):
+            ctx.find_root().obj.json_output = True
+        return value
+
+    return click.option(
+        "--output",
+        "-o",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        callback=remember,
+        is_eager=True,
+        help="table for people; json (documented, stable) for scripts and agents.",
+    )(func)
+
+
+def experiment_option(func: F) -> F:
+    return click.option(
+        "--experiment-id", "-x", help="Experiment to work on. [default: $MLFLOW_EXPERIMENT_ID]"
+    )(func)
+
+
+def run_id_option(help_text: str = "The analysis run id.", required: bool = True) -> Callable[[F], F]:
+    return click.option("--run-id", "-r", required=required, help=help_text)
+
+
+def parse_json_items(values: tuple[str, ...], model: type[M], option: str, example: str) -> list[M]:
+    """Each value is one JSON object or a list of them, validated against `model`."""
+    from pydantic import ValidationError
+
+    items: list[M] = []
+    for raw in values:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise UserError(f"{option} is not valid JSON ({error.msg}); expected {example}") from error
+        for entry in data if isinstance(data, list) else [data]:
+            try:
+                items.append(model.model_validate(entry))
+            except ValidationError as error:
+                problem = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in error.errors())
+                raise UserError(f"{option} is invalid ({problem}); expected {example}") from error
+    return items
+
+
+EVIDENCE_EXAMPLE = '\'{"trace_id": "tr-...", "rationale": "...", "supports": true}\''
+SQL_EXAMPLE = '\'{"id": "Q1", "query": "SELECT ...", "result_summary": "..."}\''

@@ -1,0 +1,28 @@
+"""`analyze-experiment doctor`: can we reach the store, the experiment and its traces?"""
+
+from __future__ import annotations
+
+import click
+
+from agent.cli.common import experiment_option, output_option, runtime
+
+
+@click.command()
+@experiment_option
+@click.option("--sample", default=5, show_default=True, help="How many traces to search as a check.")
+@output_option
+def doctor(experiment_id: str | None, sample: int, output: str) -> None:
+    """Check the connection: which store and experiment, how many traces, and a sample search."""
+    from agent import console
+    from agent.diagnosis import diagnose
+
+    rt = runtime()
+    report = diagnose(rt, experiment_id, sample)
+    if output == "json":
+        console.emit_json(report.model_dump(mode="json"))
+    else:
+        console.show(console.diagnosis_view(report))
+    if report.problem:
+        from agent.errors import UserError
+
+        raise UserError(report.problem)

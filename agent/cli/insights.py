@@ -1,0 +1,395 @@
+"""`analyze-experiment insights ...`: the analysis record (the seed's I1-I10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from agent.cli.common import (
+    EVIDENCE_EXAMPLE,
+    SQL_EXAMPLE,
+    experiment_option,
+    output_option,
+    parse_json_items,
+    run_id_option,
+    runtime,
+)
+
+ANALYSIS_STATUSES = ["ACTIVE", "COMPLETED", "ARCHIVED"]
+HYPOTHESIS_STATUSES = ["TESTING", "VALIDATED", "REJECTED"]
+ISSUE_STATUSES = ["OPEN", "IN_PROGRESS", "RESOLVED", "REJECTED"]
+SEVERITIES = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+
+evidence_option = click.option(
+    "--evidence", "-e", multiple=True, metavar="JSON",
+    help=f"Evidence as JSON, repeatable: {EVIDENCE_EXAMPLE}.",
+)
+sql_query_option = click.option(
+    "--sql-query", "-q", multiple=True, metavar="JSON",
+    help=f"A SQL query for the lineage, repeatable: {SQL_EXAMPLE}.",
+)
+expected_version_option = click.option(
+    "--expected-version", type=int, help="Refuse the update unless the object is still at this version."
+)
+
+
+@click.group()
+def insights() -> None:
+    """Analyses, census, hypotheses and issues, all stored in MLflow."""
+
+
+def _emit(output: str, data: Any, render: Any) -> None:
+    from agent import console
+
+    if output == "json":
+        console.emit_json(data)
+    else:
+        console.show(render())
+
+
+def _evidence(values: tuple[str, ...]) -> list[Any]:
+    from agent.insights.models import Evidence
+
+    return parse_json_items(values, Evidence, "--evidence", EVIDENCE_EXAMPLE)
+
+
+def _queries(values: tuple[str, ...]) -> list[Any]:
+    from agent.insights.models import SqlQuery
+
+    return parse_json_items(values, SqlQuery, "--sql-query", SQL_EXAMPLE)
+
+
+# -- analyses ---------------------------------------------------------------------------------------
+
+
+@insights.command("create-analysis")
+@experiment_option
+@click.option("--name", required=True, help="A title for the investigation.")
+@click.option("--description", default="", help="What the traced agent does (about one paragraph).")
+@click.option("--run-name", help="MLflow run name. [default: the name]")
+@output_option
+def create_analysis(experiment_id: str | None, name: str, description: str, run_name: str | None, output: str) -> None:
+    """Start an analysis: a new MLflow run in the experiment."""
+    from agent import console
+
+    rt = runtime()
+    analysis = rt.insights.create_analysis(rt.experiment_id(experiment_id), name, description, run_name)
+    _emit(output, analysis, lambda: console.analysis_panel(analysis))
+
+
+@insights.command("update-analysis")
+@run_id_option()
+@click.option("--name")
+@click.option("--description")
+@click.option("--status", type=click.Choice(ANALYSIS_STATUSES, case_sensitive=False))
+@click.option("--reason", help="Why the status changes (kept in the history).")
+@expected_version_option
+@output_option
+def update_analysis(run_id: str, name: str | None, description: str | None, status: str | None,
+                    reason: str | None, expected_version: int | None, output: str) -> None:
+    """Rename, describe, complete (read-only) or reopen (ACTIVE) an analysis."""
+    from agent import console
+    from agent.insights.models import AnalysisStatus
+
+    analysis = runtime().insights.update_analysis(
+        run_id, name=name, description=description, reason=reason, expected_version=expected_version,
+        status=AnalysisStatus(status.upper()) if status else None,
+    )
+    _emit(output, analysis, lambda: console.analysis_panel(analysis))
+
+
+@insights.command("get-analysis")
+@run_id_option()
+@output_option
+def get_analysis(run_id: str, output: str) -> None:
+    """Show one analysis."""
+    from agent import console
+
+    analysis = runtime().insights.get_analysis(run_id)
+    _emit(output, analysis, lambda: console.analysis_panel(analysis))
+
+
+@insights.command("list-analyses")
+@experiment_option
+@click.option("--status", type=click.Choice(ANALYSIS_STATUSES, case_sensitive=False))
+@output_option
+def list_analyses(experiment_id: str | None, status: str | None, output: str) -> None:
+    """List the analyses of an experiment, newest first."""
+    from agent import console
+    from agent.insights.models import AnalysisStatus
+
+    rt = runtime()
+    found = rt.insights.list_analyses(rt.experiment_id(experiment_id), AnalysisStatus(status.upper()) if status else None)
+    _emit(output, found, lambda: console.analyses_table(found))
+
+
+# -- census -----------------------------------------------------------------------------------------
+
+
+@insights.command("create-baseline-census")
+@run_id_option()
+@output_option
+def create_baseline_census(run_id: str, output: str) -> None:
+    """Compute the census over every trace of the experiment and store it on the run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agent import console
+    from agent.traces.census import compute_census, iter_traces
+
+    rt = runtime()
+    analysis = rt.insights.get_analysis(run_id)
+    columns = (TextColumn("reading traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console.err, transient=True) as progress:
+        task = progress.add_task("census", total=None)
+        census = compute_census(
+            iter_traces(rt.client, analysis.experiment_id), on_trace=lambda: progress.advance(task)
+        )
+    saved = rt.insights.save_census(run_id, census)
+    _emit(output, saved, lambda: console.census_view(saved))
+
+
+@insights.command("get-baseline-census")
+@run_id_option()
+@output_option
+def get_baseline_census(run_id: str, output: str) -> None:
+    """Show the stored census."""
+    from agent import console
+
+    census = runtime().insights.get_census(run_id)
+    _emit(output, census, lambda: console.census_view(census))
+
+
+# -- hypotheses -------------------------------------------------------------------------------------
+
+
+@insights.command("create-hypothesis")
+@run_id_option()
+@click.option("--statement", required=True, help="The testable claim, as a title.")
+@click.option("--rationale", required=True, help="Why test it; cite the census.")
+@click.option("--testing-plan", required=True, help="Step by step, citing query ids (Q1, Q2...).")
+@evidence_option
+@sql_query_option
+@output_option
+def create_hypothesis(run_id: str, statement: str, rationale: str, testing_plan: str,
+                      evidence: tuple[str, ...], sql_query: tuple[str, ...], output: str) -> None:
+    """Add a hypothesis (status TESTING). Needs the census first."""
+    from agent import console
+    from agent.insights.models import Actor
+
+    hypothesis = runtime().insights.create_hypothesis(
+        run_id, statement=statement, rationale=rationale, testing_plan=testing_plan,
+        evidence=_evidence(evidence), sql_queries=_queries(sql_query), actor=Actor.PERSON,
+    )
+    _emit(output, hypothesis, lambda: console.hypothesis_panel(hypothesis))
+
+
+@insights.command("update-hypothesis")
+@run_id_option()
+@click.option("--hypothesis-id", "-H", required=True)
+@click.option("--status", type=click.Choice(HYPOTHESIS_STATUSES, case_sensitive=False))
+@evidence_option
+@sql_query_option
+@click.option("--statement")
+@click.option("--rationale")
+@click.option("--testing-plan")
+@click.option("--reason", help="Why the status changes. [default: the new evidence's rationale]")
+@click.option("--reopen", is_flag=True, help="Reopen a REJECTED hypothesis (with --status TESTING).")
+@expected_version_option
+@output_option
+def update_hypothesis(run_id: str, hypothesis_id: str, status: str | None, evidence: tuple[str, ...],
+                      sql_query: tuple[str, ...], statement: str | None, rationale: str | None,
+                      testing_plan: str | None, reason: str | None, reopen: bool,
+                      expected_version: int | None, output: str) -> None:
+    """Record evidence and queries, or change the status (which needs new evidence)."""
+    from agent import console
+    from agent.insights.models import Actor, HypothesisStatus
+
+    hypothesis = runtime().insights.update_hypothesis(
+        run_id, hypothesis_id.upper(),
+        status=HypothesisStatus(status.upper()) if status else None,
+        evidence=_evidence(evidence), sql_queries=_queries(sql_query),
+        statement=statement, rationale=rationale, testing_plan=testing_plan,
+        reason=reason, reopen=reopen, actor=Actor.PERSON, expected_version=expected_version,
+    )
+    _emit(output, hypothesis, lambda: console.hypothesis_panel(hypothesis))
+
+
+@insights.command("get-hypothesis")
+@run_id_option()
+@click.option("--hypothesis-id", "-H", required=True)
+@output_option
+def get_hypothesis(run_id: str, hypothesis_id: str, output: str) -> None:
+    """Show one hypothesis with its evidence, queries and history."""
+    from agent import console
+
+    hypothesis = runtime().insights.get_hypothesis(run_id, hypothesis_id.upper())
+    _emit(output, hypothesis, lambda: console.hypothesis_panel(hypothesis))
+
+
+@insights.command("list-hypotheses")
+@run_id_option()
+@click.option("--status", type=click.Choice(HYPOTHESIS_STATUSES, case_sensitive=False))
+@output_option
+def list_hypotheses(run_id: str, status: str | None, output: str) -> None:
+    """List the hypotheses of an analysis."""
+    from agent import console
+    from agent.insights.models import HypothesisStatus
+
+    found = runtime().insights.list_hypotheses(run_id, HypothesisStatus(status.upper()) if status else None)
+    _emit(output, found, lambda: console.hypotheses_table(found))
+
+
+@insights.command("preview-hypotheses")
+@run_id_option()
+@click.option("--max-traces", default=20, show_default=True, help="Evidence traces to show in all.")
+@output_option
+def preview_hypotheses(run_id: str, max_traces: int, output: str) -> None:
+    """Each hypothesis with excerpts of its evidence traces."""
+    from agent import console
+    from agent.previews import PreviewItem, build_previews
+    from agent.traces.links import TraceLinks
+
+    rt = runtime()
+    analysis = rt.insights.get_analysis(run_id)
+    items = [
+        PreviewItem(kind="hypothesis", id=h.id, run_id=run_id, title=h.statement, status=h.status.value,
+                    evidence=h.evidence)
+        for h in rt.insights.list_hypotheses(run_id)
+    ]
+    previews = build_previews(TraceLinks(rt.client), analysis.experiment_id, items, max_traces)
+    _emit(output, previews, lambda: console.previews_view(previews))
+
+
+# -- issues -----------------------------------------------------------------------------------------
+
+
+@insights.command("create-issue")
+@run_id_option()
+@click.option("--hypothesis-id", "-H", required=True, help="The VALIDATED hypothesis it comes from.")
+@click.option("--title", required=True, help="5-8 words, specific and fix-oriented.")
+@click.option("--description", required=True, help="What, why, impact, with numbers and denominators.")
+@click.option("--severity", required=True, type=click.Choice(SEVERITIES, case_sensitive=False))
+@evidence_option
+@output_option
+def create_issue(run_id: str, hypothesis_id: str, title: str, description: str, severity: str,
+                 evidence: tuple[str, ...], output: str) -> None:
+    """Promote a VALIDATED hypothesis to an issue (evidence traces must be linked)."""
+    from agent import console
+    from agent.insights.models import Actor, Severity
+
+    issue = runtime().insights.create_issue(
+        run_id, hypothesis_id=hypothesis_id.upper(), title=title, description=description,
+        severity=Severity(severity.upper()), evidence=_evidence(evidence), actor=Actor.PERSON,
+    )
+    _emit(output, issue, lambda: console.issue_panel(issue))
+
+
+@insights.command("update-issue")
+@run_id_option()
+@click.option("--issue-id", "-I", required=True)
+@click.option("--status", type=click.Choice(ISSUE_STATUSES, case_sensitive=False))
+@click.option("--severity", type=click.Choice(SEVERITIES, case_sensitive=False))
+@click.option("--title")
+@click.option("--description")
+@evidence_option
+@click.option("--reason", help="Why the status changes (kept in the history).")
+@expected_version_option
+@output_option
+def update_issue(run_id: str, issue_id: str, status: str | None, severity: str | None, title: str | None,
+                 description: str | None, evidence: tuple[str, ...], reason: str | None,
+                 expected_version: int | None, output: str) -> None:
+    """Change an issue's status, severity, wording or evidence."""
+    from agent import console
+    from agent.insights.models import Actor, IssueStatus, Severity
+
+    issue = runtime().insights.update_issue(
+        run_id, issue_id.upper(),
+        status=IssueStatus(status.upper()) if status else None,
+        severity=Severity(severity.upper()) if severity else None,
+        title=title, description=description, evidence=_evidence(evidence), reason=reason,
+        actor=Actor.PERSON, expected_version=expected_version,
+    )
+    _emit(output, issue, lambda: console.issue_panel(issue))
+
+
+@insights.command("get-issue")
+@click.option("--issue-id", "-I", required=True)
+@run_id_option("The analysis run; without it, every analysis of the experiment is searched.", required=False)
+@experiment_option
+@output_option
+def get_issue(issue_id: str, run_id: str | None, experiment_id: str | None, output: str) -> None:
+    """Show one issue."""
+    from agent import console
+    from agent.errors import NotFoundError, UserError
+
+    rt = runtime()
+    if run_id:
+        issue = rt.insights.get_issue(run_id, issue_id.upper())
+    else:
+        matches = [i for _, i in rt.insights.list_experiment_issues(rt.experiment_id(experiment_id))
+                   if i.id == issue_id.upper() or i.native_issue_id == issue_id]
+        if not matches:
+            raise NotFoundError(f"no issue {issue_id} in the experiment's analyses; list them with `insights list-issues`")
+        if len(matches) > 1:
+            raise UserError(f"{len(matches)} analyses have an issue {issue_id}; pass --run-id to pick one")
+        issue = matches[0]
+    _emit(output, issue, lambda: console.issue_panel(issue))
+
+
+@insights.command("list-issues")
+@run_id_option("List the issues of this analysis.", required=False)
+@experiment_option
+@output_option
+def list_issues(run_id: str | None, experiment_id: str | None, output: str) -> None:
+    """List issues of one analysis (--run-id) or of every analysis of the experiment."""
+    from agent import console
+
+    rt = runtime()
+    if run_id:
+        rows = [(run_id, issue) for issue in rt.insights.list_issues(run_id)]
+    else:
+        rows = rt.insights.list_experiment_issues(rt.experiment_id(experiment_id))
+    data = [{"run_id": r, **issue.model_dump(mode="json")} for r, issue in rows]
+    _emit(output, data, lambda: console.issues_table(rows))
+
+
+@insights.command("preview-issues")
+@run_id_option("Preview the issues of this analysis.", required=False)
+@experiment_option
+@click.option("--max-traces", default=20, show_default=True, help="Evidence traces to show in all.")
+@output_option
+def preview_issues(run_id: str | None, experiment_id: str | None, max_traces: int, output: str) -> None:
+    """Each issue with excerpts of its evidence traces."""
+    from agent import console
+    from agent.previews import PreviewItem, build_previews
+    from agent.traces.links import TraceLinks
+
+    rt = runtime()
+    if run_id:
+        experiment = rt.insights.get_analysis(run_id).experiment_id
+        rows = [(run_id, issue) for issue in rt.insights.list_issues(run_id)]
+    else:
+        experiment = rt.experiment_id(experiment_id)
+        rows = rt.insights.list_experiment_issues(experiment)
+    items = [
+        PreviewItem(kind="issue", id=i.id, run_id=r, title=i.title, status=i.status.value, evidence=i.evidence)
+        for r, i in rows
+    ]
+    previews = build_previews(TraceLinks(rt.client), experiment, items, max_traces)
+    _emit(output, previews, lambda: console.previews_view(previews))
+
+
+@insights.command("schema")
+@click.argument("name", type=click.Choice(["analysis", "census", "hypothesis", "issue", "trace-summary", "trace-view"]))
+def schema(name: str) -> None:
+    """Print the JSON Schema of an object that `--output json` emits."""
+    from agent import console
+    from agent.insights import models
+    from agent.traces import views
+
+    model = {
+        "analysis": models.Analysis, "census": models.Census, "hypothesis": models.Hypothesis,
+        "issue": models.Issue, "trace-summary": views.TraceSummary, "trace-view": views.TraceView,
+    }[name]
+    console.emit_json(model.model_json_schema())

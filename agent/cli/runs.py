@@ -1,0 +1,37 @@
+"""`analyze-experiment runs link-traces`: the seed's R1, refusing ids that are not real traces."""
+
+from __future__ import annotations
+
+import click
+
+from agent.cli.common import output_option, run_id_option, runtime
+
+
+@click.group()
+def runs() -> None:
+    """Analysis runs."""
+
+
+@runs.command("link-traces")
+@run_id_option()
+@click.option("--trace-id", "-t", "trace_ids", multiple=True, required=True, help="Repeatable.")
+@output_option
+def link_traces(run_id: str, trace_ids: tuple[str, ...], output: str) -> None:
+    """Link traces of the run's experiment to the run (any number; batched for MLflow)."""
+    from agent import console
+    from agent.insights import invariants
+    from agent.traces.links import TraceLinks
+
+    rt = runtime()
+    analysis = rt.insights.get_analysis(run_id)
+    links = TraceLinks(rt.client)
+    wanted = list(dict.fromkeys(trace_ids))
+    missing = set(wanted) - links.existing(analysis.experiment_id, wanted)
+    invariants.require_all_present(
+        missing, f"not traces of experiment {analysis.experiment_id}", "nothing was linked; check the ids"
+    )
+    linked = links.link(run_id, wanted)
+    if output == "json":
+        console.emit_json({"run_id": run_id, "linked": wanted, "count": linked})
+    else:
+        console.show(console.plain(f"linked {linked} traces to run {run_id}"))

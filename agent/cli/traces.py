@@ -1,0 +1,82 @@
+"""`analyze-experiment traces ...`: search and read traces (the seed's T2 and T3)."""
+
+from __future__ import annotations
+
+import click
+
+from agent.cli.common import experiment_option, output_option, run_id_option, runtime
+
+DEFAULT_FIELDS_HELP = (
+    "Comma-separated paths into MLflow's trace JSON, as `mlflow traces` takes them: "
+    "info.trace_id,info.state,info.trace_metadata.`mlflow.traceInputs`,data.spans.*.name"
+)
+
+
+@click.group()
+def traces() -> None:
+    """Search and read traces; with --run-id, everything read is linked to that analysis."""
+
+
+def _fields(extract_fields: str | None) -> list[str]:
+    return [f.strip() for f in extract_fields.split(",") if f.strip()] if extract_fields else []
+
+
+@traces.command("search")
+@experiment_option
+@click.option("--filter-string", "-f", help="MLflow trace filter, e.g. \"trace.status = 'ERROR'\" (AND only).")
+@click.option("--max-results", "-n", default=100, show_default=True)
+@click.option("--order-by", help="Comma-separated, e.g. 'timestamp_ms DESC,execution_time_ms DESC'.")
+@click.option("--page-token", help="Continue from a previous search's next_page_token.")
+@run_id_option("Link every returned trace to this analysis run.", required=False)
+@click.option("--extract-fields", help=DEFAULT_FIELDS_HELP)
+@output_option
+def search(experiment_id: str | None, filter_string: str | None, max_results: int, order_by: str | None,
+           page_token: str | None, run_id: str | None, extract_fields: str | None, output: str) -> None:
+    """Search the experiment's traces."""
+    from agent import console
+    from agent.traces.views import extract_fields as project
+    from agent.traces.views import needs_spans, summarize
+
+    rt = runtime()
+    fields = _fields(extract_fields)
+    page = rt.traces.search(
+        rt.experiment_id(experiment_id),
+        filter_string=filter_string,
+        max_results=max_results,
+        order_by=[o.strip() for o in order_by.split(",")] if order_by else None,
+        page_token=page_token,
+        include_spans=needs_spans(fields),
+        link_to_run=run_id,
+    )
+    summaries = [summarize(trace.info) for trace in page.traces]
+    if output == "json":
+        items = [project(t.to_dict(), fields) for t in page.traces] if fields else summaries
+        console.emit_json({"traces": items, "next_page_token": page.next_page_token, "linked_to_run": run_id})
+        return
+    console.show(console.trace_summaries_table(summaries, run_id))
+    if page.next_page_token:
+        console.show(console.plain(f"next page: --page-token {page.next_page_token}"))
+
+
+@traces.command("get")
+@click.option("--trace-id", "-t", required=True)
+@run_id_option("Link the trace to this analysis run before showing it.", required=False)
+@click.option("--extract-fields", help=DEFAULT_FIELDS_HELP)
+@click.option("--full", is_flag=True, help="MLflow's complete trace JSON instead of the readable view.")
+@output_option
+def get(trace_id: str, run_id: str | None, extract_fields: str | None, full: bool, output: str) -> None:
+    """Read one trace: inputs, outputs, span tree, errors and assessments."""
+    from agent import console
+    from agent.traces.views import extract_fields as project
+    from agent.traces.views import view
+
+    trace = runtime().traces.get(trace_id, link_to_run=run_id)
+    fields = _fields(extract_fields)
+    if fields or full:
+        console.emit_json(project(trace.to_dict(), fields) if fields else trace.to_dict())
+        return
+    readable = view(trace)
+    if output == "json":
+        console.emit_json(readable)
+    else:
+        console.show(console.trace_view(readable))

@@ -1,0 +1,270 @@
+"""Rich rendering of the tool's objects for people, and JSON for scripts.
+
+Trace content and model-written text are untrusted: they always go in as `Text`, never as markup,
+so a trace that contains "[red]" or a control sequence prints as itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from agent.insights.models import Analysis, Census, Evidence, Hypothesis, Issue
+from agent.traces.views import TraceSummary, TraceView
+
+out = Console(highlight=False, soft_wrap=False)
+err = Console(stderr=True, highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    def encode(value: Any) -> Any:
+        if isinstance(value, BaseModel):
+            return value.model_dump(mode="json")
+        raise TypeError(f"not serialisable: {type(value).__name__}")
+
+    sys.stdout.write(json.dumps(data, default=encode, ensure_ascii=False, indent=2) + "\n")
+
+
+def plain(value: Any) -> Text:
+    """Untrusted text, shown literally with control characters made visible."""
+    text = "" if value is None else str(value)
+    return Text(text.translate(_CONTROL))
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in range(32) if code not in (9, 10)} | {127: "\\x7f"}
+
+
+def show(renderable: Any) -> None:
+    out.print(renderable)
+
+
+def notice(message: str) -> None:
+    err.print(Text(f"note: {message}", style="yellow"))
+
+
+def analysis_panel(analysis: Analysis) -> Panel:
+    body = Table.grid(padding=(0, 2))
+    for label, value in (
+        ("run id", analysis.run_id),
+        ("experiment", analysis.experiment_id),
+        ("status", analysis.status.value),
+        ("version", analysis.version),
+        ("updated", analysis.updated_at.isoformat(timespec="seconds")),
+        ("description", analysis.description or "-"),
+    ):
+        body.add_row(Text(label, style="bold"), plain(value))
+    return Panel(body, title=plain(analysis.name), title_align="left")
+
+
+def analyses_table(analyses: Sequence[Analysis]) -> Table:
+    table = Table("run id", "name", "status", "updated", title=f"{len(analyses)} analyses")
+    for a in analyses:
+        table.add_row(a.run_id, plain(a.name), a.status.value, a.updated_at.isoformat(timespec="seconds"))
+    return table
+
+
+def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> Table:
+    table = Table("id", "status", "statement", "evidence (+/-)", "queries", title=f"{len(hypotheses)} hypotheses")
+    for h in hypotheses:
+        table.add_row(h.id, _status(h.status.value), plain(h.statement), _evidence_counts(h.evidence), str(len(h.sql_queries)))
+    return table
+
+
+def hypothesis_panel(h: Hypothesis) -> Panel:
+    parts: list[Any] = [
+        _field("status", _status(h.status.value)),
+        _field("rationale", plain(h.rationale)),
+        _field("testing plan", plain(h.testing_plan)),
+    ]
+    if h.sql_queries:
+        queries = Table("id", "query", "showed", box=None)
+        for q in h.sql_queries:
+            queries.add_row(q.id, plain(q.query), plain(q.result_summary or "-"))
+        parts += [Text("SQL queries", style="bold"), queries]
+    parts += _evidence_block(h.evidence)
+    if h.history:
+        parts.append(Text("history", style="bold"))
+        for change in h.history:
+            parts.append(plain(f"  {change.at:%Y-%m-%d %H:%M} {change.from_status} -> {change.to_status} "
+                               f"by {change.actor.value}: {change.reason}"))
+    return Panel(Group(*parts), title=Text(f"{h.id} (v{h.version}) ") + plain(h.statement), title_align="left")
+
+
+def issues_table(issues: Iterable[tuple[str | None, Issue]]) -> Table:
+    rows = list(issues)
+    table = Table("id", "severity", "status", "title", "hypothesis", "evidence", "run id", title=f"{len(rows)} issues")
+    for run_id, i in rows:
+        table.add_row(i.id, _severity(i.severity.value), i.status.value, plain(i.title), i.hypothesis_id,
+                      str(len(i.evidence)), run_id or "")
+    return table
+
+
+def issue_panel(i: Issue) -> Panel:
+    parts: list[Any] = [
+        _field("severity", _severity(i.severity.value)),
+        _field("status", Text(i.status.value)),
+        _field("hypothesis", Text(i.hypothesis_id)),
+        _field("native issue", Text(i.native_issue_id or "-")),
+        _field("description", plain(i.description)),
+        *_evidence_block(i.evidence),
+    ]
+    return Panel(Group(*parts), title=Text(f"{i.id} (v{i.version}) ") + plain(i.title), title_align="left")
+
+
+def census_view(census: Census) -> Group:
+    head = Table.grid(padding=(0, 2))
+    head.add_row(Text("traces", style="bold"), str(census.trace_count))
+    head.add_row(Text("ok / error", style="bold"), f"{census.ok_count} / {census.error_count}")
+    head.add_row(Text("error rate", style="bold"), f"{census.error_rate:.2%}")
+    head.add_row(Text("latency ms", style="bold"), _pcts(census.latency_ms))
+    parts: list[Any] = [Panel(head, title="baseline census", title_align="left")]
+    for key in ("spans", "tools"):
+        rows = census.sections.get(key) or []
+        if rows:
+            table = Table("name", "calls", "errors", "error rate", "p50 ms", "p95 ms", title=key)
+            for r in rows[:25]:
+                table.add_row(plain(r["name"]), str(r["calls"]), str(r["errors"]), f"{r['error_rate']:.1%}",
+                              _num(r.get("p50_ms")), _num(r.get("p95_ms")))
+            parts.append(table)
+    buckets = (census.sections.get("error_buckets") or {}).get("by_class") or {}
+    if buckets:
+        table = Table("error class", "traces", title="error buckets")
+        for name, count in buckets.items():
+            table.add_row(name, str(count))
+        parts.append(table)
+    markers = census.sections.get("quality_markers") or {}
+    if markers:
+        table = Table("marker", "value", title="quality markers")
+        for name, value in markers.items():
+            table.add_row(name, _pcts(value) if isinstance(value, dict) else str(value))
+        parts.append(table)
+    return Group(*parts)
+
+
+def trace_summaries_table(summaries: Sequence[TraceSummary], linked_to: str | None) -> Table:
+    title = f"{len(summaries)} traces" + (f", linked to run {linked_to}" if linked_to else "")
+    table = Table(title=title)
+    table.add_column("trace id", no_wrap=True)
+    table.add_column("time", no_wrap=True)
+    for name in ("state", "ms"):
+        table.add_column(name, no_wrap=True)
+    for name in ("name", "request", "response"):
+        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=40)
+    for s in summaries:
+        table.add_row(s.trace_id, s.request_time[:16].replace("T", " "), _status(s.state), _num(s.execution_duration_ms),
+                      plain(s.name), plain(_short(s.request_preview)), plain(_short(s.response_preview)))
+    return table
+
+
+def trace_view(v: TraceView) -> Group:
+    head = Table.grid(padding=(0, 2))
+    for label, value in (("trace", v.trace_id), ("name", v.name), ("state", v.state), ("time", v.request_time),
+                         ("duration ms", v.execution_duration_ms), ("request", v.request), ("response", v.response)):
+        head.add_row(Text(label, style="bold"), plain(value))
+    tree = Tree("spans")
+    nodes: dict[str, Tree] = {}
+    for span in v.spans:
+        label = Text.assemble(plain(span.name), f"  [{span.span_type or '-'}] ", _status(span.status),
+                              f"  {_num(span.duration_ms)} ms")
+        for error in span.errors:
+            label.append("\n  ! ").append(plain(error))
+        parent = nodes.get(span.parent_id or "", tree)
+        nodes[span.span_id] = parent.add(label)
+    parts: list[Any] = [head, tree]
+    if v.assessments:
+        table = Table("assessment", "source", "value", "rationale", title="assessments")
+        for a in v.assessments:
+            table.add_row(plain(a.name), plain(a.source_type), plain(a.error or a.value), plain(_short(a.rationale)))
+        parts.append(table)
+    return Group(*parts)
+
+
+def _evidence_block(evidence: list[Evidence]) -> list[Any]:
+    if not evidence:
+        return [_field("evidence", Text("none"))]
+    table = Table("trace", "supports", "rationale", box=None)
+    table.columns[0].no_wrap = True
+    for e in evidence:
+        table.add_row(e.trace_id, "yes" if e.supports else "no", plain(e.rationale))
+    return [Text("evidence", style="bold"), table]
+
+
+def _field(label: str, value: Text) -> Text:
+    return Text.assemble((f"{label}: ", "bold"), value)
+
+
+def _evidence_counts(evidence: list[Evidence]) -> str:
+    supporting = sum(1 for e in evidence if e.supports)
+    return f"{supporting}/{len(evidence) - supporting}"
+
+
+def _status(value: str) -> Text:
+    style = {"OK": "green", "VALIDATED": "green", "ERROR": "red", "REJECTED": "red"}.get(value, "yellow")
+    return Text(value, style=style)
+
+
+def _severity(value: str) -> Text:
+    return Text(value, style={"CRITICAL": "bold red", "HIGH": "red", "MEDIUM": "yellow"}.get(value, ""))
+
+
+def _pcts(values: dict[str, Any]) -> str:
+    return "  ".join(f"{k} {_num(v)}" for k, v in values.items())
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+
+
+def _short(text: str | None, limit: int = 60) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def diagnosis_view(report: Any) -> Group:
+    grid = Table.grid(padding=(0, 2))
+    store = f"{report.store_kind}  {report.tracking_uri}" + ("  (embedded default)" if report.default_store else "")
+    grid.add_row(Text("store", style="bold"), plain(store))
+    if report.experiment:
+        grid.add_row(Text("experiment", style="bold"),
+                     plain(f"{report.experiment.experiment_id}  {report.experiment.name}"))
+    if report.trace_count is not None:
+        count = f"{report.trace_count:,}" + ("+" if report.trace_count_capped else "")
+        grid.add_row(Text("traces", style="bold"), Text(count))
+    parts: list[Any] = [Panel(grid, title="doctor", title_align="left")]
+    if report.experiments:
+        table = Table("experiment id", "name", title="experiments in this store")
+        for e in report.experiments:
+            table.add_row(e.experiment_id, plain(e.name))
+        parts.append(table)
+    if report.sample:
+        parts.append(trace_summaries_table(report.sample, None))
+    parts += [Text(f"hint: {hint}", style="yellow") for hint in report.hints]
+    if not report.problem:
+        parts.append(Text("ok: traces come back", style="green"))
+    return Group(*parts)
+
+
+def previews_view(previews: Sequence[Any]) -> Group:
+    parts: list[Any] = []
+    for p in previews:
+        table = Table("trace", "supports", "state", "request", "response", "rationale", box=None)
+        table.columns[0].no_wrap = True
+        for e in p.evidence:
+            table.add_row(e.trace_id, "yes" if e.supports else "no", plain(e.state or "?"),
+                          plain(_short(e.request_excerpt, 50)), plain(_short(e.response_excerpt, 50)),
+                          plain(_short(e.rationale, 60)))
+        caption = f"{p.evidence_not_shown} more evidence traces not shown" if p.evidence_not_shown else None
+        title = Text(f"{p.id} [{p.status}] ") + plain(p.title)
+        parts.append(Panel(Group(table, Text(caption or "", style="dim")), title=title, title_align="left"))
+    return Group(*parts) if parts else Group(Text("nothing to preview"))

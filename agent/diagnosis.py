@@ -1,0 +1,89 @@
+"""What `doctor` finds out, as data: the store, the experiment, the traces, and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from agent.errors import NotFoundError
+from agent.runtime import Runtime
+from agent.traces.views import TraceSummary, summarize
+
+COUNT_CAP = 10_000
+
+
+class ExperimentInfo(BaseModel):
+    experiment_id: str
+    name: str
+
+
+class Diagnosis(BaseModel):
+    store_kind: str
+    tracking_uri: str
+    default_store: bool
+    experiment: ExperimentInfo | None = None
+    trace_count: int | None = None
+    trace_count_capped: bool = False
+    sample: list[TraceSummary] = []
+    experiments: list[ExperimentInfo] = []
+    hints: list[str] = []
+    problem: str | None = None
+
+
+def diagnose(rt: Runtime, experiment_id: str | None, sample: int) -> Diagnosis:
+    settings = rt.settings
+    report = Diagnosis(
+        store_kind=settings.store_kind,
+        tracking_uri=settings.display_uri(),
+        default_store=settings.tracking_uri_is_default,
+    )
+    if settings.tracking_uri_is_default and Path(".env").is_file():
+        report.hints.append("a .env file is here; pass --env-file .env to use it")
+    chosen = experiment_id or settings.experiment_id
+    if not chosen:
+        report.experiments = _experiments(rt)
+        report.problem = "no experiment chosen; pass --experiment-id or set MLFLOW_EXPERIMENT_ID"
+        if report.experiments:
+            report.problem += " (experiments in this store are listed above)"
+        return report
+    experiment = _experiment(rt, chosen)
+    report.experiment = experiment
+    report.trace_count, report.trace_count_capped = _count_traces(rt, chosen)
+    if report.trace_count == 0:
+        report.problem = f"experiment {chosen} has no traces; log some with MLflow tracing first"
+        return report
+    page = rt.traces.search(chosen, max_results=max(1, min(sample, 100)), order_by=["timestamp_ms DESC"])
+    report.sample = [summarize(trace.info) for trace in page.traces]
+    return report
+
+
+def _experiment(rt: Runtime, experiment_id: str) -> ExperimentInfo:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        experiment = rt.client.get_experiment(experiment_id)
+    except MlflowException as error:
+        raise NotFoundError(
+            f"experiment {experiment_id} is not in {rt.settings.display_uri()}; run doctor without "
+            "--experiment-id to list the experiments there"
+        ) from error
+    return ExperimentInfo(experiment_id=experiment.experiment_id, name=experiment.name)
+
+
+def _experiments(rt: Runtime) -> list[ExperimentInfo]:
+    found = rt.client.search_experiments(max_results=50, order_by=["last_update_time DESC"])
+    return [ExperimentInfo(experiment_id=e.experiment_id, name=e.name) for e in found]
+
+
+def _count_traces(rt: Runtime, experiment_id: str) -> tuple[int, bool]:
+    count, token = 0, None
+    while count < COUNT_CAP:
+        page = rt.client.search_traces(
+            locations=[experiment_id], max_results=1000, page_token=token, include_spans=False
+        )
+        count += len(page)
+        token = page.token
+        if not token:
+            return count, False
+    return count, True

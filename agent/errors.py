@@ -1,0 +1,45 @@
+"""Errors that reach the person at the terminal.
+
+`UserError` and its subclasses are refusals: the input or the state does not allow the request. The
+CLI prints their message as one line and exits 2. Anything else is unexpected and exits 1.
+"""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A refusal with a message that says what to do instead."""
+
+    exit_code = 2
+    kind = "refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(UserError):
+    kind = "configuration"
+
+
+class NotFoundError(UserError):
+    kind = "not_found"
+
+
+class InvariantViolation(UserError):
+    """A request that would break one of the analysis rules (see agent/insights/invariants.py)."""
+
+    kind = "invariant"
+
+
+class StaleWriteError(UserError):
+    """Someone else changed the object since it was read."""
+
+    kind = "stale_write"
+
+
+class StoreUnavailableError(Exception):
+    """The tracking store did not answer after retries. Exit 1: nothing was refused, try again."""
+
+    exit_code = 1
+    kind = "store_unavailable"

@@ -1,0 +1,131 @@
+"""The analysis rules of the workflow, as checks that raise `InvariantViolation`.
+
+They are pure functions over documents, called by `agent.insights.service` before every write, so a
+person, a script and an LLM all meet the same rules and none can argue past them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agent.errors import InvariantViolation
+from agent.insights.models import (
+    Actor,
+    Analysis,
+    AnalysisStatus,
+    Evidence,
+    Hypothesis,
+    HypothesisStatus,
+    SqlQuery,
+)
+
+TITLE_WORDS = (5, 8)
+
+
+def require_writable(analysis: Analysis) -> None:
+    if analysis.status is not AnalysisStatus.ACTIVE:
+        raise InvariantViolation(
+            f"analysis {analysis.run_id} is {analysis.status.value} and read-only; reopen it with "
+            "`insights update-analysis --run-id ... --status ACTIVE` first"
+        )
+
+
+def require_census(has_census: bool, run_id: str) -> None:
+    if not has_census:
+        raise InvariantViolation(
+            f"analysis {run_id} has no baseline census yet; run `insights create-baseline-census "
+            f"--run-id {run_id}` before creating hypotheses"
+        )
+
+
+def require_workable(hypothesis: Hypothesis, actor: Actor, reopening: bool) -> None:
+    """A REJECTED hypothesis stays closed unless a person reopens it."""
+    if hypothesis.status is not HypothesisStatus.REJECTED:
+        return
+    if reopening and actor is Actor.PERSON:
+        return
+    raise InvariantViolation(
+        f"hypothesis {hypothesis.id} is REJECTED and is not worked on again; a person can reopen it "
+        f"with `insights update-hypothesis --hypothesis-id {hypothesis.id} --status TESTING --reopen "
+        "--reason ...`"
+    )
+
+
+def require_status_evidence(
+    hypothesis: Hypothesis, new_status: HypothesisStatus, new_evidence: list[Evidence]
+) -> None:
+    """A status change must bring its own evidence, and the evidence must point the right way."""
+    if new_status is hypothesis.status:
+        return
+    if not new_evidence:
+        raise InvariantViolation(
+            f"changing {hypothesis.id} to {new_status.value} needs evidence in the same update; pass "
+            "--evidence '{\"trace_id\": ..., \"rationale\": ..., \"supports\": true|false}'"
+        )
+    all_evidence = [*hypothesis.evidence, *new_evidence]
+    if new_status is HypothesisStatus.VALIDATED and not any(e.supports for e in all_evidence):
+        raise InvariantViolation(
+            f"{hypothesis.id} cannot be VALIDATED without at least one supporting evidence entry "
+            '("supports": true)'
+        )
+    if new_status is HypothesisStatus.REJECTED and all(e.supports for e in all_evidence):
+        raise InvariantViolation(
+            f"{hypothesis.id} cannot be REJECTED without at least one refuting evidence entry "
+            '("supports": false)'
+        )
+
+
+def require_validated_source(hypothesis: Hypothesis) -> None:
+    if hypothesis.status is not HypothesisStatus.VALIDATED:
+        raise InvariantViolation(
+            f"issues come only from VALIDATED hypotheses; {hypothesis.id} is {hypothesis.status.value}"
+        )
+
+
+def require_title_length(title: str) -> None:
+    words = len(title.split())
+    low, high = TITLE_WORDS
+    if not low <= words <= high:
+        raise InvariantViolation(
+            f"issue titles must be {low}-{high} words, specific and fix-oriented; "
+            f"'{title}' has {words}"
+        )
+
+
+def require_evidence(evidence: list[Evidence], what: str) -> None:
+    if not evidence:
+        raise InvariantViolation(f"{what} needs at least one evidence trace (--evidence)")
+
+
+def require_all_present(missing: Iterable[str], problem: str, remedy: str) -> None:
+    absent = sorted(missing)
+    if absent:
+        shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        raise InvariantViolation(f"{problem}: {shown}; {remedy}")
+
+
+def merge_evidence(existing: list[Evidence], new: list[Evidence]) -> list[Evidence]:
+    """Evidence is keyed by (trace, direction): restating it updates the rationale, never duplicates."""
+    merged = {(e.trace_id, e.supports): e for e in existing}
+    for entry in new:
+        merged[(entry.trace_id, entry.supports)] = entry
+    return list(merged.values())
+
+
+def merge_queries(existing: list[SqlQuery], new: list[SqlQuery]) -> list[SqlQuery]:
+    """Query ids are citations in testing plans, so an id can never come to mean another query."""
+    merged = {q.id: q for q in existing}
+    for query in new:
+        known = merged.get(query.id)
+        if known is not None and known.query.strip() != query.query.strip():
+            raise InvariantViolation(
+                f"{query.id} is already recorded with a different query; give the new query a new id"
+            )
+        if known is None or query.result_summary:
+            merged[query.id] = query
+    return sorted(merged.values(), key=lambda q: int(q.id[1:]))
+
+
+def require_reason(reason: str | None, what: str) -> None:
+    if not reason or not reason.strip():
+        raise InvariantViolation(f"{what} needs a --reason that says why")

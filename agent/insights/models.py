@@ -1,0 +1,154 @@
+"""The documents an analysis is made of, as stored in MLflow.
+
+Every model here is serialised to one JSON artifact of the analysis run. Field names are part of the
+`--output json` contract (see docs/json-output.md): add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AnalysisStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    COMPLETED = "COMPLETED"
+    ARCHIVED = "ARCHIVED"
+
+
+class HypothesisStatus(StrEnum):
+    TESTING = "TESTING"
+    VALIDATED = "VALIDATED"
+    REJECTED = "REJECTED"
+
+
+class Severity(StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    CRITICAL = "CRITICAL"
+
+
+class IssueStatus(StrEnum):
+    OPEN = "OPEN"
+    IN_PROGRESS = "IN_PROGRESS"
+    RESOLVED = "RESOLVED"
+    REJECTED = "REJECTED"
+
+
+class Actor(StrEnum):
+    """Who asked for a change. Only a person may reopen a rejected hypothesis."""
+
+    PERSON = "person"
+    AGENT = "agent"
+
+
+class Document(BaseModel):
+    """Fields every stored object carries; `version` drives optimistic concurrency."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    version: int = 0
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class Evidence(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str = Field(min_length=1, max_length=200)
+    rationale: str = Field(min_length=1, max_length=4000)
+    supports: bool
+
+
+class SqlQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^Q[0-9]+$", description="Query id such as Q1, cited by testing plans.")
+    query: str = Field(min_length=1, max_length=20000)
+    result_summary: str | None = Field(default=None, max_length=4000, description="What it showed.")
+
+
+class StatusChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_status: str
+    to_status: str
+    reason: str
+    actor: Actor
+    at: datetime = Field(default_factory=utc_now)
+
+
+class Analysis(Document):
+    experiment_id: str
+    run_id: str
+    name: str = Field(min_length=1, max_length=250)
+    description: str = Field(default="", max_length=5000)
+    status: AnalysisStatus = AnalysisStatus.ACTIVE
+    history: list[StatusChange] = Field(default_factory=list)
+
+
+class Census(Document):
+    """The baseline snapshot. Its computation lives in `agent.traces.census`."""
+
+    trace_count: int = Field(ge=0)
+    ok_count: int = Field(ge=0)
+    error_count: int = Field(ge=0)
+    error_rate: float = Field(ge=0, le=1)
+    latency_ms: dict[str, float | None] = Field(default_factory=dict)
+    sections: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further tables (span and tool frequencies, error buckets, quality markers...).",
+    )
+    queries: list[SqlQuery] = Field(default_factory=list, description="How each number was obtained.")
+
+
+_HYPOTHESIS_ID = re.compile(r"^H[0-9]+$")
+_ISSUE_ID = re.compile(r"^I[0-9]+$")
+
+
+class Hypothesis(Document):
+    id: str
+    statement: str = Field(min_length=1, max_length=500)
+    rationale: str = Field(min_length=1, max_length=5000)
+    testing_plan: str = Field(min_length=1, max_length=10000)
+    status: HypothesisStatus = HypothesisStatus.TESTING
+    evidence: list[Evidence] = Field(default_factory=list)
+    sql_queries: list[SqlQuery] = Field(default_factory=list)
+    history: list[StatusChange] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _HYPOTHESIS_ID.match(value):
+            raise ValueError("hypothesis ids look like H1, H2, ...")
+        return value
+
+
+class Issue(Document):
+    id: str
+    title: str
+    description: str = Field(min_length=1, max_length=10000)
+    severity: Severity
+    status: IssueStatus = IssueStatus.OPEN
+    hypothesis_id: str
+    evidence: list[Evidence] = Field(default_factory=list)
+    native_issue_id: str | None = Field(
+        default=None, description="MLflow's own Issue entity, where the tracking store has one."
+    )
+    history: list[StatusChange] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _ISSUE_ID.match(value):
+            raise ValueError("issue ids look like I1, I2, ...")
+        return value

@@ -1,0 +1,462 @@
+"""The insights library's API: analyses, census, hypotheses and issues, stored in MLflow.
+
+Every write passes the checks in `invariants` first. Callers say who they are (`Actor`); the graph's
+tools always act as the agent, so text inside a trace cannot make the agent act as a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
+
+from agent.errors import NotFoundError, StaleWriteError
+from agent.insights import invariants
+from agent.insights.documents import DocumentIndex, RunDocuments
+from agent.insights.models import (
+    Actor,
+    Analysis,
+    AnalysisStatus,
+    Census,
+    Evidence,
+    Hypothesis,
+    HypothesisStatus,
+    Issue,
+    IssueStatus,
+    Severity,
+    SqlQuery,
+    StatusChange,
+    utc_now,
+)
+from agent.insights.native_issues import NativeIssues
+from agent.traces.links import TraceLinks
+from agent.tracking import retry_transient
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+ANALYSIS_TAG = "insights.analysis"
+STATUS_TAG = "insights.status"
+ANALYSIS_DOC = ("analysis", "analysis")
+CENSUS_DOC = ("census", "census")
+_ID_ATTEMPTS = 50
+D = TypeVar("D", bound=BaseModel)
+
+
+class Insights:
+    def __init__(self, client: MlflowClient, notify: Callable[[str], None] | None = None) -> None:
+        self._client = client
+        self._links = TraceLinks(client)
+        self._native = NativeIssues(client, notify or (lambda _message: None))
+
+    # -- analyses ---------------------------------------------------------------------------------
+
+    def create_analysis(
+        self, experiment_id: str, name: str, description: str = "", run_name: str | None = None
+    ) -> Analysis:
+        self._require_experiment(experiment_id)
+        tags = {ANALYSIS_TAG: "true", STATUS_TAG: AnalysisStatus.ACTIVE.value}
+        if description:
+            tags["mlflow.note.content"] = description
+        run = retry_transient(self._client.create_run)(experiment_id, run_name=run_name or name, tags=tags)
+        run_id = run.info.run_id
+        analysis = Analysis(experiment_id=experiment_id, run_id=run_id, name=name, description=description)
+        try:
+            version = RunDocuments(self._client, run_id).write(*ANALYSIS_DOC, _dump(analysis), 0)
+        except BaseException:
+            # A failed command leaves nothing behind: no half-made analysis run.
+            self._client.delete_run(run_id)
+            raise
+        return analysis.model_copy(update={"version": version})
+
+    def get_analysis(self, run_id: str) -> Analysis:
+        docs, index = self._open(run_id)
+        return self._analysis(docs, index)
+
+    def list_analyses(self, experiment_id: str, status: AnalysisStatus | None = None) -> list[Analysis]:
+        self._require_experiment(experiment_id)
+        query = f"tags.`{ANALYSIS_TAG}` = 'true'"
+        if status is not None:
+            query += f" AND tags.`{STATUS_TAG}` = '{status.value}'"
+        runs = retry_transient(self._client.search_runs)(
+            [experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=1000
+        )
+        return [self.get_analysis(run.info.run_id) for run in runs]
+
+    def update_analysis(
+        self,
+        run_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        status: AnalysisStatus | None = None,
+        reason: str | None = None,
+        actor: Actor = Actor.PERSON,
+        expected_version: int | None = None,
+    ) -> Analysis:
+        docs, index = self._open(run_id)
+        analysis = self._analysis(docs, index)
+        _check_expected(analysis.version, expected_version, f"analysis {run_id}")
+        if status is not AnalysisStatus.ACTIVE:
+            invariants.require_writable(analysis)
+        changes: dict[str, Any] = {"updated_at": utc_now()}
+        if name is not None:
+            changes["name"] = name
+        if description is not None:
+            changes["description"] = description
+        if status is not None and status is not analysis.status:
+            changes["status"] = status
+            note = reason or f"set to {status.value}"
+            changes["history"] = [*analysis.history, _change(analysis.status, status, note, actor)]
+        updated = _revise(analysis, changes)
+        updated = self._save(docs, ANALYSIS_DOC[0], ANALYSIS_DOC[1], updated, analysis.version)
+        self._mirror_analysis(updated)
+        return updated
+
+    # -- census ---------------------------------------------------------------------------------
+
+    def save_census(self, run_id: str, census: Census) -> Census:
+        docs, index = self._open(run_id)
+        invariants.require_writable(self._analysis(docs, index))
+        current = index.latest(*CENSUS_DOC)
+        base = current.version if current else 0
+        fresh = census.model_copy(update={"created_at": utc_now(), "updated_at": utc_now()})
+        return self._save(docs, CENSUS_DOC[0], CENSUS_DOC[1], fresh, base)
+
+    def get_census(self, run_id: str) -> Census:
+        docs, index = self._open(run_id)
+        body = docs.read(*CENSUS_DOC, index=index)
+        if body is None:
+            raise NotFoundError(
+                f"analysis {run_id} has no baseline census; create it with "
+                f"`insights create-baseline-census --run-id {run_id}`"
+            )
+        return Census.model_validate(body)
+
+    # -- hypotheses -------------------------------------------------------------------------------
+
+    def create_hypothesis(
+        self,
+        run_id: str,
+        *,
+        statement: str,
+        rationale: str,
+        testing_plan: str,
+        evidence: Sequence[Evidence] = (),
+        sql_queries: Sequence[SqlQuery] = (),
+        actor: Actor = Actor.AGENT,
+    ) -> Hypothesis:
+        docs, index = self._open(run_id)
+        analysis = self._analysis(docs, index)
+        invariants.require_writable(analysis)
+        invariants.require_census(index.latest(*CENSUS_DOC) is not None, run_id)
+        existing = self._all(docs, index, "hypothesis", Hypothesis)
+        for known in existing:
+            if _same_text(known.statement, statement):
+                return known  # creating twice (a retry, a resumed run) is harmless
+        self._admit_evidence(analysis, list(evidence))
+        draft = Hypothesis(
+            id="H0",
+            statement=statement,
+            rationale=rationale,
+            testing_plan=testing_plan,
+            evidence=invariants.merge_evidence([], list(evidence)),
+            sql_queries=invariants.merge_queries([], list(sql_queries)),
+        )
+        return self._create_numbered(docs, "hypothesis", "H", draft, [h.id for h in existing])
+
+    def update_hypothesis(
+        self,
+        run_id: str,
+        hypothesis_id: str,
+        *,
+        status: HypothesisStatus | None = None,
+        evidence: Sequence[Evidence] = (),
+        sql_queries: Sequence[SqlQuery] = (),
+        statement: str | None = None,
+        rationale: str | None = None,
+        testing_plan: str | None = None,
+        reason: str | None = None,
+        reopen: bool = False,
+        actor: Actor = Actor.AGENT,
+        expected_version: int | None = None,
+    ) -> Hypothesis:
+        docs, index = self._open(run_id)
+        analysis = self._analysis(docs, index)
+        invariants.require_writable(analysis)
+        hypothesis = self._one(docs, index, "hypothesis", hypothesis_id, Hypothesis, run_id)
+        _check_expected(hypothesis.version, expected_version, f"hypothesis {hypothesis_id}")
+        target = status or hypothesis.status
+        new_evidence = list(evidence)
+        reopening = reopen and target is HypothesisStatus.TESTING
+        invariants.require_workable(hypothesis, actor, reopening)
+        if reopening and hypothesis.status is HypothesisStatus.REJECTED:
+            invariants.require_reason(reason, f"reopening {hypothesis_id}")
+        else:
+            invariants.require_status_evidence(hypothesis, target, new_evidence)
+        self._admit_evidence(analysis, new_evidence)
+        changes: dict[str, Any] = {
+            "evidence": invariants.merge_evidence(hypothesis.evidence, new_evidence),
+            "sql_queries": invariants.merge_queries(hypothesis.sql_queries, list(sql_queries)),
+            "updated_at": utc_now(),
+        }
+        for field, value in (("statement", statement), ("rationale", rationale), ("testing_plan", testing_plan)):
+            if value is not None:
+                changes[field] = value
+        if target is not hypothesis.status:
+            note = reason or "; ".join(e.rationale for e in new_evidence)[:1000]
+            changes["status"] = target
+            changes["history"] = [*hypothesis.history, _change(hypothesis.status, target, note, actor)]
+        updated = _revise(hypothesis, changes)
+        return self._save(docs, "hypothesis", hypothesis_id, updated, hypothesis.version)
+
+    def get_hypothesis(self, run_id: str, hypothesis_id: str) -> Hypothesis:
+        docs, index = self._open(run_id)
+        return self._one(docs, index, "hypothesis", hypothesis_id, Hypothesis, run_id)
+
+    def list_hypotheses(self, run_id: str, status: HypothesisStatus | None = None) -> list[Hypothesis]:
+        docs, index = self._open(run_id)
+        items = self._all(docs, index, "hypothesis", Hypothesis)
+        return [h for h in items if status is None or h.status is status]
+
+    # -- issues -----------------------------------------------------------------------------------
+
+    def create_issue(
+        self,
+        run_id: str,
+        *,
+        hypothesis_id: str,
+        title: str,
+        description: str,
+        severity: Severity,
+        evidence: Sequence[Evidence],
+        actor: Actor = Actor.AGENT,
+    ) -> Issue:
+        docs, index = self._open(run_id)
+        analysis = self._analysis(docs, index)
+        invariants.require_writable(analysis)
+        hypothesis = self._one(docs, index, "hypothesis", hypothesis_id, Hypothesis, run_id)
+        invariants.require_validated_source(hypothesis)
+        invariants.require_title_length(title)
+        invariants.require_evidence(list(evidence), "an issue")
+        self._require_linked(analysis, list(evidence))
+        existing = self._all(docs, index, "issue", Issue)
+        for known in existing:
+            if known.hypothesis_id == hypothesis_id and _same_text(known.title, title):
+                return self._ensure_native(docs, analysis, known, actor)
+        draft = Issue(
+            id="I0",
+            title=title,
+            description=description,
+            severity=severity,
+            hypothesis_id=hypothesis_id,
+            evidence=invariants.merge_evidence([], list(evidence)),
+        )
+        issue = self._create_numbered(docs, "issue", "I", draft, [i.id for i in existing])
+        return self._ensure_native(docs, analysis, issue, actor)
+
+    def update_issue(
+        self,
+        run_id: str,
+        issue_id: str,
+        *,
+        status: IssueStatus | None = None,
+        severity: Severity | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        evidence: Sequence[Evidence] = (),
+        reason: str | None = None,
+        actor: Actor = Actor.AGENT,
+        expected_version: int | None = None,
+    ) -> Issue:
+        docs, index = self._open(run_id)
+        analysis = self._analysis(docs, index)
+        invariants.require_writable(analysis)
+        issue = self._one(docs, index, "issue", issue_id, Issue, run_id)
+        _check_expected(issue.version, expected_version, f"issue {issue_id}")
+        if title is not None:
+            invariants.require_title_length(title)
+        new_evidence = list(evidence)
+        self._require_linked(analysis, new_evidence)
+        changes: dict[str, Any] = {
+            "evidence": invariants.merge_evidence(issue.evidence, new_evidence),
+            "updated_at": utc_now(),
+        }
+        for field, value in (("severity", severity), ("title", title), ("description", description)):
+            if value is not None:
+                changes[field] = value
+        if status is not None and status is not issue.status:
+            changes["status"] = status
+            note = reason or f"set to {status.value}"
+            changes["history"] = [*issue.history, _change(issue.status, status, note, actor)]
+        updated = self._save(docs, "issue", issue_id, _revise(issue, changes), issue.version)
+        self._native.update(updated)
+        if updated.native_issue_id and new_evidence:
+            self._native.reference(updated.native_issue_id, updated, run_id, actor, new_evidence)
+        return updated
+
+    def get_issue(self, run_id: str, issue_id: str) -> Issue:
+        docs, index = self._open(run_id)
+        return self._one(docs, index, "issue", issue_id, Issue, run_id)
+
+    def list_issues(self, run_id: str) -> list[Issue]:
+        docs, index = self._open(run_id)
+        return self._all(docs, index, "issue", Issue)
+
+    def list_experiment_issues(self, experiment_id: str) -> list[tuple[str, Issue]]:
+        """Issues of every analysis of the experiment, with the run each belongs to."""
+        return [
+            (analysis.run_id, issue)
+            for analysis in self.list_analyses(experiment_id)
+            for issue in self.list_issues(analysis.run_id)
+        ]
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _open(self, run_id: str) -> tuple[RunDocuments, DocumentIndex]:
+        from mlflow.exceptions import MlflowException
+
+        docs = RunDocuments(self._client, run_id)
+        try:
+            index = docs.index()
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFoundError(f"run {run_id} does not exist; list analyses with `insights list-analyses`") from error
+            raise
+        return docs, index
+
+    def _analysis(self, docs: RunDocuments, index: DocumentIndex) -> Analysis:
+        body = docs.read(*ANALYSIS_DOC, index=index)
+        if body is None:
+            raise NotFoundError(
+                f"run {docs.run_id} is not an analysis run; create one with `insights create-analysis`"
+            )
+        return Analysis.model_validate(body)
+
+    def _one(
+        self, docs: RunDocuments, index: DocumentIndex, kind: str, doc_id: str, model: type[D], run_id: str
+    ) -> D:
+        body = docs.read(kind, doc_id, index=index)
+        if body is None:
+            raise NotFoundError(f"no {kind} {doc_id} in analysis {run_id}; list them with `insights list-{kind}s`")
+        return model.model_validate(body)
+
+    def _all(self, docs: RunDocuments, index: DocumentIndex, kind: str, model: type[D]) -> list[D]:
+        items = [model.model_validate(body) for body in docs.read_all(kind, index=index)]
+        return sorted(items, key=lambda item: int(str(getattr(item, "id"))[1:]))
+
+    def _save(self, docs: RunDocuments, kind: str, doc_id: str, doc: D, base_version: int) -> D:
+        version = docs.write(kind, doc_id, _dump(doc), base_version)
+        saved = doc.model_copy(update={"version": version})
+        self._mirror(docs.run_id, kind, doc_id, saved)
+        return saved
+
+    def _create_numbered(
+        self, docs: RunDocuments, kind: str, prefix: str, draft: D, taken: list[str]
+    ) -> D:
+        """Give the document the next free id; a concurrent creator that took it moves us on."""
+        number = max((int(existing[1:]) for existing in taken), default=0) + 1
+        for _ in range(_ID_ATTEMPTS):
+            candidate = draft.model_copy(update={"id": f"{prefix}{number}"})
+            try:
+                return self._save(docs, kind, f"{prefix}{number}", candidate, 0)
+            except StaleWriteError:
+                number += 1
+        raise StaleWriteError(f"could not allocate a new {kind} id after {_ID_ATTEMPTS} attempts; try again")
+
+    def _ensure_native(self, docs: RunDocuments, analysis: Analysis, issue: Issue, actor: Actor) -> Issue:
+        if issue.native_issue_id is not None:
+            return issue
+        native_id = self._native.create(analysis.experiment_id, analysis.run_id, issue, actor)
+        if native_id is None:
+            return issue
+        return self._save(docs, "issue", issue.id, _revise(issue, {"native_issue_id": native_id}), issue.version)
+
+    def _admit_evidence(self, analysis: Analysis, evidence: list[Evidence]) -> None:
+        """Evidence must be real traces of the experiment; admitting it links them to the run."""
+        ids = {entry.trace_id for entry in evidence}
+        if not ids:
+            return
+        missing = ids - self._links.existing(analysis.experiment_id, ids)
+        invariants.require_all_present(
+            missing,
+            f"evidence names traces that are not in experiment {analysis.experiment_id}",
+            "cite trace ids returned by `traces search`",
+        )
+        self._links.link(analysis.run_id, ids)
+
+    def _require_linked(self, analysis: Analysis, evidence: list[Evidence]) -> None:
+        ids = {entry.trace_id for entry in evidence}
+        if not ids:
+            return
+        unlinked = ids - self._links.linked(analysis.experiment_id, analysis.run_id, ids)
+        invariants.require_all_present(
+            unlinked,
+            f"issue evidence must already be linked to analysis {analysis.run_id}; not linked",
+            "inspect them with `traces get --run-id ...` or link them with `runs link-traces`",
+        )
+
+    def _require_experiment(self, experiment_id: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            experiment = retry_transient(self._client.get_experiment)(experiment_id)
+        except MlflowException as error:
+            if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+                raise NotFoundError(
+                    f"experiment {experiment_id} does not exist in this tracking store; check "
+                    "--experiment-id / MLFLOW_EXPERIMENT_ID (`analyze-experiment doctor` helps)"
+                ) from error
+            raise
+        if experiment.lifecycle_stage != "active":
+            raise NotFoundError(f"experiment {experiment_id} is deleted; restore it or pick another")
+
+    def _mirror(self, run_id: str, kind: str, doc_id: str, doc: BaseModel) -> None:
+        """Tags for MLflow's UI and cheap filtering; the documents stay the source of truth."""
+        status = getattr(doc, "status", None)
+        if kind in {"hypothesis", "issue"} and status is not None:
+            retry_transient(self._client.set_tag)(run_id, f"insights.{kind}.{doc_id}.status", str(status))
+
+    def _mirror_analysis(self, analysis: Analysis) -> None:
+        set_tag = retry_transient(self._client.set_tag)
+        set_tag(analysis.run_id, STATUS_TAG, analysis.status.value)
+        set_tag(analysis.run_id, "mlflow.note.content", analysis.description)
+        run_status = "RUNNING" if analysis.status is AnalysisStatus.ACTIVE else "FINISHED"
+        retry_transient(self._client.update_run)(analysis.run_id, status=run_status, name=None)
+
+
+def _dump(doc: BaseModel) -> dict[str, Any]:
+    return doc.model_dump(mode="json")
+
+
+def _revise(doc: D, changes: dict[str, Any]) -> D:
+    """Apply changes and validate the result as a whole (model_copy alone skips validation)."""
+    return type(doc).model_validate({**_dump(doc), **_jsonable(changes)})
+
+
+def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if isinstance(value, list):
+            out[key] = [item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in value]
+        elif isinstance(value, BaseModel):
+            out[key] = value.model_dump(mode="json")
+        else:
+            out[key] = value
+    return out
+
+
+def _change(old: Any, new: Any, reason: str, actor: Actor) -> StatusChange:
+    return StatusChange(from_status=str(old.value), to_status=str(new.value), reason=reason, actor=actor)
+
+
+def _same_text(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
+def _check_expected(actual: int, expected: int | None, what: str) -> None:
+    if expected is not None and expected != actual:
+        raise StaleWriteError(
+            f"{what} is at version {actual}, not {expected}; read it again and reapply your change"
+        )

@@ -1,0 +1,64 @@
+"""The facade both front ends (the CLI and the Slack hook) use: settings in, ready services out.
+
+Everything heavy (MLflow) is created on first use, so commands that do not touch the store stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from agent.errors import ConfigurationError
+from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from agent.insights.service import Insights
+    from agent.traces.access import TraceAccess
+
+
+class Runtime:
+    def __init__(self, settings: Settings, notify: Callable[[str], None] | None = None) -> None:
+        self.settings = settings
+        self._notify = notify or (lambda _message: None)
+        self._told: set[str] = set()
+
+    def notify_once(self, message: str) -> None:
+        if message not in self._told:
+            self._told.add(message)
+            self._notify(message)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        from agent.tracking import connect
+
+        return connect(self.settings)
+
+    @cached_property
+    def insights(self) -> Insights:
+        from agent.insights.service import Insights
+
+        return Insights(self.client, notify=self.notify_once)
+
+    @cached_property
+    def traces(self) -> TraceAccess:
+        from agent.traces.access import TraceAccess
+
+        return TraceAccess(self.client)
+
+    def experiment_id(self, explicit: str | None = None) -> str:
+        experiment_id = explicit or self.settings.experiment_id
+        if not experiment_id:
+            raise ConfigurationError(
+                "no experiment given; pass --experiment-id or set MLFLOW_EXPERIMENT_ID"
+            )
+        return experiment_id
+
+    def redact(self, text: str) -> str:
+        """Remove every secret we know of from text about to be shown or stored."""
+        from agent.redaction import redact
+
+        token = self.settings.databricks_token
+        return redact(text, [token.get_secret_value()] if token else [])

@@ -1,0 +1,135 @@
+"""Where the tool reads its configuration: the environment, optionally overlaid by a dotenv file.
+
+This module must stay cheap to import: it is loaded for `--help`. No MLflow here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from agent.errors import ConfigurationError
+
+HOME_ENV = "ANALYZE_EXPERIMENT_HOME"
+_SQL_SCHEMES = {"sqlite", "postgresql", "mysql", "mssql"}
+_KNOWN_SCHEMES = _SQL_SCHEMES | {"file", "http", "https", "databricks"}
+
+
+def default_home() -> Path:
+    """The local directory for the embedded store and caches (overridable for tests and CI)."""
+    configured = os.environ.get(HOME_ENV)
+    if configured:
+        return Path(configured).expanduser().resolve()
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "analyze-experiment"
+
+
+def default_tracking_uri(home: Path) -> str:
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+class Settings(BaseModel):
+    """Resolved configuration. Secrets are `SecretStr`: printing the model never shows them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tracking_uri: str
+    tracking_uri_is_default: bool = False
+    experiment_id: str | None = None
+    home: Path
+    databricks_host: str | None = None
+    databricks_token: SecretStr | None = None
+    databricks_profile: str | None = None
+
+    @property
+    def store_kind(self) -> str:
+        """A human name for the kind of tracking store: sqlite, postgresql, file, http, databricks..."""
+        scheme = urlparse(self.tracking_uri).scheme
+        return scheme.split("+", 1)[0] or "file"
+
+    @property
+    def is_databricks(self) -> bool:
+        return self.store_kind == "databricks"
+
+    def display_uri(self) -> str:
+        """The tracking URI with any password replaced, safe to print."""
+        parsed = urlparse(self.tracking_uri)
+        if parsed.password:
+            netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+            return parsed._replace(netloc=netloc).geturl()
+        return self.tracking_uri
+
+    def mlflow_environment(self) -> dict[str, str]:
+        """Variables MLflow itself reads (Databricks auth); applied to the process before connecting."""
+        env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        if self.databricks_host:
+            env["DATABRICKS_HOST"] = self.databricks_host
+        if self.databricks_token:
+            env["DATABRICKS_TOKEN"] = self.databricks_token.get_secret_value()
+        if self.databricks_profile:
+            env["DATABRICKS_CONFIG_PROFILE"] = self.databricks_profile
+        return env
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ConfigurationError(f"env file {path} does not exist; pass an existing file to --env-file")
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def normalize_tracking_uri(raw: str) -> str:
+    """Accept the URIs the seed lists, plus bare paths to a file store, and refuse anything else."""
+    value = raw.strip()
+    scheme = urlparse(value).scheme
+    if not scheme or len(scheme) == 1:  # a bare path (or a Windows drive letter)
+        return Path(value).expanduser().resolve().as_uri()
+    base = scheme.split("+", 1)[0]
+    if base not in _KNOWN_SCHEMES:
+        raise ConfigurationError(
+            f"MLFLOW_TRACKING_URI has an unsupported scheme '{scheme}'; use sqlite:///path, "
+            "postgresql://..., mysql://..., file:///path, a bare path, http(s)://host or databricks"
+        )
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | None = None,
+    experiment_id: str | None = None,
+    tracking_uri: str | None = None,
+) -> Settings:
+    """Explicit arguments win over the env file, which wins over the process environment."""
+    values = dict(os.environ if environ is None else environ)
+    if env_file is not None:
+        values.update(read_env_file(env_file))
+    home = Path(values[HOME_ENV]).expanduser().resolve() if values.get(HOME_ENV) else default_home()
+    raw_uri = tracking_uri or values.get("MLFLOW_TRACKING_URI") or ""
+    uri = normalize_tracking_uri(raw_uri) if raw_uri else default_tracking_uri(home)
+    settings = Settings(
+        tracking_uri=uri,
+        tracking_uri_is_default=not raw_uri,
+        experiment_id=experiment_id or values.get("MLFLOW_EXPERIMENT_ID") or None,
+        home=home,
+        databricks_host=values.get("DATABRICKS_HOST") or None,
+        databricks_token=SecretStr(values["DATABRICKS_TOKEN"]) if values.get("DATABRICKS_TOKEN") else None,
+        databricks_profile=values.get("DATABRICKS_CONFIG_PROFILE") or None,
+    )
+    _check_databricks_auth(settings)
+    return settings
+
+
+def _check_databricks_auth(settings: Settings) -> None:
+    if not settings.is_databricks:
+        return
+    has_pat = bool(settings.databricks_host and settings.databricks_token)
+    if not has_pat and not settings.databricks_profile:
+        raise ConfigurationError(
+            "MLFLOW_TRACKING_URI=databricks needs DATABRICKS_HOST and DATABRICKS_TOKEN, "
+            "or DATABRICKS_CONFIG_PROFILE; set them in the environment or the --env-file"
+        )

@@ -1,0 +1,86 @@
+"""Which traces exist in an experiment, which are linked to a run, and linking them.
+
+MLflow accepts links to trace ids that do not exist, silently, and at most 100 ids per call: this
+module is where both limits are handled, so no caller has to remember them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from agent.tracking import retry_transient
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import TraceInfo
+
+LINK_BATCH = 100
+# Trace ids are opaque to us, but they are pasted into filter strings: allow only what MLflow mints.
+_SAFE_TRACE_ID = re.compile(r"^[A-Za-z0-9_:.\-/]{1,200}$")
+
+
+def batches(ids: Iterable[str], size: int = LINK_BATCH) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for trace_id in dict.fromkeys(ids):
+        chunk.append(trace_id)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def is_safe_trace_id(trace_id: str) -> bool:
+    return bool(_SAFE_TRACE_ID.match(trace_id))
+
+
+def _id_filter(trace_ids: list[str]) -> str:
+    quoted = ", ".join(f"'{trace_id}'" for trace_id in trace_ids)
+    return f"trace.request_id IN ({quoted})"
+
+
+class TraceLinks:
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def existing(self, experiment_id: str, trace_ids: Iterable[str]) -> set[str]:
+        """The subset of `trace_ids` that are traces of this experiment."""
+        return self._matching(experiment_id, trace_ids, run_id=None)
+
+    def linked(self, experiment_id: str, run_id: str, trace_ids: Iterable[str]) -> set[str]:
+        """The subset of `trace_ids` already linked to the run (or logged inside it)."""
+        return self._matching(experiment_id, trace_ids, run_id=run_id)
+
+    def link(self, run_id: str, trace_ids: Iterable[str]) -> int:
+        """Link traces to the run in batches MLflow accepts; linking twice is harmless."""
+        count = 0
+        for chunk in batches(trace_ids):
+            retry_transient(self._client.link_traces_to_run)(chunk, run_id)
+            count += len(chunk)
+        return count
+
+    def infos(self, experiment_id: str, trace_ids: Iterable[str]) -> dict[str, TraceInfo]:
+        """Trace metadata (with request/response previews) for the given ids, without spans."""
+        found: dict[str, TraceInfo] = {}
+        for chunk in batches(tid for tid in trace_ids if is_safe_trace_id(tid)):
+            found.update(self._search_infos(experiment_id, chunk, None))
+        return found
+
+    def _matching(self, experiment_id: str, trace_ids: Iterable[str], run_id: str | None) -> set[str]:
+        found: set[str] = set()
+        for chunk in batches(tid for tid in trace_ids if is_safe_trace_id(tid)):
+            found.update(self._search_infos(experiment_id, chunk, run_id))
+        return found
+
+    @retry_transient
+    def _search_infos(self, experiment_id: str, chunk: list[str], run_id: str | None) -> dict[str, TraceInfo]:
+        traces = self._client.search_traces(
+            locations=[experiment_id],
+            filter_string=_id_filter(chunk),
+            run_id=run_id,
+            max_results=len(chunk),
+            include_spans=False,
+        )
+        return {trace.info.trace_id: trace.info for trace in traces}

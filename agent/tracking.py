@@ -1,0 +1,94 @@
+"""The one place that turns settings into an MLflow client, and the retry policy for MLflow calls."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from agent.errors import ConfigurationError, StoreUnavailableError
+from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# MLflow's REST client already retries HTTP 429/5xx itself (urllib3 Retry); we retry only what it
+# does not: SQLite lock contention between processes and errors the store marks as temporary.
+_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED"}
+_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "deadlock")
+
+
+def is_transient(error: BaseException) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    text = str(error).lower()
+    if any(marker in text for marker in _TRANSIENT_MESSAGES):
+        return True
+    return isinstance(error, MlflowException) and error.error_code in _TRANSIENT_CODES
+
+
+def retry_transient(func: Callable[P, R]) -> Callable[P, R]:
+    """Retry a call to the tracking store on transient failures, then fail plainly."""
+    retrying = retry(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(6),
+        wait=wait_exponential_jitter(initial=0.05, max=2.0),
+        reraise=True,
+    )(func)
+
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return retrying(*args, **kwargs)
+        except Exception as error:
+            if is_transient(error):
+                raise StoreUnavailableError(
+                    f"the tracking store kept failing ({error}); try again in a moment"
+                ) from error
+            raise
+
+    return call
+
+
+def prepare_environment(settings: Settings) -> None:
+    """MLflow reads auth and a few switches from the process environment."""
+    os.environ.update(settings.mlflow_environment())
+    # Keep MLflow off the network unless the user asked otherwise.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
+
+
+def check_store_exists(settings: Settings) -> None:
+    """MLflow silently creates a new, empty store at a mistyped path; refuse instead."""
+    if settings.tracking_uri_is_default:
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return
+    path = local_store_path(settings.tracking_uri)
+    if path is not None and not path.exists():
+        raise ConfigurationError(
+            f"there is no MLflow store at {path}; check MLFLOW_TRACKING_URI (or --tracking-uri)"
+        )
+
+
+def local_store_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        raw = uri.split("://", 1)[1]
+        return None if raw in {"", "/:memory:"} else Path(raw[1:] if raw.startswith("/") else raw)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return None
+
+
+def connect(settings: Settings) -> MlflowClient:
+    check_store_exists(settings)
+    prepare_environment(settings)
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=settings.tracking_uri)
