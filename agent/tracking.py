@@ -39,7 +39,7 @@ def retry_transient(func: Callable[P, R]) -> Callable[P, R]:
     retrying = retry(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(6),
-        wait=wait_exponential_jitter(initial=0.05, max=2.0),
+        wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
         reraise=True,
     )(func)
 

@@ -56,9 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
+    except click.UsageError as usage:
+        command = usage.ctx.command_path if usage.ctx else "analyze-experiment"
+        _fail(state, "usage", f"{usage.format_message()} (see `{command} --help`)", 2)
+    except click.ClickException as other:
+        _fail(state, "usage", other.format_message(), other.exit_code)
     except UserError as refused:
         _fail(state, refused.kind, refused.message, refused.exit_code)
     except StoreUnavailableError as down:

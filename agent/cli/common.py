@@ -100,3 +100,10 @@ def parse_json_items(values: tuple[str, ...], model: type[M], option: str, examp
 
 EVIDENCE_EXAMPLE = '\'{"trace_id": "tr-...", "rationale": "...", "supports": true}\''
 SQL_EXAMPLE = '\'{"id": "Q1", "query": "SELECT ...", "result_summary": "..."}\''
+
+
+class UpperChoice(click.Choice):  # type: ignore[type-arg]
+    """Case-insensitive choice that shows and returns the canonical upper-case values."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return super().convert(str(value).upper(), param, ctx)

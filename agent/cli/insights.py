@@ -9,6 +9,7 @@ import click
 from agent.cli.common import (
     EVIDENCE_EXAMPLE,
     SQL_EXAMPLE,
+    UpperChoice,
     experiment_option,
     output_option,
     parse_json_items,
@@ -82,7 +83,7 @@ def create_analysis(experiment_id: str | None, name: str, description: str, run_
 @run_id_option()
 @click.option("--name")
 @click.option("--description")
-@click.option("--status", type=click.Choice(ANALYSIS_STATUSES, case_sensitive=False))
+@click.option("--status", type=UpperChoice(ANALYSIS_STATUSES))
 @click.option("--reason", help="Why the status changes (kept in the history).")
 @expected_version_option
 @output_option
@@ -94,7 +95,7 @@ def update_analysis(run_id: str, name: str | None, description: str | None, stat
 
     analysis = runtime().insights.update_analysis(
         run_id, name=name, description=description, reason=reason, expected_version=expected_version,
-        status=AnalysisStatus(status.upper()) if status else None,
+        status=AnalysisStatus(status) if status else None,
     )
     _emit(output, analysis, lambda: console.analysis_panel(analysis))
 
@@ -112,7 +113,7 @@ def get_analysis(run_id: str, output: str) -> None:
 
 @insights.command("list-analyses")
 @experiment_option
-@click.option("--status", type=click.Choice(ANALYSIS_STATUSES, case_sensitive=False))
+@click.option("--status", type=UpperChoice(ANALYSIS_STATUSES))
 @output_option
 def list_analyses(experiment_id: str | None, status: str | None, output: str) -> None:
     """List the analyses of an experiment, newest first."""
@@ -120,7 +121,7 @@ def list_analyses(experiment_id: str | None, status: str | None, output: str) ->
     from agent.insights.models import AnalysisStatus
 
     rt = runtime()
-    found = rt.insights.list_analyses(rt.experiment_id(experiment_id), AnalysisStatus(status.upper()) if status else None)
+    found = rt.insights.list_analyses(rt.experiment_id(experiment_id), AnalysisStatus(status) if status else None)
     _emit(output, found, lambda: console.analyses_table(found))
 
 
@@ -187,7 +188,7 @@ def create_hypothesis(run_id: str, statement: str, rationale: str, testing_plan:
 @insights.command("update-hypothesis")
 @run_id_option()
 @click.option("--hypothesis-id", "-H", required=True)
-@click.option("--status", type=click.Choice(HYPOTHESIS_STATUSES, case_sensitive=False))
+@click.option("--status", type=UpperChoice(HYPOTHESIS_STATUSES))
 @evidence_option
 @sql_query_option
 @click.option("--statement")
@@ -207,7 +208,7 @@ def update_hypothesis(run_id: str, hypothesis_id: str, status: str | None, evide
 
     hypothesis = runtime().insights.update_hypothesis(
         run_id, hypothesis_id.upper(),
-        status=HypothesisStatus(status.upper()) if status else None,
+        status=HypothesisStatus(status) if status else None,
         evidence=_evidence(evidence), sql_queries=_queries(sql_query),
         statement=statement, rationale=rationale, testing_plan=testing_plan,
         reason=reason, reopen=reopen, actor=Actor.PERSON, expected_version=expected_version,
@@ -229,14 +230,14 @@ def get_hypothesis(run_id: str, hypothesis_id: str, output: str) -> None:
 
 @insights.command("list-hypotheses")
 @run_id_option()
-@click.option("--status", type=click.Choice(HYPOTHESIS_STATUSES, case_sensitive=False))
+@click.option("--status", type=UpperChoice(HYPOTHESIS_STATUSES))
 @output_option
 def list_hypotheses(run_id: str, status: str | None, output: str) -> None:
     """List the hypotheses of an analysis."""
     from agent import console
     from agent.insights.models import HypothesisStatus
 
-    found = runtime().insights.list_hypotheses(run_id, HypothesisStatus(status.upper()) if status else None)
+    found = runtime().insights.list_hypotheses(run_id, HypothesisStatus(status) if status else None)
     _emit(output, found, lambda: console.hypotheses_table(found))
 
 
@@ -269,7 +270,7 @@ def preview_hypotheses(run_id: str, max_traces: int, output: str) -> None:
 @click.option("--hypothesis-id", "-H", required=True, help="The VALIDATED hypothesis it comes from.")
 @click.option("--title", required=True, help="5-8 words, specific and fix-oriented.")
 @click.option("--description", required=True, help="What, why, impact, with numbers and denominators.")
-@click.option("--severity", required=True, type=click.Choice(SEVERITIES, case_sensitive=False))
+@click.option("--severity", required=True, type=UpperChoice(SEVERITIES))
 @evidence_option
 @output_option
 def create_issue(run_id: str, hypothesis_id: str, title: str, description: str, severity: str,
@@ -280,7 +281,7 @@ def create_issue(run_id: str, hypothesis_id: str, title: str, description: str, 
 
     issue = runtime().insights.create_issue(
         run_id, hypothesis_id=hypothesis_id.upper(), title=title, description=description,
-        severity=Severity(severity.upper()), evidence=_evidence(evidence), actor=Actor.PERSON,
+        severity=Severity(severity), evidence=_evidence(evidence), actor=Actor.PERSON,
     )
     _emit(output, issue, lambda: console.issue_panel(issue))
 
@@ -288,8 +289,8 @@ def create_issue(run_id: str, hypothesis_id: str, title: str, description: str, 
 @insights.command("update-issue")
 @run_id_option()
 @click.option("--issue-id", "-I", required=True)
-@click.option("--status", type=click.Choice(ISSUE_STATUSES, case_sensitive=False))
-@click.option("--severity", type=click.Choice(SEVERITIES, case_sensitive=False))
+@click.option("--status", type=UpperChoice(ISSUE_STATUSES))
+@click.option("--severity", type=UpperChoice(SEVERITIES))
 @click.option("--title")
 @click.option("--description")
 @evidence_option
@@ -305,8 +306,8 @@ def update_issue(run_id: str, issue_id: str, status: str | None, severity: str |
 
     issue = runtime().insights.update_issue(
         run_id, issue_id.upper(),
-        status=IssueStatus(status.upper()) if status else None,
-        severity=Severity(severity.upper()) if severity else None,
+        status=IssueStatus(status) if status else None,
+        severity=Severity(severity) if severity else None,
         title=title, description=description, evidence=_evidence(evidence), reason=reason,
         actor=Actor.PERSON, expected_version=expected_version,
     )

@@ -16,10 +16,13 @@ from agent.insights.models import (
     Evidence,
     Hypothesis,
     HypothesisStatus,
+    Issue,
+    IssueStatus,
     SqlQuery,
 )
 
 TITLE_WORDS = (5, 8)
+_OPEN_ISSUE = {IssueStatus.OPEN, IssueStatus.IN_PROGRESS}
 
 
 def require_writable(analysis: Analysis) -> None:
@@ -72,6 +75,18 @@ def require_status_evidence(
         raise InvariantViolation(
             f"{hypothesis.id} cannot be REJECTED without at least one refuting evidence entry "
             '("supports": false)'
+        )
+
+
+def require_no_open_issues(hypothesis: Hypothesis, new_status: HypothesisStatus, issues: list[Issue]) -> None:
+    """An issue must keep standing on a VALIDATED hypothesis while it is open."""
+    if hypothesis.status is not HypothesisStatus.VALIDATED or new_status is HypothesisStatus.VALIDATED:
+        return
+    open_ids = [i.id for i in issues if i.hypothesis_id == hypothesis.id and i.status in _OPEN_ISSUE]
+    if open_ids:
+        raise InvariantViolation(
+            f"{hypothesis.id} backs open issue(s) {', '.join(open_ids)}; resolve or reject them "
+            "(`insights update-issue --status ...`) before changing its status"
         )
 
 

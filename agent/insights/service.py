@@ -195,6 +195,8 @@ class Insights:
             invariants.require_reason(reason, f"reopening {hypothesis_id}")
         else:
             invariants.require_status_evidence(hypothesis, target, new_evidence)
+        if target is not hypothesis.status:
+            invariants.require_no_open_issues(hypothesis, target, self._all(docs, index, "issue", Issue))
         self._admit_evidence(analysis, new_evidence)
         changes: dict[str, Any] = {
             "evidence": invariants.merge_evidence(hypothesis.evidence, new_evidence),

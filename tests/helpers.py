@@ -1,0 +1,49 @@
+"""Helpers for driving the real CLI entry point in-process and reading what it printed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+class CliRunner:
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+
+    def __call__(self, *args: str) -> Result:
+        from agent.cli import main
+
+        self._capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+        captured = self._capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    def ok(self, *args: str) -> Result:
+        result = self(*args)
+        assert result.exit_code == 0, f"{args} failed: {result.stderr}"
+        return result
+
+    def refused(self, *args: str) -> str:
+        """Run a command that must be refused; return its one-line error message."""
+        result = self(*args)
+        assert result.exit_code == 2, f"{args} exited {result.exit_code}: {result.stdout} {result.stderr}"
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, f"expected one line, got: {result.stderr!r}"
+        return lines[0]
