@@ -64,6 +64,8 @@ def _experiment(rt: Runtime, experiment_id: str) -> ExperimentInfo:
     try:
         experiment = rt.client.get_experiment(experiment_id)
     except MlflowException as error:
+        if error.error_code not in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+            raise
         raise NotFoundError(
             f"experiment {experiment_id} is not in {rt.settings.display_uri()}; run doctor without "
             "--experiment-id to list the experiments there"

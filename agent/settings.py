@@ -16,7 +16,7 @@ from agent.errors import ConfigurationError
 
 HOME_ENV = "ANALYZE_EXPERIMENT_HOME"
 _SQL_SCHEMES = {"sqlite", "postgresql", "mysql", "mssql"}
-_KNOWN_SCHEMES = _SQL_SCHEMES | {"file", "http", "https", "databricks"}
+_KNOWN_SCHEMES = _SQL_SCHEMES | {"file", "http", "https", "databricks", "databricks-uc"}
 
 
 def default_home() -> Path:
@@ -48,6 +48,8 @@ class Settings(BaseModel):
     @property
     def store_kind(self) -> str:
         """A human name for the kind of tracking store: sqlite, postgresql, file, http, databricks..."""
+        if self.tracking_uri.startswith("databricks"):
+            return "databricks"
         scheme = urlparse(self.tracking_uri).scheme
         return scheme.split("+", 1)[0] or "file"
 
@@ -86,6 +88,8 @@ def read_env_file(path: Path) -> dict[str, str]:
 def normalize_tracking_uri(raw: str) -> str:
     """Accept the URIs the seed lists, plus bare paths to a file store, and refuse anything else."""
     value = raw.strip()
+    if value in {"databricks", "databricks-uc"}:
+        return value
     scheme = urlparse(value).scheme
     if not scheme or len(scheme) == 1:  # a bare path (or a Windows drive letter)
         return Path(value).expanduser().resolve().as_uri()

@@ -68,8 +68,22 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as unexpected:  # noqa: BLE001 - the last line of defence: one line, exit 1
         if state.debug:
             raise
+        refusal = _store_refusal(unexpected)
+        if refusal:
+            _fail(state, "store_refused", refusal, 2)
         message = f"unexpected {type(unexpected).__name__}: {unexpected} (rerun with --debug for details)"
         _fail(state, "unexpected", message, 1)
+
+
+_ACCESS_CODES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "UNAUTHORIZED"}
+
+
+def _store_refusal(error: Exception) -> str | None:
+    """MLflow errors that are the user's to fix (credentials, permissions) are refusals, not crashes."""
+    code = getattr(error, "error_code", None)
+    if type(error).__module__.startswith("mlflow") and code in _ACCESS_CODES:
+        return f"the tracking store refused access ({getattr(error, 'message', error)}); check the credentials"
+    return None
 
 
 def _fail(state: CliState, kind: str, message: str, code: int) -> None:

@@ -42,8 +42,9 @@ def _id_filter(trace_ids: list[str]) -> str:
 
 
 class TraceLinks:
-    def __init__(self, client: MlflowClient) -> None:
+    def __init__(self, client: MlflowClient, batch_size: int = LINK_BATCH) -> None:
         self._client = client
+        self._batch_size = batch_size
 
     def existing(self, experiment_id: str, trace_ids: Iterable[str]) -> set[str]:
         """The subset of `trace_ids` that are traces of this experiment."""
@@ -56,7 +57,7 @@ class TraceLinks:
     def link(self, run_id: str, trace_ids: Iterable[str]) -> int:
         """Link traces to the run in batches MLflow accepts; linking twice is harmless."""
         count = 0
-        for chunk in batches(trace_ids):
+        for chunk in batches(trace_ids, self._batch_size):
             retry_transient(self._client.link_traces_to_run)(chunk, run_id)
             count += len(chunk)
         return count

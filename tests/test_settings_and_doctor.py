@@ -1,0 +1,148 @@
+"""Settings from the environment and --env-file, `doctor`, and a CLI that starts fast."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.errors import ConfigurationError
+from agent.settings import load_settings, normalize_tracking_uri
+from tests.conftest import Store
+from tests.helpers import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "dapi0123456789abcdef0123456789abcdef"
+
+
+def test_env_file_wins_over_environment(tmp_path: Path) -> None:
+    env_file = tmp_path / "mlflow.env"
+    env_file.write_text("MLFLOW_TRACKING_URI=sqlite:////data/mlflow.db\nMLFLOW_EXPERIMENT_ID=7\n")
+    settings = load_settings({"MLFLOW_TRACKING_URI": "sqlite:////other.db"}, env_file=env_file)
+    assert (settings.tracking_uri, settings.experiment_id) == ("sqlite:////data/mlflow.db", "7")
+    assert load_settings({}, env_file=env_file, experiment_id="9").experiment_id == "9"
+
+
+def test_default_store_lives_in_the_home_directory(tmp_path: Path) -> None:
+    settings = load_settings({"ANALYZE_EXPERIMENT_HOME": str(tmp_path)})
+    assert settings.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert settings.tracking_uri_is_default
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("postgresql://u:p@db:5432/mlflow", "postgresql://u:p@db:5432/mlflow"),
+        ("mysql+pymysql://u:p@db/mlflow", "mysql+pymysql://u:p@db/mlflow"),
+        ("file:///srv/mlruns", "file:///srv/mlruns"),
+        ("/srv/mlruns", "file:///srv/mlruns"),
+        ("databricks", "databricks"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ],
+)
+def test_tracking_uris(raw: str, expected: str) -> None:
+    assert normalize_tracking_uri(raw) == expected
+
+
+def test_unknown_scheme_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="unsupported scheme 'ftp'"):
+        normalize_tracking_uri("ftp://host/x")
+
+
+def test_databricks_needs_credentials() -> None:
+    with pytest.raises(ConfigurationError, match="DATABRICKS_HOST and DATABRICKS_TOKEN"):
+        load_settings({"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": "https://x"})
+    assert load_settings({"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_CONFIG_PROFILE": "dev"}).is_databricks
+
+
+def test_secrets_never_print(tmp_path: Path) -> None:
+    settings = load_settings({"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": "https://x",
+                              "DATABRICKS_TOKEN": TOKEN})
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings.model_dump())
+    pg = load_settings({"MLFLOW_TRACKING_URI": "postgresql://analyst:hunter2@db/mlflow"})
+    assert "hunter2" not in pg.display_uri()
+
+
+def test_help_does_not_import_mlflow() -> None:
+    code = "import sys; from agent.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n" \
+           "print('mlflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("False")
+    assert "insights" in out.stdout and "doctor" in out.stdout
+
+
+def test_doctor_reports_store_experiment_and_traces(cli: CliRunner, store: Store) -> None:
+    report = cli.ok("doctor", "-o", "json").json()
+    assert report["store_kind"] == "sqlite"
+    assert report["experiment"] == {"experiment_id": store.experiment_id, "name": "support-agent"}
+    assert report["trace_count"] == len(store.traces.ids())  # type: ignore[attr-defined]
+    assert len(report["sample"]) == 5 and report["problem"] is None
+
+
+def test_doctor_without_experiment_lists_them(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+    result = cli("doctor")
+    assert result.exit_code == 2
+    assert "support-agent" in result.stdout
+    assert "no experiment chosen" in result.stderr
+
+
+def test_doctor_on_an_empty_experiment(cli: CliRunner, store: Store) -> None:
+    empty = store.client().create_experiment("empty", artifact_location=str(store.db_path.parent / "e"))
+    message = cli.refused("doctor", "--experiment-id", empty)
+    assert "has no traces" in message
+
+
+def test_mistyped_store_path_is_not_created(cli: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "mlflow.db"
+    message = cli.refused("--tracking-uri", f"sqlite:///{missing}", "doctor")
+    assert "no MLflow store" in message
+    assert not missing.exists()
+
+
+def test_env_file_that_does_not_exist(cli: CliRunner) -> None:
+    assert "does not exist" in cli.refused("--env-file", "missing.env", "doctor")
+
+
+class EchoingDatabricks(BaseHTTPRequestHandler):
+    """A stand-in Databricks that refuses every call and, carelessly, echoes the credentials back."""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        body = json.dumps({"error_code": "PERMISSION_DENIED",
+                           "message": f"token {self.headers.get('Authorization')} may not read this"})
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def echoing_databricks() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingDatabricks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_errors_never_show_secrets(cli: CliRunner, monkeypatch: pytest.MonkeyPatch, echoing_databricks: str) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "databricks")
+    monkeypatch.setenv("DATABRICKS_HOST", echoing_databricks)
+    monkeypatch.setenv("DATABRICKS_TOKEN", TOKEN)
+    for output in ("table", "json"):
+        result = cli("doctor", "--experiment-id", "1", "-o", output)
+        assert result.exit_code != 0
+        assert "may not read this" in result.stderr  # the server's message got through...
+        assert TOKEN not in result.stdout + result.stderr  # ...without the token
+        assert "Bearer ***" in result.stderr
