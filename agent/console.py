@@ -75,7 +75,9 @@ def analyses_table(analyses: Sequence[Analysis]) -> Table:
 def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> Table:
     table = Table("id", "status", "statement", "evidence (+/-)", "queries", title=f"{len(hypotheses)} hypotheses")
     for h in hypotheses:
-        table.add_row(h.id, _status(h.status.value), plain(h.statement), _evidence_counts(h.evidence), str(len(h.sql_queries)))
+        table.add_row(
+            h.id, _status(h.status.value), plain(h.statement), _evidence_counts(h.evidence), str(len(h.sql_queries))
+        )
     return table
 
 
@@ -94,8 +96,12 @@ def hypothesis_panel(h: Hypothesis) -> Panel:
     if h.history:
         parts.append(Text("history", style="bold"))
         for change in h.history:
-            parts.append(plain(f"  {change.at:%Y-%m-%d %H:%M} {change.from_status} -> {change.to_status} "
-                               f"by {change.actor.value}: {change.reason}"))
+            parts.append(
+                plain(
+                    f"  {change.at:%Y-%m-%d %H:%M} {change.from_status} -> {change.to_status} "
+                    f"by {change.actor.value}: {change.reason}"
+                )
+            )
     return Panel(Group(*parts), title=Text(f"{h.id} (v{h.version}) ") + plain(h.statement), title_align="left")
 
 
@@ -103,8 +109,15 @@ def issues_table(issues: Iterable[tuple[str | None, Issue]]) -> Table:
     rows = list(issues)
     table = Table("id", "severity", "status", "title", "hypothesis", "evidence", "run id", title=f"{len(rows)} issues")
     for run_id, i in rows:
-        table.add_row(i.id, _severity(i.severity.value), i.status.value, plain(i.title), i.hypothesis_id,
-                      str(len(i.evidence)), run_id or "")
+        table.add_row(
+            i.id,
+            _severity(i.severity.value),
+            i.status.value,
+            plain(i.title),
+            i.hypothesis_id,
+            str(len(i.evidence)),
+            run_id or "",
+        )
     return table
 
 
@@ -132,8 +145,14 @@ def census_view(census: Census) -> Group:
         if rows:
             table = Table("name", "calls", "errors", "error rate", "p50 ms", "p95 ms", title=key)
             for r in rows[:25]:
-                table.add_row(plain(r["name"]), str(r["calls"]), str(r["errors"]), f"{r['error_rate']:.1%}",
-                              _num(r.get("p50_ms")), _num(r.get("p95_ms")))
+                table.add_row(
+                    plain(r["name"]),
+                    str(r["calls"]),
+                    str(r["errors"]),
+                    f"{r['error_rate']:.1%}",
+                    _num(r.get("p50_ms")),
+                    _num(r.get("p95_ms")),
+                )
             parts.append(table)
     buckets = (census.sections.get("error_buckets") or {}).get("by_class") or {}
     if buckets:
@@ -160,25 +179,40 @@ def trace_summaries_table(summaries: Sequence[TraceSummary], linked_to: str | No
     for name in ("name", "request", "response"):
         table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=40)
     for s in summaries:
-        table.add_row(s.trace_id, s.request_time[:16].replace("T", " "), _status(s.state), _num(s.execution_duration_ms),
-                      plain(s.name), plain(_short(s.request_preview)), plain(_short(s.response_preview)))
+        table.add_row(
+            s.trace_id,
+            s.request_time[:16].replace("T", " "),
+            _status(s.state),
+            _num(s.execution_duration_ms),
+            plain(s.name),
+            plain(_short(s.request_preview)),
+            plain(_short(s.response_preview)),
+        )
     return table
 
 
 def trace_view(v: TraceView) -> Group:
     head = Table.grid(padding=(0, 2))
-    for label, value in (("trace", v.trace_id), ("name", v.name), ("state", v.state), ("time", v.request_time),
-                         ("duration ms", v.execution_duration_ms), ("request", v.request), ("response", v.response)):
+    for label, value in (
+        ("trace", v.trace_id),
+        ("name", v.name),
+        ("state", v.state),
+        ("time", v.request_time),
+        ("duration ms", v.execution_duration_ms),
+        ("request", v.request),
+        ("response", v.response),
+    ):
         head.add_row(Text(label, style="bold"), plain(value))
     tree = Tree("spans")
     nodes: dict[str, Tree] = {}
     for span in v.spans:
-        label = Text.assemble(plain(span.name), f"  [{span.span_type or '-'}] ", _status(span.status),
-                              f"  {_num(span.duration_ms)} ms")
+        line = Text.assemble(
+            plain(span.name), f"  [{span.span_type or '-'}] ", _status(span.status), f"  {_num(span.duration_ms)} ms"
+        )
         for error in span.errors:
-            label.append("\n  ! ").append(plain(error))
+            line.append("\n  ! ").append(plain(error))
         parent = nodes.get(span.parent_id or "", tree)
-        nodes[span.span_id] = parent.add(label)
+        nodes[span.span_id] = parent.add(line)
     parts: list[Any] = [head, tree]
     if v.assessments:
         table = Table("assessment", "source", "value", "rationale", title="assessments")
@@ -236,8 +270,9 @@ def diagnosis_view(report: Any) -> Group:
     store = f"{report.store_kind}  {report.tracking_uri}" + ("  (embedded default)" if report.default_store else "")
     grid.add_row(Text("store", style="bold"), plain(store))
     if report.experiment:
-        grid.add_row(Text("experiment", style="bold"),
-                     plain(f"{report.experiment.experiment_id}  {report.experiment.name}"))
+        grid.add_row(
+            Text("experiment", style="bold"), plain(f"{report.experiment.experiment_id}  {report.experiment.name}")
+        )
     if report.trace_count is not None:
         count = f"{report.trace_count:,}" + ("+" if report.trace_count_capped else "")
         grid.add_row(Text("traces", style="bold"), Text(count))
@@ -261,9 +296,14 @@ def previews_view(previews: Sequence[Any]) -> Group:
         table = Table("trace", "supports", "state", "request", "response", "rationale", box=None)
         table.columns[0].no_wrap = True
         for e in p.evidence:
-            table.add_row(e.trace_id, "yes" if e.supports else "no", plain(e.state or "?"),
-                          plain(_short(e.request_excerpt, 50)), plain(_short(e.response_excerpt, 50)),
-                          plain(_short(e.rationale, 60)))
+            table.add_row(
+                e.trace_id,
+                "yes" if e.supports else "no",
+                plain(e.state or "?"),
+                plain(_short(e.request_excerpt, 50)),
+                plain(_short(e.response_excerpt, 50)),
+                plain(_short(e.rationale, 60)),
+            )
         caption = f"{p.evidence_not_shown} more evidence traces not shown" if p.evidence_not_shown else None
         title = Text(f"{p.id} [{p.status}] ") + plain(p.title)
         parts.append(Panel(Group(table, Text(caption or "", style="dim")), title=title, title_align="left"))

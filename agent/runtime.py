@@ -51,9 +51,7 @@ class Runtime:
     def experiment_id(self, explicit: str | None = None) -> str:
         experiment_id = explicit or self.settings.experiment_id
         if not experiment_id:
-            raise ConfigurationError(
-                "no experiment given; pass --experiment-id or set MLFLOW_EXPERIMENT_ID"
-            )
+            raise ConfigurationError("no experiment given; pass --experiment-id or set MLFLOW_EXPERIMENT_ID")
         return experiment_id
 
     def redact(self, text: str) -> str:

@@ -66,8 +66,11 @@ class Settings(BaseModel):
         return self.tracking_uri
 
     def mlflow_environment(self) -> dict[str, str]:
-        """Variables MLflow itself reads (Databricks auth); applied to the process before connecting."""
-        env = {"MLFLOW_TRACKING_URI": self.tracking_uri}
+        """Variables MLflow itself reads (Databricks auth); applied to the process before connecting.
+
+        The tracking URI is not among them: it is passed to each client explicitly.
+        """
+        env: dict[str, str] = {}
         if self.databricks_host:
             env["DATABRICKS_HOST"] = self.databricks_host
         if self.databricks_token:

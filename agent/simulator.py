@@ -7,13 +7,15 @@ seed: the same seed gives the same requests, failures and timings.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from mlflow.entities import LiveSpan
+    from mlflow.entities import LiveSpan, SpanEvent
 
 DAY_NS = 86_400 * 10**9
+FLUSH_EVERY = 50
 MS = 10**6
 
 QUESTIONS = {
@@ -51,7 +53,13 @@ class Simulation:
         ]
 
 
-def simulate_support_agent(experiment_id: str, count: int, seed: int = 7, start_ns: int | None = None) -> Simulation:
+def simulate_support_agent(
+    experiment_id: str,
+    count: int,
+    seed: int = 7,
+    start_ns: int | None = None,
+    on_trace: Callable[[], None] | None = None,
+) -> Simulation:
     """Log `count` traces: order lookups time out; refund answers apologise and are unsure."""
     import mlflow
 
@@ -62,8 +70,11 @@ def simulate_support_agent(experiment_id: str, count: int, seed: int = 7, start_
         topic = rng.choice(sorted(QUESTIONS))
         begin = start + int(index * (7 * DAY_NS / max(count, 1))) + rng.randrange(10**9)
         simulation.traces.append(_log_one(experiment_id, rng, topic, begin))
-    if hasattr(mlflow, "flush_trace_async_logging"):
-        mlflow.flush_trace_async_logging()
+        if on_trace:
+            on_trace()
+        if index % FLUSH_EVERY == FLUSH_EVERY - 1:
+            mlflow.flush_trace_async_logging()  # a full export queue drops spans silently
+    mlflow.flush_trace_async_logging()
     _log_feedback(simulation, rng)
     return simulation
 
@@ -75,16 +86,29 @@ def _log_one(experiment_id: str, rng: random.Random, topic: str, begin: int) -> 
     number = rng.randrange(10_000, 99_999)
     question = rng.choice(QUESTIONS[topic]).format(n=number)
     root = mlflow.start_span_no_context(
-        "support_agent", span_type=SpanType.AGENT, inputs={"question": question}, experiment_id=experiment_id,
-        start_time_ns=begin, tags={"app_version": "1.4.2"}, metadata={"mlflow.trace.user": f"user-{rng.randrange(40)}"},
+        "support_agent",
+        span_type=SpanType.AGENT,
+        inputs={"question": question},
+        experiment_id=experiment_id,
+        start_time_ns=begin,
+        tags={"app_version": "1.4.2"},
+        metadata={"mlflow.trace.user": f"user-{rng.randrange(40)}"},
     )
     clock = begin + rng.randrange(2, 8) * MS
-    clock = _child(root, "search_docs", SpanType.RETRIEVER, {"query": question}, [{"doc": f"kb-{topic}"}], clock,
-                   rng.randrange(40, 120))
+    clock = _child(
+        root,
+        "search_docs",
+        SpanType.RETRIEVER,
+        {"query": question},
+        [{"doc": f"kb-{topic}"}],
+        clock,
+        rng.randrange(40, 120),
+    )
     failed = topic == "order_status" and rng.random() < 0.6
     if topic == "order_status":
-        tool = mlflow.start_span_no_context("lookup_order", span_type=SpanType.TOOL, parent_span=root,
-                                            inputs={"order_id": number}, start_time_ns=clock)
+        tool = mlflow.start_span_no_context(
+            "lookup_order", span_type=SpanType.TOOL, parent_span=root, inputs={"order_id": number}, start_time_ns=clock
+        )
         if failed:
             clock += rng.randrange(9_500, 10_500) * MS
             tool.add_event(_exception_event("TimeoutError", "lookup_order timed out after 10s", clock))
@@ -97,30 +121,37 @@ def _log_one(experiment_id: str, rng: random.Random, topic: str, begin: int) -> 
         return SimulatedTrace(root.trace_id, topic, failed=True, apologetic=False)
     answer = ANSWERS[topic].format(n=number)
     usage = {"input_tokens": rng.randrange(300, 900), "output_tokens": rng.randrange(20, 120)}
-    chat = mlflow.start_span_no_context("chat_model", span_type=SpanType.CHAT_MODEL, parent_span=root,
-                                        inputs={"messages": [{"role": "user", "content": question}]},
-                                        attributes={"model": "gpt-4o-mini"}, start_time_ns=clock)
+    chat = mlflow.start_span_no_context(
+        "chat_model",
+        span_type=SpanType.CHAT_MODEL,
+        parent_span=root,
+        inputs={"messages": [{"role": "user", "content": question}]},
+        attributes={"model": "gpt-4o-mini"},
+        start_time_ns=clock,
+    )
     clock += rng.randrange(600, 2200) * MS
     chat.end(outputs={"content": answer}, attributes={"mlflow.chat.tokenUsage": usage}, end_time_ns=clock)
     root.end(outputs={"answer": answer}, end_time_ns=clock + 3 * MS)
     return SimulatedTrace(root.trace_id, topic, failed=False, apologetic=topic == "refund")
 
 
-def _child(parent: LiveSpan, name: str, span_type: str, inputs: object, outputs: object, clock: int,
-           ms: int) -> int:
+def _child(parent: LiveSpan, name: str, span_type: str, inputs: object, outputs: object, clock: int, ms: int) -> int:
     import mlflow
 
-    span = mlflow.start_span_no_context(name, span_type=span_type, parent_span=parent, inputs=inputs,
-                                        start_time_ns=clock)
+    span = mlflow.start_span_no_context(
+        name, span_type=span_type, parent_span=parent, inputs=inputs, start_time_ns=clock
+    )
     span.end(outputs=outputs, end_time_ns=clock + ms * MS)
     return clock + ms * MS
 
 
-def _exception_event(kind: str, message: str, at_ns: int) -> object:
+def _exception_event(kind: str, message: str, at_ns: int) -> SpanEvent:
     from mlflow.entities import SpanEvent
 
-    return SpanEvent(name="exception", timestamp=at_ns,
-                     attributes={"exception.type": kind, "exception.message": message})
+    # MLflow's stubs mark SpanEvent abstract (from_proto), yet it is the documented constructor.
+    return SpanEvent(  # type: ignore[abstract]
+        name="exception", timestamp=at_ns, attributes={"exception.type": kind, "exception.message": message}
+    )
 
 
 def _log_feedback(simulation: Simulation, rng: random.Random) -> None:
@@ -132,7 +163,9 @@ def _log_feedback(simulation: Simulation, rng: random.Random) -> None:
             continue
         happy = not trace.apologetic
         mlflow.log_feedback(
-            trace_id=trace.trace_id, name="user_thumbs", value=happy,
+            trace_id=trace.trace_id,
+            name="user_thumbs",
+            value=happy,
             source=AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="end-user"),
             rationale="answered my question" if happy else "the bot did not know",
         )

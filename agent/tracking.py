@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import unquote, urlparse
-from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from urllib.parse import unquote, urlparse
 
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -62,6 +63,10 @@ def prepare_environment(settings: Settings) -> None:
     # Keep MLflow off the network unless the user asked otherwise.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_MODEL_CATALOG_URI", "")
+    if settings.store_kind == "file":
+        # MLflow 3.17 keeps file stores in maintenance mode and refuses them unless asked; a user who
+        # points us at one has data there, and the seed workflow supports it.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 
 
 def check_store_exists(settings: Settings) -> None:
@@ -71,9 +76,7 @@ def check_store_exists(settings: Settings) -> None:
         return
     path = local_store_path(settings.tracking_uri)
     if path is not None and not path.exists():
-        raise ConfigurationError(
-            f"there is no MLflow store at {path}; check MLFLOW_TRACKING_URI (or --tracking-uri)"
-        )
+        raise ConfigurationError(f"there is no MLflow store at {path}; check MLFLOW_TRACKING_URI (or --tracking-uri)")
 
 
 def local_store_path(uri: str) -> Path | None:
@@ -92,3 +95,25 @@ def connect(settings: Settings) -> MlflowClient:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=settings.tracking_uri)
+
+
+@contextmanager
+def fluent_tracking(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent (global) API at `uri` for a block, then put everything back.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI to the environment, which would make
+    the next settings load in this process think the user chose that store.
+    """
+    import mlflow
+
+    saved_env = os.environ.get("MLFLOW_TRACKING_URI")
+    saved_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved_uri)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved_env

@@ -31,7 +31,7 @@ class Store:
     db_path: Path
     traces: object  # agent.simulator.Simulation
 
-    def client(self):  # noqa: ANN201 - MlflowClient, imported lazily
+    def client(self):
         from mlflow import MlflowClient
 
         return MlflowClient(self.uri)
@@ -39,21 +39,17 @@ class Store:
 
 @pytest.fixture(scope="session")
 def template_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    import mlflow
     from mlflow import MlflowClient
 
     from agent.simulator import simulate_support_agent
+    from agent.tracking import fluent_tracking
 
     root = tmp_path_factory.mktemp("template-store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("support-agent", artifact_location=str(root / "artifacts"))
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
+    with fluent_tracking(uri):
         simulation = simulate_support_agent(experiment_id, TEMPLATE_TRACES, seed=11)
-    finally:
-        mlflow.set_tracking_uri(previous)
     return Store(uri, experiment_id, root / "mlflow.db", simulation)
 
 
@@ -83,7 +79,7 @@ def cli(store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
 
 
 @pytest.fixture
-def insights(store: Store):  # noqa: ANN201
+def insights(store: Store):
     from agent.insights.service import Insights
 
     return Insights(store.client())

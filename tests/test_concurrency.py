@@ -20,7 +20,10 @@ def start_workers(store: Store, run_id: str, jobs: list[tuple[str, list[str]]]) 
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.workers", store.uri, run_id, hypothesis_id, *trace_ids],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for hypothesis_id, trace_ids in jobs
     ]
@@ -39,7 +42,7 @@ def start_workers(store: Store, run_id: str, jobs: list[tuple[str, list[str]]]) 
 
 
 @pytest.fixture
-def analysis_with_two_hypotheses(insights, store: Store) -> str:  # noqa: ANN001
+def analysis_with_two_hypotheses(insights, store: Store) -> str:
     from agent.insights.models import Census
 
     run_id = insights.create_analysis(store.experiment_id, "race").run_id
@@ -50,7 +53,7 @@ def analysis_with_two_hypotheses(insights, store: Store) -> str:  # noqa: ANN001
 
 
 def test_different_hypotheses_from_two_processes_lose_nothing(
-    insights, store: Store, analysis_with_two_hypotheses: str  # noqa: ANN001
+    insights, store: Store, analysis_with_two_hypotheses: str
 ) -> None:
     run_id = analysis_with_two_hypotheses
     ids = store.traces.ids()  # type: ignore[attr-defined]
@@ -60,7 +63,7 @@ def test_different_hypotheses_from_two_processes_lose_nothing(
 
 
 def test_same_hypothesis_from_two_processes_refuses_stale_writes_and_loses_nothing(
-    insights, store: Store, analysis_with_two_hypotheses: str  # noqa: ANN001
+    insights, store: Store, analysis_with_two_hypotheses: str
 ) -> None:
     run_id = analysis_with_two_hypotheses
     ids = store.traces.ids()  # type: ignore[attr-defined]
@@ -72,7 +75,7 @@ def test_same_hypothesis_from_two_processes_refuses_stale_writes_and_loses_nothi
     assert final.version == 1 + sum(r["written"] for r in results)
 
 
-def test_two_writers_of_one_version_one_wins(store: Store, insights) -> None:  # noqa: ANN001
+def test_two_writers_of_one_version_one_wins(store: Store, insights) -> None:
     run_id = insights.create_analysis(store.experiment_id, "cas").run_id
     docs_a = RunDocuments(store.client(), run_id)
     docs_b = RunDocuments(store.client(), run_id)

@@ -7,7 +7,7 @@ stored documents exactly as they were, and after every step the stored state mus
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -42,7 +42,7 @@ def snapshot(machine: Any) -> dict[str, Any]:
 
 class InsightsMachine(RuleBasedStateMachine):
     store: Store
-    outcomes: Counter[str] = Counter()
+    outcomes: ClassVar[Counter[str]] = Counter()
 
     @initialize()
     def start(self) -> None:
@@ -51,7 +51,7 @@ class InsightsMachine(RuleBasedStateMachine):
         self.client = self.store.client()
         self.insights = Insights(self.client)
         self.run_id = self.insights.create_analysis(self.store.experiment_id, "property").run_id
-        self.traces = self.store.traces.ids()[:5] + [FAKE_TRACE]  # type: ignore[attr-defined]
+        self.traces = [*self.store.traces.ids()[:5], FAKE_TRACE]  # type: ignore[attr-defined]
         # Start where the interesting rules apply; the census-first refusal is covered by the CLI tests.
         self.census()
         for n in (1, 2):
@@ -76,8 +76,11 @@ class InsightsMachine(RuleBasedStateMachine):
 
     @rule(n=st.integers(2, 3), picks=PICKS)
     def create_hypothesis(self, n: int, picks: list[tuple[int, bool]]) -> None:
-        self.attempt(lambda: self.insights.create_hypothesis(
-            self.run_id, statement=f"claim {n}", rationale="r", testing_plan="p", evidence=self.evidence(picks)))
+        self.attempt(
+            lambda: self.insights.create_hypothesis(
+                self.run_id, statement=f"claim {n}", rationale="r", testing_plan="p", evidence=self.evidence(picks)
+            )
+        )
 
     @rule(
         n=st.integers(1, 2),
@@ -87,16 +90,37 @@ class InsightsMachine(RuleBasedStateMachine):
         reopen=st.booleans(),
         reason=st.none() | st.just("because"),
     )
-    def update_hypothesis(self, n: int, status: HypothesisStatus | None, picks: list[tuple[int, bool]],
-                          actor: Actor, reopen: bool, reason: str | None) -> None:
-        self.attempt(lambda: self.insights.update_hypothesis(
-            self.run_id, f"H{n}", status=status, evidence=self.evidence(picks), actor=actor,
-            reopen=reopen, reason=reason))
+    def update_hypothesis(
+        self,
+        n: int,
+        status: HypothesisStatus | None,
+        picks: list[tuple[int, bool]],
+        actor: Actor,
+        reopen: bool,
+        reason: str | None,
+    ) -> None:
+        self.attempt(
+            lambda: self.insights.update_hypothesis(
+                self.run_id,
+                f"H{n}",
+                status=status,
+                evidence=self.evidence(picks),
+                actor=actor,
+                reopen=reopen,
+                reason=reason,
+            )
+        )
 
-    @rule(n=st.integers(1, 2), title=st.sampled_from(TITLES), severity=st.sampled_from(Severity), picks=PICKS,
-          cite_hypothesis=st.booleans())
-    def create_issue(self, n: int, title: str, severity: Severity, picks: list[tuple[int, bool]],
-                     cite_hypothesis: bool) -> None:
+    @rule(
+        n=st.integers(1, 2),
+        title=st.sampled_from(TITLES),
+        severity=st.sampled_from(Severity),
+        picks=PICKS,
+        cite_hypothesis=st.booleans(),
+    )
+    def create_issue(
+        self, n: int, title: str, severity: Severity, picks: list[tuple[int, bool]], cite_hypothesis: bool
+    ) -> None:
         """Either promote a validated hypothesis with its own evidence, as the workflow does, or try
         arbitrary combinations."""
         hypothesis_id, evidence = f"H{n}", self.evidence(picks)
@@ -104,23 +128,40 @@ class InsightsMachine(RuleBasedStateMachine):
             validated = self.insights.list_hypotheses(self.run_id, HypothesisStatus.VALIDATED)
             if validated:
                 hypothesis_id, evidence = validated[0].id, validated[0].evidence
-        self.attempt(lambda: self.insights.create_issue(
-            self.run_id, hypothesis_id=hypothesis_id, title=title, description="d", severity=severity,
-            evidence=evidence))
+        self.attempt(
+            lambda: self.insights.create_issue(
+                self.run_id,
+                hypothesis_id=hypothesis_id,
+                title=title,
+                description="d",
+                severity=severity,
+                evidence=evidence,
+            )
+        )
 
     # Two rules that walk the workflow's happy path, so the random ones get to probe its later states.
     @rule(n=st.integers(1, 3), trace=st.integers(0, 4))
     def validate(self, n: int, trace: int) -> None:
-        self.attempt(lambda: self.insights.update_hypothesis(
-            self.run_id, f"H{n}", status=HypothesisStatus.VALIDATED, evidence=self.evidence([(trace, True)])))
+        self.attempt(
+            lambda: self.insights.update_hypothesis(
+                self.run_id, f"H{n}", status=HypothesisStatus.VALIDATED, evidence=self.evidence([(trace, True)])
+            )
+        )
 
     @rule()
     def promote(self) -> None:
         validated = self.insights.list_hypotheses(self.run_id, HypothesisStatus.VALIDATED)
         if validated:
-            self.attempt(lambda: self.insights.create_issue(
-                self.run_id, hypothesis_id=validated[-1].id, title=TITLES[0], description="d",
-                severity=Severity.HIGH, evidence=validated[-1].evidence))
+            self.attempt(
+                lambda: self.insights.create_issue(
+                    self.run_id,
+                    hypothesis_id=validated[-1].id,
+                    title=TITLES[0],
+                    description="d",
+                    severity=Severity.HIGH,
+                    evidence=validated[-1].evidence,
+                )
+            )
 
     @rule(n=st.integers(1, 2), status=st.sampled_from(IssueStatus))
     def update_issue(self, n: int, status: IssueStatus) -> None:
@@ -137,8 +178,12 @@ class InsightsMachine(RuleBasedStateMachine):
         hypotheses = self.insights.list_hypotheses(self.run_id)
         issues = self.insights.list_issues(self.run_id)
         cited = {e.trace_id for h in hypotheses for e in h.evidence} | {e.trace_id for i in issues for e in i.evidence}
-        linked = {t.info.trace_id for t in self.client.search_traces(
-            locations=[self.store.experiment_id], run_id=self.run_id, include_spans=False)}
+        linked = {
+            t.info.trace_id
+            for t in self.client.search_traces(
+                locations=[self.store.experiment_id], run_id=self.run_id, include_spans=False
+            )
+        }
         assert cited <= linked, "evidence that is not linked to the run"
         assert FAKE_TRACE not in cited
         if hypotheses:
@@ -161,7 +206,10 @@ class InsightsMachine(RuleBasedStateMachine):
 def test_random_operation_sequences_never_break_an_invariant(store: Store) -> None:
     InsightsMachine.store = store
     InsightsMachine.TestCase.settings = settings(
-        max_examples=20, stateful_step_count=20, deadline=None, derandomize=True,
+        max_examples=20,
+        stateful_step_count=20,
+        deadline=None,
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     )
     InsightsMachine.TestCase().runTest()

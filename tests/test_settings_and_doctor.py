@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import sys
 from pathlib import Path
 
 import pytest
@@ -62,16 +62,19 @@ def test_databricks_needs_credentials() -> None:
 
 
 def test_secrets_never_print(tmp_path: Path) -> None:
-    settings = load_settings({"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": "https://x",
-                              "DATABRICKS_TOKEN": TOKEN})
+    settings = load_settings(
+        {"MLFLOW_TRACKING_URI": "databricks", "DATABRICKS_HOST": "https://x", "DATABRICKS_TOKEN": TOKEN}
+    )
     assert TOKEN not in repr(settings) and TOKEN not in str(settings.model_dump())
     pg = load_settings({"MLFLOW_TRACKING_URI": "postgresql://analyst:hunter2@db/mlflow"})
     assert "hunter2" not in pg.display_uri()
 
 
 def test_help_does_not_import_mlflow() -> None:
-    code = "import sys; from agent.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n" \
-           "print('mlflow' in sys.modules)"
+    code = (
+        "import sys; from agent.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n"
+        "print('mlflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("False")
     assert "insights" in out.stdout and "doctor" in out.stdout
@@ -113,9 +116,13 @@ def test_env_file_that_does_not_exist(cli: CliRunner) -> None:
 class EchoingDatabricks(BaseHTTPRequestHandler):
     """A stand-in Databricks that refuses every call and, carelessly, echoes the credentials back."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.dumps({"error_code": "PERMISSION_DENIED",
-                           "message": f"token {self.headers.get('Authorization')} may not read this"})
+    def do_GET(self) -> None:
+        body = json.dumps(
+            {
+                "error_code": "PERMISSION_DENIED",
+                "message": f"token {self.headers.get('Authorization')} may not read this",
+            }
+        )
         self.send_response(403)
         self.send_header("Content-Type", "application/json")
         self.end_headers()

@@ -13,13 +13,14 @@ from tests.helpers import CliRunner
 
 
 def linked_ids(store: Store, run_id: str) -> set[str]:
-    found = store.client().search_traces(locations=[store.experiment_id], run_id=run_id, include_spans=False,
-                                         max_results=1000)
+    found = store.client().search_traces(
+        locations=[store.experiment_id], run_id=run_id, include_spans=False, max_results=1000
+    )
     return {t.info.trace_id for t in found}
 
 
 @pytest.fixture
-def run_id(insights, store: Store) -> str:  # noqa: ANN001
+def run_id(insights, store: Store) -> str:
     return str(insights.create_analysis(store.experiment_id, "reading").run_id)
 
 
@@ -54,12 +55,13 @@ def test_batches_deduplicate_and_respect_mlflow_limit() -> None:
     ids = [f"tr-{i}" for i in range(250)] + ["tr-1"]
     chunks = list(batches(ids))
     assert [len(c) for c in chunks] == [100, 100, 50]
-    assert sorted(sum(chunks, [])) == sorted(set(ids))
+    assert sorted(tid for chunk in chunks for tid in chunk) == sorted(set(ids))
 
 
 def test_filtered_search(store: Store) -> None:
-    page = TraceAccess(store.client()).search(store.experiment_id, filter_string="trace.status = 'ERROR'",
-                                              max_results=100)
+    page = TraceAccess(store.client()).search(
+        store.experiment_id, filter_string="trace.status = 'ERROR'", max_results=100
+    )
     assert {t.info.trace_id for t in page.traces} == set(store.traces.ids(failed=True))  # type: ignore[attr-defined]
 
 
@@ -97,9 +99,15 @@ def test_get_unknown_trace(store: Store) -> None:
 
 
 def test_field_paths_follow_mlflow_syntax() -> None:
-    assert parse_field_path("info.trace_metadata.`mlflow.traceInputs`") == ["info", "trace_metadata", "mlflow.traceInputs"]
-    doc = {"info": {"trace_id": "tr-1", "state": "OK", "trace_metadata": {"mlflow.traceInputs": "q", "x": "y"}},
-           "data": {"spans": [{"name": "a", "span_id": "1"}, {"name": "b", "span_id": "2"}]}}
+    assert parse_field_path("info.trace_metadata.`mlflow.traceInputs`") == [
+        "info",
+        "trace_metadata",
+        "mlflow.traceInputs",
+    ]
+    doc = {
+        "info": {"trace_id": "tr-1", "state": "OK", "trace_metadata": {"mlflow.traceInputs": "q", "x": "y"}},
+        "data": {"spans": [{"name": "a", "span_id": "1"}, {"name": "b", "span_id": "2"}]},
+    }
     assert extract_fields(doc, ["info.trace_id", "info.trace_metadata.`mlflow.traceInputs`", "data.spans.*.name"]) == {
         "info": {"trace_id": "tr-1", "trace_metadata": {"mlflow.traceInputs": "q"}},
         "data": {"spans": [{"name": "a"}, {"name": "b"}]},
@@ -110,8 +118,9 @@ def test_cli_search_and_get_with_linking(cli: CliRunner, store: Store, run_id: s
     result = cli.ok("traces", "search", "-n", "5", "--run-id", run_id, "-o", "json").json()
     assert len(result["traces"]) == 5 and result["linked_to_run"] == run_id
     assert linked_ids(store, run_id) == {t["trace_id"] for t in result["traces"]}
-    fields = cli.ok("traces", "search", "-n", "2", "-o", "json",
-                    "--extract-fields", "info.trace_id,data.spans.*.name").json()
+    fields = cli.ok(
+        "traces", "search", "-n", "2", "-o", "json", "--extract-fields", "info.trace_id,data.spans.*.name"
+    ).json()
     assert set(fields["traces"][0]) == {"info", "data"}
     shown = cli.ok("traces", "get", "-t", store.traces.ids(failed=True)[0])  # type: ignore[attr-defined]
     assert "lookup_order" in shown.stdout and "timed out" in shown.stdout
@@ -121,11 +130,16 @@ def test_trace_text_is_printed_literally(cli: CliRunner, store: Store) -> None:
     """Rich markup inside a trace must not be interpreted (it is untrusted data)."""
     import mlflow
 
-    mlflow.set_tracking_uri(store.uri)
-    span = mlflow.start_span_no_context("hostile", experiment_id=store.experiment_id,
-                                        inputs={"q": "[bold red]ignore previous instructions[/bold red]\x1b[2J"})
-    span.end()
-    mlflow.flush_trace_async_logging()
+    from agent.tracking import fluent_tracking
+
+    with fluent_tracking(store.uri):
+        span = mlflow.start_span_no_context(
+            "hostile",
+            experiment_id=store.experiment_id,
+            inputs={"q": "[bold red]ignore previous instructions[/bold red]\x1b[2J"},
+        )
+        span.end()
+        mlflow.flush_trace_async_logging()
     shown = cli.ok("traces", "get", "-t", span.trace_id)
     assert "[bold red]ignore previous instructions[/bold red]" in shown.stdout
     assert "\x1b[2J" not in shown.stdout

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from agent.cli.common import CliState
+from agent.cli.demo import demo
 from agent.cli.doctor import doctor
 from agent.cli.insights import insights
 from agent.cli.runs import runs
@@ -41,6 +42,7 @@ def cli(ctx: click.Context, env_file: Path | None, tracking_uri: str | None, deb
     ctx.obj.debug = debug
 
 
+cli.add_command(demo)
 cli.add_command(doctor)
 cli.add_command(insights)
 cli.add_command(traces)
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(state, refused.kind, refused.message, refused.exit_code)
     except StoreUnavailableError as down:
         _fail(state, down.kind, str(down), 1)
-    except Exception as unexpected:  # noqa: BLE001 - the last line of defence: one line, exit 1
+    except Exception as unexpected:
         if state.debug:
             raise
         refusal = _store_refusal(unexpected)

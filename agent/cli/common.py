@@ -70,9 +70,7 @@ def output_option(func: F) -> F:
 
 
 def experiment_option(func: F) -> F:
-    return click.option(
-        "--experiment-id", "-x", help="Experiment to work on. [default: $MLFLOW_EXPERIMENT_ID]"
-    )(func)
+    return click.option("--experiment-id", "-x", help="Experiment to work on. [default: $MLFLOW_EXPERIMENT_ID]")(func)
 
 
 def run_id_option(help_text: str = "The analysis run id.", required: bool = True) -> Callable[[F], F]:

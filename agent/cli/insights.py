@@ -23,11 +23,17 @@ ISSUE_STATUSES = ["OPEN", "IN_PROGRESS", "RESOLVED", "REJECTED"]
 SEVERITIES = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
 evidence_option = click.option(
-    "--evidence", "-e", multiple=True, metavar="JSON",
+    "--evidence",
+    "-e",
+    multiple=True,
+    metavar="JSON",
     help=f"Evidence as JSON, repeatable: {EVIDENCE_EXAMPLE}.",
 )
 sql_query_option = click.option(
-    "--sql-query", "-q", multiple=True, metavar="JSON",
+    "--sql-query",
+    "-q",
+    multiple=True,
+    metavar="JSON",
     help=f"A SQL query for the lineage, repeatable: {SQL_EXAMPLE}.",
 )
 expected_version_option = click.option(
@@ -87,14 +93,25 @@ def create_analysis(experiment_id: str | None, name: str, description: str, run_
 @click.option("--reason", help="Why the status changes (kept in the history).")
 @expected_version_option
 @output_option
-def update_analysis(run_id: str, name: str | None, description: str | None, status: str | None,
-                    reason: str | None, expected_version: int | None, output: str) -> None:
+def update_analysis(
+    run_id: str,
+    name: str | None,
+    description: str | None,
+    status: str | None,
+    reason: str | None,
+    expected_version: int | None,
+    output: str,
+) -> None:
     """Rename, describe, complete (read-only) or reopen (ACTIVE) an analysis."""
     from agent import console
     from agent.insights.models import AnalysisStatus
 
     analysis = runtime().insights.update_analysis(
-        run_id, name=name, description=description, reason=reason, expected_version=expected_version,
+        run_id,
+        name=name,
+        description=description,
+        reason=reason,
+        expected_version=expected_version,
         status=AnalysisStatus(status) if status else None,
     )
     _emit(output, analysis, lambda: console.analysis_panel(analysis))
@@ -143,9 +160,7 @@ def create_baseline_census(run_id: str, output: str) -> None:
     columns = (TextColumn("reading traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console.err, transient=True) as progress:
         task = progress.add_task("census", total=None)
-        census = compute_census(
-            iter_traces(rt.client, analysis.experiment_id), on_trace=lambda: progress.advance(task)
-        )
+        census = compute_census(iter_traces(rt.client, analysis.experiment_id), on_trace=lambda: progress.advance(task))
     saved = rt.insights.save_census(run_id, census)
     _emit(output, saved, lambda: console.census_view(saved))
 
@@ -172,15 +187,27 @@ def get_baseline_census(run_id: str, output: str) -> None:
 @evidence_option
 @sql_query_option
 @output_option
-def create_hypothesis(run_id: str, statement: str, rationale: str, testing_plan: str,
-                      evidence: tuple[str, ...], sql_query: tuple[str, ...], output: str) -> None:
+def create_hypothesis(
+    run_id: str,
+    statement: str,
+    rationale: str,
+    testing_plan: str,
+    evidence: tuple[str, ...],
+    sql_query: tuple[str, ...],
+    output: str,
+) -> None:
     """Add a hypothesis (status TESTING). Needs the census first."""
     from agent import console
     from agent.insights.models import Actor
 
     hypothesis = runtime().insights.create_hypothesis(
-        run_id, statement=statement, rationale=rationale, testing_plan=testing_plan,
-        evidence=_evidence(evidence), sql_queries=_queries(sql_query), actor=Actor.PERSON,
+        run_id,
+        statement=statement,
+        rationale=rationale,
+        testing_plan=testing_plan,
+        evidence=_evidence(evidence),
+        sql_queries=_queries(sql_query),
+        actor=Actor.PERSON,
     )
     _emit(output, hypothesis, lambda: console.hypothesis_panel(hypothesis))
 
@@ -198,20 +225,37 @@ def create_hypothesis(run_id: str, statement: str, rationale: str, testing_plan:
 @click.option("--reopen", is_flag=True, help="Reopen a REJECTED hypothesis (with --status TESTING).")
 @expected_version_option
 @output_option
-def update_hypothesis(run_id: str, hypothesis_id: str, status: str | None, evidence: tuple[str, ...],
-                      sql_query: tuple[str, ...], statement: str | None, rationale: str | None,
-                      testing_plan: str | None, reason: str | None, reopen: bool,
-                      expected_version: int | None, output: str) -> None:
+def update_hypothesis(
+    run_id: str,
+    hypothesis_id: str,
+    status: str | None,
+    evidence: tuple[str, ...],
+    sql_query: tuple[str, ...],
+    statement: str | None,
+    rationale: str | None,
+    testing_plan: str | None,
+    reason: str | None,
+    reopen: bool,
+    expected_version: int | None,
+    output: str,
+) -> None:
     """Record evidence and queries, or change the status (which needs new evidence)."""
     from agent import console
     from agent.insights.models import Actor, HypothesisStatus
 
     hypothesis = runtime().insights.update_hypothesis(
-        run_id, hypothesis_id.upper(),
+        run_id,
+        hypothesis_id.upper(),
         status=HypothesisStatus(status) if status else None,
-        evidence=_evidence(evidence), sql_queries=_queries(sql_query),
-        statement=statement, rationale=rationale, testing_plan=testing_plan,
-        reason=reason, reopen=reopen, actor=Actor.PERSON, expected_version=expected_version,
+        evidence=_evidence(evidence),
+        sql_queries=_queries(sql_query),
+        statement=statement,
+        rationale=rationale,
+        testing_plan=testing_plan,
+        reason=reason,
+        reopen=reopen,
+        actor=Actor.PERSON,
+        expected_version=expected_version,
     )
     _emit(output, hypothesis, lambda: console.hypothesis_panel(hypothesis))
 
@@ -254,8 +298,9 @@ def preview_hypotheses(run_id: str, max_traces: int, output: str) -> None:
     rt = runtime()
     analysis = rt.insights.get_analysis(run_id)
     items = [
-        PreviewItem(kind="hypothesis", id=h.id, run_id=run_id, title=h.statement, status=h.status.value,
-                    evidence=h.evidence)
+        PreviewItem(
+            kind="hypothesis", id=h.id, run_id=run_id, title=h.statement, status=h.status.value, evidence=h.evidence
+        )
         for h in rt.insights.list_hypotheses(run_id)
     ]
     previews = build_previews(TraceLinks(rt.client), analysis.experiment_id, items, max_traces)
@@ -273,15 +318,21 @@ def preview_hypotheses(run_id: str, max_traces: int, output: str) -> None:
 @click.option("--severity", required=True, type=UpperChoice(SEVERITIES))
 @evidence_option
 @output_option
-def create_issue(run_id: str, hypothesis_id: str, title: str, description: str, severity: str,
-                 evidence: tuple[str, ...], output: str) -> None:
+def create_issue(
+    run_id: str, hypothesis_id: str, title: str, description: str, severity: str, evidence: tuple[str, ...], output: str
+) -> None:
     """Promote a VALIDATED hypothesis to an issue (evidence traces must be linked)."""
     from agent import console
     from agent.insights.models import Actor, Severity
 
     issue = runtime().insights.create_issue(
-        run_id, hypothesis_id=hypothesis_id.upper(), title=title, description=description,
-        severity=Severity(severity), evidence=_evidence(evidence), actor=Actor.PERSON,
+        run_id,
+        hypothesis_id=hypothesis_id.upper(),
+        title=title,
+        description=description,
+        severity=Severity(severity),
+        evidence=_evidence(evidence),
+        actor=Actor.PERSON,
     )
     _emit(output, issue, lambda: console.issue_panel(issue))
 
@@ -297,19 +348,33 @@ def create_issue(run_id: str, hypothesis_id: str, title: str, description: str, 
 @click.option("--reason", help="Why the status changes (kept in the history).")
 @expected_version_option
 @output_option
-def update_issue(run_id: str, issue_id: str, status: str | None, severity: str | None, title: str | None,
-                 description: str | None, evidence: tuple[str, ...], reason: str | None,
-                 expected_version: int | None, output: str) -> None:
+def update_issue(
+    run_id: str,
+    issue_id: str,
+    status: str | None,
+    severity: str | None,
+    title: str | None,
+    description: str | None,
+    evidence: tuple[str, ...],
+    reason: str | None,
+    expected_version: int | None,
+    output: str,
+) -> None:
     """Change an issue's status, severity, wording or evidence."""
     from agent import console
     from agent.insights.models import Actor, IssueStatus, Severity
 
     issue = runtime().insights.update_issue(
-        run_id, issue_id.upper(),
+        run_id,
+        issue_id.upper(),
         status=IssueStatus(status) if status else None,
         severity=Severity(severity) if severity else None,
-        title=title, description=description, evidence=_evidence(evidence), reason=reason,
-        actor=Actor.PERSON, expected_version=expected_version,
+        title=title,
+        description=description,
+        evidence=_evidence(evidence),
+        reason=reason,
+        actor=Actor.PERSON,
+        expected_version=expected_version,
     )
     _emit(output, issue, lambda: console.issue_panel(issue))
 
@@ -328,10 +393,15 @@ def get_issue(issue_id: str, run_id: str | None, experiment_id: str | None, outp
     if run_id:
         issue = rt.insights.get_issue(run_id, issue_id.upper())
     else:
-        matches = [i for _, i in rt.insights.list_experiment_issues(rt.experiment_id(experiment_id))
-                   if i.id == issue_id.upper() or i.native_issue_id == issue_id]
+        matches = [
+            i
+            for _, i in rt.insights.list_experiment_issues(rt.experiment_id(experiment_id))
+            if i.id == issue_id.upper() or i.native_issue_id == issue_id
+        ]
         if not matches:
-            raise NotFoundError(f"no issue {issue_id} in the experiment's analyses; list them with `insights list-issues`")
+            raise NotFoundError(
+                f"no issue {issue_id} in the experiment's analyses; list them with `insights list-issues`"
+            )
         if len(matches) > 1:
             raise UserError(f"{len(matches)} analyses have an issue {issue_id}; pass --run-id to pick one")
         issue = matches[0]
@@ -385,12 +455,18 @@ def preview_issues(run_id: str | None, experiment_id: str | None, max_traces: in
 @click.argument("name", type=click.Choice(["analysis", "census", "hypothesis", "issue", "trace-summary", "trace-view"]))
 def schema(name: str) -> None:
     """Print the JSON Schema of an object that `--output json` emits."""
+    from pydantic import BaseModel
+
     from agent import console
     from agent.insights import models
     from agent.traces import views
 
-    model = {
-        "analysis": models.Analysis, "census": models.Census, "hypothesis": models.Hypothesis,
-        "issue": models.Issue, "trace-summary": views.TraceSummary, "trace-view": views.TraceView,
-    }[name]
-    console.emit_json(model.model_json_schema())
+    by_name: dict[str, type[BaseModel]] = {
+        "analysis": models.Analysis,
+        "census": models.Census,
+        "hypothesis": models.Hypothesis,
+        "issue": models.Issue,
+        "trace-summary": views.TraceSummary,
+        "trace-view": views.TraceView,
+    }
+    console.emit_json(by_name[name].model_json_schema())

@@ -30,8 +30,16 @@ def _fields(extract_fields: str | None) -> list[str]:
 @run_id_option("Link every returned trace to this analysis run.", required=False)
 @click.option("--extract-fields", help=DEFAULT_FIELDS_HELP)
 @output_option
-def search(experiment_id: str | None, filter_string: str | None, max_results: int, order_by: str | None,
-           page_token: str | None, run_id: str | None, extract_fields: str | None, output: str) -> None:
+def search(
+    experiment_id: str | None,
+    filter_string: str | None,
+    max_results: int,
+    order_by: str | None,
+    page_token: str | None,
+    run_id: str | None,
+    extract_fields: str | None,
+    output: str,
+) -> None:
     """Search the experiment's traces."""
     from agent import console
     from agent.traces.views import extract_fields as project

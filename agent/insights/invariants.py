@@ -54,27 +54,23 @@ def require_workable(hypothesis: Hypothesis, actor: Actor, reopening: bool) -> N
     )
 
 
-def require_status_evidence(
-    hypothesis: Hypothesis, new_status: HypothesisStatus, new_evidence: list[Evidence]
-) -> None:
+def require_status_evidence(hypothesis: Hypothesis, new_status: HypothesisStatus, new_evidence: list[Evidence]) -> None:
     """A status change must bring its own evidence, and the evidence must point the right way."""
     if new_status is hypothesis.status:
         return
     if not new_evidence:
         raise InvariantViolation(
             f"changing {hypothesis.id} to {new_status.value} needs evidence in the same update; pass "
-            "--evidence '{\"trace_id\": ..., \"rationale\": ..., \"supports\": true|false}'"
+            '--evidence \'{"trace_id": ..., "rationale": ..., "supports": true|false}\''
         )
     all_evidence = [*hypothesis.evidence, *new_evidence]
     if new_status is HypothesisStatus.VALIDATED and not any(e.supports for e in all_evidence):
         raise InvariantViolation(
-            f"{hypothesis.id} cannot be VALIDATED without at least one supporting evidence entry "
-            '("supports": true)'
+            f'{hypothesis.id} cannot be VALIDATED without at least one supporting evidence entry ("supports": true)'
         )
     if new_status is HypothesisStatus.REJECTED and all(e.supports for e in all_evidence):
         raise InvariantViolation(
-            f"{hypothesis.id} cannot be REJECTED without at least one refuting evidence entry "
-            '("supports": false)'
+            f'{hypothesis.id} cannot be REJECTED without at least one refuting evidence entry ("supports": false)'
         )
 
 
@@ -102,8 +98,7 @@ def require_title_length(title: str) -> None:
     low, high = TITLE_WORDS
     if not low <= words <= high:
         raise InvariantViolation(
-            f"issue titles must be {low}-{high} words, specific and fix-oriented; "
-            f"'{title}' has {words}"
+            f"issue titles must be {low}-{high} words, specific and fix-oriented; '{title}' has {words}"
         )
 
 

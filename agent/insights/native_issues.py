@@ -106,10 +106,7 @@ class NativeIssues:
             if code not in _UNSUPPORTED_CODES:
                 raise
             self._supported = False
-            self._notify(
-                "this tracking store has no native MLflow issues; issues are kept as analysis "
-                "artifacts only"
-            )
+            self._notify("this tracking store has no native MLflow issues; issues are kept as analysis artifacts only")
             return None
         self._supported = True
         return result

@@ -55,6 +55,7 @@ class Insights:
     def create_analysis(
         self, experiment_id: str, name: str, description: str = "", run_name: str | None = None
     ) -> Analysis:
+        self._links.require_linking_support()
         self._require_experiment(experiment_id)
         tags = {ANALYSIS_TAG: "true", STATUS_TAG: AnalysisStatus.ACTIVE.value}
         if description:
@@ -324,21 +325,19 @@ class Insights:
             index = docs.index()
         except MlflowException as error:
             if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise NotFoundError(f"run {run_id} does not exist; list analyses with `insights list-analyses`") from error
+                raise NotFoundError(
+                    f"run {run_id} does not exist; list analyses with `insights list-analyses`"
+                ) from error
             raise
         return docs, index
 
     def _analysis(self, docs: RunDocuments, index: DocumentIndex) -> Analysis:
         body = docs.read(*ANALYSIS_DOC, index=index)
         if body is None:
-            raise NotFoundError(
-                f"run {docs.run_id} is not an analysis run; create one with `insights create-analysis`"
-            )
+            raise NotFoundError(f"run {docs.run_id} is not an analysis run; create one with `insights create-analysis`")
         return Analysis.model_validate(body)
 
-    def _one(
-        self, docs: RunDocuments, index: DocumentIndex, kind: str, doc_id: str, model: type[D], run_id: str
-    ) -> D:
+    def _one(self, docs: RunDocuments, index: DocumentIndex, kind: str, doc_id: str, model: type[D], run_id: str) -> D:
         body = docs.read(kind, doc_id, index=index)
         if body is None:
             raise NotFoundError(f"no {kind} {doc_id} in analysis {run_id}; list them with `insights list-{kind}s`")
@@ -346,7 +345,7 @@ class Insights:
 
     def _all(self, docs: RunDocuments, index: DocumentIndex, kind: str, model: type[D]) -> list[D]:
         items = [model.model_validate(body) for body in docs.read_all(kind, index=index)]
-        return sorted(items, key=lambda item: int(str(getattr(item, "id"))[1:]))
+        return sorted(items, key=_number)
 
     def _save(self, docs: RunDocuments, kind: str, doc_id: str, doc: D, base_version: int) -> D:
         version = docs.write(kind, doc_id, _dump(doc), base_version)
@@ -354,9 +353,7 @@ class Insights:
         self._mirror(docs.run_id, kind, doc_id, saved)
         return saved
 
-    def _create_numbered(
-        self, docs: RunDocuments, kind: str, prefix: str, draft: D, taken: list[str]
-    ) -> D:
+    def _create_numbered(self, docs: RunDocuments, kind: str, prefix: str, draft: D, taken: list[str]) -> D:
         """Give the document the next free id; a concurrent creator that took it moves us on."""
         number = max((int(existing[1:]) for existing in taken), default=0) + 1
         for _ in range(_ID_ATTEMPTS):
@@ -428,6 +425,11 @@ class Insights:
         retry_transient(self._client.update_run)(analysis.run_id, status=run_status, name=None)
 
 
+def _number(doc: BaseModel) -> int:
+    """H12 sorts after H2."""
+    return int(str(getattr(doc, "id", "X0"))[1:])
+
+
 def _dump(doc: BaseModel) -> dict[str, Any]:
     return doc.model_dump(mode="json")
 
@@ -459,6 +461,4 @@ def _same_text(a: str, b: str) -> bool:
 
 def _check_expected(actual: int, expected: int | None, what: str) -> None:
     if expected is not None and expected != actual:
-        raise StaleWriteError(
-            f"{what} is at version {actual}, not {expected}; read it again and reapply your change"
-        )
+        raise StaleWriteError(f"{what} is at version {actual}, not {expected}; read it again and reapply your change")

@@ -74,7 +74,7 @@ class TraceAccess:
         if not is_safe_trace_id(trace_id):
             raise UserError(f"'{trace_id}' is not a trace id; trace ids look like tr-0123abcd...")
         try:
-            trace = retry_transient(self._client.get_trace)(trace_id)
+            trace: Trace = retry_transient(self._client.get_trace)(trace_id)
         except MlflowException as error:
             if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
                 raise NotFoundError(f"trace {trace_id} does not exist; find ids with `traces search`") from error

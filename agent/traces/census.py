@@ -221,13 +221,15 @@ def _span_table(spans: dict[str, list[tuple[float, bool]]]) -> list[dict[str, An
     for name, calls in spans.items():
         durations = [ms for ms, _ in calls]
         failures = sum(1 for _, failed in calls if failed)
-        rows.append({
-            "name": name,
-            "calls": len(calls),
-            "errors": failures,
-            "error_rate": round(failures / len(calls), 6),
-            **{f"{k}_ms": v for k, v in percentiles(durations).items()},
-        })
+        rows.append(
+            {
+                "name": name,
+                "calls": len(calls),
+                "errors": failures,
+                "error_rate": round(failures / len(calls), 6),
+                **{f"{k}_ms": v for k, v in percentiles(durations).items()},
+            }
+        )
     return sorted(rows, key=lambda row: (-row["calls"], row["name"]))
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlparse
 
+from agent.errors import UserError
 from agent.tracking import retry_transient
 
 if TYPE_CHECKING:
@@ -54,8 +57,20 @@ class TraceLinks:
         """The subset of `trace_ids` already linked to the run (or logged inside it)."""
         return self._matching(experiment_id, trace_ids, run_id=run_id)
 
+    def require_linking_support(self) -> None:
+        """File stores cannot link traces to runs, so an analysis there could not keep its record."""
+        uri = self._client.tracking_uri
+        if urlparse(uri).scheme in {"file", ""}:
+            source = Path(unquote(urlparse(uri).path)).parent
+            raise UserError(
+                "this file store cannot link traces to runs (MLflow keeps file stores in maintenance "
+                f"mode); migrate it with `mlflow migrate-filestore --source {source} --target "
+                "sqlite:///mlflow.db` and use that URI"
+            )
+
     def link(self, run_id: str, trace_ids: Iterable[str]) -> int:
         """Link traces to the run in batches MLflow accepts; linking twice is harmless."""
+        self.require_linking_support()
         count = 0
         for chunk in batches(trace_ids, self._batch_size):
             retry_transient(self._client.link_traces_to_run)(chunk, run_id)

@@ -1,0 +1,39 @@
+"""`analyze-experiment demo`: a ready-made experiment to try the tool on."""
+
+from __future__ import annotations
+
+import click
+
+from agent.cli.common import output_option, runtime
+
+
+@click.command()
+@click.option("--traces", default=120, show_default=True, help="How many traces to simulate.")
+@click.option("--seed", default=7, show_default=True, help="Same seed, same traffic.")
+@output_option
+def demo(traces: int, seed: int, output: str) -> None:
+    """Create (or reuse) a demo experiment of simulated support-agent traces with known problems."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agent import console
+    from agent.demo import ensure_demo
+    from agent.errors import UserError
+
+    if not 1 <= traces <= 5000:
+        raise UserError("--traces must be between 1 and 5000")
+    rt = runtime()
+    columns = (TextColumn("logging demo traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console.err, transient=True) as progress:
+        task = progress.add_task("demo", total=traces)
+        made = ensure_demo(rt, traces, seed, on_trace=lambda: progress.advance(task))
+    if output == "json":
+        console.emit_json(made)
+        return
+    verb = "created" if made.created else "reused"
+    console.show(
+        console.plain(
+            f"{verb} experiment {made.experiment_id} ({made.name}, {made.traces} traces) in {made.tracking_uri}"
+        )
+    )
+    uri_flag = "" if rt.settings.tracking_uri_is_default else f"--tracking-uri '{made.tracking_uri}' "
+    console.show(console.plain(f"next: analyze-experiment {uri_flag}doctor --experiment-id {made.experiment_id}"))

@@ -1,0 +1,26 @@
+"""The app installs as a tool: its wheel holds only our own top-level packages and the entry point."""
+
+from __future__ import annotations
+
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+# Generic names like `tools` or `graphs` must never land in site-packages by accident; each one added
+# to the wheel is a deliberate change to this list.
+TOP_LEVEL = {"agent"}
+
+
+@pytest.mark.slow
+def test_wheel_contains_only_our_top_level_names(tmp_path: Path) -> None:
+    subprocess.run(["uv", "build", "--wheel", "--out-dir", str(tmp_path), "--quiet"], cwd=ROOT, check=True)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    top = {name.split("/", 1)[0] for name in names if not name.split("/", 1)[0].endswith(".dist-info")}
+    assert top == TOP_LEVEL
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "analyze-experiment = agent.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert not any("/tests/" in name or name.startswith("tests/") for name in names)
