@@ -308,3 +308,18 @@ def previews_view(previews: Sequence[Any]) -> Group:
         title = Text(f"{p.id} [{p.status}] ") + plain(p.title)
         parts.append(Panel(Group(table, Text(caption or "", style="dim")), title=title, title_align="left"))
     return Group(*parts) if parts else Group(Text("nothing to preview"))
+
+
+def query_view(outcome: Any) -> Group:
+    result = outcome.result
+    table = Table(*result.columns, title=f"{result.row_count} rows")
+    for row in result.rows:
+        table.add_row(*[plain(json.dumps(v, default=str) if isinstance(v, list | dict) else v) for v in row])
+    parts: list[Any] = [table]
+    if result.rows_cut:
+        parts.append(Text(f"{result.rows_cut} more rows not shown (raise --max-rows or aggregate)", style="yellow"))
+    if outcome.linked_traces:
+        parts.append(Text(f"linked {outcome.linked_traces} traces to the analysis run", style="dim"))
+    if outcome.recorded_as:
+        parts.append(Text(f"recorded as {outcome.recorded_as}", style="dim"))
+    return Group(*parts)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from agent.insights.service import Insights
     from agent.traces.access import TraceAccess
+    from agent.traces.engine import DuckDBEngine
 
 
 class Runtime:
@@ -47,6 +48,17 @@ class Runtime:
         from agent.traces.access import TraceAccess
 
         return TraceAccess(self.client)
+
+    def traces_table(
+        self, experiment_id: str, refresh: bool = False, on_traces: Callable[[int], None] | None = None
+    ) -> DuckDBEngine:
+        """The experiment's traces table, brought up to date with the store first."""
+        from agent.traces.engine import DuckDBEngine
+        from agent.traces.sync import TraceTableSync, cache_path
+
+        path = cache_path(self.settings.home / "cache", self.settings.tracking_uri, experiment_id)
+        TraceTableSync(self.client, experiment_id, path).sync(refresh=refresh, on_traces=on_traces)
+        return DuckDBEngine(path)
 
     def experiment_id(self, explicit: str | None = None) -> str:
         experiment_id = explicit or self.settings.experiment_id

@@ -88,3 +88,31 @@ def get(trace_id: str, run_id: str | None, extract_fields: str | None, full: boo
         console.emit_json(readable)
     else:
         console.show(console.trace_view(readable))
+
+
+@traces.command("execute-sql")
+@click.option("--sql", "-s", "query", required=True, help="One Databricks SQL query over the `traces` table.")
+@experiment_option
+@run_id_option("Analysis run: link the trace ids in the result to it.", required=False)
+@click.option("--hypothesis-id", "-H", help="Record the query in this hypothesis's lineage (needs --run-id).")
+@click.option("--query-id", "-q", help="The lineage id, like Q3. [default: the next free one]")
+@click.option("--max-rows", default=1000, show_default=True, help="Rows returned; the rest are counted.")
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds before the query is stopped.")
+@click.option("--refresh", is_flag=True, help="Rebuild the local traces table from scratch first.")
+@output_option
+def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypothesis_id: str | None,
+                query_id: str | None, max_rows: int, timeout: float, refresh: bool, output: str) -> None:  # fmt: skip
+    """Run read-only SQL over the experiment's traces table (Databricks SQL, on a local DuckDB copy)."""
+    from agent import console
+    from agent.errors import UserError
+    from agent.sql_runs import run_sql
+
+    if hypothesis_id and not run_id:
+        raise UserError("--hypothesis-id needs --run-id (the analysis the hypothesis belongs to)")
+    rt = runtime()
+    outcome = run_sql(rt, query, experiment_id=experiment_id, run_id=run_id, hypothesis_id=hypothesis_id,
+                      query_id=query_id, max_rows=max_rows, timeout=timeout, refresh=refresh)  # fmt: skip
+    if output == "json":
+        console.emit_json(outcome)
+    else:
+        console.show(console.query_view(outcome))

@@ -1,0 +1,68 @@
+"""Running an analyst's SQL: sync the table, run it sandboxed, link what it returns, keep the lineage."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from agent.runtime import Runtime
+from agent.traces.engine import QueryResult
+
+_TRACE_COLUMN = "trace_id"
+
+
+class SqlOutcome(BaseModel):
+    result: QueryResult
+    linked_traces: int = 0
+    recorded_as: str | None = None
+
+
+def run_sql(
+    rt: Runtime,
+    query: str,
+    *,
+    experiment_id: str | None,
+    run_id: str | None,
+    hypothesis_id: str | None,
+    query_id: str | None,
+    max_rows: int,
+    timeout: float,
+    refresh: bool,
+) -> SqlOutcome:
+    from agent.insights.models import SqlQuery
+    from agent.traces.links import TraceLinks
+    from agent.traces.sql import parse
+
+    parse(query)  # refuse bad SQL before any sync or write
+    analysis = rt.insights.get_analysis(run_id) if run_id else None
+    experiment = analysis.experiment_id if analysis else rt.experiment_id(experiment_id)
+    engine = rt.traces_table(experiment, refresh=refresh)
+    engine.row_cap, engine.timeout_s = max_rows, timeout
+    result = engine.execute(query)
+    outcome = SqlOutcome(result=result)
+    if run_id and _TRACE_COLUMN in result.columns:
+        column = result.columns.index(_TRACE_COLUMN)
+        ids = [str(row[column]) for row in result.rows if row[column]]
+        outcome.linked_traces = TraceLinks(rt.client).link(run_id, ids)
+    if run_id and hypothesis_id:
+        hypothesis = rt.insights.get_hypothesis(run_id, hypothesis_id.upper())
+        qid = query_id or _next_query_id([q.id for q in hypothesis.sql_queries])
+        summary = f"{result.row_count + result.rows_cut} rows" + _first_row(result)
+        rt.insights.update_hypothesis(
+            run_id, hypothesis.id, sql_queries=[SqlQuery(id=qid, query=query, result_summary=summary)]
+        )
+        outcome.recorded_as = f"{hypothesis.id}/{qid}"
+    return outcome
+
+
+def _next_query_id(taken: list[str]) -> str:
+    numbers = [int(m[1]) for q in taken if (m := re.match(r"^Q(\d+)$", q))]
+    return f"Q{max(numbers, default=0) + 1}"
+
+
+def _first_row(result: QueryResult) -> str:
+    if not result.rows:
+        return ""
+    pairs = ", ".join(f"{c}={v}" for c, v in zip(result.columns, result.rows[0], strict=False))
+    return f"; first: {pairs[:300]}"

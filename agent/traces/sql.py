@@ -1,0 +1,154 @@
+"""One SQL dialect everywhere: Databricks SQL in, checked, and translated for the engine that runs it.
+
+User and LLM SQL is untrusted. `prepare` admits exactly one query over the traces table (and its
+CTEs), refuses what could touch anything else, refuses constructs that would not mean the same on
+DuckDB, and fixes the translations sqlglot is known to get wrong.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from agent.errors import UserError
+from agent.traces.table import TABLE
+
+ALLOWED = f"exactly one SELECT (WITH ... SELECT allowed) over the `{TABLE}` table"
+_DENIED_FUNCTIONS = re.compile(
+    r"^(read_\w+|sniff_\w+|parquet_\w+|iceberg_\w+|delta_scan|glob|getenv|getvariable|query|query_table|"
+    r"current_setting|duckdb_\w+|pragma_\w+|http_\w+|load_\w+|install_\w+|system|shell|java_method|reflect)$",
+    re.IGNORECASE,
+)
+_UNIT_DATEDIFF = re.compile(r"\b(datediff|timestampdiff|date_diff)\s*\(\s*(year|quarter|month|week|day|hour|"
+                            r"minute|second|millisecond|microsecond)\b", re.IGNORECASE)  # fmt: skip
+_MAP_COLUMNS = {"tags", "trace_metadata", "attributes", "metadata"}
+
+
+class SqlRefused(UserError):
+    kind = "sql_refused"
+
+
+def parse(sql: str) -> exp.Query:
+    """The single query in `sql`, or a refusal that says what is allowed."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="databricks") if s is not None]
+    except ParseError as error:
+        first = str(error).splitlines()[0]
+        raise SqlRefused(f"could not parse the SQL ({first}); write {ALLOWED}") from error
+    if len(statements) != 1:
+        raise SqlRefused(f"found {len(statements)} statements; write {ALLOWED}")
+    (tree,) = statements
+    if not isinstance(tree, exp.Select | exp.SetOperation):
+        raise SqlRefused(f"{type(tree).__name__.upper()} statements are not allowed; write {ALLOWED}")
+    _check_sources(tree)
+    return tree
+
+
+def _check_sources(tree: exp.Query) -> None:
+    if tree.find(exp.Into):
+        raise SqlRefused(f"SELECT ... INTO writes a table; write {ALLOWED}")
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            raise SqlRefused(f"table functions such as {table.this.sql('databricks')[:40]} are not allowed; "
+                             f"write {ALLOWED}")  # fmt: skip
+        if table.args.get("db") or table.args.get("catalog"):
+            raise SqlRefused(f"qualified table names ({table.sql('databricks')}) are not allowed; use `{TABLE}`")
+        if table.name.lower() not in ctes | {TABLE}:
+            raise SqlRefused(f"unknown table `{table.name}`; the only table is `{TABLE}` (plus your CTEs)")
+    for function in tree.find_all(exp.Func):
+        name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
+        if _DENIED_FUNCTIONS.match(name or ""):
+            raise SqlRefused(f"function {name} is not allowed; only the `{TABLE}` table can be read")
+
+
+def check_translatable(sql: str, tree: exp.Query) -> None:
+    """Refuse what DuckDB would run with silently different results, naming the alternative."""
+    if _UNIT_DATEDIFF.search(sql):
+        raise SqlRefused(
+            "datediff/timestampdiff with a unit counts boundaries differently across engines; "
+            "use datediff(end, start) for calendar days, or compare timestamps directly"
+        )
+    for node in tree.find_all(exp.Anonymous):
+        if node.name.lower() == "explode_outer":
+            raise SqlRefused("explode_outer is not supported; use LATERAL VIEW explode(...) and handle empty "
+                             "arrays with size(...) = 0 in a UNION")  # fmt: skip
+    for node in tree.find_all(exp.Explode):
+        if isinstance(node, exp.Posexplode):
+            raise SqlRefused("posexplode is not supported; use LATERAL VIEW explode(...)")
+        target = node.this
+        if isinstance(target, exp.Column | exp.Dot) and target.name.lower() in _MAP_COLUMNS:
+            raise SqlRefused(f"exploding the map {target.name} is not supported; use map_keys({target.name}), "
+                             f"map_values({target.name}) or {target.name}['key']")  # fmt: skip
+    for node in tree.find_all(exp.Lateral):
+        if not node.args.get("view"):
+            raise SqlRefused("LATERAL explode(...) AS t(x) is not supported; use LATERAL VIEW explode(arr) t AS x")
+    for node in tree.find_all(exp.ParseJSON, exp.JSONExtract):
+        if isinstance(node, exp.ParseJSON) and node.args.get("expression") is not None:
+            raise SqlRefused("from_json with a schema is not supported; use get_json_object(col, '$.path') "
+                             "or col:path")  # fmt: skip
+    for node in tree.find_all(exp.Anonymous):
+        if node.name.lower() == "from_json":
+            raise SqlRefused("from_json is not supported; use get_json_object(col, '$.path') or col:path")
+
+
+def rewrite_for_duckdb(tree: exp.Query) -> exp.Query:
+    """Fix sqlglot's known mistranslations (see docs/sql.md) and the slow struct-unnest filter."""
+    tree = tree.transform(_fix_node)
+    return _unnest_in_subquery(tree)
+
+
+def _fix_node(node: exp.Expression) -> exp.Expression:
+    if isinstance(node, exp.Exists) and isinstance(node.expression, exp.Lambda):
+        # exists(arr, x -> p)  ==  size(filter(arr, x -> p)) > 0   (sqlglot drops the lambda)
+        matches = exp.ArrayFilter(this=node.this, expression=node.expression)
+        return exp.GT(this=exp.ArraySize(this=matches), expression=exp.Literal.number(0))
+    if isinstance(node, exp.Anonymous) and node.name.lower() == "forall" and len(node.expressions) == 2:
+        array, predicate = node.expressions
+        negated = exp.Lambda(this=exp.Not(this=exp.Paren(this=predicate.this)), expressions=predicate.expressions)
+        failures = exp.ArrayFilter(this=array, expression=negated)
+        return exp.EQ(this=exp.ArraySize(this=failures), expression=exp.Literal.number(0))
+    if isinstance(node, exp.MapContainsKey):
+        # sqlglot swaps map and key for DuckDB
+        return exp.Anonymous(this="map_contains", expressions=[node.this, node.args["key"]])
+    if isinstance(node, exp.Cast) and isinstance(node.this, exp.JSONExtract) and node.is_type(*exp.DataType.TEXT_TYPES):
+        return _scalar(node.this)
+    if isinstance(node, exp.JSONExtract) and node.args.get("variant_extract"):
+        # Databricks' col:path returns the JSON value as text, without quotes for strings
+        return _scalar(node)
+    return node
+
+
+def _scalar(extract: exp.JSONExtract) -> exp.Expression:
+    return exp.JSONExtractScalar(this=extract.this, expression=extract.expression)
+
+
+def _unnest_in_subquery(tree: exp.Query) -> exp.Query:
+    """`traces LATERAL VIEW explode(spans) t AS s` becomes `traces CROSS JOIN UNNEST(spans)`, which
+    DuckDB runs 20-50x slower than `(SELECT *, UNNEST(spans) AS s FROM traces)` once s.* is filtered.
+    Rewrite the simple shape: one table, one lateral view, one output column, no joins."""
+    for select in list(tree.find_all(exp.Select)):
+        laterals = select.args.get("laterals") or []
+        source = select.args.get("from_")
+        if len(laterals) != 1 or select.args.get("joins") or source is None or not isinstance(source.this, exp.Table):
+            continue
+        view = laterals[0]
+        alias = view.args.get("alias")
+        columns = alias.columns if alias is not None else []
+        if not isinstance(view.this, exp.Explode) or type(view.this) is not exp.Explode or len(columns) != 1:
+            continue
+        table = source.this
+        inner = exp.select(exp.Star(), exp.alias_(view.this.copy(), columns[0].name)).from_(table.copy())
+        select.set("laterals", None)
+        select.set("from_", exp.From(this=exp.Subquery(
+            this=inner, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name)))))  # fmt: skip
+    return tree
+
+
+def to_duckdb(sql: str) -> str:
+    tree = parse(sql)
+    check_translatable(sql, tree)
+    return rewrite_for_duckdb(tree).sql(dialect="duckdb")

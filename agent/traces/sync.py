@@ -1,0 +1,178 @@
+"""Materialise an experiment's traces into a local DuckDB file, and keep it in step incrementally.
+
+The file lives in the cache directory, keyed by tracking URI and experiment. A sync adds traces that
+are new since the last one, re-reads traces that were still in progress, and re-reads traces whose
+assessments changed (found with one query on SQL stores; elsewhere by comparing trace metadata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from agent.traces.links import batches
+from agent.traces.table import TABLE, to_arrow
+from agent.tracking import retry_transient
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Trace
+
+PAGE = 500
+SCHEMA_VERSION = "1"
+Fingerprints = dict[str, tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    path: Path
+    added: int
+    refreshed: int
+    total: int
+    full_rebuild: bool
+
+
+def cache_path(cache_dir: Path, tracking_uri: str, experiment_id: str) -> Path:
+    key = hashlib.sha256(f"{tracking_uri}\n{experiment_id}".encode()).hexdigest()[:16]
+    return cache_dir / "traces" / f"{experiment_id}-{key}.duckdb"
+
+
+class TraceTableSync:
+    def __init__(self, client: MlflowClient, experiment_id: str, path: Path) -> None:
+        self._client = client
+        self._experiment_id = experiment_id
+        self.path = path
+
+    def sync(self, refresh: bool = False, on_traces: Callable[[int], None] | None = None) -> SyncReport:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tick = on_traces or (lambda _n: None)
+        with duckdb.connect(str(self.path)) as con:
+            full = refresh or not _initialised(con)
+            if full:
+                _create(con)
+            known = dict(con.execute("SELECT trace_id, state FROM traces").fetchall())
+            since = con.execute("SELECT max(request_time_ms) FROM _sync_traces").fetchone()
+            new = self._fetch_new(known, since[0] if since else None, tick)
+            fingerprints = self._assessment_fingerprints()
+            refreshed = self._fetch_ids(self._stale_ids(con, known, fingerprints), tick)
+            _upsert(con, new + refreshed, fingerprints)
+            total = int(con.execute("SELECT count(*) FROM traces").fetchone()[0])  # type: ignore[index]
+        return SyncReport(self.path, len(new), len(refreshed), total, full)
+
+    def _fetch_new(self, known: dict[str, str], since_ms: int | None, tick: Callable[[int], None]) -> list[Trace]:
+        query = None if since_ms is None else f"trace.timestamp_ms >= {since_ms}"
+        fresh = []
+        for page in self._pages(query, include_spans=True):
+            page_new = [t for t in page if t.info.trace_id not in known]
+            fresh.extend(page_new)
+            tick(len(page_new))
+        return fresh
+
+    def _stale_ids(self, con: duckdb.DuckDBPyConnection, known: dict[str, str], current: Fingerprints) -> list[str]:
+        """Traces still running at the last sync, and traces whose assessments changed since."""
+        in_progress = [tid for tid, state in known.items() if state == "IN_PROGRESS"]
+        recorded: Fingerprints = {
+            tid: (count, stamp)
+            for tid, count, stamp in con.execute("SELECT trace_id, n_assessments, assessed_ms FROM _sync_traces").fetchall()
+        }  # fmt: skip
+        changed = [tid for tid, fingerprint in current.items() if tid in known and recorded.get(tid) != fingerprint]
+        return sorted(set(in_progress) | set(changed))
+
+    def _fetch_ids(self, trace_ids: list[str], tick: Callable[[int], None]) -> list[Trace]:
+        found: list[Trace] = []
+        for chunk in batches(trace_ids):
+            quoted = ", ".join(f"'{tid}'" for tid in chunk)
+            for page in self._pages(f"trace.request_id IN ({quoted})", include_spans=True):
+                found.extend(page)
+                tick(len(page))
+        return found
+
+    def _pages(self, filter_string: str | None, include_spans: bool) -> Iterator[list[Trace]]:
+        token = None
+        search = retry_transient(self._client.search_traces)
+        while True:
+            page = search(locations=[self._experiment_id], filter_string=filter_string, max_results=PAGE,
+                          page_token=token, include_spans=include_spans)  # fmt: skip
+            yield list(page)
+            token = page.token
+            if not token:
+                return
+
+    def _assessment_fingerprints(self) -> Fingerprints:
+        """(count, latest update) of each trace's assessments, by the cheapest means the store has."""
+        fast = _sql_store_fingerprints(self._client, self._experiment_id)
+        if fast is not None:
+            return fast
+        prints: Fingerprints = {}
+        for page in self._pages(None, include_spans=False):
+            for trace in page:
+                prints[trace.info.trace_id] = _fingerprint(trace.info.assessments or [])
+        return prints
+
+
+def _fingerprint(assessments: Iterable[Any]) -> tuple[int, int]:
+    items = list(assessments)
+    stamps = [int(getattr(a, "last_update_time_ms", 0) or 0) for a in items]
+    return len(items), max(stamps, default=0)
+
+
+def _sql_store_fingerprints(client: MlflowClient, experiment_id: str) -> Fingerprints | None:
+    """On SQLAlchemy stores one grouped query answers it; other stores return None."""
+    store = client._tracking_client.store
+    if not hasattr(store, "ManagedSessionMaker"):
+        return None
+    from mlflow.store.tracking.dbmodels.models import SqlAssessments, SqlTraceInfo
+    from sqlalchemy import func
+
+    with store.ManagedSessionMaker() as session:
+        rows = (
+            session.query(SqlAssessments.trace_id, func.count(), func.max(SqlAssessments.last_updated_timestamp))
+            .join(SqlTraceInfo, SqlTraceInfo.request_id == SqlAssessments.trace_id)
+            .filter(SqlTraceInfo.experiment_id == int(experiment_id))
+            .group_by(SqlAssessments.trace_id)
+            .all()
+        )
+    return {tid: (int(count), int(stamp or 0)) for tid, count, stamp in rows}
+
+
+def _initialised(con: duckdb.DuckDBPyConnection) -> bool:
+    tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"traces", "_sync_traces", "_sync_meta"} <= tables:
+        return False
+    version = con.execute("SELECT value FROM _sync_meta WHERE key = 'schema'").fetchone()
+    return version is not None and version[0] == SCHEMA_VERSION
+
+
+def _create(con: duckdb.DuckDBPyConnection) -> None:
+    empty = to_arrow([])
+    con.execute("DROP TABLE IF EXISTS traces; DROP TABLE IF EXISTS _sync_traces; DROP TABLE IF EXISTS _sync_meta")
+    con.execute("CREATE TABLE traces AS SELECT * FROM empty")
+    con.execute("CREATE TABLE _sync_traces (trace_id VARCHAR PRIMARY KEY, request_time_ms BIGINT, "
+                "n_assessments INTEGER, assessed_ms BIGINT)")  # fmt: skip
+    con.execute("CREATE TABLE _sync_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    con.execute("INSERT INTO _sync_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, traces: list[Trace], fingerprints: Fingerprints) -> None:
+    """Replace the rows of these traces and remember what they looked like, in one transaction."""
+    if not traces:
+        return
+    rows = to_arrow(traces)
+    seen = pa.table({
+        "trace_id": [t.info.trace_id for t in traces],
+        "request_time_ms": [t.info.request_time for t in traces],
+        "n_assessments": [fingerprints.get(t.info.trace_id, (0, 0))[0] for t in traces],
+        "assessed_ms": [fingerprints.get(t.info.trace_id, (0, 0))[1] for t in traces],
+    })  # fmt: skip
+    con.execute("BEGIN")
+    con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM rows)")
+    con.execute(f"INSERT INTO {TABLE} SELECT * FROM rows")
+    con.execute("DELETE FROM _sync_traces WHERE trace_id IN (SELECT trace_id FROM seen)")
+    con.execute("INSERT INTO _sync_traces SELECT * FROM seen")
+    con.execute("COMMIT")
