@@ -140,33 +140,23 @@ def census_view(census: Census) -> Group:
     head.add_row(Text("error rate", style="bold"), f"{census.error_rate:.2%}")
     head.add_row(Text("latency ms", style="bold"), _pcts(census.latency_ms))
     parts: list[Any] = [Panel(head, title="baseline census", title_align="left")]
-    for key in ("spans", "tools"):
+    ids = census.sections.get("query_ids", {})
+    for key in ("spans", "tools", "error_buckets", "duration_buckets", "assessments", "token_usage", "trace_names"):
         rows = census.sections.get(key) or []
         if rows:
-            table = Table("name", "calls", "errors", "error rate", "p50 ms", "p95 ms", title=key)
-            for r in rows[:25]:
-                table.add_row(
-                    plain(r["name"]),
-                    str(r["calls"]),
-                    str(r["errors"]),
-                    f"{r['error_rate']:.1%}",
-                    _num(r.get("p50_ms")),
-                    _num(r.get("p95_ms")),
-                )
-            parts.append(table)
-    buckets = (census.sections.get("error_buckets") or {}).get("by_class") or {}
-    if buckets:
-        table = Table("error class", "traces", title="error buckets")
-        for name, count in buckets.items():
-            table.add_row(name, str(count))
-        parts.append(table)
-    markers = census.sections.get("quality_markers") or {}
-    if markers:
-        table = Table("marker", "value", title="quality markers")
-        for name, value in markers.items():
-            table.add_row(name, _pcts(value) if isinstance(value, dict) else str(value))
-        parts.append(table)
+            parts.append(_records_table(f"{key.replace('_', ' ')} ({ids.get(key, '?')})", rows[:25]))
+    for key in ("quality_markers", "long_tail", "latency_ok_ms", "latency_error_ms"):
+        record = census.sections.get(key)
+        if record:
+            parts.append(_records_table(f"{key.replace('_', ' ')} ({ids.get(key, '?')})", [record]))
     return Group(*parts)
+
+
+def _records_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(*rows[0].keys(), title=title, title_justify="left")
+    for row in rows:
+        table.add_row(*[plain(_num(v) if isinstance(v, float) else v) for v in row.values()])
+    return table
 
 
 def trace_summaries_table(summaries: Sequence[TraceSummary], linked_to: str | None) -> Table:

@@ -147,20 +147,23 @@ def list_analyses(experiment_id: str | None, status: str | None, output: str) ->
 
 @insights.command("create-baseline-census")
 @run_id_option()
+@click.option("--refresh", is_flag=True, help="Rebuild the local traces table from scratch first.")
 @output_option
-def create_baseline_census(run_id: str, output: str) -> None:
-    """Compute the census over every trace of the experiment and store it on the run."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def create_baseline_census(run_id: str, refresh: bool, output: str) -> None:
+    """Compute the census with SQL over every trace of the experiment and store it on the run."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from agent import console
-    from agent.traces.census import compute_census, iter_traces
+    from agent.traces.census import compute_census
 
     rt = runtime()
     analysis = rt.insights.get_analysis(run_id)
-    columns = (TextColumn("reading traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed} traces"), TimeElapsedColumn())
     with Progress(*columns, console=console.err, transient=True) as progress:
-        task = progress.add_task("census", total=None)
-        census = compute_census(iter_traces(rt.client, analysis.experiment_id), on_trace=lambda: progress.advance(task))
+        task = progress.add_task("syncing the traces table", total=None)
+        engine = rt.traces_table(analysis.experiment_id, refresh, on_traces=lambda n: progress.advance(task, n))
+        progress.update(task, description="computing the census")
+        census = compute_census(engine)
     saved = rt.insights.save_census(run_id, census)
     _emit(output, saved, lambda: console.census_view(saved))
 

@@ -51,7 +51,7 @@ class DuckDBEngine:
         row_cap: int = DEFAULT_ROW_CAP,
     ) -> None:
         self.path = path
-        self._config = {
+        self._config: dict[str, str | bool | int | float | list[str]] = {
             "enable_external_access": "false",
             "autoload_known_extensions": "false",
             "autoinstall_known_extensions": "false",

@@ -11,7 +11,7 @@ import re
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 
 from agent.errors import UserError
 from agent.traces.table import TABLE
@@ -35,7 +35,7 @@ def parse(sql: str) -> exp.Query:
     """The single query in `sql`, or a refusal that says what is allowed."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="databricks") if s is not None]
-    except ParseError as error:
+    except (ParseError, TokenError) as error:
         first = str(error).splitlines()[0]
         raise SqlRefused(f"could not parse the SQL ({first}); write {ALLOWED}") from error
     if len(statements) != 1:
@@ -72,33 +72,35 @@ def check_translatable(sql: str, tree: exp.Query) -> None:
             "datediff/timestampdiff with a unit counts boundaries differently across engines; "
             "use datediff(end, start) for calendar days, or compare timestamps directly"
         )
-    for node in tree.find_all(exp.Anonymous):
-        if node.name.lower() == "explode_outer":
+    _check_explodes(tree)
+    for lateral in tree.find_all(exp.Lateral):
+        if not lateral.args.get("view"):
+            raise SqlRefused("LATERAL explode(...) AS t(x) is not supported; use LATERAL VIEW explode(arr) t AS x")
+    for node in tree.walk():
+        if type(node).__name__ in {"FromJson", "JSONToStruct"} or (
+            isinstance(node, exp.Anonymous) and node.name.lower() == "from_json"
+        ):
+            raise SqlRefused("from_json is not supported; use get_json_object(col, '$.path') or col:path")
+
+
+def _check_explodes(tree: exp.Query) -> None:
+    for explode in tree.find_all(exp.Explode):
+        if isinstance(explode, exp.ExplodeOuter):
             raise SqlRefused("explode_outer is not supported; use LATERAL VIEW explode(...) and handle empty "
                              "arrays with size(...) = 0 in a UNION")  # fmt: skip
-    for node in tree.find_all(exp.Explode):
-        if isinstance(node, exp.Posexplode):
+        if isinstance(explode, exp.Posexplode):
             raise SqlRefused("posexplode is not supported; use LATERAL VIEW explode(...)")
-        target = node.this
+        target = explode.this
         if isinstance(target, exp.Column | exp.Dot) and target.name.lower() in _MAP_COLUMNS:
             raise SqlRefused(f"exploding the map {target.name} is not supported; use map_keys({target.name}), "
                              f"map_values({target.name}) or {target.name}['key']")  # fmt: skip
-    for node in tree.find_all(exp.Lateral):
-        if not node.args.get("view"):
-            raise SqlRefused("LATERAL explode(...) AS t(x) is not supported; use LATERAL VIEW explode(arr) t AS x")
-    for node in tree.find_all(exp.ParseJSON, exp.JSONExtract):
-        if isinstance(node, exp.ParseJSON) and node.args.get("expression") is not None:
-            raise SqlRefused("from_json with a schema is not supported; use get_json_object(col, '$.path') "
-                             "or col:path")  # fmt: skip
-    for node in tree.find_all(exp.Anonymous):
-        if node.name.lower() == "from_json":
-            raise SqlRefused("from_json is not supported; use get_json_object(col, '$.path') or col:path")
 
 
 def rewrite_for_duckdb(tree: exp.Query) -> exp.Query:
     """Fix sqlglot's known mistranslations (see docs/sql.md) and the slow struct-unnest filter."""
-    tree = tree.transform(_fix_node)
-    return _unnest_in_subquery(tree)
+    fixed = tree.transform(_fix_node)
+    assert isinstance(fixed, exp.Query)
+    return _unnest_in_subquery(fixed)
 
 
 def _fix_node(node: exp.Expression) -> exp.Expression:
@@ -111,6 +113,15 @@ def _fix_node(node: exp.Expression) -> exp.Expression:
         negated = exp.Lambda(this=exp.Not(this=exp.Paren(this=predicate.this)), expressions=predicate.expressions)
         failures = exp.ArrayFilter(this=array, expression=negated)
         return exp.EQ(this=exp.ArraySize(this=failures), expression=exp.Literal.number(0))
+    if isinstance(node, exp.CountIf) and not isinstance(node.parent, exp.Coalesce | exp.Filter | exp.Window):
+        # Spark's count_if of no true rows is 0; DuckDB's is NULL when every input is NULL
+        return exp.Coalesce(this=node.copy(), expressions=[exp.Literal.number(0)])
+    if isinstance(node, exp.Quantile):
+        # Spark's percentile interpolates; DuckDB's QUANTILE is discrete
+        return exp.Anonymous(this="quantile_cont", expressions=[node.this, node.args["quantile"]])
+    if isinstance(node, exp.DayOfWeek):
+        # Spark counts Sunday as 1, DuckDB as 0
+        return exp.Paren(this=exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
     if isinstance(node, exp.MapContainsKey):
         # sqlglot swaps map and key for DuckDB
         return exp.Anonymous(this="map_contains", expressions=[node.this, node.args["key"]])

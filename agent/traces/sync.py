@@ -77,10 +77,8 @@ class TraceTableSync:
     def _stale_ids(self, con: duckdb.DuckDBPyConnection, known: dict[str, str], current: Fingerprints) -> list[str]:
         """Traces still running at the last sync, and traces whose assessments changed since."""
         in_progress = [tid for tid, state in known.items() if state == "IN_PROGRESS"]
-        recorded: Fingerprints = {
-            tid: (count, stamp)
-            for tid, count, stamp in con.execute("SELECT trace_id, n_assessments, assessed_ms FROM _sync_traces").fetchall()
-        }  # fmt: skip
+        rows = con.execute("SELECT trace_id, n_assessments, assessed_ms FROM _sync_traces").fetchall()
+        recorded: Fingerprints = {tid: (count, stamp) for tid, count, stamp in rows}
         changed = [tid for tid, fingerprint in current.items() if tid in known and recorded.get(tid) != fingerprint]
         return sorted(set(in_progress) | set(changed))
 
@@ -150,9 +148,10 @@ def _initialised(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:
-    empty = to_arrow([])
     con.execute("DROP TABLE IF EXISTS traces; DROP TABLE IF EXISTS _sync_traces; DROP TABLE IF EXISTS _sync_meta")
-    con.execute("CREATE TABLE traces AS SELECT * FROM empty")
+    con.register("empty_rows", to_arrow([]))
+    con.execute("CREATE TABLE traces AS SELECT * FROM empty_rows")
+    con.unregister("empty_rows")
     con.execute("CREATE TABLE _sync_traces (trace_id VARCHAR PRIMARY KEY, request_time_ms BIGINT, "
                 "n_assessments INTEGER, assessed_ms BIGINT)")  # fmt: skip
     con.execute("CREATE TABLE _sync_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
@@ -163,16 +162,18 @@ def _upsert(con: duckdb.DuckDBPyConnection, traces: list[Trace], fingerprints: F
     """Replace the rows of these traces and remember what they looked like, in one transaction."""
     if not traces:
         return
-    rows = to_arrow(traces)
-    seen = pa.table({
+    con.register("rows", to_arrow(traces))
+    con.register("seen", pa.table({
         "trace_id": [t.info.trace_id for t in traces],
         "request_time_ms": [t.info.request_time for t in traces],
         "n_assessments": [fingerprints.get(t.info.trace_id, (0, 0))[0] for t in traces],
         "assessed_ms": [fingerprints.get(t.info.trace_id, (0, 0))[1] for t in traces],
-    })  # fmt: skip
+    }))  # fmt: skip
     con.execute("BEGIN")
     con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM rows)")
     con.execute(f"INSERT INTO {TABLE} SELECT * FROM rows")
     con.execute("DELETE FROM _sync_traces WHERE trace_id IN (SELECT trace_id FROM seen)")
     con.execute("INSERT INTO _sync_traces SELECT * FROM seen")
     con.execute("COMMIT")
+    con.unregister("rows")
+    con.unregister("seen")

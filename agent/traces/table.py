@@ -88,7 +88,7 @@ def _span_row(span: Any) -> dict[str, Any]:
                 "attributes": [(k, v if isinstance(v, str) else _json(v)) for k, v in (e.attributes or {}).items()],
             }
             for e in span.events
-        ],  # fmt: skip
+        ],
     }
 
 

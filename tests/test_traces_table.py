@@ -1,0 +1,119 @@
+"""The traces table over a real MLflow store: schema, incremental sync, the SQL census, execute-sql."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agent.traces.census import compute_census
+from agent.traces.engine import DuckDBEngine
+from agent.traces.sync import TraceTableSync
+from tests.conftest import Store
+from tests.helpers import CliRunner
+
+SEED_COLUMNS = [
+    ("trace_id", "VARCHAR"), ("client_request_id", "VARCHAR"), ("request_time", "TIMESTAMP"), ("state", "VARCHAR"),
+    ("execution_duration_ms", "BIGINT"), ("request", "VARCHAR"), ("response", "VARCHAR"),
+    ("request_preview", "VARCHAR"), ("response_preview", "VARCHAR"), ("trace_metadata", "MAP(VARCHAR, VARCHAR)"),
+    ("tags", "MAP(VARCHAR, VARCHAR)"),
+]  # fmt: skip
+NESTED_COLUMNS = [
+    ("trace_location", 'STRUCT("type" VARCHAR, mlflow_experiment STRUCT(experiment_id VARCHAR))'),
+    ("spans", 'STRUCT("name" VARCHAR, span_id VARCHAR, trace_id VARCHAR, parent_id VARCHAR, start_time TIMESTAMP, '
+              "end_time TIMESTAMP, status_code VARCHAR, status_message VARCHAR, attributes MAP(VARCHAR, VARCHAR), "
+              'events STRUCT("name" VARCHAR, "timestamp" TIMESTAMP, attributes MAP(VARCHAR, VARCHAR))[])[]'),
+    ("assessments", 'STRUCT(assessment_id VARCHAR, "name" VARCHAR, "source" STRUCT(source_type VARCHAR, '
+                    'source_id VARCHAR), feedback STRUCT("value" VARCHAR, "error" VARCHAR), expectation '
+                    'STRUCT("value" VARCHAR), rationale VARCHAR, metadata MAP(VARCHAR, VARCHAR), span_id VARCHAR)[]'),
+]  # fmt: skip
+
+
+@pytest.fixture
+def synced(store: Store, tmp_path: Path) -> TraceTableSync:
+    table = TraceTableSync(store.client(), store.experiment_id, tmp_path / "traces.duckdb")
+    report = table.sync()
+    assert (report.added, report.total, report.full_rebuild) == (40, 40, True)
+    return table
+
+
+def test_schema_is_the_seeds(synced: TraceTableSync) -> None:
+    with duckdb.connect(str(synced.path), read_only=True) as con:
+        columns = con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                              "WHERE table_name = 'traces' ORDER BY ordinal_position").fetchall()  # fmt: skip
+    assert columns == [*SEED_COLUMNS, *NESTED_COLUMNS]
+
+
+def test_sync_is_incremental(store: Store, synced: TraceTableSync) -> None:
+    from agent.simulator import simulate_support_agent
+    from agent.tracking import fluent_tracking
+
+    again = synced.sync()
+    assert (again.added, again.refreshed, again.total) == (0, 0, 40)
+    with fluent_tracking(store.uri):
+        import mlflow
+
+        simulate_support_agent(store.experiment_id, 3, seed=99, start_ns=1_790_000_000 * 10**9)
+        old = store.traces.ids(failed=True)[0]  # type: ignore[attr-defined]
+        mlflow.log_feedback(trace_id=old, name="reviewed", value=False, rationale="late review")
+    later = synced.sync()
+    assert (later.added, later.refreshed, later.total) == (3, 1, 43)
+    engine = DuckDBEngine(synced.path)
+    names = engine.execute(f"SELECT transform(assessments, a -> a.name) FROM traces WHERE trace_id = '{old}'")
+    assert "reviewed" in names.rows[0][0]
+    rebuilt = synced.sync(refresh=True)
+    assert (rebuilt.added, rebuilt.total, rebuilt.full_rebuild) == (43, 43, True)
+
+
+def test_census_matches_the_planted_truth(store: Store, synced: TraceTableSync) -> None:
+    census = compute_census(DuckDBEngine(synced.path))
+    truth = store.traces  # the simulation's own record of what it planted
+    failed = len(truth.ids(failed=True))  # type: ignore[attr-defined]
+    assert (census.trace_count, census.error_count) == (40, failed)
+    assert census.ok_count == 40 - failed and census.error_rate == round(failed / 40, 6)
+    tools = {row["name"]: row for row in census.sections["tools"]}
+    assert tools["lookup_order"]["errors"] == failed
+    buckets = {row["error_class"]: row for row in census.sections["error_buckets"]}
+    assert buckets["timeout"]["traces"] == failed and buckets["timeout"]["slow_failures"] == failed
+    apologetic = sum(1 for t in truth.traces if t.apologetic)  # type: ignore[attr-defined]
+    assert census.sections["quality_markers"]["apology"] == apologetic
+    assert sum(day["traces"] for day in census.sections["traffic_by_day"]) == 40
+    latencies = sorted(t.info.execution_duration for t in store.client().search_traces(
+        locations=[store.experiment_id], max_results=100, include_spans=False))  # fmt: skip
+    assert census.latency_ms["p50"] == pytest.approx((latencies[19] + latencies[20]) / 2)
+
+
+def test_every_census_number_comes_from_a_recorded_query(cli: CliRunner, store: Store) -> None:
+    run_id = cli.ok("insights", "create-analysis", "--name", "census", "-o", "json").json()["run_id"]
+    census = cli.ok("insights", "create-baseline-census", "-r", run_id, "-o", "json").json()
+    queries = {q["result_summary"]: q["query"] for q in census["queries"]}
+    rerun = cli.ok("traces", "execute-sql", "--sql", queries["totals"], "-o", "json").json()["result"]
+    totals = dict(zip(rerun["columns"], rerun["rows"][0], strict=True))
+    assert (totals["trace_count"], totals["error_count"]) == (census["trace_count"], census["error_count"])
+    tools = cli.ok("traces", "execute-sql", "--sql", queries["tools"], "-o", "json").json()["result"]
+    assert [dict(zip(tools["columns"], row, strict=True)) for row in tools["rows"]] == census["sections"]["tools"]
+
+
+def test_execute_sql_links_results_and_records_lineage(cli: CliRunner, store: Store) -> None:
+    run_id = cli.ok("insights", "create-analysis", "--name", "sql", "-o", "json").json()["run_id"]
+    cli.ok("insights", "create-baseline-census", "-r", run_id)
+    cli.ok("insights", "create-hypothesis", "-r", run_id, "--statement", "lookups time out", "--rationale", "r",
+           "--testing-plan", "Q1 then Q2", "--sql-query", '{"id": "Q1", "query": "SELECT 1"}')  # fmt: skip
+    sql = "SELECT trace_id, execution_duration_ms FROM traces WHERE state = 'ERROR'"
+    outcome = cli.ok("traces", "execute-sql", "--sql", sql, "-r", run_id, "-H", "H1", "-o", "json").json()
+    failed = set(store.traces.ids(failed=True))  # type: ignore[attr-defined]
+    assert {row[0] for row in outcome["result"]["rows"]} == failed
+    assert outcome["linked_traces"] == len(failed) and outcome["recorded_as"] == "H1/Q2"
+    linked = store.client().search_traces(locations=[store.experiment_id], run_id=run_id, include_spans=False)
+    assert {t.info.trace_id for t in linked} == failed
+    lineage = cli.ok("insights", "get-hypothesis", "-r", run_id, "-H", "H1", "-o", "json").json()["sql_queries"]
+    assert lineage[1]["query"] == sql and lineage[1]["result_summary"].startswith(f"{len(failed)} rows")
+
+
+def test_execute_sql_refusals(cli: CliRunner) -> None:
+    assert "only table is `traces`" in cli.refused("traces", "execute-sql", "--sql", "SELECT * FROM users")
+    assert "needs --run-id" in cli.refused("traces", "execute-sql", "--sql", "SELECT 1", "-H", "H1")
+    result = cli("traces", "execute-sql", "--sql", "DROP TABLE traces", "-o", "json")
+    assert result.exit_code == 2 and json.loads(result.stdout)["error"]["kind"] == "sql_refused"
