@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from agent.insights.service import Insights
     from agent.traces.access import TraceAccess
-    from agent.traces.engine import DuckDBEngine
+    from agent.traces.engine import SqlEngine
 
 
 class Runtime:
@@ -50,14 +50,29 @@ class Runtime:
         return TraceAccess(self.client)
 
     def traces_table(
-        self, experiment_id: str, refresh: bool = False, on_traces: Callable[[int], None] | None = None
-    ) -> DuckDBEngine:
-        """The experiment's traces table, brought up to date with the store first."""
+        self,
+        experiment_id: str,
+        refresh: bool = False,
+        on_traces: Callable[[int], None] | None = None,
+        engine: str | None = None,
+        table_name: str | None = None,
+    ) -> SqlEngine:
+        """The experiment's traces table: on Databricks the real one, elsewhere a synced local copy."""
+        chosen = engine or ("databricks" if self.settings.is_databricks else "duckdb")
+        if chosen == "databricks":
+            from agent.traces.databricks_engine import DatabricksEngine
+
+            return DatabricksEngine(self.settings, table_name or self.settings.trace_table_name,
+                                    self.settings.databricks_warehouse_id)  # fmt: skip
         from agent.traces.engine import DuckDBEngine
         from agent.traces.sync import TraceTableSync, cache_path
 
         path = cache_path(self.settings.home / "cache", self.settings.tracking_uri, experiment_id)
         TraceTableSync(self.client, experiment_id, path).sync(refresh=refresh, on_traces=on_traces)
+        if chosen == "spark":
+            from agent.traces.spark_engine import SparkEngine, export_parquet
+
+            return SparkEngine(export_parquet(path, path.with_suffix(".parquet")))
         return DuckDBEngine(path)
 
     def experiment_id(self, explicit: str | None = None) -> str:

@@ -44,6 +44,8 @@ class Settings(BaseModel):
     databricks_host: str | None = None
     databricks_token: SecretStr | None = None
     databricks_profile: str | None = None
+    databricks_warehouse_id: str | None = None
+    trace_table_name: str | None = None
 
     @property
     def store_kind(self) -> str:
@@ -126,6 +128,8 @@ def load_settings(
         databricks_host=values.get("DATABRICKS_HOST") or None,
         databricks_token=SecretStr(values["DATABRICKS_TOKEN"]) if values.get("DATABRICKS_TOKEN") else None,
         databricks_profile=values.get("DATABRICKS_CONFIG_PROFILE") or None,
+        databricks_warehouse_id=values.get("DATABRICKS_WAREHOUSE_ID") or None,
+        trace_table_name=values.get("MLFLOW_TRACE_TABLE_NAME") or None,
     )
     _check_databricks_auth(settings)
     return settings

@@ -29,6 +29,8 @@ def run_sql(
     max_rows: int,
     timeout: float,
     refresh: bool,
+    engine_name: str | None = None,
+    table_name: str | None = None,
 ) -> SqlOutcome:
     from agent.insights.models import SqlQuery
     from agent.traces.links import TraceLinks
@@ -37,7 +39,7 @@ def run_sql(
     parse(query)  # refuse bad SQL before any sync or write
     analysis = rt.insights.get_analysis(run_id) if run_id else None
     experiment = analysis.experiment_id if analysis else rt.experiment_id(experiment_id)
-    engine = rt.traces_table(experiment, refresh=refresh)
+    engine = rt.traces_table(experiment, refresh=refresh, engine=engine_name, table_name=table_name)
     engine.row_cap, engine.timeout_s = max_rows, timeout
     result = engine.execute(query)
     outcome = SqlOutcome(result=result)

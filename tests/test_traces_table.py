@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -117,3 +119,15 @@ def test_execute_sql_refusals(cli: CliRunner) -> None:
     assert "needs --run-id" in cli.refused("traces", "execute-sql", "--sql", "SELECT 1", "-H", "H1")
     result = cli("traces", "execute-sql", "--sql", "DROP TABLE traces", "-o", "json")
     assert result.exit_code == 2 and json.loads(result.stdout)["error"]["kind"] == "sql_refused"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
+                    reason="--engine spark needs pyspark and Java")  # fmt: skip
+def test_execute_sql_on_spark(cli: CliRunner, store: Store) -> None:
+    sql = "SELECT count_if(state = 'ERROR') AS errors, count(*) AS traces FROM traces"
+    on_spark = cli.ok("traces", "execute-sql", "--engine", "spark", "--sql", sql, "-o", "json").json()["result"]
+    on_duckdb = cli.ok("traces", "execute-sql", "--sql", sql, "-o", "json").json()["result"]
+    assert on_spark["engine"] == "spark" and on_spark["rows"] == on_duckdb["rows"] == [
+        [len(store.traces.ids(failed=True)), 40]
+    ]  # type: ignore[attr-defined]

@@ -105,3 +105,14 @@ class UpperChoice(click.Choice):  # type: ignore[type-arg]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         return super().convert(str(value).upper(), param, ctx)
+
+
+def engine_options(func: F) -> F:
+    func = click.option(
+        "--table-name", help="Databricks trace table, catalog.schema.table. [default: $MLFLOW_TRACE_TABLE_NAME]"
+    )(func)
+    return click.option(
+        "--engine",
+        type=click.Choice(["duckdb", "spark", "databricks"]),
+        help="Where SQL runs. [default: databricks for a Databricks tracking URI, else duckdb]",
+    )(func)

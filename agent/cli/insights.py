@@ -10,6 +10,7 @@ from agent.cli.common import (
     EVIDENCE_EXAMPLE,
     SQL_EXAMPLE,
     UpperChoice,
+    engine_options,
     experiment_option,
     output_option,
     parse_json_items,
@@ -148,8 +149,9 @@ def list_analyses(experiment_id: str | None, status: str | None, output: str) ->
 @insights.command("create-baseline-census")
 @run_id_option()
 @click.option("--refresh", is_flag=True, help="Rebuild the local traces table from scratch first.")
+@engine_options
 @output_option
-def create_baseline_census(run_id: str, refresh: bool, output: str) -> None:
+def create_baseline_census(run_id: str, refresh: bool, engine: str | None, table_name: str | None, output: str) -> None:
     """Compute the census with SQL over every trace of the experiment and store it on the run."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -161,9 +163,10 @@ def create_baseline_census(run_id: str, refresh: bool, output: str) -> None:
     columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed} traces"), TimeElapsedColumn())
     with Progress(*columns, console=console.err, transient=True) as progress:
         task = progress.add_task("syncing the traces table", total=None)
-        engine = rt.traces_table(analysis.experiment_id, refresh, on_traces=lambda n: progress.advance(task, n))
+        tick = lambda n: progress.advance(task, n)  # noqa: E731
+        sql_engine = rt.traces_table(analysis.experiment_id, refresh, tick, engine=engine, table_name=table_name)
         progress.update(task, description="computing the census")
-        census = compute_census(engine)
+        census = compute_census(sql_engine)
     saved = rt.insights.save_census(run_id, census)
     _emit(output, saved, lambda: console.census_view(saved))
 

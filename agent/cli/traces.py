@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agent.cli.common import experiment_option, output_option, run_id_option, runtime
+from agent.cli.common import engine_options, experiment_option, output_option, run_id_option, runtime
 
 DEFAULT_FIELDS_HELP = (
     "Comma-separated paths into MLflow's trace JSON, as `mlflow traces` takes them: "
@@ -99,9 +99,11 @@ def get(trace_id: str, run_id: str | None, extract_fields: str | None, full: boo
 @click.option("--max-rows", default=1000, show_default=True, help="Rows returned; the rest are counted.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds before the query is stopped.")
 @click.option("--refresh", is_flag=True, help="Rebuild the local traces table from scratch first.")
+@engine_options
 @output_option
 def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypothesis_id: str | None,
-                query_id: str | None, max_rows: int, timeout: float, refresh: bool, output: str) -> None:  # fmt: skip
+                query_id: str | None, max_rows: int, timeout: float, refresh: bool, engine: str | None,
+                table_name: str | None, output: str) -> None:  # fmt: skip
     """Run read-only SQL over the experiment's traces table (Databricks SQL, on a local DuckDB copy)."""
     from agent import console
     from agent.errors import UserError
@@ -111,7 +113,8 @@ def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypot
         raise UserError("--hypothesis-id needs --run-id (the analysis the hypothesis belongs to)")
     rt = runtime()
     outcome = run_sql(rt, query, experiment_id=experiment_id, run_id=run_id, hypothesis_id=hypothesis_id,
-                      query_id=query_id, max_rows=max_rows, timeout=timeout, refresh=refresh)  # fmt: skip
+                      query_id=query_id, max_rows=max_rows, timeout=timeout, refresh=refresh,
+                      engine_name=engine, table_name=table_name)  # fmt: skip
     if output == "json":
         console.emit_json(outcome)
     else:

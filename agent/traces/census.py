@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.insights.models import Census, SqlQuery
-from agent.traces.engine import DuckDBEngine, QueryResult
+from agent.traces.engine import QueryResult, SqlEngine
 
 _PCTS = ", ".join(f"percentile({{col}}, {q / 100}) AS p{q}{{suffix}}" for q in (50, 90, 95, 99))
 _DURATION = "(unix_millis(s.end_time) - unix_millis(s.start_time))"
@@ -92,7 +92,7 @@ QUERIES: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
-def compute_census(engine: DuckDBEngine) -> Census:
+def compute_census(engine: SqlEngine) -> Census:
     results = {name: engine.execute(sql) for name, (_, sql) in QUERIES.items()}
     totals = _records(results["totals"])[0]
     sections: dict[str, Any] = {name: _records(result) for name, result in results.items()}

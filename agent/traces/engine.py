@@ -12,7 +12,7 @@ import decimal
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 from pydantic import BaseModel
@@ -36,6 +36,16 @@ class QueryResult(BaseModel):
 
 class SqlTimeout(UserError):
     kind = "sql_timeout"
+
+
+class SqlEngine(Protocol):
+    """What the census, the CLI and the graph's SQL tool need of an engine."""
+
+    name: str
+    row_cap: int
+    timeout_s: float
+
+    def execute(self, sql: str) -> QueryResult: ...
 
 
 class DuckDBEngine:

@@ -91,3 +91,13 @@ def test_suite_is_large_enough() -> None:
 def test_duckdb_matches_the_answer(engine: DuckDBEngine, name: str, sql: str, expected: list[list[object]]) -> None:
     result = engine.execute(sql)
     assert result.rows == expected, f"{name}: ran as {result.executed_sql}"
+
+
+def test_struct_filters_after_explode_use_the_fast_shape(engine: DuckDBEngine) -> None:
+    """CROSS JOIN UNNEST filtered on the struct ran 30x slower than UNNEST in a subquery (300k traces:
+    2.2 s against 0.07 s); the translation must produce the fast shape."""
+    result = engine.execute(
+        "SELECT s.name FROM traces LATERAL VIEW explode(spans) t AS s WHERE s.status_code = 'ERROR'"
+    )
+    assert "(SELECT *, UNNEST(spans) AS s FROM traces) AS traces" in result.executed_sql
+    assert "CROSS JOIN" not in result.executed_sql

@@ -1,0 +1,101 @@
+"""The same Databricks SQL on Spark SQL, over a Parquet export of the traces table.
+
+For experiments that outgrow one machine, and as the reference engine: Databricks runs Spark, so
+local Spark is the oracle our DuckDB translation is checked against. Needs the `spark` extra and Java.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from agent.errors import ConfigurationError, UserError
+from agent.traces.engine import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, QueryResult, SqlTimeout
+from agent.traces.sql import check_translatable, parse
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def export_parquet(duckdb_path: Path, parquet_path: Path) -> Path:
+    """Write the traces table as Parquet (atomically: Spark never sees a half-written file)."""
+    partial = parquet_path.with_suffix(".partial")
+    with duckdb.connect(str(duckdb_path), read_only=True) as con:
+        con.execute(f"COPY traces TO '{partial}' (FORMAT parquet)")
+    partial.replace(parquet_path)
+    return parquet_path
+
+
+@cache
+def spark_session() -> SparkSession:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as error:
+        raise ConfigurationError(
+            "--engine spark needs pyspark and Java 17+; install the extra: uv tool install 'analyze-experiment[spark]'"
+        ) from error
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("analyze-experiment")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+
+
+class SparkEngine:
+    name = "spark"
+
+    def __init__(self, parquet: Path, *, timeout_s: float = DEFAULT_TIMEOUT_S, row_cap: int = DEFAULT_ROW_CAP) -> None:
+        self.parquet = parquet
+        self.timeout_s = timeout_s
+        self.row_cap = row_cap
+
+    def execute(self, sql: str) -> QueryResult:
+        tree = parse(sql)
+        check_translatable(sql, tree)
+        translated = tree.sql(dialect="spark")  # OSS Spark has no col:path on strings; this writes get_json_object
+        session = spark_session()
+        session.read.parquet(str(self.parquet)).createOrReplaceTempView("traces")
+        stopped = threading.Event()
+
+        def cancel() -> None:
+            stopped.set()
+            session.sparkContext.cancelAllJobs()
+
+        timer = threading.Timer(self.timeout_s, cancel)
+        timer.start()
+        try:
+            frame = session.sql(translated)
+            rows = frame.take(self.row_cap + 1)
+            cut = frame.count() - self.row_cap if len(rows) > self.row_cap else 0
+        except Exception as error:
+            if stopped.is_set():
+                raise SqlTimeout(f"the query was stopped after {self.timeout_s:g} s; narrow it") from error
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(f"the query failed on Spark: {first[:300]}") from error
+        finally:
+            timer.cancel()
+        kept = rows[: self.row_cap]
+        return QueryResult(columns=list(frame.columns), rows=[[_plain(v) for v in row] for row in kept],
+                           row_count=len(kept), rows_cut=cut, engine=self.name, executed_sql=translated)  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    from pyspark.sql import Row
+
+    if isinstance(value, Row):
+        return {k: _plain(v) for k, v in value.asDict().items()}
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
