@@ -126,11 +126,17 @@ def _log_one(experiment_id: str, rng: random.Random, topic: str, begin: int) -> 
         span_type=SpanType.CHAT_MODEL,
         parent_span=root,
         inputs={"messages": [{"role": "user", "content": question}]},
-        attributes={"model": "gpt-4o-mini"},
+        attributes={"mlflow.llm.model": "gpt-4o-mini"},
         start_time_ns=clock,
     )
     clock += rng.randrange(600, 2200) * MS
-    chat.end(outputs={"content": answer}, attributes={"mlflow.chat.tokenUsage": usage}, end_time_ns=clock)
+    cost = {"input_cost": usage["input_tokens"] * 1.5e-7, "output_cost": usage["output_tokens"] * 6e-7}
+    cost["total_cost"] = cost["input_cost"] + cost["output_cost"]
+    chat.end(
+        outputs={"content": answer},
+        attributes={"mlflow.chat.tokenUsage": usage, "mlflow.llm.cost": cost},
+        end_time_ns=clock,
+    )
     root.end(outputs={"answer": answer}, end_time_ns=clock + 3 * MS)
     return SimulatedTrace(root.trace_id, topic, failed=False, apologetic=topic == "refund")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
 from agent.runtime import Runtime
-from agent.traces.engine import QueryResult
+from agent.traces.engine import QueryResult, SqlEngine
 
 _TRACE_COLUMN = "trace_id"
 
@@ -20,6 +21,7 @@ class SqlOutcome(BaseModel):
 
 def run_sql(
     rt: Runtime,
+    open_table: Callable[[str], SqlEngine],
     query: str,
     *,
     experiment_id: str | None,
@@ -28,10 +30,8 @@ def run_sql(
     query_id: str | None,
     max_rows: int,
     timeout: float,
-    refresh: bool,
-    engine_name: str | None = None,
-    table_name: str | None = None,
 ) -> SqlOutcome:
+    """`open_table(experiment_id)` gives the synced table; the caller chooses engine and progress."""
     from agent.insights.models import SqlQuery
     from agent.traces.links import TraceLinks
     from agent.traces.sql import parse
@@ -39,7 +39,7 @@ def run_sql(
     parse(query)  # refuse bad SQL before any sync or write
     analysis = rt.insights.get_analysis(run_id) if run_id else None
     experiment = analysis.experiment_id if analysis else rt.experiment_id(experiment_id)
-    engine = rt.traces_table(experiment, refresh=refresh, engine=engine_name, table_name=table_name)
+    engine = open_table(experiment)
     engine.row_cap, engine.timeout_s = max_rows, timeout
     result = engine.execute(query)
     outcome = SqlOutcome(result=result)

@@ -131,3 +131,12 @@ def test_execute_sql_on_spark(cli: CliRunner, store: Store) -> None:
     assert on_spark["engine"] == "spark" and on_spark["rows"] == on_duckdb["rows"] == [
         [len(store.traces.ids(failed=True)), 40]
     ]  # type: ignore[attr-defined]
+
+
+def test_census_reports_tokens_and_cost(store: Store, synced: TraceTableSync) -> None:
+    census = compute_census(DuckDBEngine(synced.path))
+    (usage,) = census.sections["token_usage"]
+    answered = len(store.traces.ids(failed=False))  # type: ignore[attr-defined]
+    assert (usage["model"], usage["calls"]) == ("gpt-4o-mini", answered)
+    expected_cost = usage["input_tokens"] * 1.5e-7 + usage["output_tokens"] * 6e-7
+    assert usage["cost_usd"] == pytest.approx(expected_cost, abs=1e-6)

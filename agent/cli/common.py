@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from agent.runtime import Runtime
+    from agent.traces.engine import SqlEngine
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound="BaseModel")
@@ -116,3 +117,16 @@ def engine_options(func: F) -> F:
         type=click.Choice(["duckdb", "spark", "databricks"]),
         help="Where SQL runs. [default: databricks for a Databricks tracking URI, else duckdb]",
     )(func)
+
+
+def traces_table(experiment_id: str, refresh: bool, engine: str | None, table_name: str | None) -> SqlEngine:
+    """The experiment's traces table, synced first with a progress display on stderr."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from agent import console
+
+    columns = (SpinnerColumn(), TextColumn("syncing the traces table: {task.completed} traces read"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console.err, transient=True) as progress:
+        task = progress.add_task("sync", total=None)
+        return runtime().traces_table(experiment_id, refresh, lambda n: progress.advance(task, n), engine, table_name)

@@ -16,6 +16,7 @@ from agent.cli.common import (
     parse_json_items,
     run_id_option,
     runtime,
+    traces_table,
 )
 
 ANALYSIS_STATUSES = ["ACTIVE", "COMPLETED", "ARCHIVED"]
@@ -153,20 +154,12 @@ def list_analyses(experiment_id: str | None, status: str | None, output: str) ->
 @output_option
 def create_baseline_census(run_id: str, refresh: bool, engine: str | None, table_name: str | None, output: str) -> None:
     """Compute the census with SQL over every trace of the experiment and store it on the run."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from agent import console
     from agent.traces.census import compute_census
 
     rt = runtime()
     analysis = rt.insights.get_analysis(run_id)
-    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed} traces"), TimeElapsedColumn())
-    with Progress(*columns, console=console.err, transient=True) as progress:
-        task = progress.add_task("syncing the traces table", total=None)
-        tick = lambda n: progress.advance(task, n)  # noqa: E731
-        sql_engine = rt.traces_table(analysis.experiment_id, refresh, tick, engine=engine, table_name=table_name)
-        progress.update(task, description="computing the census")
-        census = compute_census(sql_engine)
+    census = compute_census(traces_table(analysis.experiment_id, refresh, engine, table_name))
     saved = rt.insights.save_census(run_id, census)
     _emit(output, saved, lambda: console.census_view(saved))
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import click
 
-from agent.cli.common import engine_options, experiment_option, output_option, run_id_option, runtime
+from agent.cli.common import (
+    engine_options,
+    experiment_option,
+    output_option,
+    run_id_option,
+    runtime,
+    traces_table,
+)
 
 DEFAULT_FIELDS_HELP = (
     "Comma-separated paths into MLflow's trace JSON, as `mlflow traces` takes them: "
@@ -112,9 +119,9 @@ def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypot
     if hypothesis_id and not run_id:
         raise UserError("--hypothesis-id needs --run-id (the analysis the hypothesis belongs to)")
     rt = runtime()
-    outcome = run_sql(rt, query, experiment_id=experiment_id, run_id=run_id, hypothesis_id=hypothesis_id,
-                      query_id=query_id, max_rows=max_rows, timeout=timeout, refresh=refresh,
-                      engine_name=engine, table_name=table_name)  # fmt: skip
+    outcome = run_sql(rt, lambda experiment: traces_table(experiment, refresh, engine, table_name), query,
+                      experiment_id=experiment_id, run_id=run_id, hypothesis_id=hypothesis_id, query_id=query_id,
+                      max_rows=max_rows, timeout=timeout)  # fmt: skip
     if output == "json":
         console.emit_json(outcome)
     else:

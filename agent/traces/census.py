@@ -81,12 +81,15 @@ QUERIES: dict[str, tuple[str, str]] = {
                            "count_if(a.feedback.value IN ('false', '\"no\"', '\"fail\"')) AS fail "
                            "FROM traces LATERAL VIEW explode(assessments) t AS a "
                            "GROUP BY 1, 2 ORDER BY total DESC, name"),
-    "token_usage": ("Q13", "SELECT s.attributes['mlflow.chat.model'] AS model, count(*) AS calls, "
+    "token_usage": ("Q13", "SELECT get_json_object(s.attributes['mlflow.llm.model'], '$') AS model, count(*) AS calls, "
                            "sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.input_tokens') "
                            "AS BIGINT)) AS input_tokens, "
                            "sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.output_tokens') "
-                           "AS BIGINT)) AS output_tokens FROM traces LATERAL VIEW explode(spans) t AS s "
-                           "WHERE s.attributes['mlflow.chat.tokenUsage'] IS NOT NULL GROUP BY 1 ORDER BY calls DESC"),
+                           "AS BIGINT)) AS output_tokens, "
+                           "round(sum(cast(get_json_object(s.attributes['mlflow.llm.cost'], '$.total_cost') "
+                           "AS DOUBLE)), 6) AS cost_usd FROM traces LATERAL VIEW explode(spans) t AS s "
+                           "WHERE s.attributes['mlflow.chat.tokenUsage'] IS NOT NULL "
+                           "OR s.attributes['mlflow.llm.cost'] IS NOT NULL GROUP BY 1 ORDER BY calls DESC"),
     "traffic_by_day": ("Q14", "SELECT to_date(request_time) AS day, count(*) AS traces, "
                               "count_if(state = 'ERROR') AS errors FROM traces GROUP BY 1 ORDER BY 1"),
 }  # fmt: skip
