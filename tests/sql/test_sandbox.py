@@ -31,6 +31,9 @@ REFUSED = [
     "SELECT (SELECT content FROM read_text('{secret}')) FROM traces", "DESCRIBE traces", "SHOW TABLES",
     "SELECT current_setting('memory_limit')", "SELECT * FROM query('SELECT 1')", "SELECT * FROM sniff_csv('{secret}')",
     "USE other", "CHECKPOINT", "VACUUM", "BEGIN TRANSACTION", "",
+    "SELECT * FROM read_csv('https://127.0.0.1:9/x.csv')", "SELECT * FROM 'http://127.0.0.1:9/x.parquet'",
+    "SELECT * FROM read_json_auto('s3://bucket/x.json')", "SELECT http_get('http://127.0.0.1:9')",
+    "SELECT * FROM traces WHERE trace_id IN (SELECT * FROM read_text('{secret}'))",
 ]  # fmt: skip
 
 
