@@ -19,10 +19,9 @@ class DemoExperiment(BaseModel):
     tracking_uri: str
 
 
-def ensure_demo(rt: Runtime, traces: int, seed: int, on_trace: Callable[[], None] | None = None) -> DemoExperiment:
+def ensure_demo(rt: Runtime, traces: int, seed: int, on_traces: Callable[[int], None] | None = None) -> DemoExperiment:
     """Reuse the demo experiment when it already holds `traces` traces; otherwise rebuild it."""
-    from agent.simulator import simulate_support_agent
-    from agent.tracking import fluent_tracking
+    from agent.simulation.support import simulate_support_agent
 
     client = rt.client
     existing = client.get_experiment_by_name(DEMO_EXPERIMENT)
@@ -43,8 +42,7 @@ def ensure_demo(rt: Runtime, traces: int, seed: int, on_trace: Callable[[], None
     if rt.settings.tracking_uri_is_default:
         location = str(rt.settings.home / "artifacts")
     experiment_id = client.create_experiment(DEMO_EXPERIMENT, artifact_location=location)
-    with fluent_tracking(rt.settings.tracking_uri):
-        simulate_support_agent(experiment_id, traces, seed=seed, on_trace=on_trace)
+    simulate_support_agent(client, experiment_id, traces, seed=seed, on_traces=on_traces)
     return DemoExperiment(
         experiment_id=experiment_id,
         name=DEMO_EXPERIMENT,

@@ -30,19 +30,17 @@ def build_store(directory: Path, traces: int) -> tuple[str, str]:
         saved = json.loads(marker.read_text())
         if saved["traces"] == traces:
             return uri, saved["experiment_id"]
-    import mlflow
     from mlflow import MlflowClient
 
-    from agent.simulator import simulate_support_agent
+    from agent.simulation.support import simulate_support_agent
 
     directory.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(uri)
     experiment_id = client.create_experiment(
         f"bench-{traces}-{time.time_ns()}", artifact_location=str(directory / "artifacts")
     )
-    mlflow.set_tracking_uri(uri)
     started = time.perf_counter()
-    simulate_support_agent(experiment_id, traces, seed=1)
+    simulate_support_agent(client, experiment_id, traces, seed=1)
     print(f"built {traces} traces in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     marker.write_text(json.dumps({"traces": traces, "experiment_id": experiment_id}))
     return uri, experiment_id

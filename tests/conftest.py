@@ -29,7 +29,7 @@ class Store:
     uri: str
     experiment_id: str
     db_path: Path
-    traces: object  # agent.simulator.Simulation
+    traces: object  # agent.simulation.support.Simulation
 
     def client(self):
         from mlflow import MlflowClient
@@ -41,15 +41,13 @@ class Store:
 def template_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     from mlflow import MlflowClient
 
-    from agent.simulator import simulate_support_agent
-    from agent.tracking import fluent_tracking
+    from agent.simulation.support import simulate_support_agent
 
     root = tmp_path_factory.mktemp("template-store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("support-agent", artifact_location=str(root / "artifacts"))
-    with fluent_tracking(uri):
-        simulation = simulate_support_agent(experiment_id, TEMPLATE_TRACES, seed=11)
+    simulation = simulate_support_agent(client, experiment_id, TEMPLATE_TRACES, seed=11)
     return Store(uri, experiment_id, root / "mlflow.db", simulation)
 
 

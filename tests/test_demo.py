@@ -15,7 +15,11 @@ def test_demo_in_the_embedded_store(tmp_path: Path, capsys: pytest.CaptureFixtur
     made = cli.ok("demo", "--traces", "6", "-o", "json").json()
     assert made["created"] and made["traces"] == 6
     home = tmp_path / "home"
-    assert (home / "mlflow.db").is_file() and (home / "artifacts").is_dir()
+    assert (home / "mlflow.db").is_file()
+    from mlflow import MlflowClient
+
+    experiment = MlflowClient(f"sqlite:///{home / 'mlflow.db'}").get_experiment(made["experiment_id"])
+    assert experiment.artifact_location.startswith(str(home))
     assert not (tmp_path / "mlruns").exists()  # nothing written to the working directory
     again = cli.ok("demo", "--traces", "6", "-o", "json").json()
     assert (again["created"], again["experiment_id"]) == (False, made["experiment_id"])

@@ -71,12 +71,10 @@ def server(template_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
 def served_experiment(server: str) -> tuple[str, object]:
     from mlflow import MlflowClient
 
-    from agent.simulator import simulate_support_agent
-    from agent.tracking import fluent_tracking
+    from agent.simulation.support import simulate_support_agent
 
     experiment_id = MlflowClient(server).create_experiment("served-support-agent")
-    with fluent_tracking(server):
-        return experiment_id, simulate_support_agent(experiment_id, 12, seed=5)
+    return experiment_id, simulate_support_agent(MlflowClient(server), experiment_id, 12, seed=5)
 
 
 def test_workflow_over_rest(

@@ -49,15 +49,15 @@ def test_schema_is_the_seeds(synced: TraceTableSync) -> None:
 
 
 def test_sync_is_incremental(store: Store, synced: TraceTableSync) -> None:
-    from agent.simulator import simulate_support_agent
+    from agent.simulation.support import simulate_support_agent
     from agent.tracking import fluent_tracking
 
     again = synced.sync()
     assert (again.added, again.refreshed, again.total) == (0, 0, 40)
+    simulate_support_agent(store.client(), store.experiment_id, 3, seed=99, start_ns=1_790_000_000 * 10**9)
     with fluent_tracking(store.uri):
         import mlflow
 
-        simulate_support_agent(store.experiment_id, 3, seed=99, start_ns=1_790_000_000 * 10**9)
         old = store.traces.ids(failed=True)[0]  # type: ignore[attr-defined]
         mlflow.log_feedback(trace_id=old, name="reviewed", value=False, rationale="late review")
     later = synced.sync()

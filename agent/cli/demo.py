@@ -25,7 +25,7 @@ def demo(traces: int, seed: int, output: str) -> None:
     columns = (TextColumn("logging demo traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console.err, transient=True) as progress:
         task = progress.add_task("demo", total=traces)
-        made = ensure_demo(rt, traces, seed, on_trace=lambda: progress.advance(task))
+        made = ensure_demo(rt, traces, seed, on_traces=lambda n: progress.advance(task, n))
     if output == "json":
         console.emit_json(made)
         return

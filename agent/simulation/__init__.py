@@ -1,0 +1,1 @@
+"""Simulated traced agents with known problems: the demo experiment and the eval scenarios."""
