@@ -32,7 +32,7 @@ def build_store(directory: Path, traces: int) -> tuple[str, str]:
             return uri, saved["experiment_id"]
     from mlflow import MlflowClient
 
-    from agent.simulation.support import simulate_support_agent
+    from agent.simulation.scenarios import log_scenario
 
     directory.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(uri)
@@ -40,7 +40,7 @@ def build_store(directory: Path, traces: int) -> tuple[str, str]:
         f"bench-{traces}-{time.time_ns()}", artifact_location=str(directory / "artifacts")
     )
     started = time.perf_counter()
-    simulate_support_agent(client, experiment_id, traces, seed=1)
+    log_scenario(client, experiment_id, "support", traces, seed=1)
     print(f"built {traces} traces in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     marker.write_text(json.dumps({"traces": traces, "experiment_id": experiment_id}))
     return uri, experiment_id

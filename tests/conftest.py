@@ -29,7 +29,7 @@ class Store:
     uri: str
     experiment_id: str
     db_path: Path
-    traces: object  # agent.simulation.support.Simulation
+    traces: object  # agent.simulation.scenarios.ScenarioRun
 
     def client(self):
         from mlflow import MlflowClient
@@ -41,13 +41,13 @@ class Store:
 def template_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     from mlflow import MlflowClient
 
-    from agent.simulation.support import simulate_support_agent
+    from agent.simulation.scenarios import log_scenario
 
     root = tmp_path_factory.mktemp("template-store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("support-agent", artifact_location=str(root / "artifacts"))
-    simulation = simulate_support_agent(client, experiment_id, TEMPLATE_TRACES, seed=11)
+    simulation = log_scenario(client, experiment_id, "support", TEMPLATE_TRACES, seed=11)
     return Store(uri, experiment_id, root / "mlflow.db", simulation)
 
 

@@ -19,11 +19,11 @@ def evidence(trace_id: str, supports: bool = True, rationale: str = "seen in the
 
 
 def failed_ids(store: Store) -> list[str]:
-    return store.traces.ids(failed=True)  # type: ignore[attr-defined]
+    return store.traces.failed_ids()  # type: ignore[attr-defined]
 
 
 def ok_ids(store: Store) -> list[str]:
-    return store.traces.ids(failed=False)  # type: ignore[attr-defined]
+    return store.traces.ok_ids()  # type: ignore[attr-defined]
 
 
 class Workflow:

@@ -56,7 +56,7 @@ def test_different_hypotheses_from_two_processes_lose_nothing(
     insights, store: Store, analysis_with_two_hypotheses: str
 ) -> None:
     run_id = analysis_with_two_hypotheses
-    ids = store.traces.ids()  # type: ignore[attr-defined]
+    ids = store.traces.trace_ids()  # type: ignore[attr-defined]
     start_workers(store, run_id, [("H1", ids[:8]), ("H2", ids[8:16])])
     assert {e.trace_id for e in insights.get_hypothesis(run_id, "H1").evidence} == set(ids[:8])
     assert {e.trace_id for e in insights.get_hypothesis(run_id, "H2").evidence} == set(ids[8:16])
@@ -66,7 +66,7 @@ def test_same_hypothesis_from_two_processes_refuses_stale_writes_and_loses_nothi
     insights, store: Store, analysis_with_two_hypotheses: str
 ) -> None:
     run_id = analysis_with_two_hypotheses
-    ids = store.traces.ids()  # type: ignore[attr-defined]
+    ids = store.traces.trace_ids()  # type: ignore[attr-defined]
     results = start_workers(store, run_id, [("H1", ids[:10]), ("H1", ids[10:20])])
     print("stale writes refused:", [r["stale"] for r in results])
     final = insights.get_hypothesis(run_id, "H1")

@@ -16,13 +16,13 @@ def test_file_store_reads_but_refuses_analysis(
 ) -> None:
     from mlflow import MlflowClient
 
-    from agent.simulation.support import simulate_support_agent
+    from agent.simulation.scenarios import log_scenario
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own writes
     store = tmp_path / "mlruns"
     client = MlflowClient(store.as_uri())
     experiment_id = client.create_experiment("file-store")
-    simulate_support_agent(client, experiment_id, 6, seed=3)
+    log_scenario(client, experiment_id, "support", 6, seed=3)
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")  # the tool must manage on its own
 
     cli = CliRunner(capsys)

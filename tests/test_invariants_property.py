@@ -51,7 +51,7 @@ class InsightsMachine(RuleBasedStateMachine):
         self.client = self.store.client()
         self.insights = Insights(self.client)
         self.run_id = self.insights.create_analysis(self.store.experiment_id, "property").run_id
-        self.traces = [*self.store.traces.ids()[:5], FAKE_TRACE]  # type: ignore[attr-defined]
+        self.traces = [*self.store.traces.trace_ids()[:5], FAKE_TRACE]  # type: ignore[attr-defined]
         # Start where the interesting rules apply; the census-first refusal is covered by the CLI tests.
         self.census()
         for n in (1, 2):

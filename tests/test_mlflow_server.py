@@ -71,10 +71,10 @@ def server(template_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
 def served_experiment(server: str) -> tuple[str, object]:
     from mlflow import MlflowClient
 
-    from agent.simulation.support import simulate_support_agent
+    from agent.simulation.scenarios import log_scenario
 
     experiment_id = MlflowClient(server).create_experiment("served-support-agent")
-    return experiment_id, simulate_support_agent(MlflowClient(server), experiment_id, 12, seed=5)
+    return experiment_id, log_scenario(MlflowClient(server), experiment_id, "support", 12, seed=5)
 
 
 def test_workflow_over_rest(
@@ -105,7 +105,7 @@ def test_workflow_over_rest(
         "--testing-plan",
         "Q1",
     )
-    bad = simulation.ids(failed=True)[0]  # type: ignore[attr-defined]
+    bad = simulation.failed_ids()[0]  # type: ignore[attr-defined]
     evidence = json.dumps({"trace_id": bad, "rationale": "TimeoutError after 10s", "supports": True})
     cli.ok(
         *base,
@@ -208,7 +208,7 @@ def test_older_server_without_issue_api(server: str, served_experiment: tuple[st
         insights = Insights(MlflowClient(uri), notify=notices.append)
         run_id = insights.create_analysis(experiment_id, "older server").run_id
         insights.save_census(run_id, Census(trace_count=12, ok_count=8, error_count=4, error_rate=0.33))
-        seen = [Evidence(trace_id=simulation.ids()[0], rationale="seen", supports=True)]  # type: ignore[attr-defined]
+        seen = [Evidence(trace_id=simulation.trace_ids()[0], rationale="seen", supports=True)]  # type: ignore[attr-defined]
         for n in (1, 2):
             insights.create_hypothesis(run_id, statement=f"claim {n}", rationale="r", testing_plan="p")
             insights.update_hypothesis(run_id, f"H{n}", status=HypothesisStatus.VALIDATED, evidence=seen)

@@ -84,7 +84,7 @@ def test_doctor_reports_store_experiment_and_traces(cli: CliRunner, store: Store
     report = cli.ok("doctor", "-o", "json").json()
     assert report["store_kind"] == "sqlite"
     assert report["experiment"] == {"experiment_id": store.experiment_id, "name": "support-agent"}
-    assert report["trace_count"] == len(store.traces.ids())  # type: ignore[attr-defined]
+    assert report["trace_count"] == len(store.traces.trace_ids())  # type: ignore[attr-defined]
     assert len(report["sample"]) == 5 and report["problem"] is None
 
 

@@ -36,7 +36,7 @@ def test_search_without_a_run_links_nothing(store: Store, run_id: str) -> None:
 
 
 def test_linking_more_than_one_batch(store: Store, run_id: str) -> None:
-    ids = store.traces.ids()  # type: ignore[attr-defined]
+    ids = store.traces.trace_ids()  # type: ignore[attr-defined]
     calls = []
     client = store.client()
     original = client.link_traces_to_run
@@ -62,7 +62,7 @@ def test_filtered_search(store: Store) -> None:
     page = TraceAccess(store.client()).search(
         store.experiment_id, filter_string="trace.status = 'ERROR'", max_results=100
     )
-    assert {t.info.trace_id for t in page.traces} == set(store.traces.ids(failed=True))  # type: ignore[attr-defined]
+    assert {t.info.trace_id for t in page.traces} == set(store.traces.failed_ids())  # type: ignore[attr-defined]
 
 
 def test_bad_filter_is_a_refusal(store: Store) -> None:
@@ -71,12 +71,12 @@ def test_bad_filter_is_a_refusal(store: Store) -> None:
 
 
 def test_get_links_and_shows_the_span_tree(store: Store, run_id: str) -> None:
-    failed = store.traces.ids(failed=True)[0]  # type: ignore[attr-defined]
+    failed = store.traces.failed_ids()[0]  # type: ignore[attr-defined]
     trace = TraceAccess(store.client()).get(failed, link_to_run=run_id)
     readable = view(trace)
     assert linked_ids(store, run_id) == {failed}
     assert readable.state == "ERROR"
-    assert [s.name for s in readable.spans][:1] == ["support_agent"]
+    assert [s.name for s in readable.spans][:1] == ["support_assistant"]
     tool = next(s for s in readable.spans if s.name == "lookup_order")
     assert tool.depth == 1 and tool.span_type == "TOOL" and tool.status == "ERROR"
     assert tool.errors == ["lookup_order timed out after 10s"]
@@ -88,7 +88,7 @@ def test_get_refuses_linking_into_another_experiments_run(store: Store) -> None:
     other = client.create_experiment("elsewhere", artifact_location=str(store.db_path.parent / "other"))
     foreign_run = client.create_run(other).info.run_id
     with pytest.raises(InvariantViolation, match="belongs to experiment"):
-        TraceAccess(client).get(store.traces.ids()[0], link_to_run=foreign_run)  # type: ignore[attr-defined]
+        TraceAccess(client).get(store.traces.trace_ids()[0], link_to_run=foreign_run)  # type: ignore[attr-defined]
 
 
 def test_get_unknown_trace(store: Store) -> None:
@@ -122,7 +122,7 @@ def test_cli_search_and_get_with_linking(cli: CliRunner, store: Store, run_id: s
         "traces", "search", "-n", "2", "-o", "json", "--extract-fields", "info.trace_id,data.spans.*.name"
     ).json()
     assert set(fields["traces"][0]) == {"info", "data"}
-    shown = cli.ok("traces", "get", "-t", store.traces.ids(failed=True)[0])  # type: ignore[attr-defined]
+    shown = cli.ok("traces", "get", "-t", store.traces.failed_ids()[0])  # type: ignore[attr-defined]
     assert "lookup_order" in shown.stdout and "timed out" in shown.stdout
 
 

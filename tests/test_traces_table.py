@@ -49,16 +49,16 @@ def test_schema_is_the_seeds(synced: TraceTableSync) -> None:
 
 
 def test_sync_is_incremental(store: Store, synced: TraceTableSync) -> None:
-    from agent.simulation.support import simulate_support_agent
+    from agent.simulation.scenarios import log_scenario
     from agent.tracking import fluent_tracking
 
     again = synced.sync()
     assert (again.added, again.refreshed, again.total) == (0, 0, 40)
-    simulate_support_agent(store.client(), store.experiment_id, 3, seed=99, start_ns=1_790_000_000 * 10**9)
+    log_scenario(store.client(), store.experiment_id, "support", 3, seed=99, start_ns=1_790_000_000 * 10**9)
     with fluent_tracking(store.uri):
         import mlflow
 
-        old = store.traces.ids(failed=True)[0]  # type: ignore[attr-defined]
+        old = store.traces.failed_ids()[0]  # type: ignore[attr-defined]
         mlflow.log_feedback(trace_id=old, name="reviewed", value=False, rationale="late review")
     later = synced.sync()
     assert (later.added, later.refreshed, later.total) == (3, 1, 43)
@@ -72,14 +72,14 @@ def test_sync_is_incremental(store: Store, synced: TraceTableSync) -> None:
 def test_census_matches_the_planted_truth(store: Store, synced: TraceTableSync) -> None:
     census = compute_census(DuckDBEngine(synced.path))
     truth = store.traces  # the simulation's own record of what it planted
-    failed = len(truth.ids(failed=True))  # type: ignore[attr-defined]
+    failed = len(truth.failed_ids())  # type: ignore[attr-defined]
     assert (census.trace_count, census.error_count) == (40, failed)
     assert census.ok_count == 40 - failed and census.error_rate == round(failed / 40, 6)
     tools = {row["name"]: row for row in census.sections["tools"]}
     assert tools["lookup_order"]["errors"] == failed
     buckets = {row["error_class"]: row for row in census.sections["error_buckets"]}
     assert buckets["timeout"]["traces"] == failed and buckets["timeout"]["slow_failures"] == failed
-    apologetic = sum(1 for t in truth.traces if t.apologetic)  # type: ignore[attr-defined]
+    apologetic = len(truth.affected["apology_topic"])  # type: ignore[attr-defined]
     assert census.sections["quality_markers"]["apology"] == apologetic
     assert sum(day["traces"] for day in census.sections["traffic_by_day"]) == 40
     latencies = sorted(t.info.execution_duration for t in store.client().search_traces(
@@ -105,7 +105,7 @@ def test_execute_sql_links_results_and_records_lineage(cli: CliRunner, store: St
            "--testing-plan", "Q1 then Q2", "--sql-query", '{"id": "Q1", "query": "SELECT 1"}')  # fmt: skip
     sql = "SELECT trace_id, execution_duration_ms FROM traces WHERE state = 'ERROR'"
     outcome = cli.ok("traces", "execute-sql", "--sql", sql, "-r", run_id, "-H", "H1", "-o", "json").json()
-    failed = set(store.traces.ids(failed=True))  # type: ignore[attr-defined]
+    failed = set(store.traces.failed_ids())  # type: ignore[attr-defined]
     assert {row[0] for row in outcome["result"]["rows"]} == failed
     assert outcome["linked_traces"] == len(failed) and outcome["recorded_as"] == "H1/Q2"
     linked = store.client().search_traces(locations=[store.experiment_id], run_id=run_id, include_spans=False)
@@ -129,14 +129,14 @@ def test_execute_sql_on_spark(cli: CliRunner, store: Store) -> None:
     on_spark = cli.ok("traces", "execute-sql", "--engine", "spark", "--sql", sql, "-o", "json").json()["result"]
     on_duckdb = cli.ok("traces", "execute-sql", "--sql", sql, "-o", "json").json()["result"]
     assert on_spark["engine"] == "spark" and on_spark["rows"] == on_duckdb["rows"] == [
-        [len(store.traces.ids(failed=True)), 40]
+        [len(store.traces.failed_ids()), 40]
     ]  # type: ignore[attr-defined]
 
 
 def test_census_reports_tokens_and_cost(store: Store, synced: TraceTableSync) -> None:
     census = compute_census(DuckDBEngine(synced.path))
     (usage,) = census.sections["token_usage"]
-    answered = len(store.traces.ids(failed=False))  # type: ignore[attr-defined]
+    answered = len(store.traces.ok_ids())  # type: ignore[attr-defined]
     assert (usage["model"], usage["calls"]) == ("gpt-4o-mini", answered)
     expected_cost = usage["input_tokens"] * 1.5e-7 + usage["output_tokens"] * 6e-7
     assert usage["cost_usd"] == pytest.approx(expected_cost, abs=1e-6)

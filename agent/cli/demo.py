@@ -10,22 +10,29 @@ from agent.cli.common import output_option, runtime
 @click.command()
 @click.option("--traces", default=120, show_default=True, help="How many traces to simulate.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same traffic.")
+@click.option(
+    "--scenario",
+    default="support",
+    show_default=True,
+    type=click.Choice(["support", "travel", "data", "injection"]),
+    help="Which traced agent and problems.",
+)
 @output_option
-def demo(traces: int, seed: int, output: str) -> None:
-    """Create (or reuse) a demo experiment of simulated support-agent traces with known problems."""
+def demo(traces: int, seed: int, scenario: str, output: str) -> None:
+    """Create (or reuse) a demo experiment of simulated agent traffic with known problems."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agent import console
     from agent.demo import ensure_demo
     from agent.errors import UserError
 
-    if not 1 <= traces <= 5000:
-        raise UserError("--traces must be between 1 and 5000")
+    if not 1 <= traces <= 20000:
+        raise UserError("--traces must be between 1 and 20000")
     rt = runtime()
     columns = (TextColumn("logging demo traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console.err, transient=True) as progress:
         task = progress.add_task("demo", total=traces)
-        made = ensure_demo(rt, traces, seed, on_traces=lambda n: progress.advance(task, n))
+        made = ensure_demo(rt, scenario, traces, seed, on_traces=lambda n: progress.advance(task, n))
     if output == "json":
         console.emit_json(made)
         return
