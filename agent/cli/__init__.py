@@ -14,6 +14,7 @@ import click
 from agent.cli.common import CliState
 from agent.cli.demo import demo
 from agent.cli.doctor import doctor
+from agent.cli.evals import evals
 from agent.cli.insights import insights
 from agent.cli.runs import runs
 from agent.cli.traces import traces
@@ -44,6 +45,7 @@ def cli(ctx: click.Context, env_file: Path | None, tracking_uri: str | None, deb
 
 cli.add_command(demo)
 cli.add_command(doctor)
+cli.add_command(evals)
 cli.add_command(insights)
 cli.add_command(traces)
 cli.add_command(runs)

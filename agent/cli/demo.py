@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agent.cli.common import output_option, runtime
+from agent.cli.common import output_option, runtime, state
 
 
 @click.command()
@@ -17,8 +17,9 @@ from agent.cli.common import output_option, runtime
     type=click.Choice(["support", "travel", "data", "injection"]),
     help="Which traced agent and problems.",
 )
+@click.option("--tracking-uri", help="Store to write to. [default: $MLFLOW_TRACKING_URI or the embedded store]")
 @output_option
-def demo(traces: int, seed: int, scenario: str, output: str) -> None:
+def demo(traces: int, seed: int, scenario: str, tracking_uri: str | None, output: str) -> None:
     """Create (or reuse) a demo experiment of simulated agent traffic with known problems."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -28,6 +29,8 @@ def demo(traces: int, seed: int, scenario: str, output: str) -> None:
 
     if not 1 <= traces <= 20000:
         raise UserError("--traces must be between 1 and 20000")
+    if tracking_uri:
+        state().tracking_uri = tracking_uri
     rt = runtime()
     columns = (TextColumn("logging demo traces"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console.err, transient=True) as progress:
@@ -37,10 +40,14 @@ def demo(traces: int, seed: int, scenario: str, output: str) -> None:
         console.emit_json(made)
         return
     verb = "created" if made.created else "reused"
-    console.show(
-        console.plain(
-            f"{verb} experiment {made.experiment_id} ({made.name}, {made.traces} traces) in {made.tracking_uri}"
-        )
+    prefix = "analyze-experiment" + (
+        "" if rt.settings.tracking_uri_is_default else f" --tracking-uri '{made.tracking_uri}'"
     )
-    uri_flag = "" if rt.settings.tracking_uri_is_default else f"--tracking-uri '{made.tracking_uri}' "
-    console.show(console.plain(f"next: analyze-experiment {uri_flag}doctor --experiment-id {made.experiment_id}"))
+    lines = [
+        f"{verb} experiment {made.experiment_id} ({made.name}: {made.traces} traces) in {made.tracking_uri}",
+        "analyse it:",
+        f"  {prefix} doctor --experiment-id {made.experiment_id}",
+        f"  {prefix} insights create-analysis --experiment-id {made.experiment_id} --name '{made.name} analysis'",
+        f"  {prefix} insights create-baseline-census --run-id <the run id it prints>",
+    ]
+    click.echo("\n".join(lines))  # plain lines: commands must survive copy and paste unwrapped

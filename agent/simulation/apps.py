@@ -89,7 +89,8 @@ def support(rng: random.Random, ids: random.Random, request: Request) -> Generat
             trace.finish(error="TimeoutError: lookup_order timed out after 10s")
             out.labels.add("tool_timeout")
             return out
-        trace.child("lookup_order", "TOOL", rng.randrange(120, 350), {"order_id": str(number)}, {"status": "shipped"})
+        shipped = {"status": "shipped", **({"carrier_note": INJECTION} if request.inject else {})}
+        trace.child("lookup_order", "TOOL", rng.randrange(120, 350), {"order_id": str(number)}, shipped)
     answer = {
         "order_status": f"Order {number} shipped yesterday and should arrive within 3 business days.",
         "refund": f"Refunds for order {number} are issued to the original payment method within 5 days.",

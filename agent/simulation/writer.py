@@ -22,11 +22,11 @@ def write_traces(client: MlflowClient, experiment_id: str, traces: Iterable[dict
                  on_traces: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
     """Write the traces and their assessments; returns the trace ids in order."""
     from mlflow.entities import Span
+    from mlflow.tracing.client import TracingClient
 
-    store = client._tracking_client.store
-    if not _supports_batches(store):
+    if not _supports_batches(client._tracking_client.store):
         return _write_one_by_one(client, experiment_id, traces, on_traces)
-    log_spans = retry_transient(store.log_spans)
+    log_spans = retry_transient(TracingClient(client.tracking_uri).log_spans)
     ids: list[str] = []
     batch: list[Any] = []
     in_batch = 0
@@ -34,7 +34,7 @@ def write_traces(client: MlflowClient, experiment_id: str, traces: Iterable[dict
     for trace in traces:
         ids.append(trace["info"]["trace_id"])
         batch.extend(Span.from_dict(span) for span in trace["data"]["spans"])
-        assessments += [(trace["info"]["trace_id"], a) for a in trace.get("assessments", [])]
+        assessments += [(trace["info"]["trace_id"], a) for a in _assessments(trace)]
         in_batch += 1
         if len(batch) >= SPANS_PER_BATCH:
             log_spans(experiment_id, batch)
@@ -73,13 +73,24 @@ def _write_one_by_one(client: MlflowClient, experiment_id: str, traces: Iterable
     return ids
 
 
-def _log_assessments(client: MlflowClient, assessments: list[tuple[str, dict[str, Any]]]) -> None:
-    from mlflow.entities import AssessmentError, AssessmentSource, Feedback
+def _assessments(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    """Simulator drafts carry a top-level list; MLflow's own trace JSON keeps them in info."""
+    if "assessments" in trace:
+        return list(trace["assessments"])
+    return [{"mlflow": a} for a in trace["info"].get("assessments", []) if "feedback" in a]
 
-    create = retry_transient(client._tracking_client.store.create_assessment)
+
+def _log_assessments(client: MlflowClient, assessments: list[tuple[str, dict[str, Any]]]) -> None:
+    from mlflow.entities import Assessment, AssessmentError, AssessmentSource, Feedback
+    from mlflow.tracing.client import TracingClient
+
+    log = retry_transient(TracingClient(client.tracking_uri).log_assessment)
     for trace_id, a in assessments:
+        if "mlflow" in a:
+            log(trace_id, Assessment.from_dictionary({**a["mlflow"], "trace_id": trace_id}))
+            continue
         source = AssessmentSource(source_type=a["source_type"], source_id=a["source_id"])
         error = AssessmentError(error_code="JUDGE_ERROR", error_message=a["error"]) if a.get("error") else None
         feedback = Feedback(name=a["name"], value=None if error else a["value"], source=source,
                             rationale=a.get("rationale"), error=error, trace_id=trace_id)  # fmt: skip
-        create(feedback)
+        log(trace_id, feedback)
