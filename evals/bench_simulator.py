@@ -1,6 +1,6 @@
 """Benchmark: how fast the simulator logs traces into a fresh SQLite store, and that none are lost.
 
-    uv run python evals/bench_simulator.py [--traces 500,2000] [--scenario support]
+uv run python evals/bench_simulator.py [--traces 500,2000] [--scenario support]
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def main() -> None:
             log_scenario(client, experiment_id, args.scenario, count, seed=1)
             elapsed = time.perf_counter() - started
             stored = len(client.search_traces(locations=[experiment_id], max_results=count + 1, include_spans=False))
-        print(f"{count:>8,} {elapsed:>8.2f} {count / elapsed:>9.0f}  {stored:,}{'' if stored == count else ' LOST TRACES'}")
+        print(
+            f"{count:>8,} {elapsed:>8.2f} {count / elapsed:>9.0f}  {stored:,}{'' if stored == count else ' LOST TRACES'}"
+        )
 
 
 if __name__ == "__main__":

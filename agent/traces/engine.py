@@ -90,7 +90,7 @@ class DuckDBEngine:
                 raise _explain(error, translated) from error
             finally:
                 timer.cancel()
-        return QueryResult(columns=columns, rows=[[_plain(v) for v in row] for row in rows], row_count=len(rows),
+        return QueryResult(columns=columns, rows=[[json_safe(v) for v in row] for row in rows], row_count=len(rows),
                            rows_cut=cut, engine=self.name, executed_sql=translated)  # fmt: skip
 
 
@@ -108,7 +108,7 @@ def _explain(error: duckdb.Error, translated: str) -> UserError:
     return UserError(f"the query failed: {first} (ran on DuckDB as: {translated[:300]})")
 
 
-def _plain(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe Python values, keeping structure (lists, maps as dicts, structs as dicts)."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
@@ -119,7 +119,7 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     return value

@@ -6,7 +6,6 @@ local Spark is the oracle our DuckDB translation is checked against. Needs the `
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from functools import cache
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from agent.errors import ConfigurationError, UserError
-from agent.traces.engine import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, QueryResult, SqlTimeout
+from agent.traces.engine import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, QueryResult, SqlTimeout, json_safe
 from agent.traces.sql import check_translatable, parse
 
 if TYPE_CHECKING:
@@ -88,14 +87,13 @@ class SparkEngine:
 
 
 def _plain(value: Any) -> Any:
+    """Spark rows become dicts; everything else is made JSON-safe as on DuckDB."""
     from pyspark.sql import Row
 
     if isinstance(value, Row):
         return {k: _plain(v) for k, v in value.asDict().items()}
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
-    return value
+    return json_safe(value)
