@@ -153,3 +153,14 @@ def test_errors_never_show_secrets(cli: CliRunner, monkeypatch: pytest.MonkeyPat
         assert "may not read this" in result.stderr  # the server's message got through...
         assert TOKEN not in result.stdout + result.stderr  # ...without the token
         assert "Bearer ***" in result.stderr
+
+
+def test_doctor_explains_an_unreachable_server_at_once(cli: CliRunner) -> None:
+    """MLflow's client would retry a dead address for minutes; doctor asks once and says so."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        message = cli.refused("--tracking-uri", f"http://127.0.0.1:{port}", "doctor", "-x", "1")
+    assert f"nothing answers at http://127.0.0.1:{port}" in message and "mlflow server" in message
