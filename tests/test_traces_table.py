@@ -140,3 +140,18 @@ def test_census_reports_tokens_and_cost(store: Store, synced: TraceTableSync) ->
     assert (usage["model"], usage["calls"]) == ("gpt-4o-mini", answered)
     expected_cost = usage["input_tokens"] * 1.5e-7 + usage["output_tokens"] * 6e-7
     assert usage["cost_usd"] == pytest.approx(expected_cost, abs=1e-6)
+
+
+def test_sync_takes_late_old_traces_and_drops_deleted_ones(store: Store, synced: TraceTableSync) -> None:
+    """A trace whose timestamp is older than everything synced (a backfill, a slow exporter) still
+    arrives; a trace deleted from the store leaves the table."""
+    from agent.simulation.scenarios import log_scenario
+
+    log_scenario(store.client(), store.experiment_id, "travel", 2, seed=5, start_ns=1_000_000_000 * 10**9)
+    gone = store.traces.ok_ids()[0]  # type: ignore[attr-defined]
+    store.client().delete_traces(store.experiment_id, trace_ids=[gone])
+    report = synced.sync()
+    assert (report.added, report.total) == (2, 41)
+    engine = DuckDBEngine(synced.path)
+    assert engine.execute(f"SELECT count(*) FROM traces WHERE trace_id = '{gone}'").rows == [[0]]
+    assert engine.execute("SELECT count(*) FROM traces WHERE year(request_time) < 2002").rows == [[2]]

@@ -1,8 +1,9 @@
 """Materialise an experiment's traces into a local DuckDB file, and keep it in step incrementally.
 
-The file lives in the cache directory, keyed by tracking URI and experiment. A sync adds traces that
-are new since the last one, re-reads traces that were still in progress, and re-reads traces whose
-assessments changed (found with one query on SQL stores; elsewhere by comparing trace metadata).
+The file lives in the cache directory, keyed by tracking URI and experiment. A sync compares the
+store's list of traces with the table's (one grouped query on SQL stores; a metadata scan elsewhere):
+it adds traces it has not seen, whatever their timestamps, re-reads traces that were still in progress
+or whose assessments changed, and drops traces deleted from the store.
 """
 
 from __future__ import annotations
@@ -57,26 +58,21 @@ class TraceTableSync:
             if full:
                 _create(con)
             known = dict(con.execute("SELECT trace_id, state FROM traces").fetchall())
-            since = con.execute("SELECT max(request_time_ms) FROM _sync_traces").fetchone()
-            new = self._fetch_new(known, since[0] if since else None, tick)
-            fingerprints = self._assessment_fingerprints()
-            refreshed = self._fetch_ids(self._stale_ids(con, known, fingerprints), tick)
-            _upsert(con, new + refreshed, fingerprints)
+            snapshot = self._snapshot()
+            if not known:
+                added = [t for page in self._pages(None, include_spans=True) for t in _ticked(page, tick)]
+                refreshed: list[Trace] = []
+            else:
+                added = self._fetch_ids([tid for tid in snapshot if tid not in known], tick)
+                refreshed = self._fetch_ids(self._stale_ids(con, known, snapshot), tick)
+            _upsert(con, added + refreshed, snapshot)
+            _delete(con, [tid for tid in known if tid not in snapshot])
             total = int(con.execute("SELECT count(*) FROM traces").fetchone()[0])  # type: ignore[index]
-        return SyncReport(self.path, len(new), len(refreshed), total, full)
-
-    def _fetch_new(self, known: dict[str, str], since_ms: int | None, tick: Callable[[int], None]) -> list[Trace]:
-        query = None if since_ms is None else f"trace.timestamp_ms >= {since_ms}"
-        fresh = []
-        for page in self._pages(query, include_spans=True):
-            page_new = [t for t in page if t.info.trace_id not in known]
-            fresh.extend(page_new)
-            tick(len(page_new))
-        return fresh
+        return SyncReport(self.path, len(added), len(refreshed), total, full)
 
     def _stale_ids(self, con: duckdb.DuckDBPyConnection, known: dict[str, str], current: Fingerprints) -> list[str]:
         """Traces still running at the last sync, and traces whose assessments changed since."""
-        in_progress = [tid for tid, state in known.items() if state == "IN_PROGRESS"]
+        in_progress = [tid for tid, state in known.items() if state == "IN_PROGRESS" and tid in current]
         rows = con.execute("SELECT trace_id, n_assessments, assessed_ms FROM _sync_traces").fetchall()
         recorded: Fingerprints = {tid: (count, stamp) for tid, count, stamp in rows}
         changed = [tid for tid, fingerprint in current.items() if tid in known and recorded.get(tid) != fingerprint]
@@ -102,16 +98,22 @@ class TraceTableSync:
             if not token:
                 return
 
-    def _assessment_fingerprints(self) -> Fingerprints:
-        """(count, latest update) of each trace's assessments, by the cheapest means the store has."""
-        fast = _sql_store_fingerprints(self._client, self._experiment_id)
+    def _snapshot(self) -> Fingerprints:
+        """Every trace of the experiment with its (assessment count, latest assessment update), by the
+        cheapest means the store has: one grouped query on SQL stores, a metadata scan elsewhere."""
+        fast = _sql_store_snapshot(self._client, self._experiment_id)
         if fast is not None:
             return fast
-        prints: Fingerprints = {}
-        for page in self._pages(None, include_spans=False):
-            for trace in page:
-                prints[trace.info.trace_id] = _fingerprint(trace.info.assessments or [])
-        return prints
+        return {
+            trace.info.trace_id: _fingerprint(trace.info.assessments or [])
+            for page in self._pages(None, include_spans=False)
+            for trace in page
+        }
+
+
+def _ticked(page: list[Trace], tick: Callable[[int], None]) -> list[Trace]:
+    tick(len(page))
+    return page
 
 
 def _fingerprint(assessments: Iterable[Any]) -> tuple[int, int]:
@@ -120,8 +122,7 @@ def _fingerprint(assessments: Iterable[Any]) -> tuple[int, int]:
     return len(items), max(stamps, default=0)
 
 
-def _sql_store_fingerprints(client: MlflowClient, experiment_id: str) -> Fingerprints | None:
-    """On SQLAlchemy stores one grouped query answers it; other stores return None."""
+def _sql_store_snapshot(client: MlflowClient, experiment_id: str) -> Fingerprints | None:
     store = client._tracking_client.store
     if not hasattr(store, "ManagedSessionMaker"):
         return None
@@ -130,10 +131,14 @@ def _sql_store_fingerprints(client: MlflowClient, experiment_id: str) -> Fingerp
 
     with store.ManagedSessionMaker() as session:
         rows = (
-            session.query(SqlAssessments.trace_id, func.count(), func.max(SqlAssessments.last_updated_timestamp))
-            .join(SqlTraceInfo, SqlTraceInfo.request_id == SqlAssessments.trace_id)
+            session.query(
+                SqlTraceInfo.request_id,
+                func.count(SqlAssessments.assessment_id),
+                func.max(SqlAssessments.last_updated_timestamp),
+            )
+            .outerjoin(SqlAssessments, SqlAssessments.trace_id == SqlTraceInfo.request_id)
             .filter(SqlTraceInfo.experiment_id == int(experiment_id))
-            .group_by(SqlAssessments.trace_id)
+            .group_by(SqlTraceInfo.request_id)
             .all()
         )
     return {tid: (int(count), int(stamp or 0)) for tid, count, stamp in rows}
@@ -156,6 +161,13 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
                 "n_assessments INTEGER, assessed_ms BIGINT)")  # fmt: skip
     con.execute("CREATE TABLE _sync_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute("INSERT INTO _sync_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
+
+
+def _delete(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> None:
+    """Traces deleted from the store leave the table too."""
+    if trace_ids:
+        con.executemany("DELETE FROM traces WHERE trace_id = ?", [[tid] for tid in trace_ids])
+        con.executemany("DELETE FROM _sync_traces WHERE trace_id = ?", [[tid] for tid in trace_ids])
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, traces: list[Trace], fingerprints: Fingerprints) -> None:
