@@ -155,8 +155,18 @@ def census_view(census: Census) -> Group:
 def _records_table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(*rows[0].keys(), title=title, title_justify="left")
     for row in rows:
-        table.add_row(*[plain(_num(v) if isinstance(v, float) else v) for v in row.values()])
+        table.add_row(*[plain(_cell(key, value)) for key, value in row.items()])
     return table
+
+
+def _cell(key: str, value: Any) -> Any:
+    if not isinstance(value, float):
+        return value
+    if key.endswith("rate"):
+        return f"{value:.1%}"
+    if key.endswith("usd"):
+        return f"${value:,.4f}"
+    return _num(value)
 
 
 def trace_summaries_table(summaries: Sequence[TraceSummary], linked_to: str | None) -> Table:

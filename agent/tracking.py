@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -92,6 +93,8 @@ def local_store_path(uri: str) -> Path | None:
 def connect(settings: Settings) -> MlflowClient:
     check_store_exists(settings)
     prepare_environment(settings)
+    # MLflow's INFO lines (migrations, queue flushes) are noise on a command line; warnings stay.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=settings.tracking_uri)

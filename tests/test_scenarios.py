@@ -127,3 +127,14 @@ def test_load_then_record_gives_the_same_traces(cli: CliRunner, tmp_path: Path) 
     again = [comparable(t) for t in read_traces(out)]
     assert again == original
     assert read_expected(out)["traces"] == 300
+
+
+def test_census_sees_swallowed_errors_as_empty_answers(cli: CliRunner, store: Store, tmp_path: Path) -> None:
+    experiment_id = cli.ok("evals", "load", "travel", "-o", "json").json()[0]["experiment_id"]
+    table = TraceTableSync(store.client(), experiment_id, tmp_path / "t.duckdb")
+    table.sync()
+    census = compute_census(DuckDBEngine(table.path))
+    planted = next(
+        p for p in read_expected(recording_dir("travel"))["problems"] if p["kind"] == "empty_after_swallowed_error"
+    )
+    assert census.sections["quality_markers"]["empty_responses"] == len(planted["affected_trace_ids"])

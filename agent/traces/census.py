@@ -69,7 +69,8 @@ QUERIES: dict[str, tuple[str, str]] = {
                                "FROM traces GROUP BY 1 ORDER BY min(execution_duration_ms)"),
     "quality_markers": ("Q10", "SELECT " + ", ".join(f"count_if(response rlike '{rx}') AS {name}"
                                                      for name, rx in MARKERS.items())
-                        + ", count_if(response IS NULL OR trim(response) IN ('', '\"\"', 'null', '{}')) "
+                        + ", count_if(response IS NULL OR trim(response) IN ('', '\"\"', 'null', '{}') "
+                          "OR response rlike '^[{]\"[^\"]+\": \"\"[}]$') "
                           "AS empty_responses, " + _PCTS.format(col="length(response)", suffix="")
                         + " FROM traces WHERE state = 'OK'"),
     "long_tail": ("Q11", "WITH cut AS (SELECT percentile(length(response), 0.95) AS p95 FROM traces "
