@@ -98,9 +98,16 @@ def _check_explodes(tree: exp.Query) -> None:
 
 def rewrite_for_duckdb(tree: exp.Query) -> exp.Query:
     """Fix sqlglot's known mistranslations (see docs/sql.md) and the slow struct-unnest filter."""
-    fixed = tree.transform(_fix_node)
+    fixed = tree.transform(_fix_node).transform(_zero_count_if)  # second pass: children are fixed by now
     assert isinstance(fixed, exp.Query)
     return _unnest_in_subquery(fixed)
+
+
+def _zero_count_if(node: exp.Expression) -> exp.Expression:
+    """Spark's count_if of no true rows is 0; DuckDB's is NULL when every input is NULL."""
+    if isinstance(node, exp.CountIf) and not isinstance(node.parent, exp.Coalesce | exp.Filter | exp.Window):
+        return exp.Coalesce(this=node.copy(), expressions=[exp.Literal.number(0)])
+    return node
 
 
 def _fix_node(node: exp.Expression) -> exp.Expression:
@@ -113,9 +120,6 @@ def _fix_node(node: exp.Expression) -> exp.Expression:
         negated = exp.Lambda(this=exp.Not(this=exp.Paren(this=predicate.this)), expressions=predicate.expressions)
         failures = exp.ArrayFilter(this=array, expression=negated)
         return exp.EQ(this=exp.ArraySize(this=failures), expression=exp.Literal.number(0))
-    if isinstance(node, exp.CountIf) and not isinstance(node.parent, exp.Coalesce | exp.Filter | exp.Window):
-        # Spark's count_if of no true rows is 0; DuckDB's is NULL when every input is NULL
-        return exp.Coalesce(this=node.copy(), expressions=[exp.Literal.number(0)])
     if isinstance(node, exp.Quantile):
         # Spark's percentile interpolates; DuckDB's QUANTILE is discrete
         return exp.Anonymous(this="quantile_cont", expressions=[node.this, node.args["quantile"]])

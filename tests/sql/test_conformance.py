@@ -54,6 +54,7 @@ CASES: list[tuple[str, str, list[list[object]]]] = [
                             "WHERE a.name = 'thumbs' AND a.feedback.value = 'false'", [["tr-3"]]),
     ("judge errors", "SELECT count_if(a.feedback.error IS NOT NULL) FROM traces LATERAL VIEW explode(assessments) "
                      "t AS a", [[1]]),
+    ("count_if of a lambda", "SELECT count_if(exists(assessments, a -> a.source.source_type = 'HUMAN')) FROM traces", [[2]]),
     ("count_if over nothing", "SELECT count_if(state = 'ERROR') FROM traces WHERE trace_id = 'none'", [[0]]),
     ("token usage", "SELECT sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.input_tokens') "
                     "AS BIGINT)) FROM traces LATERAL VIEW explode(spans) t AS s", [[150]]),
