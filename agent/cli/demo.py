@@ -8,7 +8,7 @@ from agent.cli.common import output_option, runtime, state
 
 
 @click.command()
-@click.option("--traces", default=120, show_default=True, help="How many traces to simulate.")
+@click.option("--traces", default=500, show_default=True, help="How many traces to simulate.")
 @click.option("--seed", default=7, show_default=True, help="Same seed, same traffic.")
 @click.option(
     "--scenario",
