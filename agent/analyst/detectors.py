@@ -56,6 +56,12 @@ def _finding(engine: SqlEngine, total: int, kind: str, statement: str, rationale
                    total=total, strength=strength)  # fmt: skip
 
 
+def _single(engine: SqlEngine, total: int, kind: str, statement: str, rationale: str, sql: str) -> list[Finding]:
+    """Detectors that ask one question report at most one finding."""
+    found = _finding(engine, total, kind, statement, rationale, sql)
+    return [found] if found else []
+
+
 def span_errors(engine: SqlEngine, total: int) -> list[Finding]:
     """Child spans that fail often, one finding per span; LLM-call failures are reported separately."""
     found = []
@@ -78,17 +84,27 @@ def swallowed_errors(engine: SqlEngine, total: int) -> list[Finding]:
     """Traces that report OK although a span inside them failed."""
     sql = ("SELECT trace_id FROM traces WHERE state = 'OK' AND exists(spans, s -> s.status_code = 'ERROR' "
            "AND s.parent_id IS NOT NULL)")  # fmt: skip
-    found = _finding(engine, total, "swallowed_errors", "failed tool calls end in OK traces with empty answers",
-                     "traces report success while a span inside them failed", sql)  # fmt: skip
-    return [found] if found else []
+    return _single(
+        engine,
+        total,
+        "swallowed_errors",
+        "failed tool calls end in OK traces with empty answers",
+        "traces report success while a span inside them failed",
+        sql,
+    )
 
 
 def empty_answers(engine: SqlEngine, total: int) -> list[Finding]:
     sql = ("SELECT trace_id FROM traces WHERE state = 'OK' AND (response IS NULL OR trim(response) IN "
            "('', '\"\"', 'null', '{}') OR response rlike '^[{]\"[^\"]+\": \"\"[}]$')")  # fmt: skip
-    found = _finding(engine, total, "empty_answers", "successful traces return empty answers",
-                     "the census counts empty responses among OK traces", sql)  # fmt: skip
-    return [found] if found else []
+    return _single(
+        engine,
+        total,
+        "empty_answers",
+        "successful traces return empty answers",
+        "the census counts empty responses among OK traces",
+        sql,
+    )
 
 
 def version_regressions(engine: SqlEngine, total: int) -> list[Finding]:
@@ -119,9 +135,14 @@ def version_regressions(engine: SqlEngine, total: int) -> list[Finding]:
 
 def apologies(engine: SqlEngine, total: int) -> list[Finding]:
     sql = "SELECT trace_id FROM traces WHERE state = 'OK' AND response rlike '(?i)(i.?m sorry|i apologi[sz]e|not sure|i don.?t know)'"
-    found = _finding(engine, total, "apologies", "answers apologise or admit not knowing",
-                     "the census quality markers count apologies and uncertainty", sql)  # fmt: skip
-    return [found] if found else []
+    return _single(
+        engine,
+        total,
+        "apologies",
+        "answers apologise or admit not knowing",
+        "the census quality markers count apologies and uncertainty",
+        sql,
+    )
 
 
 def overlong_answers(engine: SqlEngine, total: int) -> list[Finding]:
@@ -129,9 +150,14 @@ def overlong_answers(engine: SqlEngine, total: int) -> list[Finding]:
     median = _rows(engine, "SELECT percentile(length(response), 0.5) FROM traces WHERE state = 'OK'")[0][0] or 0
     cut = max(1000, 4 * median)
     sql = f"SELECT trace_id FROM traces WHERE state = 'OK' AND length(response) > {cut:.0f}"
-    found = _finding(engine, total, "overlong_answers", f"some answers run past {cut:.0f} characters",
-                     f"the median answer is {median:.0f} characters", sql)  # fmt: skip
-    return [found] if found else []
+    return _single(
+        engine,
+        total,
+        "overlong_answers",
+        f"some answers run past {cut:.0f} characters",
+        f"the median answer is {median:.0f} characters",
+        sql,
+    )
 
 
 def negative_feedback_paths(engine: SqlEngine, total: int) -> list[Finding]:
@@ -175,9 +201,14 @@ def injections(engine: SqlEngine, total: int) -> list[Finding]:
     """Text addressed to an analysing agent inside traces: reported, never obeyed."""
     sql = ("SELECT trace_id FROM traces WHERE request rlike '(?i)(ignore (all )?previous instructions|to any ai)' "
            "OR exists(spans, s -> s.attributes['mlflow.spanOutputs'] rlike '(?i)ignore (all )?previous instructions')")  # fmt: skip
-    found = _finding(engine, total, "prompt_injection", "traces carry instructions aimed at AI agents",
-                     "request or tool-output text tells an analysing agent what to conclude", sql)  # fmt: skip
-    return [found] if found else []
+    return _single(
+        engine,
+        total,
+        "prompt_injection",
+        "traces carry instructions aimed at AI agents",
+        "request or tool-output text tells an analysing agent what to conclude",
+        sql,
+    )
 
 
 def fast_and_correct(engine: SqlEngine, total: int) -> list[Finding]:
