@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from agent.errors import NotFoundError
 from agent.runtime import Runtime
-from agent.settings import Settings
 from agent.traces.views import TraceSummary, summarize
+from agent.tracking import unreachable_store
 
 COUNT_CAP = 10_000
-PROBE_TIMEOUT_S = 5
 
 
 class ExperimentInfo(BaseModel):
@@ -43,7 +40,7 @@ def diagnose(rt: Runtime, experiment_id: str | None, sample: int) -> Diagnosis:
         default_store=settings.tracking_uri_is_default,
     )
     # MLflow's and Databricks' clients retry an unreachable server for minutes; ask once, briefly.
-    unreachable = _unreachable(settings)
+    unreachable = unreachable_store(settings)
     if unreachable:
         report.problem = unreachable
         return report
@@ -98,28 +95,3 @@ def _count_traces(rt: Runtime, experiment_id: str) -> tuple[int, bool]:
         if not token:
             return count, False
     return count, True
-
-
-def _unreachable(settings: Settings) -> str | None:
-    """For HTTP stores, a plain explanation when nothing answers at the address (None when it does)."""
-    if settings.is_databricks:
-        url, what, fix = settings.databricks_host, "DATABRICKS_HOST", "check DATABRICKS_HOST"
-    elif settings.store_kind in {"http", "https"}:
-        url, what, fix = (
-            settings.tracking_uri,
-            "the tracking server",
-            "start `mlflow server` or fix MLFLOW_TRACKING_URI",
-        )
-    else:
-        return None
-    if not url:
-        return None
-    address = url if "://" in url else f"https://{url}"
-    try:
-        urllib.request.urlopen(urllib.request.Request(address, method="HEAD"), timeout=PROBE_TIMEOUT_S)
-    except urllib.error.HTTPError:
-        return None  # something answered; MLflow will say whether it is the right thing
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        return f"nothing answers at {settings.display_uri() if what != 'DATABRICKS_HOST' else url} ({reason}); {fix}"
-    return None

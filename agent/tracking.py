@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ R = TypeVar("R")
 
 # MLflow's REST client already retries HTTP 429/5xx itself (urllib3 Retry); we retry only what it
 # does not: SQLite lock contention between processes and errors the store marks as temporary.
+PROBE_TIMEOUT_S = 5
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "RESOURCE_EXHAUSTED"}
 _TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "deadlock")
 
@@ -90,8 +93,39 @@ def local_store_path(uri: str) -> Path | None:
     return None
 
 
+def unreachable_store(settings: Settings) -> str | None:
+    """For HTTP stores, a plain explanation when nothing answers at the address (None when it does).
+
+    MLflow's REST client and the Databricks SDK retry a dead address for minutes; one short probe
+    turns that wait into an immediate, readable answer.
+    """
+    if settings.is_databricks:
+        url, shown, fix = settings.databricks_host, settings.databricks_host, "check DATABRICKS_HOST"
+    elif settings.store_kind in {"http", "https"}:
+        url, shown, fix = (
+            settings.tracking_uri,
+            settings.display_uri(),
+            "start `mlflow server` or fix MLFLOW_TRACKING_URI",
+        )
+    else:
+        return None
+    if not url:
+        return None
+    address = url if "://" in url else f"https://{url}"
+    try:
+        urllib.request.urlopen(urllib.request.Request(address, method="HEAD"), timeout=PROBE_TIMEOUT_S)
+    except urllib.error.HTTPError:
+        return None  # something answered; MLflow will say whether it is the right thing
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return f"nothing answers at {shown} ({getattr(error, 'reason', error)}); {fix}"
+    return None
+
+
 def connect(settings: Settings) -> MlflowClient:
     check_store_exists(settings)
+    problem = unreachable_store(settings)
+    if problem:
+        raise StoreUnavailableError(problem)
     prepare_environment(settings)
     # MLflow's INFO lines (migrations, queue flushes) are noise on a command line; warnings stay.
     logging.getLogger("mlflow").setLevel(logging.WARNING)

@@ -164,3 +164,14 @@ def test_doctor_explains_an_unreachable_server_at_once(cli: CliRunner) -> None:
         port = sock.getsockname()[1]  # bound, never listening: connections are refused
         message = cli.refused("--tracking-uri", f"http://127.0.0.1:{port}", "doctor", "-x", "1")
     assert f"nothing answers at http://127.0.0.1:{port}" in message and "mlflow server" in message
+
+
+def test_every_command_fails_fast_on_a_dead_server(cli: CliRunner) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        result = cli("--tracking-uri", f"http://127.0.0.1:{port}", "insights", "list-analyses", "-x", "1")
+    assert result.exit_code == 1
+    assert f"nothing answers at http://127.0.0.1:{port}" in result.stderr
