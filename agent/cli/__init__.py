@@ -93,10 +93,8 @@ def _store_refusal(error: Exception) -> str | None:
 def _fail(state: CliState, kind: str, message: str, code: int) -> None:
     from agent.redaction import redact
 
-    known = []
-    if state.runtime and state.runtime.settings.databricks_token:
-        known.append(state.runtime.settings.databricks_token.get_secret_value())
-    line = redact(" ".join(message.split()), known)
+    flat = " ".join(message.split())
+    line = state.runtime.redact(flat) if state.runtime else redact(flat)
     if state.json_output:
         import json
 
