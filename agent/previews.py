@@ -22,24 +22,22 @@ class EvidencePreview(BaseModel):
     response_excerpt: str | None = None
 
 
-class ItemPreview(BaseModel):
+class ItemHeader(BaseModel):
     kind: str
     id: str
     run_id: str
     title: str
     status: str
+
+
+class ItemPreview(ItemHeader):
     evidence: list[EvidencePreview]
     evidence_not_shown: int = 0
 
 
-class PreviewItem(BaseModel):
+class PreviewItem(ItemHeader):
     """What a preview needs of a hypothesis or an issue."""
 
-    kind: str
-    id: str
-    run_id: str
-    title: str
-    status: str
     evidence: list[Evidence]
 
 
@@ -71,11 +69,7 @@ def build_previews(
             )
         previews.append(
             ItemPreview(
-                kind=item.kind,
-                id=item.id,
-                run_id=item.run_id,
-                title=item.title,
-                status=item.status,
+                **item.model_dump(exclude={"evidence"}),
                 evidence=evidence,
                 evidence_not_shown=len(item.evidence) - len(take),
             )

@@ -68,11 +68,14 @@ class Runtime:
         from agent.traces.sync import TraceTableSync, cache_path
 
         path = cache_path(self.settings.home / "cache", self.settings.tracking_uri, experiment_id)
-        TraceTableSync(self.client, experiment_id, path).sync(refresh=refresh, on_traces=on_traces)
+        report = TraceTableSync(self.client, experiment_id, path).sync(refresh=refresh, on_traces=on_traces)
         if chosen == "spark":
             from agent.traces.spark_engine import SparkEngine, export_parquet
 
-            return SparkEngine(export_parquet(path, path.with_suffix(".parquet")))
+            parquet = path.with_suffix(".parquet")
+            if report.changed or not parquet.exists():  # an unchanged table keeps its export
+                export_parquet(path, parquet)
+            return SparkEngine(parquet)
         return DuckDBEngine(path)
 
     def experiment_id(self, explicit: str | None = None) -> str:

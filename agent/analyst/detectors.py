@@ -30,10 +30,6 @@ class Finding(BaseModel):
     strength: bool = False
     also: list[str] = []  # other detectors that selected exactly the same traces
 
-    @property
-    def share(self) -> float:
-        return len(self.affected) / self.total if self.total else 0.0
-
 
 def _rows(engine: SqlEngine, sql: str) -> list[list[Any]]:
     return engine.execute(sql).rows

@@ -39,7 +39,7 @@ def is_safe_trace_id(trace_id: str) -> bool:
     return bool(_SAFE_TRACE_ID.match(trace_id))
 
 
-def _id_filter(trace_ids: list[str]) -> str:
+def id_filter(trace_ids: list[str]) -> str:
     quoted = ", ".join(f"'{trace_id}'" for trace_id in trace_ids)
     return f"trace.request_id IN ({quoted})"
 
@@ -94,7 +94,7 @@ class TraceLinks:
     def _search_infos(self, experiment_id: str, chunk: list[str], run_id: str | None) -> dict[str, TraceInfo]:
         traces = self._client.search_traces(
             locations=[experiment_id],
-            filter_string=_id_filter(chunk),
+            filter_string=id_filter(chunk),
             run_id=run_id,
             max_results=len(chunk),
             include_spans=False,

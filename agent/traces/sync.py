@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from agent.traces.links import batches
+from agent.traces.links import batches, id_filter
 from agent.traces.table import TABLE, to_arrow
 from agent.tracking import retry_transient
 
@@ -37,6 +37,11 @@ class SyncReport:
     refreshed: int
     total: int
     full_rebuild: bool
+    removed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.full_rebuild or bool(self.added or self.refreshed or self.removed)
 
 
 def cache_path(cache_dir: Path, tracking_uri: str, experiment_id: str) -> Path:
@@ -66,9 +71,10 @@ class TraceTableSync:
                 added = self._fetch_ids([tid for tid in snapshot if tid not in known], tick)
                 refreshed = self._fetch_ids(self._stale_ids(con, known, snapshot), tick)
             _upsert(con, added + refreshed, snapshot)
-            _delete(con, [tid for tid in known if tid not in snapshot])
+            gone = [tid for tid in known if tid not in snapshot]
+            _delete(con, gone)
             total = int(con.execute("SELECT count(*) FROM traces").fetchone()[0])  # type: ignore[index]
-        return SyncReport(self.path, len(added), len(refreshed), total, full)
+        return SyncReport(self.path, len(added), len(refreshed), total, full, len(gone))
 
     def _stale_ids(self, con: duckdb.DuckDBPyConnection, known: dict[str, str], current: Fingerprints) -> list[str]:
         """Traces still running at the last sync, and traces whose assessments changed since."""
@@ -81,8 +87,7 @@ class TraceTableSync:
     def _fetch_ids(self, trace_ids: list[str], tick: Callable[[int], None]) -> list[Trace]:
         found: list[Trace] = []
         for chunk in batches(trace_ids):
-            quoted = ", ".join(f"'{tid}'" for tid in chunk)
-            for page in self._pages(f"trace.request_id IN ({quoted})", include_spans=True):
+            for page in self._pages(id_filter(chunk), include_spans=True):
                 found.extend(page)
                 tick(len(page))
         return found
