@@ -88,5 +88,5 @@ class Runtime:
         """Remove every secret we know of from text about to be shown or stored."""
         from agent.redaction import redact
 
-        token = self.settings.databricks_token
-        return redact(text, [token.get_secret_value()] if token else [])
+        secrets = [self.settings.databricks_token, self.settings.openai_api_key]
+        return redact(text, [s.get_secret_value() for s in secrets if s])

@@ -46,6 +46,14 @@ class Settings(BaseModel):
     databricks_profile: str | None = None
     databricks_warehouse_id: str | None = None
     trace_table_name: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    model: str | None = None
+
+    @property
+    def has_llm_endpoint(self) -> bool:
+        """An LLM analyst needs a key or an endpoint of its own; without one the offline analyst runs."""
+        return bool(self.openai_api_key or self.openai_base_url)
 
     @property
     def store_kind(self) -> str:
@@ -130,6 +138,9 @@ def load_settings(
         databricks_profile=values.get("DATABRICKS_CONFIG_PROFILE") or None,
         databricks_warehouse_id=values.get("DATABRICKS_WAREHOUSE_ID") or None,
         trace_table_name=values.get("MLFLOW_TRACE_TABLE_NAME") or None,
+        openai_api_key=SecretStr(values["OPENAI_API_KEY"]) if values.get("OPENAI_API_KEY") else None,
+        openai_base_url=values.get("OPENAI_BASE_URL") or None,
+        model=values.get("ANALYZE_EXPERIMENT_MODEL") or None,
     )
     _check_databricks_auth(settings)
     return settings

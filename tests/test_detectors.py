@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.analyst.detectors import Finding, detect
 from agent.simulation.recordings import read_expected, recording_dir
 from agent.simulation.scenarios import SCENARIOS, log_scenario
 from agent.traces.engine import DuckDBEngine
 from agent.traces.sync import TraceTableSync
+from graphs.analysts.detectors import Finding, detect
 from tests.conftest import Store
 from tests.helpers import CliRunner
 

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Generic names like `tools` or `graphs` must never land in site-packages by accident; each one added
 # to the wheel is a deliberate change to this list.
-TOP_LEVEL = {"agent", "evals"}
+TOP_LEVEL = {"agent", "evals", "graphs", "prompts", "tools"}
 
 
 @pytest.mark.slow
@@ -25,3 +25,4 @@ def test_wheel_contains_only_our_top_level_names(tmp_path: Path) -> None:
     assert "analyze-experiment = agent.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert not any("/tests/" in name or name.startswith("tests/") for name in names)
     assert "evals/scenarios/support/traces.json.gz" in names  # `evals load` works from an installed tool
+    assert "prompts/test.md" in names  # prompts ship with the tool

@@ -16,6 +16,7 @@ from agent.cli.demo import demo
 from agent.cli.doctor import doctor
 from agent.cli.evals import evals
 from agent.cli.insights import insights
+from agent.cli.run import list_threads, resume, run
 from agent.cli.runs import runs
 from agent.cli.traces import traces
 from agent.errors import StoreUnavailableError, UserError
@@ -35,8 +36,9 @@ def cli(ctx: click.Context, env_file: Path | None, tracking_uri: str | None, deb
     """Find what is wrong with an LLM agent from the traces in one MLflow experiment.
 
     \b
-    Start with `analyze-experiment doctor` to check the connection, then see
-    `analyze-experiment insights --help` and `analyze-experiment traces --help`.
+    `analyze-experiment run --demo --approve auto` analyses a demo experiment end to end.
+    `analyze-experiment run --experiment-id ID` analyses yours, asking you at each approval;
+    `analyze-experiment doctor` checks the connection first.
     """
     ctx.obj.env_file = env_file
     ctx.obj.tracking_uri = tracking_uri
@@ -49,6 +51,9 @@ cli.add_command(evals)
 cli.add_command(insights)
 cli.add_command(traces)
 cli.add_command(runs)
+cli.add_command(run)
+cli.add_command(resume)
+cli.add_command(list_threads)
 
 
 def main(argv: list[str] | None = None) -> None:

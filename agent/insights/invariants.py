@@ -54,9 +54,21 @@ def require_workable(hypothesis: Hypothesis, actor: Actor, reopening: bool) -> N
     )
 
 
-def require_status_evidence(hypothesis: Hypothesis, new_status: HypothesisStatus, new_evidence: list[Evidence]) -> None:
-    """A status change must bring its own evidence, and the evidence must point the right way."""
+def require_status_evidence(
+    hypothesis: Hypothesis,
+    new_status: HypothesisStatus,
+    new_evidence: list[Evidence],
+    actor: Actor = Actor.AGENT,
+    reason: str | None = None,
+) -> None:
+    """A status change must bring its own evidence, and the evidence must point the right way.
+
+    One exception, the workflow's "user control" rule: a person may reject a hypothesis at an approval
+    with a reason alone; their judgement is the evidence, and a rejected hypothesis is never tested.
+    """
     if new_status is hypothesis.status:
+        return
+    if actor is Actor.PERSON and new_status is HypothesisStatus.REJECTED and reason and reason.strip():
         return
     if not new_evidence:
         raise InvariantViolation(

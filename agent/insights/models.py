@@ -44,6 +44,14 @@ class IssueStatus(StrEnum):
     REJECTED = "REJECTED"
 
 
+class Category(StrEnum):
+    """Where a finding belongs in the report."""
+
+    OPERATIONAL = "operational"
+    QUALITY = "quality"
+    STRENGTH = "strength"
+
+
 class Actor(StrEnum):
     """Who asked for a change. Only a person may reopen a rejected hypothesis."""
 
@@ -87,6 +95,17 @@ class StatusChange(BaseModel):
     at: datetime = Field(default_factory=utc_now)
 
 
+class Approval(BaseModel):
+    """A person's (or a script's) decision at one of the workflow's approval points."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str
+    summary: str = Field(max_length=4000)
+    by: str = Field(default="", max_length=200, description="cli, auto, or the Slack user who decided.")
+    at: datetime = Field(default_factory=utc_now)
+
+
 class Analysis(Document):
     experiment_id: str
     run_id: str
@@ -94,6 +113,9 @@ class Analysis(Document):
     description: str = Field(default="", max_length=5000)
     status: AnalysisStatus = AnalysisStatus.ACTIVE
     history: list[StatusChange] = Field(default_factory=list)
+    thread_id: str | None = Field(default=None, description="The agent's resumable thread, when it ran one.")
+    focus: list[str] = Field(default_factory=list, description="Areas a person asked the analysis to look at.")
+    approvals: list[Approval] = Field(default_factory=list)
 
 
 class Census(Document):
@@ -124,6 +146,8 @@ class Hypothesis(Document):
     evidence: list[Evidence] = Field(default_factory=list)
     sql_queries: list[SqlQuery] = Field(default_factory=list)
     history: list[StatusChange] = Field(default_factory=list)
+    category: Category | None = None
+    author: Actor = Actor.AGENT
 
     @field_validator("id")
     @classmethod
@@ -145,6 +169,7 @@ class Issue(Document):
         default=None, description="MLflow's own Issue entity, where the tracking store has one."
     )
     history: list[StatusChange] = Field(default_factory=list)
+    category: Category | None = None
 
     @field_validator("id")
     @classmethod

@@ -18,6 +18,8 @@ from agent.insights.models import (
     Actor,
     Analysis,
     AnalysisStatus,
+    Approval,
+    Category,
     Census,
     Evidence,
     Hypothesis,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 ANALYSIS_TAG = "insights.analysis"
+THREAD_TAG = "insights.thread_id"
 STATUS_TAG = "insights.status"
 ANALYSIS_DOC = ("analysis", "analysis")
 CENSUS_DOC = ("census", "census")
@@ -53,16 +56,25 @@ class Insights:
     # -- analyses ---------------------------------------------------------------------------------
 
     def create_analysis(
-        self, experiment_id: str, name: str, description: str = "", run_name: str | None = None
+        self,
+        experiment_id: str,
+        name: str,
+        description: str = "",
+        run_name: str | None = None,
+        thread_id: str | None = None,
+        focus: Sequence[str] = (),
     ) -> Analysis:
         self._links.require_linking_support()
         self._require_experiment(experiment_id)
         tags = {ANALYSIS_TAG: "true", STATUS_TAG: AnalysisStatus.ACTIVE.value}
         if description:
             tags["mlflow.note.content"] = description
+        if thread_id:
+            tags[THREAD_TAG] = thread_id
         run = retry_transient(self._client.create_run)(experiment_id, run_name=run_name or name, tags=tags)
         run_id = run.info.run_id
-        analysis = Analysis(experiment_id=experiment_id, run_id=run_id, name=name, description=description)
+        analysis = Analysis(experiment_id=experiment_id, run_id=run_id, name=name, description=description,
+                            thread_id=thread_id, focus=list(focus))  # fmt: skip
         try:
             version = RunDocuments(self._client, run_id).write(*ANALYSIS_DOC, _dump(analysis), 0)
         except BaseException:
@@ -84,6 +96,44 @@ class Insights:
             [experiment_id], filter_string=query, order_by=["attributes.start_time DESC"], max_results=1000
         )
         return [self.get_analysis(run.info.run_id) for run in runs]
+
+    def find_analysis(self, experiment_id: str, thread_id: str) -> Analysis | None:
+        """The analysis an agent thread created, so a re-run setup step does not create a second."""
+        runs = retry_transient(self._client.search_runs)(
+            [experiment_id], filter_string=f"tags.`{THREAD_TAG}` = '{thread_id}'", max_results=1
+        )
+        return self.get_analysis(runs[0].info.run_id) if runs else None
+
+    def record_approval(
+        self, run_id: str, approval: Approval, *, description: str | None = None, focus: Sequence[str] = ()
+    ) -> Analysis:
+        """Persist a decision the moment it is made, with the description and focus it settled."""
+        docs, index = self._open(run_id)
+        analysis = self._analysis(docs, index)
+        invariants.require_writable(analysis)
+        changes: dict[str, Any] = {"approvals": [*analysis.approvals, approval], "updated_at": utc_now()}
+        if description is not None:
+            changes["description"] = description
+        if focus:
+            changes["focus"] = list(dict.fromkeys([*analysis.focus, *focus]))
+        updated = self._save(docs, ANALYSIS_DOC[0], ANALYSIS_DOC[1], _revise(analysis, changes), analysis.version)
+        self._mirror_analysis(updated)
+        return updated
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        """Run metrics (token use and cost per phase); they add up across resumed processes."""
+        from mlflow.entities import Metric
+
+        if not metrics:
+            return
+        run = retry_transient(self._client.get_run)(run_id)
+        stamp = int(utc_now().timestamp() * 1000)
+        merged = [Metric(key, run.data.metrics.get(key, 0.0) + value, stamp, 0) for key, value in metrics.items()]
+        retry_transient(self._client.log_batch)(run_id, metrics=merged)
+
+    def attach_files(self, run_id: str, paths: Sequence[str], artifact_path: str) -> None:
+        for path in paths:
+            retry_transient(self._client.log_artifact)(run_id, path, artifact_path)
 
     def update_analysis(
         self,
@@ -146,6 +196,7 @@ class Insights:
         testing_plan: str,
         evidence: Sequence[Evidence] = (),
         sql_queries: Sequence[SqlQuery] = (),
+        category: Category | None = None,
         actor: Actor = Actor.AGENT,
     ) -> Hypothesis:
         docs, index = self._open(run_id)
@@ -164,6 +215,8 @@ class Insights:
             testing_plan=testing_plan,
             evidence=invariants.merge_evidence([], list(evidence)),
             sql_queries=invariants.merge_queries([], list(sql_queries)),
+            category=category,
+            author=actor,
         )
         return self._create_numbered(docs, "hypothesis", "H", draft, [h.id for h in existing])
 
@@ -195,7 +248,7 @@ class Insights:
         if reopening and hypothesis.status is HypothesisStatus.REJECTED:
             invariants.require_reason(reason, f"reopening {hypothesis_id}")
         else:
-            invariants.require_status_evidence(hypothesis, target, new_evidence)
+            invariants.require_status_evidence(hypothesis, target, new_evidence, actor, reason)
         if target is not hypothesis.status:
             invariants.require_no_open_issues(hypothesis, target, self._all(docs, index, "issue", Issue))
         self._admit_evidence(analysis, new_evidence)
@@ -234,6 +287,7 @@ class Insights:
         description: str,
         severity: Severity,
         evidence: Sequence[Evidence],
+        category: Category | None = None,
         actor: Actor = Actor.AGENT,
     ) -> Issue:
         docs, index = self._open(run_id)
@@ -255,6 +309,7 @@ class Insights:
             severity=severity,
             hypothesis_id=hypothesis_id,
             evidence=invariants.merge_evidence([], list(evidence)),
+            category=category or hypothesis.category,
         )
         issue = self._create_numbered(docs, "issue", "I", draft, [i.id for i in existing])
         return self._ensure_native(docs, analysis, issue, actor)

@@ -1,1 +1,0 @@
-"""The analysts that drive an analysis. `detectors` holds the offline analyst's evidence-finding core."""

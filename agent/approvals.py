@@ -1,0 +1,88 @@
+"""The approval contract every front end speaks: the CLI, Slack, and automatic approval.
+
+The graph pauses with an `ApprovalRequest` and resumes with an `ApprovalDecision`. Front ends only
+translate between these and their medium; what a decision does is decided in one place (the graph's
+approval node), so a Slack click and a terminal answer cannot mean different things.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agent.insights.models import Category, Severity
+
+Stage = Literal["description", "hypotheses", "issues"]
+
+
+class ApprovalItem(BaseModel):
+    id: str
+    title: str
+    detail: str = ""
+
+
+class ApprovalRequest(BaseModel):
+    thread_id: str
+    run_id: str
+    experiment_id: str
+    stage: Stage
+    question: str
+    description: str | None = None
+    items: list[ApprovalItem] = Field(default_factory=list)
+
+
+class HypothesisEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^H[0-9]+$")
+    statement: str | None = None
+    testing_plan: str | None = None
+
+
+class IssueEdit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^I[0-9]+$")
+    title: str | None = None
+    severity: Severity | None = None
+    description: str | None = None
+
+
+class NewHypothesis(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    statement: str = Field(min_length=1, max_length=500)
+    rationale: str | None = None
+    testing_plan: str | None = None
+    sql: str | None = Field(default=None, description="A query selecting the traces the hypothesis is about.")
+    category: Category | None = None
+
+
+class ApprovalDecision(BaseModel):
+    """Approve what is not rejected; optionally edit, add, and steer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(default="cli", max_length=200)
+    description: str | None = Field(default=None, description="The corrected description (description stage).")
+    focus: list[str] = Field(default_factory=list, description="Focus areas to add.")
+    reject: dict[str, str] = Field(default_factory=dict, description="Item id -> reason.")
+    hypothesis_edits: list[HypothesisEdit] = Field(default_factory=list)
+    issue_edits: list[IssueEdit] = Field(default_factory=list)
+    add_hypotheses: list[NewHypothesis] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = ["approved"]
+        if self.description is not None:
+            parts.append("description edited")
+        if self.focus:
+            parts.append("focus: " + "; ".join(self.focus))
+        if self.reject:
+            parts.append("rejected " + ", ".join(f"{k} ({v})" for k, v in self.reject.items()))
+        edits = [e.id for e in self.hypothesis_edits] + [e.id for e in self.issue_edits]
+        if edits:
+            parts.append("edited " + ", ".join(edits))
+        if self.add_hypotheses:
+            parts.append(f"added {len(self.add_hypotheses)} hypothes{'is' if len(self.add_hypotheses) == 1 else 'es'}")
+        return "; ".join(parts)[:4000]

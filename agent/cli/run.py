@@ -1,0 +1,171 @@
+"""`run`, `resume` and `list`: the agent that carries an analysis from setup to report."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from agent.cli.common import output_option, runtime, state
+from agent.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from agent.approvals import ApprovalDecision, ApprovalRequest
+    from agent.session import AnalysisSession, Outcome
+
+Approver = Callable[["ApprovalRequest"], "ApprovalDecision"]
+_STYLES = {"phase": "bold cyan", "sql": "dim", "search": "dim", "read": "dim", "write": "green", "note": "yellow"}
+
+
+@click.command()
+@click.option("--experiment-id", help="The experiment to analyse. [default: $MLFLOW_EXPERIMENT_ID]")
+@click.option("--demo", "use_demo", is_flag=True, help="Analyse the demo experiment (created on first use).")
+@click.option("--model", help="Chat model for the analyst, or 'offline'. [default: offline without an endpoint]")
+@click.option("--focus", multiple=True, help="An area to look at first (repeatable).")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write the markdown report here.")
+@click.option("--approve", type=click.Choice(["cli", "auto"]), help="Who approves: you at the terminal, or nobody.")
+@click.option("--max-hypotheses", type=click.IntRange(1, 50), default=10, show_default=True)
+@click.option("--name", help="Name of the analysis run.")
+@output_option
+def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tuple[str, ...], report_path: Path | None,
+        approve: str | None, max_hypotheses: int, name: str | None, output: str) -> None:  # fmt: skip
+    """Analyse an experiment: describe, census, hypothesize, test, report issues.
+
+    \b
+    It pauses for your approval after the description, the hypotheses and the issues.
+    `--approve auto` runs unattended and prints the report path. Ctrl-C leaves a
+    resumable analysis: `analyze-experiment resume THREAD_ID`.
+    """
+    from agent.session import RunOptions
+
+    if experiment_id and use_demo:
+        raise UserError("pass either --experiment-id or --demo, not both")
+    approver = _approver(approve)
+    rt = runtime()
+    if use_demo:
+        experiment_id = _demo_experiment(output)
+    options = RunOptions(experiment_id=rt.experiment_id(experiment_id), model=model, focus=list(focus),
+                         report_path=str(report_path.resolve()) if report_path else None,
+                         max_hypotheses=max_hypotheses, name=name)  # fmt: skip
+    _carry(lambda session: session.start(options), approver, output)
+
+
+@click.command()
+@click.argument("thread_id")
+@click.option("--approve", type=click.Choice(["cli", "auto"]), help="Who approves the remaining steps.")
+@click.option("--decision", "decision_json", help="Answer the pending approval with this JSON decision.")
+@output_option
+def resume(thread_id: str, approve: str | None, decision_json: str | None, output: str) -> None:
+    """Resume a paused or interrupted analysis thread."""
+    from agent.approvals import ApprovalDecision
+
+    decision = ApprovalDecision.model_validate_json(decision_json) if decision_json else None
+    approver = _approver(approve) if decision is None or approve else None
+    _carry(lambda session: session.resume(thread_id, decision), approver, output)
+
+
+@click.command(name="list")
+@output_option
+def list_threads(output: str) -> None:
+    """Analysis threads, paused and finished, newest first."""
+    from agent.console import emit_json, show
+    from agent.session import AnalysisSession
+
+    threads = AnalysisSession(runtime()).threads()
+    if output == "json":
+        emit_json([t.model_dump() for t in threads])
+        return
+    from rich.table import Table
+
+    table = Table(title="analysis threads")
+    for column in ("thread", "experiment", "run", "phase", "waiting for", "report"):
+        table.add_column(column)
+    for t in threads:
+        table.add_row(t.thread_id, t.experiment_id or "", t.run_id or "", t.phase, t.waiting_for or "", t.report or "")
+    show(table)
+
+
+def _approver(approve: str | None) -> Approver | None:
+    from agent.cli.approve import ask, auto_approve
+
+    if approve == "auto":
+        return auto_approve
+    if approve is None and not sys.stdin.isatty():
+        raise UserError("no terminal to ask for approvals; pass --approve auto, or --approve cli in a terminal")
+    from agent.console import out
+
+    return lambda request: ask(request, out)
+
+
+def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None, output: str) -> None:
+    from agent.cli.approve import PauseRequested
+    from agent.session import AnalysisSession
+
+    live = _live(output)
+    session = AnalysisSession(runtime(), on_event=live)
+    outcome: Outcome | None = None
+    try:
+        outcome = step(session)
+        while outcome.pending is not None and approver is not None:
+            live({"kind": "phase", "text": f"approval: {outcome.pending.stage}"})
+            outcome = session.resume(outcome.thread_id, approver(outcome.pending))
+    except PauseRequested:
+        outcome = session.resume(outcome.thread_id) if outcome else None
+    except KeyboardInterrupt:
+        threads = session.threads()
+        hint = f"`analyze-experiment resume {threads[0].thread_id}`" if threads else "`analyze-experiment list`"
+        click.echo(f"\nstopped; the analysis is saved; carry on with {hint}", err=True)
+        sys.exit(130)
+    if outcome is not None:
+        _finish(outcome, output)
+
+
+def _finish(outcome: Outcome, output: str) -> None:
+    from agent.console import emit_json
+
+    if output == "json":
+        emit_json(outcome.model_dump(mode="json"))
+        return
+    if outcome.report:
+        click.echo(f"report: {outcome.report}")
+        click.echo(f"analysis run: {outcome.run_id} (COMPLETED)")
+    elif outcome.pending is not None:
+        click.echo(f"paused for approval of the {outcome.pending.stage}; answer with "
+                   f"`analyze-experiment resume {outcome.thread_id}`")  # fmt: skip
+
+
+def _live(output: str) -> Callable[[dict[str, Any]], None]:
+    if output == "json":
+        return lambda _event: None
+    from agent.console import err, plain
+
+    out: Console = err
+
+    def show(event: dict[str, Any]) -> None:
+        kind = str(event.get("kind", "note"))
+        prefix = f"[{event['hypothesis_id']}] " if event.get("hypothesis_id") else ""
+        body = str(event.get("text", ""))
+        if kind == "sql" and len(body) > 200:
+            body = body[:199] + "… (full query in the hypothesis lineage)" if prefix else body[:199] + "…"
+        text = plain(prefix + body)
+        text.stylize(_STYLES.get(kind, ""))
+        out.print(text)
+
+    return show
+
+
+def _demo_experiment(output: str) -> str:
+    from agent.demo import ensure_demo
+
+    made = ensure_demo(runtime(), "support", 500, 7)
+    if output != "json":
+        click.echo(f"demo experiment {made.experiment_id} ({made.name}, {made.traces} traces)", err=True)
+    return made.experiment_id
+
+
+__all__ = ["list_threads", "resume", "run", "state"]

@@ -1,0 +1,35 @@
+"""The analyst's own LLM calls are traced too, into their own experiment, never the analysed one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from agent.runtime import Runtime
+
+if TYPE_CHECKING:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+ANALYST_EXPERIMENT = "analyze-experiment-analyst"
+
+
+def analyst_tracer(rt: Runtime) -> BaseCallbackHandler:
+    import mlflow
+    from mlflow.entities.trace_location import MlflowExperimentLocation
+    from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
+    from mlflow.tracing import set_destination
+
+    mlflow.set_tracking_uri(rt.settings.tracking_uri)
+    existing = rt.client.get_experiment_by_name(ANALYST_EXPERIMENT)
+    experiment_id = existing.experiment_id if existing else rt.client.create_experiment(ANALYST_EXPERIMENT)
+    set_destination(MlflowExperimentLocation(experiment_id))
+    tracer: BaseCallbackHandler = MlflowLangchainTracer()
+    return tracer
+
+
+def flush_analyst_traces() -> None:
+    import sys
+
+    if "mlflow" in sys.modules:
+        import mlflow
+
+        mlflow.flush_trace_async_logging()

@@ -1,0 +1,274 @@
+"""The analysis report: markdown in the workflow's sections, plus PNG charts where a picture helps.
+
+Rendering is pure: the report node gathers `ReportFacts` (every number from SQL) and this module only
+lays them out. Text that came from traces is shown as quoted data, never as markdown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agent.insights.models import Analysis, Category, Census, Hypothesis, HypothesisStatus, Issue, IssueStatus
+
+
+class Excerpt(BaseModel):
+    trace_id: str
+    request: str | None = None
+    response: str | None = None
+
+
+class SummaryStats(BaseModel):
+    total: int
+    ok: int
+    errors: int
+    avg_ok_ms: float | None
+    p50_ok_ms: float | None
+    p95_ok_ms: float | None
+    error_rate_by_duration: list[dict[str, Any]] = Field(default_factory=list)
+    queries: dict[str, str] = Field(default_factory=dict, description="Section -> the SQL behind it.")
+
+
+class ChartData(BaseModel):
+    durations_ms: list[float] = Field(default_factory=list)
+    errors_by_hour: list[tuple[str, int, int]] = Field(default_factory=list)
+
+
+class ReportFacts(BaseModel):
+    analysis: Analysis
+    census: Census
+    stats: SummaryStats
+    hypotheses: list[Hypothesis]
+    issues: list[Issue]
+    affected: dict[str, int] = Field(default_factory=dict, description="Issue id -> traces its query selects.")
+    excerpts: dict[str, Excerpt] = Field(default_factory=dict)
+    charts: ChartData = Field(default_factory=ChartData)
+    ui_link: str | None = None
+    tracking_uri: str = ""
+    recommendations: list[str] = Field(default_factory=list)
+    analyst: str = "offline"
+
+
+def render_markdown(facts: ReportFacts, chart_files: list[str]) -> str:
+    sections = [
+        _header(facts),
+        _statistics(facts),
+        _charts(chart_files),
+        _issues(facts, Category.OPERATIONAL, "Operational issues"),
+        _issues(facts, Category.QUALITY, "Quality issues"),
+        _refuted(facts),
+        _open_questions(facts),
+        _strengths(facts),
+        _next_steps(facts),
+    ]
+    return "\n\n".join(s for s in sections if s).rstrip() + "\n"
+
+
+def _header(f: ReportFacts) -> str:
+    a = f.analysis
+    validated = sum(h.status is HypothesisStatus.VALIDATED for h in f.hypotheses)
+    rejected = sum(h.status is HypothesisStatus.REJECTED for h in f.hypotheses)
+    open_issues = [i for i in f.issues if i.status is not IssueStatus.REJECTED]
+    lines = [
+        f"# Analysis report: {_md(a.name)}",
+        "",
+        "## Run information",
+        "",
+        f"- Analysis run: `{a.run_id}` in experiment `{a.experiment_id}` ({_md(f.tracking_uri)})",
+        f"- MLflow UI: {f.ui_link}" if f.ui_link else "- MLflow UI: `mlflow ui --backend-store-uri <the tracking URI>`",
+        f"- Agent thread: `{a.thread_id}`; analyst: {f.analyst}" if a.thread_id else f"- Analyst: {f.analyst}",
+        f"- Hypotheses: {len(f.hypotheses)} ({validated} validated, {rejected} refuted or rejected, "
+        f"{len(f.hypotheses) - validated - rejected} untested)",
+        f"- Issues: {len(open_issues)} reported ({len(f.issues) - len(open_issues)} rejected at approval)",
+        "",
+        "### The traced agent",
+        "",
+        _quote(a.description or "(no description)"),
+    ]
+    if a.focus:
+        lines += ["", "Focus areas: " + "; ".join(_md(x) for x in a.focus)]
+    return "\n".join(lines)
+
+
+def _statistics(f: ReportFacts) -> str:
+    s = f.stats
+    rate = s.ok / s.total if s.total else 0.0
+    rows = "\n".join(
+        f"| {_md(str(r.get('bucket')))} | {r.get('traces')} | {r.get('errors')} | {_pct(r.get('error_rate'))} |"
+        for r in s.error_rate_by_duration
+    )
+    return "\n".join([
+        "## Summary statistics",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| traces | {s.total} |",
+        f"| success rate | {rate:.1%} ({s.ok} of {s.total}) |",
+        f"| errors | {s.errors} ({_pct(s.errors / s.total if s.total else 0)}) |",
+        f"| average latency, OK traces | {_ms(s.avg_ok_ms)} |",
+        f"| median latency, OK traces | {_ms(s.p50_ok_ms)} |",
+        f"| p95 latency, OK traces | {_ms(s.p95_ok_ms)} |",
+        "",
+        "Error rate by duration:",
+        "",
+        "| duration | traces | errors | error rate |",
+        "|---|---|---|---|",
+        rows,
+        "",
+        "<details><summary>SQL behind these numbers</summary>",
+        "",
+        *[f"- {name}: `{sql}`" for name, sql in s.queries.items()],
+        "",
+        "</details>",
+    ])  # fmt: skip
+
+
+def _charts(files: list[str]) -> str:
+    if not files:
+        return ""
+    return "## Charts\n\n" + "\n\n".join(f"![{Path(p).stem}]({Path(p).name})" for p in files)
+
+
+def _issues(f: ReportFacts, category: Category, title: str) -> str:
+    chosen = [
+        i for i in f.issues if (i.category or Category.QUALITY) is category and i.status is not IssueStatus.REJECTED
+    ]
+    if not chosen:
+        return f"## {title}\n\nNone found."
+    order = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
+    blocks = [f"## {title}"]
+    for issue in sorted(chosen, key=lambda i: (order[i.severity.value], i.id)):
+        ids = [e.trace_id for e in issue.evidence]
+        lines = [
+            f"### {issue.id}: {_md(issue.title)} ({issue.severity.value})",
+            "",
+            f"- Validated hypothesis: {issue.hypothesis_id}",
+            f"- Traces affected: {f.affected.get(issue.id, 'n/a')}; evidence traces ({len(ids)}): "
+            + ", ".join(f"`{t}`" for t in ids),
+            "",
+            _quote(issue.description),
+        ]
+        for trace_id in ids[:2]:
+            ex = f.excerpts.get(trace_id)
+            if ex:
+                lines += [
+                    "",
+                    f"`{trace_id}`:",
+                    "",
+                    _quote(f"request: {ex.request or ''}\nresponse: {ex.response or ''}"),
+                ]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _refuted(f: ReportFacts) -> str:
+    refuted = [h for h in f.hypotheses if h.status is HypothesisStatus.REJECTED]
+    if not refuted:
+        return "## Refuted hypotheses\n\nNone."
+    lines = ["## Refuted hypotheses", ""]
+    for h in refuted:
+        reason = h.history[-1].reason if h.history else "no reason recorded"
+        who = f" (by {h.history[-1].actor.value})" if h.history else ""
+        lines.append(f"- {h.id}: {_md(h.statement)}. Why{who}: {_md(reason)}")
+    return "\n".join(lines)
+
+
+def _open_questions(f: ReportFacts) -> str:
+    open_ = [h for h in f.hypotheses if h.status is HypothesisStatus.TESTING]
+    if not open_:
+        return ""
+    lines = ["## Not concluded", "", "Tested without a verdict (budget spent or no way to test offline):", ""]
+    lines += [f"- {h.id}: {_md(h.statement)} ({len(h.evidence)} evidence entries so far)" for h in open_]
+    return "\n".join(lines)
+
+
+def _strengths(f: ReportFacts) -> str:
+    strong = [h for h in f.hypotheses if h.status is HypothesisStatus.VALIDATED and h.category is Category.STRENGTH]
+    lines = ["## Strengths", ""]
+    lines += [f"- {_md(h.statement)} ({h.history[-1].reason if h.history else ''})" for h in strong]
+    if not strong:
+        lines.append("No strength was validated in this analysis.")
+    return "\n".join(lines)
+
+
+def _next_steps(f: ReportFacts) -> str:
+    run, exp = f.analysis.run_id, f.analysis.experiment_id
+    lines = ["## Recommendations and next steps", ""]
+    lines += [f"- {_md(r)}" for r in f.recommendations] or ["- No issue needs action."]
+    lines += [
+        "",
+        "Commands:",
+        "",
+        "```",
+        f"analyze-experiment insights list-issues --run-id {run}",
+        f"analyze-experiment insights get-hypothesis --run-id {run} --hypothesis-id H1",
+        f"analyze-experiment traces search --experiment-id {exp} --run-id {run} --max-results 20",
+        f'analyze-experiment traces execute-sql --experiment-id {exp} --sql "SELECT state, count(*) FROM traces GROUP BY 1"',
+        "```",
+    ]
+    return "\n".join(lines)
+
+
+def render_charts(facts: ReportFacts, out_dir: Path) -> list[str]:
+    """PNG charts (latency distribution, errors over time, issues by affected traces)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    c = facts.charts
+    if c.durations_ms:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        ax.hist([d / 1000 for d in c.durations_ms], bins=40, color="#4878a8")
+        ax.set(title="Latency of OK traces", xlabel="seconds", ylabel="traces")
+        files.append(_save(fig, out_dir / "latency_distribution.png"))
+    if c.errors_by_hour:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        labels = [h for h, _, _ in c.errors_by_hour]
+        ax.bar(range(len(labels)), [t for _, t, _ in c.errors_by_hour], color="#c8d8e8", label="traces")
+        ax.bar(range(len(labels)), [e for _, _, e in c.errors_by_hour], color="#c44e52", label="errors")
+        ax.set(title="Traces and errors per hour", ylabel="traces")
+        ax.set_xticks([])
+        ax.legend()
+        files.append(_save(fig, out_dir / "errors_over_time.png"))
+    reported = [(i.id, facts.affected.get(i.id, 0)) for i in facts.issues if i.status is not IssueStatus.REJECTED]
+    if reported:
+        fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * len(reported)))
+        ax.barh([r[0] for r in reported], [r[1] for r in reported], color="#dd8452")
+        ax.invert_yaxis()
+        ax.set(title="Issues by affected traces", xlabel="traces")
+        files.append(_save(fig, out_dir / "issues_by_affected_traces.png"))
+    return files
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return str(path)
+
+
+def _quote(text: str) -> str:
+    """Untrusted or free text as a blockquote of plain lines: no headings, links or HTML take effect."""
+    return "\n".join("> " + _md(line) if line.strip() else ">" for line in text.splitlines() or [""])
+
+
+def _md(text: str) -> str:
+    escaped = text.replace("\\", "\\\\")
+    for ch in "`*_[]<>#|!":
+        escaped = escaped.replace(ch, "\\" + ch)
+    return escaped
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.1%}"
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f} ms"

@@ -1,0 +1,227 @@
+"""The facade both front ends call (the CLI and the Slack hook): start, resume, inspect, list threads.
+
+A thread is one analysis run by the agent. Its graph state is checkpointed in SQLite under the home
+directory after every step, so a thread paused at an approval, stopped with Ctrl-C or killed can be
+resumed by a later process; everything else it knows lives in MLflow.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from agent.approvals import ApprovalDecision, ApprovalRequest
+from agent.errors import ConfigurationError, NotFoundError, UserError
+from agent.runtime import Runtime
+
+if TYPE_CHECKING:
+    from graphs.analysts.base import Analyst
+
+RECURSION_LIMIT = 200
+DEFAULT_MODEL = "gpt-4o-mini"
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+class RunOptions(BaseModel):
+    experiment_id: str
+    model: str | None = None
+    focus: list[str] = Field(default_factory=list)
+    report_path: str | None = None
+    max_hypotheses: int = Field(default=10, ge=1, le=50)
+    name: str | None = None
+
+
+class Outcome(BaseModel):
+    thread_id: str
+    run_id: str | None = None
+    experiment_id: str | None = None
+    phase: str
+    pending: ApprovalRequest | None = None
+    report: str | None = None
+
+
+class ThreadInfo(BaseModel):
+    thread_id: str
+    experiment_id: str | None
+    run_id: str | None
+    phase: str
+    waiting_for: str | None
+    report: str | None
+    updated_at: str | None
+
+
+class AnalysisSession:
+    def __init__(self, rt: Runtime, on_event: EventHandler | None = None, engine: str | None = None) -> None:
+        self.rt = rt
+        self._on_event = on_event or (lambda _event: None)
+        self._engine = engine
+        self._compiled: Any = None
+        self._workbench: Any = None
+
+    # -- the public verbs ----------------------------------------------------------------------------
+
+    def start(self, options: RunOptions) -> Outcome:
+        model = resolve_model(options.model, self.rt)
+        make_analyst(model, self.rt)  # refuse a bad model before anything is written
+        thread_id = "ax-" + secrets.token_hex(4)
+        first: dict[str, Any] = {
+            "thread_id": thread_id,
+            "experiment_id": options.experiment_id,
+            "name": options.name or f"analysis {thread_id}",
+            "model": model,
+            "max_hypotheses": options.max_hypotheses,
+            "tracking_uri": self.rt.settings.display_uri(),
+            "focus": options.focus,
+            "tested": [],
+        }
+        if options.report_path:
+            first["report_path"] = options.report_path
+        return self._drive(thread_id, first)
+
+    def resume(self, thread_id: str, decision: ApprovalDecision | None = None) -> Outcome:
+        from langgraph.types import Command
+
+        snapshot = self._snapshot(thread_id)
+        pending = _pending(snapshot)
+        if pending is not None:
+            if decision is None:
+                return self._outcome(thread_id)
+            check_decision(pending, decision)
+            return self._drive(thread_id, Command(resume=decision.model_dump(mode="json")))
+        if decision is not None:
+            raise UserError(f"thread {thread_id} is not waiting for an approval; nothing to decide")
+        if snapshot.next:
+            return self._drive(thread_id, None)  # stopped mid-phase (Ctrl-C or a crash): carry on
+        return self._outcome(thread_id)
+
+    def pending(self, thread_id: str) -> ApprovalRequest | None:
+        return _pending(self._snapshot(thread_id))
+
+    def threads(self) -> list[ThreadInfo]:
+        path = self._db_path()
+        if not path.exists():
+            return []
+        with sqlite3.connect(path) as con:
+            try:
+                ids = [row[0] for row in con.execute("SELECT DISTINCT thread_id FROM checkpoints")]
+            except sqlite3.OperationalError:
+                return []
+        infos = [self._info(thread_id) for thread_id in ids]
+        return sorted(infos, key=lambda t: t.updated_at or "", reverse=True)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _drive(self, thread_id: str, graph_input: Any) -> Outcome:
+        from graphs.context import AnalysisContext, Limits
+
+        graph = self._graph()
+        config = self._config(thread_id)
+        values = graph.get_state(config).values or (graph_input if isinstance(graph_input, dict) else {})
+        limits = Limits(max_hypotheses=int(values.get("max_hypotheses", 10)))
+        context = AnalysisContext(workbench=self._bench(), analyst=make_analyst(values["model"], self.rt),
+                                  reports_dir=self.rt.settings.home / "reports", limits=limits)  # fmt: skip
+        config["max_concurrency"] = limits.parallel
+        for mode, chunk in graph.stream(graph_input, config, context=context, stream_mode=["custom", "updates"],
+                                        durability="sync"):  # fmt: skip
+            if mode == "custom":
+                self._on_event(chunk)
+        from agent.llm_tracing import flush_analyst_traces
+
+        flush_analyst_traces()
+        return self._outcome(thread_id)
+
+    def _outcome(self, thread_id: str) -> Outcome:
+        snapshot = self._snapshot(thread_id)
+        values = snapshot.values
+        return Outcome(thread_id=thread_id, run_id=values.get("run_id"), experiment_id=values.get("experiment_id"),
+                       phase=values.get("phase", "setup"), pending=_pending(snapshot),
+                       report=values.get("report"))  # fmt: skip
+
+    def _info(self, thread_id: str) -> ThreadInfo:
+        snapshot = self._graph().get_state(self._config(thread_id))
+        values = snapshot.values or {}
+        pending = _pending(snapshot)
+        return ThreadInfo(thread_id=thread_id, experiment_id=values.get("experiment_id"), run_id=values.get("run_id"),
+                          phase=values.get("phase", "setup"), waiting_for=pending.stage if pending else None,
+                          report=values.get("report"), updated_at=snapshot.created_at)  # fmt: skip
+
+    def _snapshot(self, thread_id: str) -> Any:
+        snapshot = self._graph().get_state(self._config(thread_id))
+        if not snapshot.values:
+            raise NotFoundError(f"no analysis thread {thread_id}; list them with `analyze-experiment list`")
+        started_on = snapshot.values.get("tracking_uri")
+        if started_on and started_on != self.rt.settings.display_uri():
+            raise ConfigurationError(
+                f"thread {thread_id} analyses a store at {started_on}; resume it with --tracking-uri pointing there"
+            )
+        return snapshot
+
+    def _graph(self) -> Any:
+        if self._compiled is None:
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            from graphs.factory import build_graph
+
+            path = self._db_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            saver = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
+            self._compiled = build_graph(saver)
+        return self._compiled
+
+    def _bench(self) -> Any:
+        if self._workbench is None:
+            from tools.workbench import Workbench
+
+            self._workbench = Workbench(self.rt, engine=self._engine)
+        return self._workbench
+
+    def _db_path(self) -> Any:
+        return self.rt.settings.home / "threads.sqlite"
+
+    @staticmethod
+    def _config(thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
+
+
+def _pending(snapshot: Any) -> ApprovalRequest | None:
+    for pending in getattr(snapshot, "interrupts", ()) or ():
+        return ApprovalRequest.model_validate(pending.value)
+    return None
+
+
+def check_decision(request: ApprovalRequest, decision: ApprovalDecision) -> None:
+    """Refuse a decision about items the request did not offer, before anything is applied."""
+    offered = {item.id for item in request.items}
+    named = set(decision.reject) | {e.id for e in decision.hypothesis_edits} | {e.id for e in decision.issue_edits}
+    unknown = sorted(named - offered)
+    if unknown:
+        choices = ", ".join(sorted(offered)) or "none"
+        raise UserError(f"{', '.join(unknown)} not offered at this approval (offered: {choices}); decide on those")
+    if decision.add_hypotheses and request.stage != "hypotheses":
+        raise UserError("hypotheses can be added only at the hypotheses approval")
+    if decision.description is not None and request.stage != "description":
+        raise UserError("the description can be edited only at the description approval")
+
+
+def resolve_model(requested: str | None, rt: Runtime) -> str:
+    if requested:
+        return requested
+    if rt.settings.model:
+        return rt.settings.model
+    return DEFAULT_MODEL if rt.settings.has_llm_endpoint else "offline"
+
+
+def make_analyst(model: str, rt: Runtime) -> Analyst:
+    if model == "offline":
+        from graphs.analysts.offline import OfflineAnalyst
+
+        return OfflineAnalyst()
+    from agent.llm_tracing import analyst_tracer
+    from graphs.analysts.llm import LlmAnalyst, chat_model
+
+    llm = chat_model(model, rt.settings)
+    return LlmAnalyst(llm, model_name=model, callbacks=[analyst_tracer(rt)])

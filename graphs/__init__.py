@@ -1,0 +1,1 @@
+"""The analysis as a LangGraph state machine: state, nodes per phase, routes, approvals, the factory."""

@@ -1,0 +1,50 @@
+"""What a node asks of an analyst. Analysts read and query through a `Toolbox`; nodes persist."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from agent.insights.models import Analysis, Category, Census, Evidence, Hypothesis, HypothesisStatus, Severity
+from agent.report import ReportFacts
+from agent.traces.views import TraceView
+from tools.toolbox import Toolbox
+
+
+class HypothesisDraft(BaseModel):
+    statement: str = Field(min_length=1, max_length=500)
+    rationale: str = Field(min_length=1, max_length=5000, description="Cite the census numbers (Q ids).")
+    testing_plan: str = Field(min_length=1, max_length=10000)
+    sql: str | None = Field(default=None, description="Databricks SQL selecting the traces concerned.")
+    category: Category | None = None
+
+
+class Verdict(BaseModel):
+    """`status=None` means the test ran out of budget or could not decide: the hypothesis stays TESTING."""
+
+    status: HypothesisStatus | None
+    evidence: list[Evidence] = Field(default_factory=list)
+    reason: str
+
+
+class IssueDraft(BaseModel):
+    title: str
+    description: str
+    severity: Severity
+    evidence: list[Evidence]
+    category: Category | None = None
+
+
+class Analyst(Protocol):
+    name: str
+
+    def describe(self, tools: Toolbox, samples: list[TraceView]) -> str: ...
+
+    def hypothesize(self, tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]: ...
+
+    def test(self, tools: Toolbox, hypothesis: Hypothesis) -> Verdict: ...
+
+    def draft_issue(self, tools: Toolbox, hypothesis: Hypothesis) -> IssueDraft | None: ...
+
+    def recommend(self, facts: ReportFacts) -> list[str]: ...

@@ -1,0 +1,49 @@
+"""The one graph factory: the workflow's phases as a LangGraph state machine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+
+from graphs.approval import approve_description, approve_hypotheses, approve_issues
+from graphs.context import AnalysisContext
+from graphs.nodes.census import census
+from graphs.nodes.describe import describe
+from graphs.nodes.hypothesize import hypothesize
+from graphs.nodes.issue import issue
+from graphs.nodes.report import report
+from graphs.nodes.setup import setup
+from graphs.nodes.test import test_hypothesis
+from graphs.routes import route_issue_approval, route_tests
+from graphs.state import AnalysisState
+
+PHASES = ["setup", "describe", "approve_description", "census", "hypothesize", "approve_hypotheses",
+          "test_hypothesis", "issue", "approve_issues", "report"]  # fmt: skip
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
+    graph = StateGraph(AnalysisState, context_schema=AnalysisContext)
+    graph.add_node("setup", setup)
+    graph.add_node("describe", describe)
+    graph.add_node("approve_description", approve_description)
+    graph.add_node("census", census)
+    graph.add_node("hypothesize", hypothesize)
+    graph.add_node("approve_hypotheses", approve_hypotheses)
+    graph.add_node("test_hypothesis", test_hypothesis)  # type: ignore[call-overload]  # a Send target takes TestTask
+    graph.add_node("issue", issue)
+    graph.add_node("approve_issues", approve_issues)
+    graph.add_node("report", report)
+    graph.add_edge(START, "setup")
+    graph.add_edge("setup", "describe")
+    graph.add_edge("describe", "approve_description")
+    graph.add_edge("approve_description", "census")
+    graph.add_edge("census", "hypothesize")
+    graph.add_edge("hypothesize", "approve_hypotheses")
+    graph.add_conditional_edges("approve_hypotheses", route_tests, ["test_hypothesis", "issue"])
+    graph.add_edge("test_hypothesis", "issue")
+    graph.add_conditional_edges("issue", route_issue_approval, ["approve_issues", "report"])
+    graph.add_edge("approve_issues", "report")
+    graph.add_edge("report", END)
+    return graph.compile(checkpointer=checkpointer)

@@ -1,0 +1,32 @@
+"""Issue: validated hypotheses become issues with severity, numbers and evidence traces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.errors import InvariantViolation
+from agent.insights.models import HypothesisStatus
+from graphs.context import AnalysisContext
+from graphs.nodes.common import toolbox
+from graphs.progress import phase
+from graphs.state import AnalysisState
+
+
+def issue(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+    phase(runtime, "issue: turning validated hypotheses into issues")
+    tools = toolbox(state, runtime)
+    covered = {i.hypothesis_id for i in tools.list_issues()}
+    for hypothesis in tools.list_hypotheses(HypothesisStatus.VALIDATED):
+        if hypothesis.id in covered:
+            continue
+        draft = runtime.context.analyst.draft_issue(tools, hypothesis)
+        if draft is None:
+            continue
+        try:
+            tools.create_issue(hypothesis.id, draft.title, draft.description, draft.severity, draft.evidence,
+                               draft.category)  # fmt: skip
+        except InvariantViolation as refused:
+            phase(runtime, f"issue from {hypothesis.id} refused by the rules: {refused}")
+    return {"phase": "approve_issues"}

@@ -1,0 +1,110 @@
+"""Report: summary statistics by SQL, issues, refuted hypotheses, strengths, next steps; then COMPLETED."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.insights.models import IssueStatus
+from agent.report import ChartData, Excerpt, ReportFacts, SummaryStats, render_charts, render_markdown
+from graphs.context import AnalysisContext
+from graphs.nodes.common import toolbox
+from graphs.progress import phase
+from graphs.state import AnalysisState
+from tools.toolbox import Toolbox
+
+TOTALS_SQL = (
+    "SELECT count(*) AS total, count_if(state = 'OK') AS ok, count_if(state = 'ERROR') AS errors, "
+    "avg(CASE WHEN state = 'OK' THEN execution_duration_ms END) AS avg_ok_ms, "
+    "percentile(CASE WHEN state = 'OK' THEN execution_duration_ms END, 0.5) AS p50_ok_ms, "
+    "percentile(CASE WHEN state = 'OK' THEN execution_duration_ms END, 0.95) AS p95_ok_ms FROM traces"
+)
+BY_DURATION_SQL = (
+    "SELECT CASE WHEN execution_duration_ms < 1000 THEN '<1s' WHEN execution_duration_ms < 5000 THEN '1-5s' "
+    "WHEN execution_duration_ms < 10000 THEN '5-10s' WHEN execution_duration_ms < 30000 THEN '10-30s' "
+    "ELSE '>=30s' END AS bucket, count(*) AS traces, count_if(state = 'ERROR') AS errors, "
+    "round(count_if(state = 'ERROR') / count(*), 4) AS error_rate FROM traces GROUP BY 1 "
+    "ORDER BY min(execution_duration_ms)"
+)
+DURATIONS_SQL = "SELECT execution_duration_ms FROM traces WHERE state = 'OK'"
+BY_HOUR_SQL = (
+    "SELECT date_trunc('HOUR', request_time) AS hour, count(*) AS traces, count_if(state = 'ERROR') AS errors "
+    "FROM traces GROUP BY 1 ORDER BY 1"
+)
+MAX_CHART_POINTS = 200_000
+
+
+def report(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+    phase(runtime, "report: summary statistics, issues and charts")
+    tools = toolbox(state, runtime)
+    path = Path(state.get("report_path") or runtime.context.reports_dir / state["thread_id"] / "report.md")
+    facts = gather(tools, runtime.context.analyst.name)
+    facts.recommendations = runtime.context.analyst.recommend(facts)
+    charts = render_charts(facts, path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_markdown(facts, charts), encoding="utf-8")
+    tools.finish([str(path), *charts])
+    phase(runtime, f"report written to {path}")
+    return {"phase": "complete", "report": str(path)}
+
+
+def gather(tools: Toolbox, analyst: str) -> ReportFacts:
+    """Every number in the report comes from one of these queries."""
+    totals = _record(tools.execute_sql(TOTALS_SQL, record=False))
+    by_duration = tools.execute_sql(BY_DURATION_SQL, record=False)
+    issues = tools.list_issues()
+    hypotheses = {h.id: h for h in tools.list_hypotheses()}
+    affected: dict[str, int] = {}
+    excerpts: dict[str, Excerpt] = {}
+    for issue in issues:
+        source = hypotheses.get(issue.hypothesis_id)
+        if source and source.sql_queries:
+            count = tools.execute_sql(f"SELECT count(DISTINCT trace_id) AS n FROM ({source.sql_queries[0].query}) a",
+                                      record=False)  # fmt: skip
+            affected[issue.id] = int(count.rows[0][0])
+        if issue.status is IssueStatus.REJECTED:
+            continue
+        for evidence in issue.evidence[:2]:
+            read = tools.get_trace(evidence.trace_id)
+            excerpts[evidence.trace_id] = Excerpt(trace_id=read.trace_id, request=_cut(read.request),
+                                                  response=_cut(read.response))  # fmt: skip
+    durations = tools.execute_sql(DURATIONS_SQL, record=False, max_rows=MAX_CHART_POINTS)
+    by_hour = tools.execute_sql(BY_HOUR_SQL, record=False, max_rows=10_000)
+    return ReportFacts(
+        analysis=tools.analysis(),
+        census=tools.census(),
+        stats=SummaryStats(
+            total=int(totals["total"]),
+            ok=int(totals["ok"]),
+            errors=int(totals["errors"]),
+            avg_ok_ms=totals["avg_ok_ms"],
+            p50_ok_ms=totals["p50_ok_ms"],
+            p95_ok_ms=totals["p95_ok_ms"],
+            error_rate_by_duration=[dict(zip(by_duration.columns, row, strict=True)) for row in by_duration.rows],
+            queries={"totals and latency": TOTALS_SQL, "error rate by duration": BY_DURATION_SQL},
+        ),
+        hypotheses=list(hypotheses.values()),
+        issues=issues,
+        affected=affected,
+        excerpts=excerpts,
+        charts=ChartData(
+            durations_ms=[float(r[0]) for r in durations.rows if r[0] is not None],
+            errors_by_hour=[(str(r[0]), int(r[1]), int(r[2])) for r in by_hour.rows],
+        ),
+        ui_link=tools.ui_link(),
+        tracking_uri=tools.tracking_uri(),
+        analyst=analyst,
+    )
+
+
+def _record(result: Any) -> dict[str, Any]:
+    return dict(zip(result.columns, result.rows[0], strict=True))
+
+
+def _cut(text: str | None, limit: int = 300) -> str | None:
+    if text is None:
+        return None
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

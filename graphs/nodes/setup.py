@@ -1,0 +1,23 @@
+"""Setup: connect, check that the experiment has traces, and open (or find) the analysis run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from graphs.context import AnalysisContext
+from graphs.progress import phase, sink
+from graphs.state import AnalysisState
+
+
+def setup(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+    phase(runtime, "setup: checking the experiment and opening the analysis run")
+    analysis = runtime.context.workbench.open_analysis(
+        state["experiment_id"],
+        state["thread_id"],
+        state.get("name") or f"analysis {state['thread_id']}",
+        state.get("focus", []),
+        sink(runtime),
+    )
+    return {"run_id": analysis.run_id, "phase": "describe"}

@@ -1,0 +1,40 @@
+"""Test: one branch per approved hypothesis, run in parallel, each within its own budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from agent.errors import InvariantViolation
+from agent.insights.models import HypothesisStatus
+from graphs.context import AnalysisContext
+from graphs.nodes.common import toolbox
+from graphs.progress import phase
+from graphs.state import AnalysisState, TestTask
+from tools.budget import Budget
+
+
+def test_hypothesis(task: TestTask, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+    limits = runtime.context.limits
+    budget = Budget(tool_calls=limits.tool_calls, tokens=limits.tokens)
+    state = AnalysisState(experiment_id=task["experiment_id"], run_id=task["run_id"])
+    tools = toolbox(state, runtime, hypothesis_id=task["hypothesis_id"], budget=budget)
+    hypothesis = tools.get_hypothesis(task["hypothesis_id"])
+    if hypothesis.status is not HypothesisStatus.TESTING:
+        return {"tested": [hypothesis.id]}  # rejected at approval, or concluded before a crash
+    phase(runtime, f"test {hypothesis.id}: {hypothesis.statement}")
+    verdict = runtime.context.analyst.test(tools, hypothesis)
+    if verdict.status is None:
+        if verdict.evidence:
+            tools.record_evidence(hypothesis.id, verdict.evidence)
+        phase(runtime, f"test {hypothesis.id}: left TESTING ({verdict.reason}; {budget.summary()})")
+        return {"tested": [hypothesis.id]}
+    try:
+        tools.conclude(hypothesis.id, verdict.status, verdict.evidence, verdict.reason)
+    except InvariantViolation as refused:
+        # The analyst's verdict did not meet the evidence rules: keep what it found, decide nothing.
+        if verdict.evidence:
+            tools.record_evidence(hypothesis.id, verdict.evidence)
+        phase(runtime, f"test {hypothesis.id}: verdict refused, left TESTING ({refused})")
+    return {"tested": [hypothesis.id]}

@@ -1,0 +1,30 @@
+"""Graph state: ids and phase bookkeeping only. Hypotheses, evidence, issues and the census are read
+from the insights library every time (the workflow's "read state from the store, never from memory")."""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, TypedDict
+
+
+class AnalysisState(TypedDict, total=False):
+    thread_id: str
+    experiment_id: str
+    run_id: str
+    name: str
+    model: str
+    max_hypotheses: int
+    report_path: str
+    tracking_uri: str
+    focus: list[str]
+    phase: str
+    tested: Annotated[list[str], operator.add]
+    report: str
+
+
+class TestTask(TypedDict):
+    """What one parallel test branch receives."""
+
+    experiment_id: str
+    run_id: str
+    hypothesis_id: str

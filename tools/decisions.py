@@ -1,0 +1,50 @@
+"""What a person decides at an approval, persisted at once through the insights library.
+
+Only the approval node holds one of these; no chat model is ever given it, so nothing written inside
+a trace can reject, reopen or author anything as a person.
+"""
+
+from __future__ import annotations
+
+from agent.approvals import ApprovalDecision, HypothesisEdit, IssueEdit, NewHypothesis
+from agent.insights.models import Actor, Approval, HypothesisStatus, IssueStatus, SqlQuery
+from agent.runtime import Runtime
+
+
+class PersonDecisions:
+    def __init__(self, rt: Runtime, run_id: str) -> None:
+        self._insights = rt.insights
+        self._run_id = run_id
+
+    def record(self, stage: str, decision: ApprovalDecision, *, description: str | None = None) -> None:
+        approval = Approval(stage=stage, summary=decision.summary(), by=decision.by)
+        self._insights.record_approval(self._run_id, approval, description=description, focus=decision.focus)
+
+    def reject_hypothesis(self, hypothesis_id: str, reason: str) -> None:
+        self._insights.update_hypothesis(self._run_id, hypothesis_id, status=HypothesisStatus.REJECTED,
+                                         reason=f"rejected at approval: {reason}", actor=Actor.PERSON)  # fmt: skip
+
+    def edit_hypothesis(self, edit: HypothesisEdit) -> None:
+        self._insights.update_hypothesis(self._run_id, edit.id, statement=edit.statement,
+                                         testing_plan=edit.testing_plan, actor=Actor.PERSON)  # fmt: skip
+
+    def add_hypothesis(self, new: NewHypothesis) -> str:
+        queries = [SqlQuery(id="Q1", query=new.sql, result_summary="added by a person")] if new.sql else []
+        created = self._insights.create_hypothesis(
+            self._run_id,
+            statement=new.statement,
+            rationale=new.rationale or "added by a person at the hypotheses approval",
+            testing_plan=new.testing_plan or "test with SQL over the traces table and read matching traces",
+            sql_queries=queries,
+            category=new.category,
+            actor=Actor.PERSON,
+        )
+        return created.id
+
+    def reject_issue(self, issue_id: str, reason: str) -> None:
+        self._insights.update_issue(self._run_id, issue_id, status=IssueStatus.REJECTED,
+                                    reason=f"rejected at approval: {reason}", actor=Actor.PERSON)  # fmt: skip
+
+    def edit_issue(self, edit: IssueEdit) -> None:
+        self._insights.update_issue(self._run_id, edit.id, title=edit.title, severity=edit.severity,
+                                    description=edit.description, actor=Actor.PERSON)  # fmt: skip

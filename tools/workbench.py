@@ -1,0 +1,65 @@
+"""One per process: the runtime and the experiment's synced traces table, shared by every toolbox."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from agent.errors import NotFoundError
+from agent.insights.models import Analysis
+from agent.runtime import Runtime
+from agent.traces.engine import SqlEngine
+from tools.budget import Budget
+from tools.decisions import PersonDecisions
+from tools.events import EventSink, ToolEvent, ignore
+from tools.toolbox import Toolbox
+
+
+class Workbench:
+    def __init__(self, rt: Runtime, engine: str | None = None, on_sync: Callable[[int], None] | None = None) -> None:
+        self.rt = rt
+        self._engine = engine
+        self._on_sync = on_sync
+        self._tables: dict[str, SqlEngine] = {}
+        self._lock = threading.Lock()
+
+    def table(self, experiment_id: str, refresh: bool = False) -> SqlEngine:
+        """Synced once per process: the census and every test see the same snapshot of the traces."""
+        with self._lock:
+            if refresh or experiment_id not in self._tables:
+                self._tables[experiment_id] = self.rt.traces_table(
+                    experiment_id, on_traces=self._on_sync, engine=self._engine
+                )
+            return self._tables[experiment_id]
+
+    def toolbox(
+        self,
+        experiment_id: str,
+        run_id: str,
+        *,
+        on_event: EventSink = ignore,
+        budget: Budget | None = None,
+        hypothesis_id: str | None = None,
+    ) -> Toolbox:
+        return Toolbox(self.rt, experiment_id, run_id, lambda: self.table(experiment_id), on_event=on_event,
+                       budget=budget, hypothesis_id=hypothesis_id)  # fmt: skip
+
+    def decisions(self, run_id: str) -> PersonDecisions:
+        return PersonDecisions(self.rt, run_id)
+
+    def open_analysis(
+        self, experiment_id: str, thread_id: str, name: str, focus: list[str], on_event: EventSink = ignore
+    ) -> Analysis:
+        """Find the thread's analysis or create it; checks first that the experiment has traces."""
+        insights = self.rt.insights
+        existing = insights.find_analysis(experiment_id, thread_id)
+        if existing is not None:
+            return existing
+        page = self.rt.traces.search(experiment_id, max_results=1)
+        if not page.traces:
+            raise NotFoundError(
+                f"experiment {experiment_id} has no traces to analyse; check --experiment-id "
+                "(`analyze-experiment traces search --experiment-id ...`) or try `run --demo`"
+            )
+        on_event(ToolEvent(kind="write", text=f"create analysis run in experiment {experiment_id}"))
+        return insights.create_analysis(experiment_id, name, thread_id=thread_id, focus=focus)
