@@ -97,9 +97,9 @@ def _approver(approve: str | None) -> Approver | None:
         return auto_approve
     if approve is None and not sys.stdin.isatty():
         raise UserError("no terminal to ask for approvals; pass --approve auto, or --approve cli in a terminal")
-    from agent.console import out
+    from agent.console import err
 
-    return lambda request: ask(request, out)
+    return lambda request: ask(request, err)  # prompts on stderr: stdout stays the command's result
 
 
 def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None, output: str) -> None:

@@ -1,0 +1,155 @@
+"""The whole graph with the offline analyst: planted problems found from the data alone, every
+evidence trace linked, the analysis COMPLETED; pausing at every approval and resuming in new processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.simulation.recordings import load_recording, read_expected, recording_dir
+from tests.conftest import Store
+from tests.helpers import CliRunner
+
+MATCH = 0.8
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def issue_trace_sets(store: Store, run_id: str) -> dict[str, set[str]]:
+    """Each issue's traces, as its validated hypothesis's first query selects them (run independently)."""
+    from agent.insights.service import Insights
+    from agent.traces.engine import DuckDBEngine
+    from agent.traces.sync import TraceTableSync
+
+    insights = Insights(store.client())
+    analysis = insights.get_analysis(run_id)
+    table = TraceTableSync(store.client(), analysis.experiment_id, store.db_path.parent / "check.duckdb")
+    table.sync()
+    engine = DuckDBEngine(table.path, row_cap=100_000)
+    sets = {}
+    for issue in insights.list_issues(run_id):
+        source = insights.get_hypothesis(run_id, issue.hypothesis_id)
+        sets[issue.id] = {str(r[0]) for r in engine.execute(source.sql_queries[0].query).rows}
+    return sets
+
+
+@pytest.mark.parametrize("scenario", ["support", "travel"])
+def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cli: CliRunner, tmp_path: Path) -> None:
+    from agent.insights.models import AnalysisStatus, HypothesisStatus
+    from agent.insights.service import Insights
+    from agent.traces.links import TraceLinks
+
+    experiment_id = load_recording(store.client(), scenario)
+    report = tmp_path / "out" / "report.md"
+    result = cli("run", "--experiment-id", experiment_id, "--approve", "auto", "--report", str(report), "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    outcome = result.json()
+    run_id = outcome["run_id"]
+    insights = Insights(store.client())
+    assert insights.get_analysis(run_id).status is AnalysisStatus.COMPLETED
+    assert outcome["report"] == str(report)
+
+    planted = [p for p in read_expected(recording_dir(scenario))["problems"] if not p["strength"]]
+    found = issue_trace_sets(store, run_id)
+    for problem in planted:
+        truth = set(problem["affected_trace_ids"])
+        best = max((jaccard(truth, traces) for traces in found.values()), default=0.0)
+        assert best >= MATCH, f"planted {problem['kind']} not reported (best overlap {best:.2f})"
+
+    evidence = {e.trace_id for i in insights.list_issues(run_id) for e in i.evidence}
+    evidence |= {e.trace_id for h in insights.list_hypotheses(run_id) for e in h.evidence}
+    linked = TraceLinks(store.client()).linked(experiment_id, run_id, evidence)
+    assert evidence and linked == evidence
+
+    for hypothesis in insights.list_hypotheses(run_id, HypothesisStatus.VALIDATED):
+        assert hypothesis.sql_queries[0].result_summary, "the testing query's result is in the lineage"
+
+    text = report.read_text()
+    for section in ("## Run information", "## Summary statistics", "## Operational issues", "## Quality issues",
+                    "## Refuted hypotheses", "## Strengths", "## Recommendations and next steps"):  # fmt: skip
+        assert section in text
+    for issue in insights.list_issues(run_id):
+        assert f"### {issue.id}:" in text
+    assert (report.parent / "latency_distribution.png").read_bytes()[:4] == b"\x89PNG"
+    artifacts = {a.path for a in store.client().list_artifacts(run_id, "report")}
+    assert "report/report.md" in artifacts
+
+
+def test_without_a_terminal_or_approve_the_run_refuses(cli: CliRunner, store: Store) -> None:
+    result = cli("run", "--experiment-id", store.experiment_id)
+    assert result.exit_code == 2
+    assert "--approve auto" in result.stderr
+
+
+def test_run_refuses_an_experiment_without_traces(cli: CliRunner, store: Store) -> None:
+    empty = store.client().create_experiment("empty")
+    result = cli("run", "--experiment-id", empty, "--approve", "auto")
+    assert result.exit_code == 2
+    assert "has no traces" in result.stderr
+    assert not store.client().search_runs([empty])  # nothing half-made
+
+
+def _cli_process(store: Store, home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(home),
+           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "agent", *args], input=stdin, capture_output=True, text=True,
+                          env=env, check=False)  # fmt: skip
+
+
+def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert done.returncode == 0, done.stderr
+    parsed: dict[str, Any] = json.loads(done.stdout)
+    return parsed
+
+
+@pytest.mark.slow
+def test_stop_at_each_approval_and_resume_in_new_processes(store: Store, tmp_path: Path) -> None:
+    from agent.insights.models import Actor, HypothesisStatus
+    from agent.insights.service import Insights
+
+    experiment_id = load_recording(store.client(), "support")
+    home = tmp_path / "home"
+    # 1. a person pauses at the first approval ("q"): the thread is saved, nothing is lost
+    first = _json(_cli_process(store, home, "run", "--experiment-id", experiment_id, "--approve", "cli",
+                               "-o", "json", stdin="q\n"))  # fmt: skip
+    thread, run_id = first["thread_id"], first["run_id"]
+    assert first["pending"]["stage"] == "description"
+    listed = _json(_cli_process(store, home, "list", "-o", "json"))
+    assert [(t["thread_id"], t["waiting_for"]) for t in listed] == [(thread, "description")]
+
+    # 2. a new process answers with a correction and a focus area; it stops at the hypotheses
+    second = _json(_cli_process(store, home, "resume", thread, "--decision",
+                                json.dumps({"description": "A support bot.", "focus": ["refund"]}), "-o", "json"))  # fmt: skip
+    assert second["pending"]["stage"] == "hypotheses"
+    insights = Insights(store.client())
+    analysis = insights.get_analysis(run_id)
+    assert analysis.description == "A support bot." and analysis.focus == ["refund"]
+    offered = [item["id"] for item in second["pending"]["items"]]
+    rejected = offered[0]
+
+    # 3. an unknown id is refused without touching anything; then a rejection and an added hypothesis
+    bad = _cli_process(store, home, "resume", thread, "--decision", json.dumps({"reject": {"H99": "x"}}))
+    assert bad.returncode == 2 and "H99 not offered" in bad.stderr
+    decision = {"reject": {rejected: "not what we care about"},
+                "add_hypotheses": [{"statement": "order questions fail", "sql": "SELECT trace_id FROM traces WHERE state = 'ERROR'"}]}  # fmt: skip
+    third = _json(_cli_process(store, home, "resume", thread, "--decision", json.dumps(decision), "-o", "json"))
+    assert third["pending"]["stage"] == "issues"
+    never_tested = insights.get_hypothesis(run_id, rejected)
+    assert never_tested.status is HypothesisStatus.REJECTED
+    assert never_tested.evidence == [] and all(q.result_summary != "" for q in never_tested.sql_queries)
+    assert [c.actor for c in never_tested.history] == [Actor.PERSON]
+    added = [h for h in insights.list_hypotheses(run_id) if h.author is Actor.PERSON]
+    assert len(added) == 1 and added[0].status is HypothesisStatus.VALIDATED
+
+    # 4. the last approval, unattended
+    last = _json(_cli_process(store, home, "resume", thread, "--approve", "auto", "-o", "json"))
+    assert last["report"] and Path(last["report"]).exists()
+    assert [a.stage for a in insights.get_analysis(run_id).approvals] == ["description", "hypotheses", "issues"]
