@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from agent.runtime import Runtime
@@ -18,6 +19,9 @@ def analyst_tracer(rt: Runtime) -> BaseCallbackHandler:
     from mlflow.langchain.langchain_tracer import MlflowLangchainTracer
     from mlflow.tracing import set_destination
 
+    # The tracer logs a warning per span it cannot pair in structured-output chains; the trace is still
+    # written, so the warning is noise to the person running the analysis.
+    logging.getLogger("mlflow.utils.autologging_utils").setLevel(logging.ERROR)
     mlflow.set_tracking_uri(rt.settings.tracking_uri)
     existing = rt.client.get_experiment_by_name(ANALYST_EXPERIMENT)
     experiment_id = existing.experiment_id if existing else rt.client.create_experiment(ANALYST_EXPERIMENT)
