@@ -85,6 +85,8 @@ class AnalysisSession:
     def resume(self, thread_id: str, decision: ApprovalDecision | None = None) -> Outcome:
         from langgraph.types import Command
 
+        from graphs.factory import RESUME_AFTER
+
         snapshot = self._snapshot(thread_id)
         pending = _pending(snapshot)
         if pending is not None:
@@ -96,6 +98,11 @@ class AnalysisSession:
             raise UserError(f"thread {thread_id} is not waiting for an approval; nothing to decide")
         if snapshot.next:
             return self._drive(thread_id, None)  # stopped mid-phase (Ctrl-C or a crash): carry on
+        phase = snapshot.values.get("phase", "")
+        if not snapshot.values.get("report") and phase in RESUME_AFTER:
+            # Stopped between steps with no next step recorded: carry on after the last finished phase.
+            self._graph().update_state(self._config(thread_id), None, as_node=RESUME_AFTER[phase])
+            return self._drive(thread_id, None)
         return self._outcome(thread_id)
 
     def pending(self, thread_id: str) -> ApprovalRequest | None:

@@ -19,8 +19,18 @@ from graphs.nodes.test import test_hypothesis
 from graphs.routes import route_issue_approval, route_tests
 from graphs.state import AnalysisState
 
-PHASES = ["setup", "describe", "approve_description", "census", "hypothesize", "approve_hypotheses",
-          "test_hypothesis", "issue", "approve_issues", "report"]  # fmt: skip
+# The node after which a phase begins: a thread stopped between steps (Ctrl-C, a crash) with no next
+# step recorded carries on from there. Every key names a node whose outgoing edge is static (routers need
+# the runtime context, which a state update does not have); testing restarts at `dispatch_tests`, whose
+# router skips hypotheses already tested, and issues restart at the idempotent issue node.
+RESUME_AFTER = {"describe": "setup", "approve_description": "describe", "census": "approve_description",
+                "hypothesize": "census", "approve_hypotheses": "hypothesize", "test": "approve_hypotheses",
+                "approve_issues": "test_hypothesis", "report": "approve_issues"}  # fmt: skip
+
+
+def dispatch_tests(state: AnalysisState) -> dict[str, Any]:
+    """A step of its own so a resumed thread can re-enter testing without re-asking for approval."""
+    return {}
 
 
 def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
@@ -31,7 +41,8 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     graph.add_node("census", census)
     graph.add_node("hypothesize", hypothesize)
     graph.add_node("approve_hypotheses", approve_hypotheses)
-    graph.add_node("test_hypothesis", test_hypothesis)  # type: ignore[call-overload]  # a Send target takes TestTask
+    graph.add_node("dispatch_tests", dispatch_tests)
+    graph.add_node("test_hypothesis", test_hypothesis)  # type: ignore[arg-type]  # a Send target takes TestTask
     graph.add_node("issue", issue)
     graph.add_node("approve_issues", approve_issues)
     graph.add_node("report", report)
@@ -41,7 +52,8 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     graph.add_edge("approve_description", "census")
     graph.add_edge("census", "hypothesize")
     graph.add_edge("hypothesize", "approve_hypotheses")
-    graph.add_conditional_edges("approve_hypotheses", route_tests, ["test_hypothesis", "issue"])
+    graph.add_edge("approve_hypotheses", "dispatch_tests")
+    graph.add_conditional_edges("dispatch_tests", route_tests, ["test_hypothesis", "issue"])
     graph.add_edge("test_hypothesis", "issue")
     graph.add_conditional_edges("issue", route_issue_approval, ["approve_issues", "report"])
     graph.add_edge("approve_issues", "report")

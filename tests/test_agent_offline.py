@@ -41,9 +41,9 @@ def issue_trace_sets(store: Store, run_id: str) -> dict[str, set[str]]:
     return sets
 
 
-@pytest.mark.parametrize("scenario", ["support", "travel"])
+@pytest.mark.parametrize("scenario", ["support", "travel", "data", "injection"])
 def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cli: CliRunner, tmp_path: Path) -> None:
-    from agent.insights.models import AnalysisStatus, HypothesisStatus
+    from agent.insights.models import AnalysisStatus, Category, HypothesisStatus
     from agent.insights.service import Insights
     from agent.traces.links import TraceLinks
 
@@ -63,6 +63,11 @@ def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cl
         truth = set(problem["affected_trace_ids"])
         best = max((jaccard(truth, traces) for traces in found.values()), default=0.0)
         assert best >= MATCH, f"planted {problem['kind']} not reported (best overlap {best:.2f})"
+
+    strengths = [p for p in read_expected(recording_dir(scenario))["problems"] if p["strength"]]
+    validated = {h.statement for h in insights.list_hypotheses(run_id, HypothesisStatus.VALIDATED)
+                 if h.category is Category.STRENGTH}  # fmt: skip
+    assert len(validated) >= len(strengths)
 
     evidence = {e.trace_id for i in insights.list_issues(run_id) for e in i.evidence}
     evidence |= {e.trace_id for h in insights.list_hypotheses(run_id) for e in h.evidence}
@@ -153,3 +158,34 @@ def test_stop_at_each_approval_and_resume_in_new_processes(store: Store, tmp_pat
     last = _json(_cli_process(store, home, "resume", thread, "--approve", "auto", "-o", "json"))
     assert last["report"] and Path(last["report"]).exists()
     assert [a.stage for a in insights.get_analysis(run_id).approvals] == ["description", "hypotheses", "issues"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_resumable_analysis(store: Store, tmp_path: Path) -> None:
+    import signal
+
+    from agent.insights.models import AnalysisStatus, HypothesisStatus
+    from agent.insights.service import Insights
+
+    experiment_id = load_recording(store.client(), "support")
+    home = tmp_path / "home"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(home),
+           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "agent", "run", "--experiment-id", experiment_id,
+                                "--approve", "auto"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                               env=env)  # fmt: skip
+    assert process.stderr is not None
+    for line in process.stderr:  # interrupt while hypotheses are being tested
+        if line.startswith("test H"):
+            process.send_signal(signal.SIGINT)
+            break
+    _, rest = process.communicate(timeout=300)
+    assert process.returncode == 130, rest
+    assert "analyze-experiment resume ax-" in rest
+
+    (thread,) = _json(_cli_process(store, home, "list", "-o", "json"))
+    assert thread["phase"] != "complete"
+    done = _json(_cli_process(store, home, "resume", thread["thread_id"], "--approve", "auto", "-o", "json"))
+    insights = Insights(store.client())
+    assert insights.get_analysis(done["run_id"]).status is AnalysisStatus.COMPLETED
+    assert not insights.list_hypotheses(done["run_id"], HypothesisStatus.TESTING)

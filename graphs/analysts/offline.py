@@ -139,7 +139,8 @@ class OfflineAnalyst:
                 evidence.append(
                     Evidence(trace_id=trace_id, supports=True, rationale=f"one of the few traces {plan_sql.id} selects")
                 )
-            return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=numbers)
+            reason = f"the pattern does not hold: {plan_sql.id} selects {len(affected)} of {total} traces, fewer than {MIN_TRACES}"
+            return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=reason)
         for trace_id in _spread(affected, READS_PER_TEST):
             read = tools.get_trace(trace_id)
             evidence.append(Evidence(trace_id=trace_id, supports=True,

@@ -23,7 +23,7 @@ def test_hypothesis(task: TestTask, runtime: Runtime[AnalysisContext]) -> dict[s
     hypothesis = tools.get_hypothesis(task["hypothesis_id"])
     if hypothesis.status is not HypothesisStatus.TESTING:
         return {"tested": [hypothesis.id]}  # rejected at approval, or concluded before a crash
-    phase(runtime, f"test {hypothesis.id}: {hypothesis.statement}")
+    phase(runtime, f"test {hypothesis.id}: {hypothesis.statement}\n  plan: {hypothesis.testing_plan}")
     verdict = runtime.context.analyst.test(tools, hypothesis)
     if verdict.status is None:
         if verdict.evidence:
