@@ -165,17 +165,21 @@ def negative_feedback_paths(engine: SqlEngine, total: int) -> list[Finding]:
                          "FROM fb LATERAL VIEW explode(spans) t AS s WHERE s.parent_id IS NOT NULL GROUP BY s.name")  # fmt: skip
     overall = _rows(engine, "SELECT count_if(exists(assessments, a -> a.source.source_type = 'HUMAN' AND a.feedback.value = 'false')), "
                             "count_if(exists(assessments, a -> a.source.source_type = 'HUMAN' AND a.feedback.value IN ('true', 'false'))) FROM traces")[0]  # fmt: skip
-    base = overall[0] / overall[1] if overall[1] else 0
     found = []
     for name, n, neg in rows:
-        if n >= 5 and neg >= MIN_TRACES and neg / n >= max(0.5, 2 * base) and neg / n < 1.01:
-            if neg < 0.8 * overall[0] and n > overall[1] * 0.9:
-                continue  # the span is everywhere: it says nothing about a path
+        # Contrast with the rated traces that do not go through the span (a high base rate of negative
+        # feedback must not hide a path where every rating is negative).
+        rest_rated, rest_neg = overall[1] - n, overall[0] - neg
+        if n < 5 or neg < MIN_TRACES or rest_rated < 5:
+            continue  # too few ratings, or the span is (nearly) everywhere: it says nothing about a path
+        rest_rate = rest_neg / rest_rated
+        if neg / n >= 0.5 and neg / n >= 2 * rest_rate:
             sql = (f"SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = {_quote(name)}) AND "
                    "exists(assessments, a -> a.source.source_type = 'HUMAN' AND a.feedback.value = 'false')")  # fmt: skip
             found.append(_finding(engine, total, "negative_feedback_path",
                                   f"users rate answers that go through {name} negatively",
-                                  f"{neg} of {n} rated traces through {name} are negative against {base:.0%} overall", sql))  # fmt: skip
+                                  f"{neg} of {n} rated traces through {name} are negative against {rest_neg} of "
+                                  f"{rest_rated} without it", sql))  # fmt: skip
     return [f for f in found if f]
 
 

@@ -57,17 +57,21 @@ def latency_tail(census: Census) -> Probe | None:
     p95 = census.sections.get("latency_ok_ms", {}).get("p95")
     if not p95 or census.ok_count < 20:
         return None
+    # The span must own the tail *and* be abnormally slow there (3x its usual duration): a tail that is
+    # simply the LLM call being the longest step, as always, is not a finding.
     sql = ("WITH cut AS (SELECT percentile(execution_duration_ms, 0.95) AS p95 FROM traces WHERE state = 'OK'), "
+           "usual AS (SELECT s.name, percentile(unix_millis(s.end_time) - unix_millis(s.start_time), 0.5) AS p50 "
+           "FROM traces LATERAL VIEW explode(spans) u AS s WHERE s.parent_id IS NOT NULL GROUP BY s.name), "
            "tail AS (SELECT trace_id, execution_duration_ms AS total FROM traces, cut WHERE state = 'OK' "
            "AND execution_duration_ms >= cut.p95), spans_in_tail AS (SELECT tail.trace_id, tail.total, s.name, "
            "unix_millis(s.end_time) - unix_millis(s.start_time) AS ms FROM tail JOIN traces t2 ON "
            "t2.trace_id = tail.trace_id LATERAL VIEW explode(t2.spans) x AS s WHERE s.parent_id IS NOT NULL), "
            "longest AS (SELECT trace_id, max_by(name, ms) AS name, max(ms) AS ms, max(total) AS total "
            "FROM spans_in_tail GROUP BY trace_id), top AS (SELECT name, count(*) AS n FROM longest "
-           "GROUP BY name ORDER BY n DESC, name LIMIT 1) SELECT trace_id FROM longest WHERE "
-           "name = (SELECT name FROM top) AND ms >= 0.5 * total "
-           "AND (SELECT n FROM top) >= 0.6 * (SELECT count(*) FROM longest)")  # fmt: skip
-    return Probe(signal="latency_tail", statement="one span dominates the slowest 5% of successful traces",
+           "GROUP BY name ORDER BY n DESC, name LIMIT 1) SELECT trace_id FROM longest JOIN usual ON "
+           "usual.name = longest.name WHERE longest.name = (SELECT name FROM top) AND ms >= 0.5 * total "
+           "AND ms >= 3 * usual.p50 AND (SELECT n FROM top) >= 0.6 * (SELECT count(*) FROM longest)")  # fmt: skip
+    return Probe(signal="latency_tail", statement="one span, abnormally slow, dominates the slowest 5% of successful traces",
                  rationale=f"census: OK traces have p50 {census.sections['latency_ok_ms'].get('p50')} ms and "
                            f"p95 {p95} ms (Q3); span durations (Q6) say which span could own the tail",
                  sql=sql, category=Category.OPERATIONAL)  # fmt: skip
