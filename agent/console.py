@@ -47,6 +47,11 @@ def show(renderable: Any) -> None:
     out.print(renderable)
 
 
+def show_wide(renderable: Any, width: int = 140) -> None:
+    """Tables with many numeric columns: never squeezed below `width` when piped."""
+    Console(highlight=False, width=max(out.width, width)).print(renderable)
+
+
 def notice(message: str) -> None:
     err.print(Text(f"note: {message}", style="yellow"))
 
@@ -323,3 +328,39 @@ def query_view(outcome: Any) -> Group:
     if outcome.recorded_as:
         parts.append(Text(f"recorded as {outcome.recorded_as}", style="dim"))
     return Group(*parts)
+
+
+def json_text(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+
+
+def progress_bar() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)  # fmt: skip
+
+
+def eval_table(results: Sequence[Any]) -> Table:
+    """Scores per eval case (`evals.scorers.Scores`)."""
+    table = Table(title="analyst evals", caption="hyp: proposed/tested/validated/rejected; evid: evidence precision",
+                  padding=(0, 1))  # fmt: skip
+    table.add_column("case", no_wrap=True)
+    for column in ("recall", "prec", "evid", "viol", "census", "hyp", "calls", "tokens", "cost $", "wall s"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for r in results:
+        h = r.hypotheses
+        table.add_row(
+            plain(r.case), _score(r.issue_recall), _score(r.issue_precision), _score(r.evidence_precision),
+            Text(str(len(r.violations)), style="red" if r.violations else "green"),
+            "-" if r.census_exact is None else ("exact" if r.census_exact else "off"),
+            f"{h.get('proposed', 0)}/{h.get('tested', 0)}/{h.get('validated', 0)}/{h.get('rejected', 0)}",
+            str(r.llm_calls), str(r.tokens), "-" if r.cost_usd is None else f"{r.cost_usd:.4f}", f"{r.wall_s:.1f}",
+        )  # fmt: skip
+    return table
+
+
+def _score(value: float | None) -> Text:
+    if value is None:
+        return Text("-")
+    return Text(f"{value:.2f}", style="green" if value >= 0.8 else "red")

@@ -55,8 +55,10 @@ class ThreadInfo(BaseModel):
 
 
 class AnalysisSession:
-    def __init__(self, rt: Runtime, on_event: EventHandler | None = None, engine: str | None = None) -> None:
+    def __init__(self, rt: Runtime, on_event: EventHandler | None = None, engine: str | None = None,
+                 llm_http_client: Any = None) -> None:  # fmt: skip
         self.rt = rt
+        self._llm_http_client = llm_http_client
         self._on_event = on_event or (lambda _event: None)
         self._engine = engine
         self._compiled: Any = None
@@ -66,7 +68,7 @@ class AnalysisSession:
 
     def start(self, options: RunOptions) -> Outcome:
         model = resolve_model(options.model, self.rt)
-        make_analyst(model, self.rt)  # refuse a bad model before anything is written
+        make_analyst(model, self.rt, self._llm_http_client)  # refuse a bad model before anything is written
         thread_id = "ax-" + secrets.token_hex(4)
         first: dict[str, Any] = {
             "thread_id": thread_id,
@@ -129,7 +131,7 @@ class AnalysisSession:
         config = self._config(thread_id)
         values = graph.get_state(config).values or (graph_input if isinstance(graph_input, dict) else {})
         limits = Limits(max_hypotheses=int(values.get("max_hypotheses", 10)))
-        context = AnalysisContext(workbench=self._bench(), analyst=make_analyst(values["model"], self.rt),
+        context = AnalysisContext(workbench=self._bench(), analyst=make_analyst(values["model"], self.rt, self._llm_http_client),
                                   reports_dir=self.rt.settings.home / "reports", limits=limits)  # fmt: skip
         config["max_concurrency"] = limits.parallel
         for mode, chunk in graph.stream(graph_input, config, context=context, stream_mode=["custom", "updates"],
@@ -222,7 +224,7 @@ def resolve_model(requested: str | None, rt: Runtime) -> str:
     return DEFAULT_MODEL if rt.settings.has_llm_endpoint else "offline"
 
 
-def make_analyst(model: str, rt: Runtime) -> Analyst:
+def make_analyst(model: str, rt: Runtime, http_client: Any = None) -> Analyst:
     if model == "offline":
         from graphs.analysts.offline import OfflineAnalyst
 
@@ -230,5 +232,5 @@ def make_analyst(model: str, rt: Runtime) -> Analyst:
     from agent.llm_tracing import analyst_tracer
     from graphs.analysts.llm import LlmAnalyst, chat_model
 
-    llm = chat_model(model, rt.settings)
+    llm = chat_model(model, rt.settings, http_client=http_client)
     return LlmAnalyst(llm, model_name=model, callbacks=[analyst_tracer(rt)])

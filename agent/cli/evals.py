@@ -60,3 +60,63 @@ def record(experiment_id: str | None, out: Path, output: str) -> None:
         console.emit_json({"out": str(out), "traces": count})
     else:
         console.show(console.plain(f"recorded {count} traces to {out}; label its problems in {out / 'expected.yaml'}"))
+
+
+@evals.command("run")
+@click.option("--scenario", "scenarios", multiple=True, help="Committed scenario(s) to run. [default: all]")
+@click.option("--held-out/--no-held-out", default=True, show_default=True,
+              help="Also run fresh draws of each scenario from seeds never used in development.")  # fmt: skip
+@click.option("--model", default="offline", show_default=True, help="The analyst: offline, or a chat model name.")
+@click.option("--record", type=click.Path(path_type=Path), help="Save every chat-model exchange under this directory.")
+@click.option("--replay", type=click.Path(path_type=Path), help="Answer chat-model requests from a recording only.")
+@click.option("--experiment-id", help="Score an analysis of your own experiment (with --expected) instead.")
+@click.option("--expected", type=click.Path(path_type=Path), help="Your labels for --experiment-id (expected.yaml).")
+@click.option("--gate", is_flag=True, help="Exit 1 when a case falls below the quality gate (CI uses this).")
+@output_option
+def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Path | None, replay: Path | None,
+              experiment_id: str | None, expected: Path | None, gate: bool, output: str) -> None:  # fmt: skip
+    """Run the whole analysis on cases with known problems, with automatic approval, and score it.
+
+    \b
+    Scores per case: issue recall and precision, evidence precision, invariant violations (must be 0),
+    census exactness, hypotheses proposed/tested/validated/rejected, LLM calls, tokens, cost, wall time.
+    Each case runs in a fresh store under the home directory; scores are logged as runs of the
+    `analyze-experiment-evals` experiment in the tracking store, to compare analyst versions.
+    """
+    import time
+
+    from agent import console
+    from agent.errors import UserError
+    from evals.cases import committed, own_experiment
+    from evals.cases import held_out as held_out_cases
+    from evals.gate import failures
+    from evals.runner import CaseRunner, analyst_version, log_scores
+
+    if bool(experiment_id) != bool(expected):
+        raise UserError("--experiment-id and --expected go together: your experiment and your labels for it")
+    rt = runtime()
+    if experiment_id and expected:
+        cases = [own_experiment(experiment_id, expected)]
+    else:
+        names = list(dict.fromkeys(scenarios)) or ["support", "travel", "data", "injection"]
+        cases = committed(names) + (held_out_cases(names) if held_out else [])
+    workdir = rt.settings.home / "evals" / time.strftime("%Y%m%d-%H%M%S")
+    runner = CaseRunner(rt.settings, workdir, model, record=record, replay=replay)
+    results = []
+    with console.progress_bar() as progress:
+        task = progress.add_task("evals", total=len(cases))
+        for case in cases:
+            progress.update(task, description=f"case {case.name}")
+            results.append(runner.run(case))
+            progress.advance(task)
+    log_scores(rt, results, analyst_version())
+    (workdir / "results.json").parent.mkdir(parents=True, exist_ok=True)
+    (workdir / "results.json").write_text(console.json_text([r.model_dump(mode="json") for r in results]))
+    if output == "json":
+        console.emit_json([r.model_dump(mode="json") for r in results])
+    else:
+        console.show_wide(console.eval_table(results))
+        console.show(console.plain(f"results: {workdir / 'results.json'}"))
+    below = failures(results)
+    if gate and below:
+        raise click.ClickException("quality gate failed: " + "; ".join(below))

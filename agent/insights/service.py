@@ -6,6 +6,7 @@ tools always act as the agent, so text inside a trace cannot make the agent act 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,6 +53,7 @@ class Insights:
         self._client = client
         self._links = TraceLinks(client)
         self._native = NativeIssues(client, notify or (lambda _message: None))
+        self._metrics_lock = threading.Lock()
 
     # -- analyses ---------------------------------------------------------------------------------
 
@@ -126,10 +128,11 @@ class Insights:
 
         if not metrics:
             return
-        run = retry_transient(self._client.get_run)(run_id)
-        stamp = int(utc_now().timestamp() * 1000)
-        merged = [Metric(key, run.data.metrics.get(key, 0.0) + value, stamp, 0) for key, value in metrics.items()]
-        retry_transient(self._client.log_batch)(run_id, metrics=merged)
+        with self._metrics_lock:  # parallel hypothesis tests add to the same totals
+            run = retry_transient(self._client.get_run)(run_id)
+            stamp = int(utc_now().timestamp() * 1000)
+            merged = [Metric(key, run.data.metrics.get(key, 0.0) + value, stamp, 0) for key, value in metrics.items()]
+            retry_transient(self._client.log_batch)(run_id, metrics=merged)
 
     def attach_files(self, run_id: str, paths: Sequence[str], artifact_path: str) -> None:
         for path in paths:

@@ -40,12 +40,15 @@ class AnalystError(Exception):
     """The model could not produce a usable answer; the thread stays resumable."""
 
 
-def chat_model(model: str, settings: Settings, timeout_s: float = 120.0) -> BaseChatModel:
+def chat_model(model: str, settings: Settings, timeout_s: float = 120.0, http_client: Any = None) -> BaseChatModel:
+    """`http_client` lets evals record or replay the exchange (see `agent.llm_replay`)."""
     from langchain_openai import ChatOpenAI
 
     key, base = settings.openai_api_key, settings.openai_base_url
     if not key and not base and settings.is_databricks and settings.databricks_host and settings.databricks_token:
         key, base = settings.databricks_token, f"{settings.databricks_host.rstrip('/')}/serving-endpoints"
+    if http_client is not None and not key and not base:
+        base = "http://replay.invalid/v1"  # a replay answers every request itself
     if not key and not base:
         from agent.errors import ConfigurationError
 
@@ -54,7 +57,7 @@ def chat_model(model: str, settings: Settings, timeout_s: float = 120.0) -> Base
 
     api_key = key if isinstance(key, SecretStr) else SecretStr(key or "not-needed")
     return ChatOpenAI(model=model, api_key=api_key, base_url=base, max_retries=0, timeout=timeout_s,
-                      temperature=0, use_responses_api=False)  # fmt: skip
+                      temperature=0, use_responses_api=False, http_client=http_client)  # fmt: skip
 
 
 def with_retries(call: Callable[[], T], attempts: int = 4) -> T:

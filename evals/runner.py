@@ -1,0 +1,143 @@
+"""Run cases: each in a fresh store (a copy of one migrated template), the whole graph with automatic
+approval, then scores. Results are printed, written as JSON and logged as MLflow runs to compare."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent.runtime import Runtime
+from agent.settings import Settings
+from evals.cases import Case, Expected, Problem
+from evals.scorers import Scores, score
+
+EVAL_EXPERIMENT = "analyze-experiment-evals"
+
+
+class CaseRunner:
+    def __init__(self, settings: Settings, workdir: Path, model: str = "offline", *, record: Path | None = None,
+                 replay: Path | None = None, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
+        self.settings = settings
+        self.workdir = workdir
+        self.model = model
+        self.record, self.replay = record, replay
+        self.on_event = on_event
+        self._template: Path | None = None
+
+    def run(self, case: Case) -> Scores:
+        if case.source == "experiment":
+            rt = Runtime(self.settings)
+            experiment_id, expected = str(case.experiment_id), case.expected or Expected()
+            case_dir = self.workdir / _slug(case.name)
+        else:
+            case_dir = self.workdir / _slug(case.name)
+            rt = self._fresh_runtime(case_dir)
+            experiment_id, expected = self._load(rt, case)
+        started = time.perf_counter()
+        run_id, report = self._analyse(rt, experiment_id, case_dir / "report.md", _slug(case.name))
+        return score(rt, run_id, expected, case=case.name, model=self.model, wall_s=time.perf_counter() - started,
+                     report=report)  # fmt: skip
+
+    def _analyse(self, rt: Runtime, experiment_id: str, report: Path, name: str) -> tuple[str, Path | None]:
+        from agent.approvals import ApprovalDecision
+        from agent.errors import UserError
+        from agent.llm_replay import ReplayTransport, http_client
+        from agent.session import AnalysisSession, RunOptions
+
+        client = http_client(self.record / name if self.record else None,
+                             self.replay / name if self.replay else None, rt.redact)  # fmt: skip
+        session = AnalysisSession(rt, on_event=self.on_event, llm_http_client=client)
+        try:
+            outcome = session.start(RunOptions(experiment_id=experiment_id, model=self.model, report_path=str(report)))
+            while outcome.pending is not None:
+                outcome = session.resume(outcome.thread_id, ApprovalDecision(by="eval"))
+        except Exception as failed:
+            transport = getattr(client, "_transport", None)
+            if isinstance(transport, ReplayTransport) and transport.misses:
+                raise UserError(transport.misses[0]) from failed  # say which request, not "404"
+            raise
+        assert outcome.run_id is not None
+        return outcome.run_id, Path(outcome.report) if outcome.report else None
+
+    def _load(self, rt: Runtime, case: Case) -> tuple[str, Expected]:
+        from agent.simulation.recordings import load_recording
+        from agent.simulation.scenarios import log_scenario
+
+        assert case.scenario is not None
+        if case.source == "recording":
+            assert case.expected is not None
+            return load_recording(rt.client, case.scenario), case.expected
+        experiment_id = rt.client.create_experiment(f"held-out-{_slug(case.name)}")
+        run = log_scenario(rt.client, experiment_id, case.scenario, case.traces or 200, case.seed or 0)
+        truth = run.expected()
+        problems = [Problem(kind=p["kind"], strength=p["strength"], affected_trace_ids=p["affected_trace_ids"])
+                    for p in truth["problems"]]  # fmt: skip
+        return experiment_id, Expected(traces=len(run.trace_ids()), errors=len(run.failed_ids()), problems=problems)
+
+    def _fresh_runtime(self, case_dir: Path) -> Runtime:
+        """A store of its own per case; MLflow's migrations run once, for the template."""
+        from agent.settings import load_settings
+
+        if self._template is None:
+            from mlflow import MlflowClient
+
+            self._template = self.workdir / "template.db"
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            MlflowClient(f"sqlite:///{self._template}").search_experiments()
+        case_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self._template, case_dir / "mlflow.db")
+        environ = {
+            "ANALYZE_EXPERIMENT_HOME": str(case_dir),
+            "MLFLOW_TRACKING_URI": f"sqlite:///{case_dir / 'mlflow.db'}",
+        }
+        if self.settings.openai_api_key:
+            environ["OPENAI_API_KEY"] = self.settings.openai_api_key.get_secret_value()
+        if self.settings.openai_base_url:
+            environ["OPENAI_BASE_URL"] = self.settings.openai_base_url
+        return Runtime(load_settings(environ))
+
+
+def log_scores(rt: Runtime, results: list[Scores], version: str) -> str:
+    """One MLflow run per case in the eval experiment, so analyst versions compare side by side."""
+    client = rt.client
+    existing = client.get_experiment_by_name(EVAL_EXPERIMENT)
+    experiment_id = existing.experiment_id if existing else client.create_experiment(EVAL_EXPERIMENT)
+    for result in results:
+        run = client.create_run(experiment_id, run_name=f"{result.case} {result.model}",
+                                tags={"eval.case": result.case, "eval.model": result.model, "eval.version": version})  # fmt: skip
+        for key, value in _metrics(result).items():
+            client.log_metric(run.info.run_id, key, value)
+        client.log_dict(run.info.run_id, result.model_dump(mode="json"), "scores.json")
+        client.set_terminated(run.info.run_id)
+    return experiment_id
+
+
+def _metrics(result: Scores) -> dict[str, float]:
+    values: dict[str, float | None] = {
+        "issue_recall": result.issue_recall, "issue_precision": result.issue_precision,
+        "evidence_precision": result.evidence_precision, "violations": float(len(result.violations)),
+        "census_exact": None if result.census_exact is None else float(result.census_exact),
+        "llm_calls": float(result.llm_calls), "tokens": float(result.tokens), "cost_usd": result.cost_usd,
+        "wall_s": result.wall_s, **{f"hypotheses_{k}": float(v) for k, v in result.hypotheses.items()},
+    }  # fmt: skip
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def analyst_version() -> str:
+    import subprocess
+    from importlib.metadata import version
+
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        sha = ""
+    return version("analyze-experiment") + (f"+{sha}" if sha else "")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)

@@ -1,0 +1,75 @@
+"""`evals run`: the quality gate on committed and held-out scenarios, scoring your own labels, and
+record/replay of the LLM analyst's exchanges."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evals.gate import THRESHOLDS
+from tests.conftest import Store
+from tests.helpers import CliRunner
+from tests.openai_server import openai_server
+
+API_KEY = "sk-test-" + "r3c0rd" * 4
+
+
+@pytest.mark.slow
+def test_offline_analyst_meets_the_gate_on_committed_and_held_out_scenarios(cli: CliRunner, store: Store) -> None:
+    result = cli("evals", "run", "--gate", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    scores = result.json()
+    cases = {s["case"] for s in scores}
+    assert {"support", "travel", "data", "injection"} <= cases and any("@" in c for c in cases)  # held out too
+    for s in scores:
+        for name, floor in THRESHOLDS.items():
+            assert s[name] >= floor, (s["case"], name, s[name])
+        assert s["violations"] == [] and s["census_exact"] is True
+        assert s["hypotheses"]["rejected"] >= 1  # the analyst does refute things
+    logged = store.client().get_experiment_by_name("analyze-experiment-evals")
+    assert logged is not None
+    runs = store.client().search_runs([logged.experiment_id])
+    assert len(runs) == len(scores) and all("issue_recall" in r.data.metrics for r in runs)
+
+
+def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(cli: CliRunner, store: Store,
+                                                                       tmp_path: Path) -> None:  # fmt: skip
+    made_up = sorted(store.traces.ok_ids())[:5]  # type: ignore[attr-defined]
+    labels = tmp_path / "expected.yaml"
+    labels.write_text(yaml.safe_dump({"traces": len(store.traces.trace_ids()),  # type: ignore[attr-defined]
+                                      "problems": [{"kind": "made_up", "affected_trace_ids": made_up}]}))  # fmt: skip
+    result = cli("evals", "run", "--experiment-id", store.experiment_id, "--expected", str(labels), "--gate")
+    assert result.exit_code == 1
+    assert "issue_recall 0.00 < 0.8" in result.stderr
+    missing = cli("evals", "run", "--experiment-id", store.experiment_id)
+    assert missing.exit_code == 2 and "go together" in missing.stderr
+
+
+@pytest.mark.slow
+def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: CliRunner, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    recording = tmp_path / "llm-recording"
+    args = ["evals", "run", "--scenario", "support", "--no-held-out", "--model", "gpt-4o-mini", "-o", "json"]
+    with openai_server() as (base_url, server):
+        monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        recorded = cli(*args, "--record", str(recording))
+        monkeypatch.delenv("OPENAI_BASE_URL")
+        monkeypatch.delenv("OPENAI_API_KEY")
+    assert recorded.exit_code == 0, recorded.stderr
+    files = list((recording / "support").glob("*.json"))
+    assert len(files) >= len({json.dumps(r, sort_keys=True) for r in server.requests}) - 1
+    assert all(API_KEY not in f.read_text() and "authorization" not in f.read_text().lower() for f in files)
+
+    replayed = cli(*args, "--replay", str(recording))  # no server, no key: the recording answers
+    assert replayed.exit_code == 0, replayed.stderr
+    keys = ("issue_recall", "issue_precision", "evidence_precision", "violations", "hypotheses", "llm_calls", "tokens")
+    assert {k: recorded.json()[0][k] for k in keys} == {k: replayed.json()[0][k] for k in keys}
+    assert replayed.json()[0]["llm_calls"] > 0
+
+    (tmp_path / "empty" / "support").mkdir(parents=True)
+    unseen = cli(*args, "--replay", str(tmp_path / "empty"))
+    assert unseen.exit_code == 2 and "was not recorded" in unseen.stderr
