@@ -88,5 +88,6 @@ class Runtime:
         """Remove every secret we know of from text about to be shown or stored."""
         from agent.redaction import redact
 
-        secrets = [self.settings.databricks_token, self.settings.openai_api_key]
-        return redact(text, [s.get_secret_value() for s in secrets if s])
+        s = self.settings
+        secrets = [s.databricks_token, s.openai_api_key, s.slack_bot_token, s.slack_signing_secret, s.slack_app_token]
+        return redact(text, [secret.get_secret_value() for secret in secrets if secret])

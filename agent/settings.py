@@ -49,6 +49,12 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     model: str | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_approvers: frozenset[str] = frozenset()
+    slack_api_url: str | None = None
 
     @property
     def has_llm_endpoint(self) -> bool:
@@ -141,9 +147,19 @@ def load_settings(
         openai_api_key=SecretStr(values["OPENAI_API_KEY"]) if values.get("OPENAI_API_KEY") else None,
         openai_base_url=values.get("OPENAI_BASE_URL") or None,
         model=values.get("ANALYZE_EXPERIMENT_MODEL") or None,
+        slack_bot_token=_secret(values, "SLACK_BOT_TOKEN"),
+        slack_signing_secret=_secret(values, "SLACK_SIGNING_SECRET"),
+        slack_app_token=_secret(values, "SLACK_APP_TOKEN"),
+        slack_channel=values.get("SLACK_CHANNEL") or None,
+        slack_approvers=frozenset(u.strip() for u in values.get("SLACK_APPROVERS", "").split(",") if u.strip()),
+        slack_api_url=values.get("SLACK_API_URL") or None,
     )
     _check_databricks_auth(settings)
     return settings
+
+
+def _secret(values: Mapping[str, str], name: str) -> SecretStr | None:
+    return SecretStr(values[name]) if values.get(name) else None
 
 
 def _check_databricks_auth(settings: Settings) -> None:

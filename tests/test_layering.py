@@ -26,6 +26,12 @@ def test_tools_may_not_import_mlflow_but_may_use_the_runtime() -> None:
     assert "TID251" not in _ruff("tools/probe.py", "import agent.runtime\n\nprint(agent.runtime)\n")
 
 
+@pytest.mark.parametrize("path", ["agent/cli/probe.py", "agent/session.py", "graphs/probe.py", "tools/probe.py"])
+def test_only_the_slack_package_imports_slack(path: str) -> None:
+    assert "TID251" in _ruff(path, "import slack_sdk\n\nprint(slack_sdk)\n")
+    assert "TID251" not in _ruff("agent/slack/probe.py", "import slack_sdk\n\nprint(slack_sdk)\n")
+
+
 def test_prompts_refuse_missing_and_unknown_variables() -> None:
     from prompts import PromptError, render
 

@@ -18,6 +18,7 @@ from agent.cli.evals import evals
 from agent.cli.insights import insights
 from agent.cli.run import list_threads, resume, run
 from agent.cli.runs import runs
+from agent.cli.slack import slack
 from agent.cli.traces import traces
 from agent.errors import StoreUnavailableError, UserError
 
@@ -54,6 +55,7 @@ cli.add_command(runs)
 cli.add_command(run)
 cli.add_command(resume)
 cli.add_command(list_threads)
+cli.add_command(slack)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,12 +28,14 @@ _STYLES = {"phase": "bold cyan", "sql": "dim", "search": "dim", "read": "dim", "
 @click.option("--model", help="Chat model for the analyst, or 'offline'. [default: offline without an endpoint]")
 @click.option("--focus", multiple=True, help="An area to look at first (repeatable).")
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write the markdown report here.")
-@click.option("--approve", type=click.Choice(["cli", "auto"]), help="Who approves: you at the terminal, or nobody.")
+@click.option("--approve", type=click.Choice(["cli", "auto", "slack"]),
+              help="Who approves: you at the terminal, nobody, or your team in Slack.")  # fmt: skip
+@click.option("--slack-channel", help="Channel for --approve slack. [default: $SLACK_CHANNEL]")
 @click.option("--max-hypotheses", type=click.IntRange(1, 50), default=10, show_default=True)
 @click.option("--name", help="Name of the analysis run.")
 @output_option
 def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tuple[str, ...], report_path: Path | None,
-        approve: str | None, max_hypotheses: int, name: str | None, output: str) -> None:  # fmt: skip
+        approve: str | None, slack_channel: str | None, max_hypotheses: int, name: str | None, output: str) -> None:  # fmt: skip
     """Analyse an experiment: describe, census, hypothesize, test, report issues.
 
     \b
@@ -47,12 +49,13 @@ def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tup
         raise UserError("pass either --experiment-id or --demo, not both")
     approver = _approver(approve)
     rt = runtime()
+    hook = _slack_hook(slack_channel) if approve == "slack" else None
     if use_demo:
         experiment_id = _demo_experiment(output)
     options = RunOptions(experiment_id=rt.experiment_id(experiment_id), model=model, focus=list(focus),
                          report_path=str(report_path.resolve()) if report_path else None,
                          max_hypotheses=max_hypotheses, name=name)  # fmt: skip
-    _carry(lambda session: session.start(options), approver, output)
+    _carry(lambda session: session.start(options), approver, output, hook)
 
 
 @click.command()
@@ -93,6 +96,8 @@ def list_threads(output: str) -> None:
 def _approver(approve: str | None) -> Approver | None:
     from agent.cli.approve import ask, auto_approve
 
+    if approve == "slack":
+        return None  # the Slack hook posts the request; `slack serve` resumes on the click
     if approve == "auto":
         return auto_approve
     if approve is None and not sys.stdin.isatty():
@@ -102,7 +107,23 @@ def _approver(approve: str | None) -> Approver | None:
     return lambda request: ask(request, err)  # prompts on stderr: stdout stays the command's result
 
 
-def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None, output: str) -> None:
+def _slack_hook(channel: str | None) -> Callable[[ApprovalRequest], None]:
+    from agent.errors import ConfigurationError
+    from agent.slack.hook import SlackHook
+
+    hook = SlackHook(runtime())
+    target = channel or runtime().settings.slack_channel
+    if not target:
+        raise ConfigurationError("--approve slack needs --slack-channel or SLACK_CHANNEL")
+
+    def post(request: ApprovalRequest) -> None:
+        hook.post_approval(request, target)
+
+    return post
+
+
+def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None, output: str,
+           slack: Callable[[ApprovalRequest], None] | None = None) -> None:  # fmt: skip
     from agent.cli.approve import PauseRequested
     from agent.session import AnalysisSession
 
@@ -121,6 +142,10 @@ def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None
         hint = f"`analyze-experiment resume {threads[0].thread_id}`" if threads else "`analyze-experiment list`"
         click.echo(f"\nstopped; the analysis is saved; carry on with {hint}", err=True)
         sys.exit(130)
+    if outcome is not None and outcome.pending is not None and slack is not None:
+        slack(outcome.pending)
+        click.echo(f"posted the {outcome.pending.stage} approval to Slack; `analyze-experiment slack serve` "
+                   "resumes the analysis when it is answered", err=True)  # fmt: skip
     if outcome is not None:
         _finish(outcome, output)
 
