@@ -68,7 +68,8 @@ def resume(thread_id: str, approve: str | None, decision_json: str | None, outpu
     from agent.approvals import ApprovalDecision
 
     decision = ApprovalDecision.model_validate_json(decision_json) if decision_json else None
-    approver = _approver(approve) if decision is None or approve else None
+    # Without a terminal or --approve, resume carries on to the next approval and says how to answer it.
+    approver = _approver(approve, required=False) if decision is None or approve else None
     _carry(lambda session: session.resume(thread_id, decision), approver, output)
 
 
@@ -93,7 +94,7 @@ def list_threads(output: str) -> None:
     show(table)
 
 
-def _approver(approve: str | None) -> Approver | None:
+def _approver(approve: str | None, required: bool = True) -> Approver | None:
     from agent.cli.approve import ask, auto_approve
 
     if approve == "slack":
@@ -101,6 +102,8 @@ def _approver(approve: str | None) -> Approver | None:
     if approve == "auto":
         return auto_approve
     if approve is None and not sys.stdin.isatty():
+        if not required:
+            return None
         raise UserError("no terminal to ask for approvals; pass --approve auto, or --approve cli in a terminal")
     from agent.console import err
 
