@@ -29,6 +29,7 @@ class ApprovalRequest(BaseModel):
     stage: Stage
     question: str
     description: str | None = None
+    focus: list[str] = Field(default_factory=list, description="Focus areas settled so far.")
     items: list[ApprovalItem] = Field(default_factory=list)
 
 

@@ -47,8 +47,8 @@ def slack(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Slack]:
             server.shutdown()
 
 
-def _start(cli: CliRunner, slack: Slack) -> dict[str, Any]:
-    result = cli("run", "--approve", "slack", "-o", "json")
+def _start(cli: CliRunner, slack: Slack, *extra: str) -> dict[str, Any]:
+    result = cli("run", "--approve", "slack", *extra, "-o", "json")
     assert result.exit_code == 0, result.stderr
     return dict(slack.fake.next_call("chat.postMessage"), outcome=result.json())
 
@@ -70,8 +70,9 @@ def _continue(slack: Slack, message: dict[str, Any], user: str = "UAPPROVER") ->
 def test_a_whole_analysis_approved_through_slack(cli: CliRunner, slack: Slack) -> None:
     from agent.insights.models import AnalysisStatus
 
-    first = _start(cli, slack)
+    first = _start(cli, slack, "--demo", "--focus", "refunds")
     assert first["outcome"]["pending"]["stage"] == "description"
+    assert "focus: refunds" in str(first["blocks"])
     _continue(slack, first)
     hypotheses = _next_approval(slack)
     assert "hypotheses" in hypotheses["text"]

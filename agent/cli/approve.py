@@ -71,6 +71,8 @@ def _show(request: ApprovalRequest, console: Console) -> None:
     console.print(request.question)
     if request.stage == "description" and request.description:
         console.print(plain(request.description))
+    if request.focus:
+        console.print(plain("focus: " + "; ".join(request.focus)))
     if request.items:
         table = Table(show_lines=True)
         table.add_column("id")

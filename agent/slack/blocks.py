@@ -37,8 +37,9 @@ def approval_blocks(request: ApprovalRequest, draft: ApprovalDecision) -> list[d
         )
         blocks.append(_actions([("Approve", "approve_item", item.id), ("Edit", "edit_item", item.id),
                                 ("Reject", "reject_item", item.id)], request))  # fmt: skip
-    if draft.focus:
-        blocks.append({"type": "context", "elements": [_plain("focus: " + "; ".join(draft.focus))]})
+    focus = [*request.focus, *draft.focus]
+    if focus:
+        blocks.append({"type": "context", "elements": [_plain("focus: " + "; ".join(focus))]})
     extra = [("Add hypothesis", "add_hypothesis", "")] if request.stage == "hypotheses" else []
     extra += [("Add focus area", "add_focus", "")] if request.stage == "description" else []
     blocks.append(_actions([*extra, ("Approve and continue", "continue", "")], request, primary="continue"))
