@@ -53,8 +53,12 @@ class ReplayTransport(httpx.BaseTransport):
         key = request_key(request)
         path = self.directory / f"{key}.json"
         if not path.exists():
-            message = (f"replay: request {key} was not recorded in {self.directory}; the analyst asked something "
-                       "new, so record again with --record")  # fmt: skip
+            unseen = self.directory / f"{key}.unseen.json"
+            unseen.write_text(
+                json.dumps(json.loads(request.content or b"{}"), indent=1, sort_keys=True), encoding="utf-8"
+            )
+            message = (f"replay: request {key} was not recorded in {self.directory} (it is saved as {unseen.name}); "
+                       "the analyst asked something new, so record again with --record")  # fmt: skip
             self.misses.append(message)
             return httpx.Response(404, json={"error": {"message": message, "type": "replay_miss"}}, request=request)
         answer: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["response"]

@@ -28,6 +28,32 @@ class CaseRunner:
         self.on_event = on_event
         self._template: Path | None = None
 
+    def run_all(
+        self, cases: list[Case], jobs: int = 1, on_done: Callable[[Scores], None] | None = None
+    ) -> list[Scores]:
+        """Cases are independent (a store each), so they run in parallel processes; results keep case order."""
+        if jobs <= 1 or len(cases) <= 1:
+            results = []
+            for case in cases:
+                results.append(self.run(case))
+                if on_done:
+                    on_done(results[-1])
+            return results
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        self._ensure_template()
+        spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked MLflow or SQLite state
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+            futures = {pool.submit(_run_one, self.settings, self.workdir, self.model, self.record, self.replay,
+                                   self._template, case): i for i, case in enumerate(cases)}  # fmt: skip
+            done: dict[int, Scores] = {}
+            for future in as_completed(futures):
+                done[futures[future]] = future.result()
+                if on_done:
+                    on_done(done[futures[future]])
+        return [done[i] for i in range(len(cases))]
+
     def run(self, case: Case) -> Scores:
         if case.source == "experiment":
             rt = Runtime(self.settings)
@@ -82,14 +108,9 @@ class CaseRunner:
         """A store of its own per case; MLflow's migrations run once, for the template."""
         from agent.settings import load_settings
 
-        if self._template is None:
-            from mlflow import MlflowClient
-
-            self._template = self.workdir / "template.db"
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            MlflowClient(f"sqlite:///{self._template}").search_experiments()
+        template = self._ensure_template()
         case_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self._template, case_dir / "mlflow.db")
+        shutil.copyfile(template, case_dir / "mlflow.db")
         environ = {
             "ANALYZE_EXPERIMENT_HOME": str(case_dir),
             "MLFLOW_TRACKING_URI": f"sqlite:///{case_dir / 'mlflow.db'}",
@@ -99,6 +120,22 @@ class CaseRunner:
         if self.settings.openai_base_url:
             environ["OPENAI_BASE_URL"] = self.settings.openai_base_url
         return Runtime(load_settings(environ))
+
+    def _ensure_template(self) -> Path:
+        if self._template is None:
+            from mlflow import MlflowClient
+
+            self._template = self.workdir / "template.db"
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            MlflowClient(f"sqlite:///{self._template}").search_experiments()
+        return self._template
+
+
+def _run_one(settings: Settings, workdir: Path, model: str, record: Path | None, replay: Path | None,
+             template: Path | None, case: Case) -> Scores:  # fmt: skip
+    runner = CaseRunner(settings, workdir, model, record=record, replay=replay)
+    runner._template = template
+    return runner.run(case)
 
 
 def log_scores(rt: Runtime, results: list[Scores], version: str) -> str:

@@ -19,7 +19,7 @@ API_KEY = "sk-test-" + "r3c0rd" * 4
 
 @pytest.mark.slow
 def test_offline_analyst_meets_the_gate_on_committed_and_held_out_scenarios(cli: CliRunner, store: Store) -> None:
-    result = cli("evals", "run", "--gate", "-o", "json")
+    result = cli("evals", "run", "--gate", "--seeds", "9001", "--jobs", "2", "-o", "json")
     assert result.exit_code == 0, result.stderr
     scores = result.json()
     cases = {s["case"] for s in scores}
@@ -49,10 +49,15 @@ def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(cli: Cli
 
 
 @pytest.mark.slow
-def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: CliRunner, tmp_path: Path,
+def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: CliRunner, store: Store, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     recording = tmp_path / "llm-recording"
-    args = ["evals", "run", "--scenario", "support", "--no-held-out", "--model", "gpt-4o-mini", "-o", "json"]
+    labels = tmp_path / "expected.yaml"
+    labels.write_text(yaml.safe_dump({"traces": len(store.traces.trace_ids()),  # type: ignore[attr-defined]
+                                      "problems": [{"kind": "tool_timeout", "affected_trace_ids": store.traces.failed_ids()}]}))  # type: ignore[attr-defined]  # fmt: skip
+    case = f"experiment-{store.experiment_id}"
+    args = ["evals", "run", "--experiment-id", store.experiment_id, "--expected", str(labels), "--model", "gpt-4o-mini",
+            "-o", "json"]  # fmt: skip
     with openai_server() as (base_url, server):
         monkeypatch.setenv("OPENAI_BASE_URL", base_url)
         monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
@@ -60,7 +65,7 @@ def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: Cl
         monkeypatch.delenv("OPENAI_BASE_URL")
         monkeypatch.delenv("OPENAI_API_KEY")
     assert recorded.exit_code == 0, recorded.stderr
-    files = list((recording / "support").glob("*.json"))
+    files = list((recording / case).glob("*.json"))
     assert len(files) >= len({json.dumps(r, sort_keys=True) for r in server.requests}) - 1
     assert all(API_KEY not in f.read_text() and "authorization" not in f.read_text().lower() for f in files)
 
@@ -70,6 +75,6 @@ def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: Cl
     assert {k: recorded.json()[0][k] for k in keys} == {k: replayed.json()[0][k] for k in keys}
     assert replayed.json()[0]["llm_calls"] > 0
 
-    (tmp_path / "empty" / "support").mkdir(parents=True)
+    (tmp_path / "empty" / case).mkdir(parents=True)
     unseen = cli(*args, "--replay", str(tmp_path / "empty"))
     assert unseen.exit_code == 2 and "was not recorded" in unseen.stderr

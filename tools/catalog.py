@@ -7,6 +7,7 @@ catalog has no tool that runs code, writes as a person, or touches another hypot
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Literal
 
 from langchain_core.messages import ToolCall
@@ -19,6 +20,7 @@ from tools.budget import BudgetExhausted
 from tools.toolbox import Toolbox
 
 RESULT_CHARS = 6000
+_ORDERED = re.compile(r"\border\s+by\b", re.IGNORECASE)
 
 
 class SearchArgs(BaseModel):
@@ -98,6 +100,10 @@ class TestSession:
             column = result.columns.index("trace_id")
             self.seen.update(str(row[column]) for row in result.rows)
         rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        if not _ORDERED.search(query):
+            # Without ORDER BY a result has no order, and the table's physical order changes as it syncs:
+            # a canonical order keeps what the model sees (and replayed evals) stable.
+            rows.sort(key=lambda row: json.dumps(row, sort_keys=True, default=str))
         more = f" (+{result.rows_cut} more rows not shown)" if result.rows_cut else ""
         return "<trace_data>" + _clip(json.dumps(rows, default=str)) + "</trace_data>" + more
 

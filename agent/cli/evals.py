@@ -71,10 +71,13 @@ def record(experiment_id: str | None, out: Path, output: str) -> None:
 @click.option("--replay", type=click.Path(path_type=Path), help="Answer chat-model requests from a recording only.")
 @click.option("--experiment-id", help="Score an analysis of your own experiment (with --expected) instead.")
 @click.option("--expected", type=click.Path(path_type=Path), help="Your labels for --experiment-id (expected.yaml).")
+@click.option("--seeds", default="4242,9001", show_default=True, help="Seeds of the held-out draws (comma-separated).")
+@click.option("--jobs", type=click.IntRange(1, 16), help="Cases run at once. [default: the number of CPUs, at most 4]")
 @click.option("--gate", is_flag=True, help="Exit 1 when a case falls below the quality gate (CI uses this).")
 @output_option
 def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Path | None, replay: Path | None,
-              experiment_id: str | None, expected: Path | None, gate: bool, output: str) -> None:  # fmt: skip
+              experiment_id: str | None, expected: Path | None, seeds: str, jobs: int | None, gate: bool,
+              output: str) -> None:  # fmt: skip
     """Run the whole analysis on cases with known problems, with automatic approval, and score it.
 
     \b
@@ -99,16 +102,19 @@ def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Pa
         cases = [own_experiment(experiment_id, expected)]
     else:
         names = list(dict.fromkeys(scenarios)) or ["support", "travel", "data", "injection"]
-        cases = committed(names) + (held_out_cases(names) if held_out else [])
+        try:
+            seed_list = tuple(int(seed) for seed in seeds.split(",") if seed.strip())
+        except ValueError as bad:
+            raise UserError(f"--seeds takes whole numbers separated by commas, not '{seeds}'") from bad
+        cases = committed(names) + (held_out_cases(names, seed_list) if held_out else [])
     workdir = rt.settings.home / "evals" / time.strftime("%Y%m%d-%H%M%S")
     runner = CaseRunner(rt.settings, workdir, model, record=record, replay=replay)
-    results = []
+    import os
+
+    workers = jobs or min(os.cpu_count() or 1, 4)
     with console.progress_bar() as progress:
-        task = progress.add_task("evals", total=len(cases))
-        for case in cases:
-            progress.update(task, description=f"case {case.name}")
-            results.append(runner.run(case))
-            progress.advance(task)
+        task = progress.add_task(f"{len(cases)} cases, {workers} at a time", total=len(cases))
+        results = runner.run_all(cases, workers, on_done=lambda _scores: progress.advance(task))
     log_scores(rt, results, analyst_version())
     (workdir / "results.json").parent.mkdir(parents=True, exist_ok=True)
     (workdir / "results.json").write_text(console.json_text([r.model_dump(mode="json") for r in results]))

@@ -81,6 +81,9 @@ QUERIES: dict[str, tuple[str, str]] = {
                            "count_if(a.feedback.value IN ('true', '\"yes\"', '\"pass\"')) AS pass, "
                            "count_if(a.feedback.value IN ('false', '\"no\"', '\"fail\"')) AS fail "
                            "FROM traces LATERAL VIEW explode(assessments) t AS a "
+                           # issue references (our own, or MLflow's issue discovery) annotate traces;
+                           # they are not feedback on the agent
+                           "WHERE a.feedback IS NOT NULL OR a.expectation IS NOT NULL "
                            "GROUP BY 1, 2 ORDER BY total DESC, name"),
     "token_usage": ("Q13", "SELECT get_json_object(s.attributes['mlflow.llm.model'], '$') AS model, count(*) AS calls, "
                            "sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.input_tokens') "
