@@ -118,7 +118,7 @@ class SlackHook:
             return
         draft = self.drafts.get(ref["thread"], ref["stage"])
         if draft is None or draft.submitted:
-            respond(text="This approval was already decided.", replace_original=False, response_type="ephemeral")
+            _already_decided(respond)
             return
         action = body["actions"][0]["action_id"].split(":")[0]
         kind = {"reject_item": "reject", "edit_description": "description", "add_focus": "focus",
@@ -170,11 +170,11 @@ class SlackHook:
 
         pending = AnalysisSession(self.rt).pending(ref["thread"])
         if pending is None or pending.stage != ref["stage"]:
-            respond(text="This approval was already decided.", replace_original=False, response_type="ephemeral")
+            _already_decided(respond)
             return
         draft = self.drafts.change(ref["thread"], ref["stage"], submit)
         if draft is None:
-            respond(text="This approval was already decided.", replace_original=False, response_type="ephemeral")
+            _already_decided(respond)
             return
         self._workers.submit(self._resume, draft, user)
 
@@ -216,10 +216,14 @@ class SlackHook:
     def _refresh(self, draft: Draft | None, respond: Callable[..., Any] | None) -> None:
         if draft is None:
             if respond is not None:
-                respond(text="This approval was already decided.", replace_original=False, response_type="ephemeral")
+                _already_decided(respond)
             return
         self.client.chat_update(channel=draft.channel, ts=draft.ts, text=f"Approval needed: {draft.request.stage}",
                                 blocks=approval_blocks(draft.request, draft.decision))  # fmt: skip
+
+
+def _already_decided(respond: Callable[..., Any]) -> None:
+    respond(text="This approval was already decided.", replace_original=False, response_type="ephemeral")
 
 
 def _edit_from(meta: dict[str, str], values: dict[str, Any], user: str) -> Callable[[ApprovalDecision], None]:
