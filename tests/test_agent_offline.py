@@ -189,3 +189,21 @@ def test_ctrl_c_leaves_a_resumable_analysis(store: Store, tmp_path: Path) -> Non
     insights = Insights(store.client())
     assert insights.get_analysis(done["run_id"]).status is AnalysisStatus.COMPLETED
     assert not insights.list_hypotheses(done["run_id"], HypothesisStatus.TESTING)
+
+
+@pytest.mark.slow
+def test_a_person_steers_the_analysis_at_the_terminal(store: Store, tmp_path: Path) -> None:
+    """Focus added, a hypothesis rejected with a reason, the rest approved: all from typed answers."""
+    from agent.insights.models import Actor, HypothesisStatus
+    from agent.insights.service import Insights
+
+    answers = "f\nrefund answers\na\n" + "r\nH1\nnot what we care about\na\n" + "a\n"
+    done = _json(_cli_process(store, tmp_path / "home", "run", "--experiment-id", store.experiment_id,
+                              "--approve", "cli", "-o", "json", stdin=answers))  # fmt: skip
+    insights = Insights(store.client())
+    analysis = insights.get_analysis(done["run_id"])
+    assert analysis.focus == ["refund answers"] and done["report"]
+    rejected = insights.get_hypothesis(done["run_id"], "H1")
+    assert rejected.status is HypothesisStatus.REJECTED and rejected.history[-1].actor is Actor.PERSON
+    assert "not what we care about" in rejected.history[-1].reason and not rejected.evidence
+    assert [a.by for a in analysis.approvals] == ["cli", "cli", "cli"]
