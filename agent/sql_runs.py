@@ -10,8 +10,6 @@ from pydantic import BaseModel
 from agent.runtime import Runtime
 from agent.traces.engine import QueryResult, SqlEngine
 
-_TRACE_COLUMN = "trace_id"
-
 
 class SqlOutcome(BaseModel):
     result: QueryResult
@@ -43,10 +41,8 @@ def run_sql(
     engine.row_cap, engine.timeout_s = max_rows, timeout
     result = engine.execute(query)
     outcome = SqlOutcome(result=result)
-    if run_id and _TRACE_COLUMN in result.columns:
-        column = result.columns.index(_TRACE_COLUMN)
-        ids = [str(row[column]) for row in result.rows if row[column]]
-        outcome.linked_traces = TraceLinks(rt.client).link(run_id, ids)
+    if run_id and result.trace_ids():
+        outcome.linked_traces = TraceLinks(rt.client).link(run_id, result.trace_ids())
     if run_id and hypothesis_id:
         hypothesis = rt.insights.get_hypothesis(run_id, hypothesis_id.upper())
         qid = query_id or _next_query_id([q.id for q in hypothesis.sql_queries])

@@ -166,6 +166,4 @@ def _unbacked_numbers(text: str, engine: SqlEngine, hypotheses: dict[str, Any], 
 
 
 def _selected(engine: SqlEngine, query: str) -> set[str]:
-    result = engine.execute(query)
-    column = result.columns.index("trace_id") if "trace_id" in result.columns else 0
-    return {str(row[column]) for row in result.rows if row[column]}
+    return set(engine.execute(query).trace_ids(first_column_fallback=True))

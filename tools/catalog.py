@@ -96,10 +96,8 @@ class TestSession:
 
     def execute_sql(self, query: str) -> str:
         result = self.tools.execute_sql(query, max_rows=100)
-        if "trace_id" in result.columns:
-            column = result.columns.index("trace_id")
-            self.seen.update(str(row[column]) for row in result.rows)
-        rows = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
+        self.seen.update(result.trace_ids())
+        rows = result.records()
         if not _ORDERED.search(query):
             # Without ORDER BY a result has no order, and the table's physical order changes as it syncs:
             # a canonical order keeps what the model sees (and replayed evals) stable.

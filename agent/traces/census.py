@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from agent.insights.models import Census, SqlQuery
-from agent.traces.engine import QueryResult, SqlEngine
+from agent.traces.engine import SqlEngine
 
 _PCTS = ", ".join(f"percentile({{col}}, {q / 100}) AS p{q}{{suffix}}" for q in (50, 90, 95, 99))
 _DURATION = "(unix_millis(s.end_time) - unix_millis(s.start_time))"
@@ -101,8 +101,8 @@ QUERIES: dict[str, tuple[str, str]] = {
 
 def compute_census(engine: SqlEngine) -> Census:
     results = {name: engine.execute(sql) for name, (_, sql) in QUERIES.items()}
-    totals = _records(results["totals"])[0]
-    sections: dict[str, Any] = {name: _records(result) for name, result in results.items()}
+    totals = results["totals"].records()[0]
+    sections: dict[str, Any] = {name: result.records() for name, result in results.items()}
     for single in ("latency_ok_ms", "latency_error_ms", "long_tail"):
         sections[single] = sections[single][0]
     sections["quality_markers"] = sections["quality_markers"][0]
@@ -115,11 +115,7 @@ def compute_census(engine: SqlEngine) -> Census:
         ok_count=totals["ok_count"],
         error_count=totals["error_count"],
         error_rate=totals["error_rate"],
-        latency_ms=_records(results["latency_ms"])[0],
+        latency_ms=results["latency_ms"].records()[0],
         sections=sections,
         queries=[SqlQuery(id=qid, query=sql, result_summary=name) for name, (qid, sql) in QUERIES.items()],
     )
-
-
-def _records(result: QueryResult) -> list[dict[str, Any]]:
-    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]

@@ -21,6 +21,7 @@ from agent.errors import UserError
 from agent.traces.sql import SqlRefused, to_duckdb
 
 DEFAULT_ROW_CAP = 1000
+TRACE_COLUMN = "trace_id"
 DEFAULT_TIMEOUT_S = 30.0
 _COUNT_BATCH = 10_000
 
@@ -32,6 +33,19 @@ class QueryResult(BaseModel):
     rows_cut: int
     engine: str
     executed_sql: str
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def trace_ids(self, first_column_fallback: bool = False) -> list[str]:
+        """Distinct values of the `trace_id` column, in result order (or of the first column, if asked)."""
+        if TRACE_COLUMN in self.columns:
+            column = self.columns.index(TRACE_COLUMN)
+        elif first_column_fallback and self.columns:
+            column = 0
+        else:
+            return []
+        return list(dict.fromkeys(str(row[column]) for row in self.rows if row[column]))
 
 
 class SqlTimeout(UserError):

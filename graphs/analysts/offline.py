@@ -49,13 +49,13 @@ class OfflineAnalyst:
     # -- describe -----------------------------------------------------------------------------------
 
     def describe(self, tools: Toolbox, samples: list[TraceView]) -> str:
-        entry = _records(tools.execute_sql(
+        entry = tools.execute_sql(
             "SELECT tags['mlflow.traceName'] AS name, count(*) AS traces FROM traces GROUP BY 1 "
-            "ORDER BY traces DESC, name LIMIT 3", record=False))  # fmt: skip
-        steps = _records(tools.execute_sql(
+            "ORDER BY traces DESC, name LIMIT 3", record=False).records()  # fmt: skip
+        steps = tools.execute_sql(
             "SELECT s.name AS name, max(s.attributes['mlflow.spanType']) AS type, count(DISTINCT trace_id) AS traces, "
             "(SELECT count(*) FROM traces) AS total FROM traces LATERAL VIEW explode(spans) t AS s "
-            "WHERE s.parent_id IS NOT NULL GROUP BY s.name ORDER BY traces DESC, name LIMIT 12", record=False))  # fmt: skip
+            "WHERE s.parent_id IS NOT NULL GROUP BY s.name ORDER BY traces DESC, name LIMIT 12", record=False).records()  # fmt: skip
         lines = ["Entry points: " + ", ".join(f"{_name(r['name'])} ({r['traces']} traces)" for r in entry) + "."]
         by_type: dict[str, list[str]] = {}
         for row in steps:
@@ -121,14 +121,13 @@ class OfflineAnalyst:
 
     def _test(self, tools: Toolbox, hypothesis: Hypothesis, evidence: list[Evidence]) -> Verdict:
         plan_sql = hypothesis.sql_queries[0]
-        affected = _trace_ids(tools.execute_sql(plan_sql.query, query_id=plan_sql.id))
+        affected = tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True)
         contrast = _contrast(tools.execute_sql(contrast_sql(plan_sql.query)))
         total = sum(int(row["traces"]) for row in contrast.values())
         numbers = _numbers(len(affected), total, contrast)
         if len(affected) < MIN_TRACES:
-            outsider = _trace_ids(tools.execute_sql(
-                f"SELECT trace_id FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM ({plan_sql.query}) a) "
-                "ORDER BY request_time DESC LIMIT 1", record=False))  # fmt: skip
+            outsider = _selected(tools, f"SELECT trace_id FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM "
+                                        f"({plan_sql.query}) a) ORDER BY request_time DESC LIMIT 1")  # fmt: skip
             for trace_id in outsider:
                 read = tools.get_trace(trace_id)
                 evidence.append(Evidence(trace_id=trace_id, supports=False,
@@ -152,11 +151,11 @@ class OfflineAnalyst:
     def draft_issue(self, tools: Toolbox, hypothesis: Hypothesis) -> IssueDraft | None:
         if hypothesis.category is Category.STRENGTH or not hypothesis.sql_queries:
             return None
-        affected = set(_trace_ids(tools.execute_sql(hypothesis.sql_queries[0].query, record=False)))
+        affected = set(_selected(tools, hypothesis.sql_queries[0].query))
         for issue in tools.list_issues():
             source = tools.get_hypothesis(issue.hypothesis_id)
             if source.sql_queries:
-                other = set(_trace_ids(tools.execute_sql(source.sql_queries[0].query, record=False)))
+                other = set(_selected(tools, source.sql_queries[0].query))
                 if len(affected & other) >= SAME_TRACES * len(affected | other):
                     return None  # the same traces: already reported as that issue
         contrast = _contrast(tools.execute_sql(contrast_sql(hypothesis.sql_queries[0].query), record=False))
@@ -226,16 +225,12 @@ def _ms(value: Any) -> str:
 
 
 def _contrast(result: QueryResult) -> dict[str, dict[str, Any]]:
-    return {str(row["grp"]): row for row in _records(result)}
+    return {str(row["grp"]): row for row in result.records()}
 
 
-def _records(result: QueryResult) -> list[dict[str, Any]]:
-    return [dict(zip(result.columns, row, strict=True)) for row in result.rows]
-
-
-def _trace_ids(result: QueryResult) -> list[str]:
-    column = result.columns.index("trace_id") if "trace_id" in result.columns else 0
-    return list(dict.fromkeys(str(row[column]) for row in result.rows if row[column]))
+def _selected(tools: Toolbox, query: str) -> list[str]:
+    """The traces a query selects, run outside any lineage (counting, comparing)."""
+    return tools.execute_sql(query, record=False).trace_ids(first_column_fallback=True)
 
 
 def _spread(ids: list[str], count: int) -> list[str]:

@@ -52,7 +52,7 @@ def report(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str,
 
 def gather(tools: Toolbox, analyst: str) -> ReportFacts:
     """Every number in the report comes from one of these queries."""
-    totals = _record(tools.execute_sql(TOTALS_SQL, record=False))
+    totals = tools.execute_sql(TOTALS_SQL, record=False).records()[0]
     by_duration = tools.execute_sql(BY_DURATION_SQL, record=False)
     issues = tools.list_issues()
     hypotheses = {h.id: h for h in tools.list_hypotheses()}
@@ -82,7 +82,7 @@ def gather(tools: Toolbox, analyst: str) -> ReportFacts:
             avg_ok_ms=totals["avg_ok_ms"],
             p50_ok_ms=totals["p50_ok_ms"],
             p95_ok_ms=totals["p95_ok_ms"],
-            error_rate_by_duration=[dict(zip(by_duration.columns, row, strict=True)) for row in by_duration.rows],
+            error_rate_by_duration=by_duration.records(),
             queries={"totals and latency": TOTALS_SQL, "error rate by duration": BY_DURATION_SQL},
         ),
         hypotheses=list(hypotheses.values()),
@@ -97,10 +97,6 @@ def gather(tools: Toolbox, analyst: str) -> ReportFacts:
         tracking_uri=tools.tracking_uri(),
         analyst=analyst,
     )
-
-
-def _record(result: Any) -> dict[str, Any]:
-    return dict(zip(result.columns, result.rows[0], strict=True))
 
 
 def _cut(text: str | None, limit: int = 300) -> str | None:
