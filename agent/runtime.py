@@ -84,6 +84,16 @@ class Runtime:
             raise ConfigurationError("no experiment given; pass --experiment-id or set MLFLOW_EXPERIMENT_ID")
         return experiment_id
 
+    def run_link(self, run_id: str, experiment_id: str | None = None) -> str | None:
+        """The run in MLflow's UI, when the tracking store is a server that has one."""
+        uri = self.settings.tracking_uri
+        if not uri.startswith(("http://", "https://")):
+            return None
+        from agent.tracking import retry_transient
+
+        experiment = experiment_id or retry_transient(self.client.get_run)(run_id).info.experiment_id
+        return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
     def redact(self, text: str) -> str:
         """Remove every secret we know of from text about to be shown or stored."""
         from agent.redaction import redact

@@ -22,22 +22,21 @@ def run_sql(
     open_table: Callable[[str], SqlEngine],
     query: str,
     *,
-    experiment_id: str | None,
+    experiment_id: str,
     run_id: str | None,
     hypothesis_id: str | None,
     query_id: str | None,
     max_rows: int,
     timeout: float,
 ) -> SqlOutcome:
-    """`open_table(experiment_id)` gives the synced table; the caller chooses engine and progress."""
+    """`open_table(experiment_id)` gives the synced table; the caller chooses engine and progress, and
+    has resolved the experiment (`experiment_of`), so the graph's many queries do not re-read the run."""
     from agent.insights.models import SqlQuery
     from agent.traces.links import TraceLinks
     from agent.traces.sql import parse
 
     parse(query)  # refuse bad SQL before any sync or write
-    analysis = rt.insights.get_analysis(run_id) if run_id else None
-    experiment = analysis.experiment_id if analysis else rt.experiment_id(experiment_id)
-    engine = open_table(experiment)
+    engine = open_table(experiment_id)
     engine.row_cap, engine.timeout_s = max_rows, timeout
     result = engine.execute(query)
     outcome = SqlOutcome(result=result)
@@ -52,6 +51,11 @@ def run_sql(
         )
         outcome.recorded_as = f"{hypothesis.id}/{qid}"
     return outcome
+
+
+def experiment_of(rt: Runtime, run_id: str | None, experiment_id: str | None) -> str:
+    """An analysis's own experiment wins over the one given; without a run, the given one or the default."""
+    return rt.insights.get_analysis(run_id).experiment_id if run_id else rt.experiment_id(experiment_id)
 
 
 def _next_query_id(taken: list[str]) -> str:

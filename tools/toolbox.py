@@ -176,17 +176,15 @@ class Toolbox:
         return self._rt.settings.display_uri()
 
     def ui_link(self) -> str | None:
-        uri = self._rt.settings.tracking_uri
-        if uri.startswith(("http://", "https://")):
-            return f"{uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
-        return None
+        return self._rt.run_link(self.run_id, self.experiment_id)
 
     def finish(self, files: Sequence[str]) -> Analysis:
         """Attach the report and mark the analysis COMPLETED (read-only from then on)."""
         self._emit("write", "attach the report and mark the analysis COMPLETED")
         insights = self._rt.insights
-        if insights.get_analysis(self.run_id).status is AnalysisStatus.COMPLETED:
-            return insights.get_analysis(self.run_id)
+        analysis = insights.get_analysis(self.run_id)
+        if analysis.status is AnalysisStatus.COMPLETED:
+            return analysis  # a resumed run that had already finished
         insights.attach_files(self.run_id, files, "report")
         return insights.update_analysis(self.run_id, status=AnalysisStatus.COMPLETED,
                                         reason="report written", actor=Actor.AGENT)  # fmt: skip

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent.cli.common import output_option, runtime, state
+from agent.cli.common import output_option, runtime
 from agent.errors import UserError
 
 if TYPE_CHECKING:
@@ -194,6 +194,3 @@ def _demo_experiment(output: str) -> str:
     if output != "json":
         click.echo(f"demo experiment {made.experiment_id} ({made.name}, {made.traces} traces)", err=True)
     return made.experiment_id
-
-
-__all__ = ["list_threads", "resume", "run", "state"]

@@ -114,13 +114,13 @@ def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypot
     """Run read-only SQL over the experiment's traces table (Databricks SQL, on a local DuckDB copy)."""
     from agent import console
     from agent.errors import UserError
-    from agent.sql_runs import run_sql
+    from agent.sql_runs import experiment_of, run_sql
 
     if hypothesis_id and not run_id:
         raise UserError("--hypothesis-id needs --run-id (the analysis the hypothesis belongs to)")
     rt = runtime()
     outcome = run_sql(rt, lambda experiment: traces_table(experiment, refresh, engine, table_name), query,
-                      experiment_id=experiment_id, run_id=run_id, hypothesis_id=hypothesis_id, query_id=query_id,
+                      experiment_id=experiment_of(rt, run_id, experiment_id), run_id=run_id, hypothesis_id=hypothesis_id, query_id=query_id,
                       max_rows=max_rows, timeout=timeout)  # fmt: skip
     if output == "json":
         console.emit_json(outcome)

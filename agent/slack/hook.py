@@ -70,7 +70,7 @@ class SlackHook:
         lines = [f"{i.id} ({i.severity.value}): {i.title}" for i in issues if i.status.value != "REJECTED"]
         lines = lines or ["No issues reported."]
         lines.append(f"Report: {report}")
-        link = _ui_link(self.rt, run_id)
+        link = self.rt.run_link(run_id)
         self.client.chat_postMessage(channel=root[0], thread_ts=root[1], text="Analysis complete",
                                      blocks=summary_blocks("Analysis complete", lines, link))  # fmt: skip
 
@@ -253,11 +253,3 @@ def _edit_from(meta: dict[str, str], values: dict[str, Any], user: str) -> Calla
         raise UserError("a hypothesis needs a statement")
     new = NewHypothesis(statement=statement, sql=values.get("sql") or None)
     return lambda d: d.add_hypotheses.append(new)
-
-
-def _ui_link(rt: Runtime, run_id: str) -> str | None:
-    uri = rt.settings.tracking_uri
-    if not uri.startswith(("http://", "https://")):
-        return None
-    analysis = rt.insights.get_analysis(run_id)
-    return f"{uri.rstrip('/')}/#/experiments/{analysis.experiment_id}/runs/{run_id}"

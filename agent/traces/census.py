@@ -37,6 +37,11 @@ _CLASS_CASE = (
     + " ".join(f"WHEN error_text rlike '{rx}' THEN '{name}'" for name, rx in ERROR_CLASSES)
     + " ELSE 'other' END"
 )
+DURATION_BUCKET = (
+    "CASE WHEN execution_duration_ms < 1000 THEN '<1s' WHEN execution_duration_ms < 5000 THEN '1-5s' "
+    "WHEN execution_duration_ms < 10000 THEN '5-10s' WHEN execution_duration_ms < 30000 THEN '10-30s' "
+    "ELSE '>=30s' END"
+)
 _SPAN_STATS = (
     "SELECT s.name AS name, count(*) AS calls, count_if(s.status_code = 'ERROR') AS errors, "
     "round(count_if(s.status_code = 'ERROR') / count(*), 6) AS error_rate, "
@@ -62,11 +67,9 @@ QUERIES: dict[str, tuple[str, str]] = {
                             "count(*) AS traces, count_if(execution_duration_ms < 1000) AS fast_failures, "
                             "count_if(execution_duration_ms >= 1000) AS slow_failures, "
                             "min(error_text) AS example FROM failed GROUP BY 1 ORDER BY traces DESC, error_class"),
-    "duration_buckets": ("Q9", "SELECT CASE WHEN execution_duration_ms < 1000 THEN '<1s' "
-                               "WHEN execution_duration_ms < 5000 THEN '1-5s' WHEN execution_duration_ms < 10000 "
-                               "THEN '5-10s' WHEN execution_duration_ms < 30000 THEN '10-30s' ELSE '>=30s' END "
-                               "AS bucket, count_if(state = 'OK') AS ok, count_if(state = 'ERROR') AS error "
-                               "FROM traces GROUP BY 1 ORDER BY min(execution_duration_ms)"),
+    "duration_buckets": ("Q9", f"SELECT {DURATION_BUCKET} AS bucket, count_if(state = 'OK') AS ok, "
+                               "count_if(state = 'ERROR') AS error FROM traces GROUP BY 1 "
+                               "ORDER BY min(execution_duration_ms)"),
     "quality_markers": ("Q10", "SELECT " + ", ".join(f"count_if(response rlike '{rx}') AS {name}"
                                                      for name, rx in MARKERS.items())
                         + ", count_if(response IS NULL OR trim(response) IN ('', '\"\"', 'null', '{}') "

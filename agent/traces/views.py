@@ -26,6 +26,12 @@ def truncate(text: str | None, limit: int) -> str | None:
     return f"{text[:limit]}… [truncated: {len(text) - limit} more characters]"
 
 
+def excerpt(text: str | None, limit: int) -> str:
+    """One line of at most `limit` characters, for quoting trace text inside other text."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 class TraceSummary(BaseModel):
     trace_id: str
     name: str | None

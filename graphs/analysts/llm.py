@@ -111,7 +111,7 @@ class LlmAnalyst:
             "FROM traces GROUP BY 1 ORDER BY traces DESC LIMIT 5", record=False)  # fmt: skip
         prompt = render("describe", stats=_table(stats.columns, stats.rows),
                         samples="\n\n".join(_sample(s) for s in samples))  # fmt: skip
-        return self._structured(tools, "describe", prompt, Description).description
+        return self._ask("describe", prompt, Description, tools).description
 
     def hypothesize(self, tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
         from agent.traces.sql import parse
@@ -127,7 +127,7 @@ class LlmAnalyst:
             signals="\n".join(f"- {f.kind}: {f.statement} ({len(f.affected)} of {f.total} traces) SQL: {f.affected_sql}"
                               for f in signals) or "none",
         )  # fmt: skip
-        drafts = self._structured(tools, "hypothesize", prompt, Hypotheses).hypotheses[:limit]
+        drafts = self._ask("hypothesize", prompt, Hypotheses, tools).hypotheses[:limit]
         for draft in drafts:
             if draft.sql:
                 try:
@@ -181,7 +181,7 @@ class LlmAnalyst:
             numbers = _table(result.columns, result.rows)
         prompt = render("issue", hypothesis_id=hypothesis.id, statement=hypothesis.statement, numbers=numbers,
                         evidence="\n".join(f"- {e.trace_id}: {e.rationale}" for e in supporting.values()))  # fmt: skip
-        answer = self._structured(tools, "issue", prompt, IssueAnswer)
+        answer = self._ask("issue", prompt, IssueAnswer, tools)
         cited = [supporting[t] for t in answer.evidence_trace_ids if t in supporting] or list(supporting.values())
         return IssueDraft(title=answer.title, description=answer.description, severity=answer.severity,
                           evidence=cited, category=hypothesis.category)  # fmt: skip
@@ -193,9 +193,6 @@ class LlmAnalyst:
         return self._ask("report", render("report", issues=issues), Recommendations, None).items
 
     # -- plumbing ---------------------------------------------------------------------------------
-
-    def _structured(self, tools: Toolbox, phase: str, prompt: str, schema: type[S]) -> S:
-        return self._ask(phase, prompt, schema, tools)
 
     def _ask(self, phase: str, prompt: str, schema: type[S], tools: Toolbox | None) -> S:
         runnable = self._model.with_structured_output(schema, method="function_calling", include_raw=True)

@@ -13,7 +13,7 @@ from typing import Any
 from agent.insights.models import Analysis, Category, Census, Evidence, Hypothesis, HypothesisStatus, Severity
 from agent.report import ReportFacts
 from agent.traces.engine import QueryResult
-from agent.traces.views import TraceView
+from agent.traces.views import TraceView, excerpt
 from graphs.analysts.base import HypothesisDraft, IssueDraft, Verdict
 from graphs.analysts.detectors import MIN_TRACES, Finding, detect
 from graphs.analysts.probes import probes
@@ -63,7 +63,7 @@ class OfflineAnalyst:
             by_type.setdefault(kind, []).append(f"{row['name']} ({row['traces'] / max(row['total'], 1):.0%} of traces)")
         for kind, names in sorted(by_type.items()):
             lines.append(f"{kind.title()} steps: " + ", ".join(names) + ".")
-        requests = [_excerpt(s.request, 100) for s in samples if s.request][:4]
+        requests = [excerpt(s.request, 100) for s in samples if s.request][:4]
         if requests:
             lines.append("Sample requests: " + "; ".join(f'"{r}"' for r in requests) + ".")
         states = {s.state for s in samples}
@@ -250,12 +250,12 @@ def _gist(trace: TraceView, about: str = "") -> str:
     failed = sorted((s for s in trace.spans if s.status == "ERROR"), key=lambda s: -s.depth)
     if failed:
         message = failed[0].errors[0] if failed[0].errors else failed[0].status_message or ""
-        parts.append(f"span {failed[0].name} failed: {_excerpt(message, 120)}")
+        parts.append(f"span {failed[0].name} failed: {excerpt(message, 120)}")
     slowest = max((s for s in trace.spans if s.parent_id), key=lambda s: s.duration_ms or 0, default=None)
     if slowest is not None and slowest.duration_ms:
         parts.append(f"slowest span {slowest.name} {slowest.duration_ms:.0f} ms")
-    parts.append(f"request '{_excerpt(trace.request, 90)}'")
-    parts.append(f"response '{_excerpt(trace.response, 140)}'")
+    parts.append(f"request '{excerpt(trace.request, 90)}'")
+    parts.append(f"response '{excerpt(trace.response, 140)}'")
     return "; ".join(parts)
 
 
@@ -263,11 +263,6 @@ def _subject(hypothesis: Hypothesis) -> str:
     """The span a statement is about, when it starts with one ("lookup_order fails in ...")."""
     words = hypothesis.statement.split()
     return words[0] if words else ""
-
-
-def _excerpt(text: str | None, limit: int) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _name(value: Any) -> str:

@@ -9,6 +9,8 @@ from langgraph.runtime import Runtime
 
 from agent.insights.models import IssueStatus
 from agent.report import ChartData, Excerpt, ReportFacts, SummaryStats, render_charts, render_markdown
+from agent.traces.census import DURATION_BUCKET
+from agent.traces.views import excerpt
 from graphs.context import AnalysisContext
 from graphs.nodes.common import toolbox
 from graphs.progress import phase
@@ -22,9 +24,7 @@ TOTALS_SQL = (
     "percentile(CASE WHEN state = 'OK' THEN execution_duration_ms END, 0.95) AS p95_ok_ms FROM traces"
 )
 BY_DURATION_SQL = (
-    "SELECT CASE WHEN execution_duration_ms < 1000 THEN '<1s' WHEN execution_duration_ms < 5000 THEN '1-5s' "
-    "WHEN execution_duration_ms < 10000 THEN '5-10s' WHEN execution_duration_ms < 30000 THEN '10-30s' "
-    "ELSE '>=30s' END AS bucket, count(*) AS traces, count_if(state = 'ERROR') AS errors, "
+    f"SELECT {DURATION_BUCKET} AS bucket, count(*) AS traces, count_if(state = 'ERROR') AS errors, "
     "round(count_if(state = 'ERROR') / count(*), 4) AS error_rate FROM traces GROUP BY 1 "
     "ORDER BY min(execution_duration_ms)"
 )
@@ -34,6 +34,7 @@ BY_HOUR_SQL = (
     "FROM traces GROUP BY 1 ORDER BY 1"
 )
 MAX_CHART_POINTS = 200_000
+EXCERPT_CHARS = 300
 
 
 def report(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
@@ -68,8 +69,8 @@ def gather(tools: Toolbox, analyst: str) -> ReportFacts:
             continue
         for evidence in issue.evidence[:2]:
             read = tools.get_trace(evidence.trace_id)
-            excerpts[evidence.trace_id] = Excerpt(trace_id=read.trace_id, request=_cut(read.request),
-                                                  response=_cut(read.response))  # fmt: skip
+            excerpts[evidence.trace_id] = Excerpt(trace_id=read.trace_id, request=excerpt(read.request, EXCERPT_CHARS),
+                                                  response=excerpt(read.response, EXCERPT_CHARS))  # fmt: skip
     durations = tools.execute_sql(DURATIONS_SQL, record=False, max_rows=MAX_CHART_POINTS)
     by_hour = tools.execute_sql(BY_HOUR_SQL, record=False, max_rows=10_000)
     return ReportFacts(
@@ -97,10 +98,3 @@ def gather(tools: Toolbox, analyst: str) -> ReportFacts:
         tracking_uri=tools.tracking_uri(),
         analyst=analyst,
     )
-
-
-def _cut(text: str | None, limit: int = 300) -> str | None:
-    if text is None:
-        return None
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
