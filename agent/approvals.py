@@ -66,6 +66,9 @@ class ApprovalDecision(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     by: str = Field(default="cli", max_length=200)
+    stage: Stage | None = Field(
+        default=None, description="The approval this answers; a later one is not answered by it."
+    )
     description: str | None = Field(default=None, description="The corrected description (description stage).")
     focus: list[str] = Field(default_factory=list, description="Focus areas to add.")
     reject: dict[str, str] = Field(default_factory=dict, description="Item id -> reason.")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from agent.approvals import ApprovalDecision, ApprovalRequest
 from agent.errors import ConfigurationError, NotFoundError, UserError
+from agent.locks import thread_lock
 from agent.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -82,9 +83,14 @@ class AnalysisSession:
         }
         if options.report_path:
             first["report_path"] = options.report_path
-        return self._drive(thread_id, first)
+        with thread_lock(self.rt.settings.home, thread_id):
+            return self._drive(thread_id, first)
 
     def resume(self, thread_id: str, decision: ApprovalDecision | None = None) -> Outcome:
+        with thread_lock(self.rt.settings.home, thread_id):
+            return self._resume(thread_id, decision)
+
+    def _resume(self, thread_id: str, decision: ApprovalDecision | None) -> Outcome:
         from langgraph.types import Command
 
         from graphs.factory import RESUME_AFTER
@@ -97,7 +103,8 @@ class AnalysisSession:
             check_decision(pending, decision)
             return self._drive(thread_id, Command(resume=decision.model_dump(mode="json")))
         if decision is not None:
-            raise UserError(f"thread {thread_id} is not waiting for an approval; nothing to decide")
+            raise UserError(f"thread {thread_id} is not waiting for an approval (it was answered already); "
+                            "see `analyze-experiment list`")  # fmt: skip
         if snapshot.next:
             return self._drive(thread_id, None)  # stopped mid-phase (Ctrl-C or a crash): carry on
         phase = snapshot.values.get("phase", "")
@@ -204,6 +211,9 @@ def _pending(snapshot: Any) -> ApprovalRequest | None:
 
 def check_decision(request: ApprovalRequest, decision: ApprovalDecision) -> None:
     """Refuse a decision about items the request did not offer, before anything is applied."""
+    if decision.stage is not None and decision.stage != request.stage:
+        raise UserError(f"the {decision.stage} approval was answered already; the thread now waits for the "
+                        f"{request.stage} approval: decide on that")  # fmt: skip
     offered = {item.id for item in request.items}
     named = set(decision.reject) | {e.id for e in decision.hypothesis_edits} | {e.id for e in decision.issue_edits}
     unknown = sorted(named - offered)

@@ -44,7 +44,9 @@ def run_sql(
         outcome.linked_traces = TraceLinks(rt.client).link(run_id, result.trace_ids())
     if run_id and hypothesis_id:
         hypothesis = rt.insights.get_hypothesis(run_id, hypothesis_id.upper())
-        qid = query_id or _next_query_id([q.id for q in hypothesis.sql_queries])
+        # the same query run again (a retry, a resumed test) keeps its citation id
+        same = next((q.id for q in hypothesis.sql_queries if q.query.strip() == query.strip()), None)
+        qid = query_id or same or _next_query_id([q.id for q in hypothesis.sql_queries])
         summary = f"{result.row_count + result.rows_cut} rows" + _first_row(result)
         rt.insights.update_hypothesis(
             run_id, hypothesis.id, sql_queries=[SqlQuery(id=qid, query=query, result_summary=summary)]

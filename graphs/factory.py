@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 
+from agent import failpoints
 from graphs.approval import approve_description, approve_hypotheses, approve_issues
 from graphs.context import AnalysisContext
 from graphs.nodes.census import census
 from graphs.nodes.describe import describe
-from graphs.nodes.hypothesize import hypothesize
+from graphs.nodes.hypothesize import hypothesize, record_hypotheses
 from graphs.nodes.issue import issue
 from graphs.nodes.report import report
 from graphs.nodes.setup import setup
@@ -24,7 +27,8 @@ from graphs.state import AnalysisState
 # the runtime context, which a state update does not have); testing restarts at `dispatch_tests`, whose
 # router skips hypotheses already tested, and issues restart at the idempotent issue node.
 RESUME_AFTER = {"describe": "setup", "approve_description": "describe", "census": "approve_description",
-                "hypothesize": "census", "approve_hypotheses": "hypothesize", "test": "approve_hypotheses",
+                "hypothesize": "census", "record_hypotheses": "hypothesize",
+                "approve_hypotheses": "record_hypotheses", "test": "approve_hypotheses",
                 "approve_issues": "test_hypothesis", "report": "approve_issues"}  # fmt: skip
 
 
@@ -33,25 +37,25 @@ def dispatch_tests(state: AnalysisState) -> dict[str, Any]:
     return {}
 
 
+NODES: dict[str, Callable[..., Any]] = {
+    "setup": setup, "describe": describe, "approve_description": approve_description, "census": census,
+    "hypothesize": hypothesize, "record_hypotheses": record_hypotheses, "approve_hypotheses": approve_hypotheses,
+    "dispatch_tests": dispatch_tests, "test_hypothesis": test_hypothesis, "issue": issue,
+    "approve_issues": approve_issues, "report": report,
+}  # fmt: skip
+
+
 def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     graph = StateGraph(AnalysisState, context_schema=AnalysisContext)
-    graph.add_node("setup", setup)
-    graph.add_node("describe", describe)
-    graph.add_node("approve_description", approve_description)
-    graph.add_node("census", census)
-    graph.add_node("hypothesize", hypothesize)
-    graph.add_node("approve_hypotheses", approve_hypotheses)
-    graph.add_node("dispatch_tests", dispatch_tests)
-    graph.add_node("test_hypothesis", test_hypothesis)  # type: ignore[arg-type]  # a Send target takes TestTask
-    graph.add_node("issue", issue)
-    graph.add_node("approve_issues", approve_issues)
-    graph.add_node("report", report)
+    for name, node in NODES.items():
+        graph.add_node(name, _marked(name, node))
     graph.add_edge(START, "setup")
     graph.add_edge("setup", "describe")
     graph.add_edge("describe", "approve_description")
     graph.add_edge("approve_description", "census")
     graph.add_edge("census", "hypothesize")
-    graph.add_edge("hypothesize", "approve_hypotheses")
+    graph.add_edge("hypothesize", "record_hypotheses")
+    graph.add_edge("record_hypotheses", "approve_hypotheses")
     graph.add_edge("approve_hypotheses", "dispatch_tests")
     graph.add_conditional_edges("dispatch_tests", route_tests, ["test_hypothesis", "issue"])
     graph.add_edge("test_hypothesis", "issue")
@@ -59,3 +63,14 @@ def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
     graph.add_edge("approve_issues", "report")
     graph.add_edge("report", END)
     return graph.compile(checkpointer=checkpointer)
+
+
+def _marked(name: str, node: Callable[..., Any]) -> Callable[..., Any]:
+    """The node, run inside `failpoints.inside(name)` so crash tests can aim at one phase."""
+
+    @functools.wraps(node)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with failpoints.inside(name):
+            return node(*args, **kwargs)
+
+    return run

@@ -4,7 +4,7 @@ from the insights library every time (the workflow's "read state from the store,
 from __future__ import annotations
 
 import operator
-from typing import Annotated, TypedDict
+from typing import Annotated, Any, TypedDict
 
 
 class AnalysisState(TypedDict, total=False):
@@ -18,6 +18,7 @@ class AnalysisState(TypedDict, total=False):
     tracking_uri: str
     focus: list[str]
     phase: str
+    drafts: list[dict[str, Any]]  # the analyst's hypotheses until each is written
     tested: Annotated[list[str], operator.add]
     report: str
 

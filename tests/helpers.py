@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,3 +51,17 @@ class CliRunner:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, f"expected one line, got: {result.stderr!r}"
         return lines[0]
+
+
+def cli_process(uri: str, home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """The CLI in a process of its own (what a person or a crash test runs), against `uri`."""
+    full = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ANALYZE_EXPERIMENT_HOME": str(home),
+            "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "agent", *args], input=stdin, capture_output=True, text=True,
+                          env=full, check=False, timeout=timeout)  # fmt: skip
+
+
+def json_of(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)

@@ -14,7 +14,7 @@ import pytest
 
 from agent.simulation.recordings import load_recording, read_expected, recording_dir
 from tests.conftest import Store
-from tests.helpers import CliRunner
+from tests.helpers import CliRunner, cli_process, json_of
 
 MATCH = 0.8
 
@@ -103,15 +103,11 @@ def test_run_refuses_an_experiment_without_traces(cli: CliRunner, store: Store) 
 
 
 def _cli_process(store: Store, home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(home),
-           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "agent", *args], input=stdin, capture_output=True, text=True,
-                          env=env, check=False)  # fmt: skip
+    return cli_process(store.uri, home, *args, stdin=stdin)
 
 
 def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert done.returncode == 0, done.stderr
-    parsed: dict[str, Any] = json.loads(done.stdout)
+    parsed: dict[str, Any] = json_of(done)
     return parsed
 
 

@@ -163,6 +163,15 @@ class Toolbox:
                                               description=description, severity=severity, evidence=evidence,
                                               category=category, actor=Actor.AGENT)  # fmt: skip
 
+    def finish_issue(self, issue: Issue) -> Issue:
+        """Creating an issue again is a no-op that completes what a crash may have cut short (its
+        native MLflow issue and trace references)."""
+        if issue.native_issue_id is not None:
+            return issue
+        return self._rt.insights.create_issue(self.run_id, hypothesis_id=issue.hypothesis_id, title=issue.title,
+                                              description=issue.description, severity=issue.severity,
+                                              evidence=issue.evidence, category=issue.category)  # fmt: skip
+
     def list_issues(self) -> list[Issue]:
         return self._rt.insights.list_issues(self.run_id)
 

@@ -15,13 +15,13 @@ class PauseRequested(Exception):
     """The person chose to stop here and decide later (`analyze-experiment resume`)."""
 
 
-def auto_approve(_request: ApprovalRequest) -> ApprovalDecision:
-    return ApprovalDecision(by="auto")
+def auto_approve(request: ApprovalRequest) -> ApprovalDecision:
+    return ApprovalDecision(by="auto", stage=request.stage)
 
 
 def ask(request: ApprovalRequest, console: Console) -> ApprovalDecision:
     _show(request, console)
-    decision = ApprovalDecision(by="cli")
+    decision = ApprovalDecision(by="cli", stage=request.stage)
     offered = {item.id for item in request.items}
     while True:
         actions = ["a", "q"] + (["e", "f"] if request.stage == "description" else [])

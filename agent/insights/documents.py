@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import failpoints
 from agent.errors import StaleWriteError
 from agent.tracking import retry_transient
 
@@ -90,7 +91,9 @@ class RunDocuments:
         claim = Claim(kind, doc_id, expected_version + 1, secrets.token_hex(8))
         body = {**body, "version": claim.version}
         self._upload(claim, json.dumps(body, ensure_ascii=False, indent=1, default=str))
+        failpoints.reach("documents.claim")
         self._claim(claim)
+        failpoints.reach("documents.claimed")
         return claim.version
 
     @retry_transient

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agent import failpoints
 from agent.insights.models import Actor, Issue, IssueStatus, Severity
 from agent.tracking import retry_transient
 
@@ -42,6 +43,11 @@ class NativeIssues:
         from mlflow.entities import IssueSeverity, IssueStatus
 
         client = self._tracing_client()
+        earlier = self._guard(lambda: self._made_before(client, experiment_id, run_id, issue.title))
+        if earlier:
+            # a process killed after creating it but before noting its id: keep the one made then
+            self._reference_missing(earlier, issue, run_id, actor)
+            return earlier
         native = self._guard(
             lambda: client._create_issue(
                 experiment_id=experiment_id,
@@ -55,8 +61,23 @@ class NativeIssues:
         )
         if native is None:
             return None
+        failpoints.reach("issue.native_created")
         self.reference(native.issue_id, issue, run_id, actor, issue.evidence)
         return str(native.issue_id)
+
+    @staticmethod
+    def _made_before(client: TracingClient, experiment_id: str, run_id: str, title: str) -> str | None:
+        found = client.store.search_issues(experiment_id, filter_string=f"source_run_id = '{run_id}'")
+        return next((str(n.issue_id) for n in found if n.name == title and n.created_by == SOURCE_ID), None)
+
+    def _reference_missing(self, native_id: str, issue: Issue, run_id: str, actor: Actor) -> None:
+        client = self._tracing_client()
+        missing = []
+        for entry in issue.evidence:
+            assessments = retry_transient(client.get_trace_info)(entry.trace_id).assessments or []
+            if not any(a.name == native_id for a in assessments):
+                missing.append(entry)
+        self.reference(native_id, issue, run_id, actor, missing)
 
     def reference(self, native_id: str, issue: Issue, run_id: str, actor: Actor, evidence: list[Any]) -> None:
         from mlflow.entities import AssessmentSource, AssessmentSourceType, IssueReference

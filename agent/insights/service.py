@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
+from agent import failpoints
 from agent.errors import NotFoundError, StaleWriteError
 from agent.insights import invariants
 from agent.insights.documents import DocumentIndex, RunDocuments
@@ -75,6 +76,7 @@ class Insights:
             tags[THREAD_TAG] = thread_id
         run = retry_transient(self._client.create_run)(experiment_id, run_name=run_name or name, tags=tags)
         run_id = run.info.run_id
+        failpoints.reach("analysis.run_created")
         analysis = Analysis(experiment_id=experiment_id, run_id=run_id, name=name, description=description,
                             thread_id=thread_id, focus=list(focus))  # fmt: skip
         try:
@@ -100,11 +102,19 @@ class Insights:
         return [self.get_analysis(run.info.run_id) for run in runs]
 
     def find_analysis(self, experiment_id: str, thread_id: str) -> Analysis | None:
-        """The analysis an agent thread created, so a re-run setup step does not create a second."""
+        """The analysis an agent thread created, so a re-run setup step does not create a second.
+
+        A process killed between creating the run and writing its analysis document leaves a run
+        without one; it holds nothing, so it is deleted and the caller creates the analysis afresh."""
         runs = retry_transient(self._client.search_runs)(
-            [experiment_id], filter_string=f"tags.`{THREAD_TAG}` = '{thread_id}'", max_results=1
+            [experiment_id], filter_string=f"tags.`{THREAD_TAG}` = '{thread_id}'", max_results=10
         )
-        return self.get_analysis(runs[0].info.run_id) if runs else None
+        for run in runs:
+            docs, index = self._open(run.info.run_id)
+            if index.latest(*ANALYSIS_DOC) is not None:
+                return self._analysis(docs, index)
+            retry_transient(self._client.delete_run)(run.info.run_id)
+        return None
 
     def record_approval(
         self, run_id: str, approval: Approval, *, description: str | None = None, focus: Sequence[str] = ()
@@ -112,6 +122,8 @@ class Insights:
         """Persist a decision the moment it is made, with the description and focus it settled."""
         docs, index = self._open(run_id)
         analysis = self._analysis(docs, index)
+        if any(_same_approval(known, approval) for known in analysis.approvals):
+            return analysis  # a resumed process applying the same decision again
         invariants.require_writable(analysis)
         changes: dict[str, Any] = {"approvals": [*analysis.approvals, approval], "updated_at": utc_now()}
         if description is not None:
@@ -511,6 +523,10 @@ def _jsonable(changes: dict[str, Any]) -> dict[str, Any]:
 
 def _change(old: Any, new: Any, reason: str, actor: Actor) -> StatusChange:
     return StatusChange(from_status=str(old.value), to_status=str(new.value), reason=reason, actor=actor)
+
+
+def _same_approval(a: Approval, b: Approval) -> bool:
+    return (a.stage, a.summary, a.by) == (b.stage, b.summary, b.by)
 
 
 def _same_text(a: str, b: str) -> bool:

@@ -53,7 +53,7 @@ class SlackHook:
         target = channel or (root[0] if root else None) or self.rt.settings.slack_channel
         if not target:
             raise ConfigurationError("no Slack channel; pass --slack-channel or set SLACK_CHANNEL")
-        decision = ApprovalDecision(by="slack")
+        decision = ApprovalDecision(by="slack", stage=request.stage)
         posted = self.client.chat_postMessage(channel=target, text=f"Approval needed: {request.stage}",
                                               blocks=approval_blocks(request, decision),
                                               thread_ts=root[1] if root else None)  # fmt: skip

@@ -1,4 +1,9 @@
-"""Hypothesize: testable hypotheses that cite the census, each with a testing plan and SQL."""
+"""Hypothesize: testable hypotheses that cite the census, each with a testing plan and SQL.
+
+Two steps, so a crash cannot lose part of the list: the analyst's drafts are checkpointed with the
+graph state first, then each is written (creating a hypothesis with a known statement is a no-op),
+and a resumed thread writes the rest of the same drafts instead of asking for new ones.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from graphs.analysts.base import HypothesisDraft
 from graphs.context import AnalysisContext
 from graphs.nodes.common import toolbox
 from graphs.progress import phase
@@ -15,9 +21,14 @@ from graphs.state import AnalysisState
 def hypothesize(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
     phase(runtime, "hypothesize: deriving testable hypotheses from the census")
     tools = toolbox(state, runtime)
-    if not tools.list_hypotheses():
-        limit = state.get("max_hypotheses") or runtime.context.limits.max_hypotheses
-        drafts = runtime.context.analyst.hypothesize(tools, tools.census(), tools.analysis(), limit)
-        for draft in drafts[:limit]:
-            tools.create_hypothesis(draft.statement, draft.rationale, draft.testing_plan, draft.sql, draft.category)
-    return {"phase": "approve_hypotheses"}
+    limit = state.get("max_hypotheses") or runtime.context.limits.max_hypotheses
+    drafts = runtime.context.analyst.hypothesize(tools, tools.census(), tools.analysis(), limit)[:limit]
+    return {"drafts": [draft.model_dump(mode="json") for draft in drafts], "phase": "record_hypotheses"}
+
+
+def record_hypotheses(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+    tools = toolbox(state, runtime)
+    for body in state.get("drafts", []):
+        draft = HypothesisDraft.model_validate(body)
+        tools.create_hypothesis(draft.statement, draft.rationale, draft.testing_plan, draft.sql, draft.category)
+    return {"drafts": [], "phase": "approve_hypotheses"}

@@ -17,9 +17,10 @@ from graphs.state import AnalysisState
 def issue(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
     phase(runtime, "issue: turning validated hypotheses into issues")
     tools = toolbox(state, runtime)
-    covered = {i.hypothesis_id for i in tools.list_issues()}
+    covered = {i.hypothesis_id: i for i in tools.list_issues()}
     for hypothesis in tools.list_hypotheses(HypothesisStatus.VALIDATED):
         if hypothesis.id in covered:
+            tools.finish_issue(covered[hypothesis.id])  # written before a crash: make sure it is whole
             continue
         draft = runtime.context.analyst.draft_issue(tools, hypothesis)
         if draft is None:
