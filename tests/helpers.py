@@ -65,3 +65,23 @@ def cli_process(uri: str, home: Path, *args: str, stdin: str = "", env: dict[str
 def json_of(done: subprocess.CompletedProcess[str]) -> Any:
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
+
+
+def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 300) -> None:
+    """Block until `process` creates `path` (a failpoint it reached); fail if it exits first."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the process exited ({process.returncode}) before {path.name}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path.name} not reached in {timeout:g} s")
+        time.sleep(0.02)
+
+
+def cli_popen(uri: str, home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    full = {**os.environ, "MLFLOW_TRACKING_URI": uri, "ANALYZE_EXPERIMENT_HOME": str(home),
+            "MLFLOW_DISABLE_TELEMETRY": "true", **(env or {})}  # fmt: skip
+    return subprocess.Popen([sys.executable, "-m", "agent", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=full)  # fmt: skip

@@ -12,6 +12,7 @@ import pytest
 from agent.errors import StaleWriteError
 from agent.insights.documents import RunDocuments
 from tests.conftest import Store
+from tests.helpers import cli_popen, cli_process, json_of, wait_for_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,3 +86,83 @@ def test_two_writers_of_one_version_one_wins(store: Store, insights) -> None:
     assert docs_b.read("note", "N1") == {"text": "a", "version": 1}
     assert docs_b.write("note", "N1", {"text": "b"}, 1) == 2
     assert docs_a.read("note", "N1") == {"text": "b", "version": 2}
+
+
+def _paused_at_hypotheses(store: Store, home: Path) -> tuple[str, str, list[str], str]:
+    from agent.simulation.recordings import load_recording
+
+    experiment_id = load_recording(store.client(), "support")
+    first = json_of(cli_process(store.uri, home, "run", "--experiment-id", experiment_id, "--approve", "cli",
+                                "-o", "json", stdin="q\n"))  # fmt: skip
+    thread = first["thread_id"]
+    second = json_of(cli_process(store.uri, home, "resume", thread, "--decision", '{"stage": "description"}',
+                                 "-o", "json"))  # fmt: skip
+    offered = [item["id"] for item in second["pending"]["items"]]
+    return thread, first["run_id"], offered, experiment_id
+
+
+def _decision(by: str, reject: str) -> str:
+    return json.dumps({"stage": "hypotheses", "by": by, "reject": {reject: f"{by} says no"}})
+
+
+@pytest.mark.slow
+def test_two_people_answering_one_approval_one_decision_counts(store: Store, tmp_path: Path) -> None:
+    from agent.insights.models import HypothesisStatus
+    from agent.insights.service import Insights
+
+    home = tmp_path / "home"
+    thread, run_id, offered, _ = _paused_at_hypotheses(store, home)
+    alice_pick, bob_pick = offered[0], offered[1]
+    # Alice's process is inside the approval, holding the thread, when Bob answers the same approval.
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    alice = cli_popen(store.uri, home, "resume", thread, "--decision", _decision("alice", alice_pick), "-o", "json",
+                      env={"ANALYZE_EXPERIMENT_FAILPOINTS": "node.approve_hypotheses=pause",
+                           "ANALYZE_EXPERIMENT_FAILPOINT_DIR": str(gate)})  # fmt: skip
+    wait_for_file(gate / "node.approve_hypotheses.reached", alice)
+    bob = cli_process(store.uri, home, "resume", thread, "--decision", _decision("bob", bob_pick))
+    assert bob.returncode == 2 and "being carried on by another process" in bob.stderr, bob.stderr
+    (gate / "node.approve_hypotheses.go").touch()
+    out, err = alice.communicate(timeout=300)
+    assert alice.returncode == 0, err
+    assert json.loads(out)["pending"]["stage"] == "issues"
+    # Bob tries again after Alice: his answer is to an approval that is closed.
+    late = cli_process(store.uri, home, "resume", thread, "--decision", _decision("bob", bob_pick))
+    assert late.returncode == 2 and "hypotheses approval was answered already" in late.stderr, late.stderr
+
+    insights = Insights(store.client())
+    analysis = insights.get_analysis(run_id)
+    assert [(a.stage, a.by) for a in analysis.approvals] == [("description", "cli"), ("hypotheses", "alice")]
+    assert insights.get_hypothesis(run_id, alice_pick).status is HypothesisStatus.REJECTED
+    assert insights.get_hypothesis(run_id, bob_pick).status is not HypothesisStatus.REJECTED
+
+
+@pytest.mark.slow
+def test_two_analyses_of_one_experiment_in_two_processes(store: Store, tmp_path: Path) -> None:
+    """Each keeps to its own run: same findings, its own approvals, issues and trace links."""
+    from agent.insights.service import Insights
+    from agent.simulation.recordings import load_recording
+    from agent.traces.links import TraceLinks
+
+    experiment_id = load_recording(store.client(), "support")
+    homes = [tmp_path / "home-a", tmp_path / "home-b"]
+    runs = [cli_popen(store.uri, home, "run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json")
+            for home in homes]  # fmt: skip
+    outcomes = []
+    for process in runs:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+        outcomes.append(json.loads(out))
+    insights = Insights(store.client())
+    findings = []
+    for outcome in outcomes:
+        run_id = outcome["run_id"]
+        analysis = insights.get_analysis(run_id)
+        assert analysis.status.value == "COMPLETED"
+        assert [a.stage for a in analysis.approvals] == ["description", "hypotheses", "issues"]
+        issues = insights.list_issues(run_id)
+        evidence = {e.trace_id for i in issues for e in i.evidence}
+        assert evidence <= TraceLinks(store.client()).linked(experiment_id, run_id, evidence)
+        findings.append(sorted((i.title, tuple(sorted(e.trace_id for e in i.evidence))) for i in issues))
+    assert outcomes[0]["run_id"] != outcomes[1]["run_id"]
+    assert findings[0] == findings[1] and len(findings[0]) >= 3
