@@ -43,3 +43,22 @@ class StoreUnavailableError(Exception):
 
     exit_code = 1
     kind = "store_unavailable"
+
+
+class AnalystError(Exception):
+    """The model endpoint failed, or gave no usable answer, after retries."""
+
+    kind = "model"
+
+
+class ContextOverflow(AnalystError):
+    """The prompt is longer than the model's context window."""
+
+
+class AnalysisPaused(Exception):
+    """Something outside the analysis failed mid-way; it stopped at its last saved step and can resume.
+
+    Exit 75 (EX_TEMPFAIL): nothing was refused and nothing is lost; try again later."""
+
+    exit_code = 75
+    kind = "paused"

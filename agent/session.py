@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from agent.approvals import ApprovalDecision, ApprovalRequest
-from agent.errors import ConfigurationError, NotFoundError, UserError
+from agent.errors import (
+    AnalysisPaused,
+    AnalystError,
+    ConfigurationError,
+    NotFoundError,
+    StoreUnavailableError,
+    UserError,
+)
 from agent.locks import thread_lock
 from agent.runtime import Runtime
 
@@ -141,13 +148,21 @@ class AnalysisSession:
         context = AnalysisContext(workbench=self._bench(), analyst=make_analyst(values["model"], self.rt, self._llm_http_client),
                                   reports_dir=self.rt.settings.home / "reports", limits=limits)  # fmt: skip
         config["max_concurrency"] = limits.parallel
-        for mode, chunk in graph.stream(graph_input, config, context=context, stream_mode=["custom", "updates"],
-                                        durability="sync"):  # fmt: skip
-            if mode == "custom":
-                self._on_event(chunk)
         from agent.llm_tracing import flush_analyst_traces
 
-        flush_analyst_traces()
+        try:
+            for mode, chunk in graph.stream(graph_input, config, context=context, stream_mode=["custom", "updates"],
+                                            durability="sync"):  # fmt: skip
+                if mode == "custom":
+                    self._on_event(chunk)
+        except Exception as error:
+            cause = outside_failure(error, self.rt.settings.display_uri())
+            if cause is None:
+                raise
+            raise AnalysisPaused(f"{cause}; the analysis is saved at its last finished step: carry on with "
+                                 f"`analyze-experiment resume {thread_id}`") from error  # fmt: skip
+        finally:
+            flush_analyst_traces()
         return self._outcome(thread_id)
 
     def _outcome(self, thread_id: str) -> Outcome:
@@ -201,6 +216,17 @@ class AnalysisSession:
     @staticmethod
     def _config(thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
+
+
+def outside_failure(error: BaseException, store: str) -> str | None:
+    """What failed, if it was the model endpoint or the tracking store rather than the analysis."""
+    from agent.tracking import is_store_down
+
+    if isinstance(error, AnalystError | StoreUnavailableError):
+        return str(error)
+    if is_store_down(error):
+        return f"the tracking store at {store} stopped answering"
+    return None
 
 
 def _pending(snapshot: Any) -> ApprovalRequest | None:

@@ -49,6 +49,7 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     model: str | None = None
+    llm_timeout_s: float = 120.0
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
     slack_app_token: SecretStr | None = None
@@ -147,6 +148,7 @@ def load_settings(
         openai_api_key=SecretStr(values["OPENAI_API_KEY"]) if values.get("OPENAI_API_KEY") else None,
         openai_base_url=values.get("OPENAI_BASE_URL") or None,
         model=values.get("ANALYZE_EXPERIMENT_MODEL") or None,
+        llm_timeout_s=_seconds(values, "ANALYZE_EXPERIMENT_LLM_TIMEOUT", 120.0),
         slack_bot_token=_secret(values, "SLACK_BOT_TOKEN"),
         slack_signing_secret=_secret(values, "SLACK_SIGNING_SECRET"),
         slack_app_token=_secret(values, "SLACK_APP_TOKEN"),
@@ -156,6 +158,19 @@ def load_settings(
     )
     _check_databricks_auth(settings)
     return settings
+
+
+def _seconds(values: Mapping[str, str], name: str, default: float) -> float:
+    raw = values.get(name)
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if seconds <= 0:
+        raise ConfigurationError(f"{name}={raw} is not a number of seconds; set it to e.g. 60")
+    return seconds
 
 
 def _secret(values: Mapping[str, str], name: str) -> SecretStr | None:

@@ -39,6 +39,20 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, MlflowException) and error.error_code in _TRANSIENT_CODES
 
 
+_DOWN_MESSAGES = ("max retries exceeded", "connection refused", "connection aborted", "remotedisconnected",
+                  "failed to establish a new connection", "read timed out")  # fmt: skip
+
+
+def is_store_down(error: BaseException) -> bool:
+    """A REST tracking store that stopped answering (after MLflow's own HTTP retries)."""
+    import requests
+
+    if isinstance(error, requests.ConnectionError | requests.Timeout):
+        return True
+    text = str(error).lower()
+    return type(error).__module__.startswith("mlflow") and any(marker in text for marker in _DOWN_MESSAGES)
+
+
 def retry_transient(func: Callable[P, R]) -> Callable[P, R]:
     """Retry a call to the tracking store on transient failures, then fail plainly."""
     retrying = retry(

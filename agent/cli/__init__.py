@@ -20,7 +20,7 @@ from agent.cli.run import list_threads, resume, run
 from agent.cli.runs import runs
 from agent.cli.slack import slack
 from agent.cli.traces import traces
-from agent.errors import StoreUnavailableError, UserError
+from agent.errors import AnalysisPaused, StoreUnavailableError, UserError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(state, refused.kind, refused.message, refused.exit_code)
     except StoreUnavailableError as down:
         _fail(state, down.kind, str(down), 1)
+    except AnalysisPaused as paused:
+        _fail(state, paused.kind, str(paused), paused.exit_code)
     except Exception as unexpected:
         if state.debug:
             raise

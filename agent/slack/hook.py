@@ -18,7 +18,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from agent.approvals import ApprovalDecision, ApprovalRequest, HypothesisEdit, IssueEdit, NewHypothesis
-from agent.errors import ConfigurationError, UserError
+from agent.errors import AnalysisPaused, ConfigurationError, UserError
 from agent.insights.models import Severity
 from agent.runtime import Runtime
 from agent.slack.blocks import approval_blocks, decided_blocks, edit_modal, summary_blocks
@@ -193,9 +193,9 @@ class SlackHook:
                 self.post_summary(thread, outcome.run_id, outcome.report)
         except Exception as failed:  # reported in the channel; the thread stays resumable
             log.exception("resuming %s failed", thread)
-            self.client.chat_postMessage(channel=draft.channel, thread_ts=draft.root_ts,
-                                         text=self.rt.redact(f"The analysis stopped: {failed}. It is saved; resume "
-                                                             f"with `analyze-experiment resume {thread}`."))  # fmt: skip
+            text = f"The analysis paused: {failed}." if isinstance(failed, AnalysisPaused) else (
+                f"The analysis stopped: {failed}. It is saved; resume with `analyze-experiment resume {thread}`.")  # fmt: skip
+            self.client.chat_postMessage(channel=draft.channel, thread_ts=draft.root_ts, text=self.rt.redact(text))
         finally:
             self.finished.set()
 

@@ -18,6 +18,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from agent.errors import AnalystError, ContextOverflow
 from agent.insights.models import Analysis, Category, Census, Hypothesis, Severity
 from agent.report import ReportFacts
 from agent.settings import Settings
@@ -32,15 +33,13 @@ from tools.toolbox import Toolbox
 S = TypeVar("S", bound=BaseModel)
 T = TypeVar("T")
 STRUCTURED_ATTEMPTS = 3
+RETRY_ATTEMPTS = 4
+MAX_RETRY_AFTER_S = 30.0
 # USD per million tokens (input, output); unknown models record tokens without a cost.
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.0), "gpt-4.1": (2.0, 8.0), "gpt-4.1-mini": (0.40, 1.60)}
 
 
-class AnalystError(Exception):
-    """The model could not produce a usable answer; the thread stays resumable."""
-
-
-def chat_model(model: str, settings: Settings, timeout_s: float = 120.0, http_client: Any = None) -> BaseChatModel:
+def chat_model(model: str, settings: Settings, http_client: Any = None) -> BaseChatModel:
     """`http_client` lets evals record or replay the exchange (see `agent.llm_replay`)."""
     from langchain_openai import ChatOpenAI
 
@@ -56,18 +55,59 @@ def chat_model(model: str, settings: Settings, timeout_s: float = 120.0, http_cl
     from pydantic import SecretStr
 
     api_key = key if isinstance(key, SecretStr) else SecretStr(key or "not-needed")
-    return ChatOpenAI(model=model, api_key=api_key, base_url=base, max_retries=0, timeout=timeout_s,
+    return ChatOpenAI(model=model, api_key=api_key, base_url=base, max_retries=0, timeout=settings.llm_timeout_s,
                       temperature=0, use_responses_api=False, http_client=http_client)  # fmt: skip
 
 
-def with_retries(call: Callable[[], T], attempts: int = 4) -> T:
+def with_retries(call: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
+    """Retry what a later attempt can fix (429, 5xx, timeouts, dropped connections), waiting as long
+    as a 429's Retry-After asks (capped); then, or for anything else, fail with a plain `AnalystError`."""
     import openai
-    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
     transient = (openai.RateLimitError, openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError)
     retrying = retry(retry=retry_if_exception_type(transient), stop=stop_after_attempt(attempts),
-                     wait=wait_exponential(multiplier=0.2, max=8), reraise=True)  # fmt: skip
-    return retrying(call)()
+                     wait=_retry_wait, reraise=True)  # fmt: skip
+    try:
+        return retrying(call)()
+    except openai.APIError as error:
+        raise _plain(error, attempts) from error
+
+
+def _retry_wait(state: Any) -> float:
+    from tenacity import wait_exponential
+
+    error = state.outcome.exception() if state.outcome else None
+    response = getattr(error, "response", None)
+    asked = response.headers.get("retry-after") if response is not None else None
+    if asked:
+        try:
+            return min(float(asked), MAX_RETRY_AFTER_S)
+        except ValueError:
+            pass  # an HTTP date: fall back to our own backoff
+    return float(wait_exponential(multiplier=0.2, max=8)(state))
+
+
+def _plain(error: Exception, attempts: int) -> AnalystError:
+    import openai
+
+    status = getattr(error, "status_code", None)
+    code = str(getattr(error, "code", "") or "")
+    if isinstance(error, openai.BadRequestError) and ("context_length" in code or "context length" in str(error)):
+        return ContextOverflow("the prompt is longer than the model's context window (HTTP 400 "
+                               "context_length_exceeded); use a model with a larger context, or --model offline")  # fmt: skip
+    if isinstance(error, openai.RateLimitError):
+        return AnalystError(f"the model endpoint kept answering 429 (rate limited) for {attempts} attempts")
+    if isinstance(error, openai.APITimeoutError):
+        return AnalystError(f"the model endpoint did not answer in time for {attempts} attempts "
+                            "(raise ANALYZE_EXPERIMENT_LLM_TIMEOUT if it is just slow)")  # fmt: skip
+    if isinstance(error, openai.APIConnectionError):
+        return AnalystError(f"the connection to the model endpoint failed {attempts} times ({_first_line(error)})")
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return AnalystError(f"the model endpoint refused the credentials (HTTP {status}); check OPENAI_API_KEY")
+    if isinstance(error, openai.InternalServerError):
+        return AnalystError(f"the model endpoint kept failing with HTTP {status} for {attempts} attempts")
+    return AnalystError(f"the model endpoint answered HTTP {status}: {_first_line(error)}")
 
 
 class Description(BaseModel):
@@ -151,13 +191,17 @@ class LlmAnalyst:
                                 tool_calls=str(calls))),
         ]  # fmt: skip
         for _turn in range(calls + 4):
-            reply = with_retries(lambda: bound.invoke(messages, config=self._config))  # type: ignore[arg-type]
+            try:
+                reply = with_retries(partial(bound.invoke, messages, config=self._config))  # type: ignore[arg-type]
+            except ContextOverflow as overflow:
+                # what was found so far is kept; the hypothesis stays TESTING for a person or a bigger model
+                return _verdict(session.stop(None, str(overflow)))
             self._account(tools, "test", reply)
             messages.append(reply)
             if budget and budget.tokens_left == 0:
                 return _verdict(session.stop(None, f"token budget spent ({budget.summary()})"))
             if not reply.tool_calls:
-                messages.append(HumanMessage("Use the tools, then call `conclude`."))
+                messages += _answer_unusable(reply)
                 continue
             for call in reply.tool_calls:
                 messages.append(ToolMessage(content=session.run(catalog, call), tool_call_id=call["id"] or "call"))
@@ -209,8 +253,7 @@ class LlmAnalyst:
             problem = _first_line(out.get("parsing_error")) or "no structured answer"
             messages += [raw if isinstance(raw, AIMessage) else AIMessage(""), HumanMessage(
                 f"That answer was not valid: {problem}. Answer again by calling {schema.__name__} with valid arguments.")]  # fmt: skip
-        raise AnalystError(f"the model gave no valid {schema.__name__} after {STRUCTURED_ATTEMPTS} attempts ({problem}); "
-                           "resume the thread to try again or use --model offline")  # fmt: skip
+        raise AnalystError(f"the model gave no valid {schema.__name__} in {STRUCTURED_ATTEMPTS} attempts ({problem})")
 
     def _account(self, tools: Toolbox, phase: str, message: AIMessage) -> None:
         usage: dict[str, Any] = dict(message.usage_metadata or {})
@@ -222,6 +265,20 @@ class LlmAnalyst:
         if price:
             metrics["cost_usd"] = (inputs * price[0] + outputs * price[1]) / 1_000_000
         tools.record_usage(phase, metrics)
+
+
+def _answer_unusable(reply: AIMessage) -> list[BaseMessage]:
+    """A reply with no usable tool call: say what was wrong with it (broken JSON, cut off) so the
+    next attempt can do better."""
+    answers: list[BaseMessage] = [
+        ToolMessage(content=f"error: the arguments were not valid JSON ({_first_line(call.get('error'))}); "
+                            "call the tool again with a JSON object", tool_call_id=call.get("id") or "call")
+        for call in reply.invalid_tool_calls
+    ]  # fmt: skip
+    if reply.response_metadata.get("finish_reason") == "length":
+        answers.append(HumanMessage("Your reply was cut off at the output limit; keep it shorter."))
+    answers.append(HumanMessage("Use the tools, then call `conclude`."))
+    return answers
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
