@@ -74,7 +74,8 @@ def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 3
     deadline = time.monotonic() + timeout
     while not path.exists():
         if process.poll() is not None:
-            raise AssertionError(f"the process exited ({process.returncode}) before {path.name}")
+            _, err = process.communicate()
+            raise AssertionError(f"the process exited ({process.returncode}) before {path.name}: {err[-3000:]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"{path.name} not reached in {timeout:g} s")
         time.sleep(0.02)

@@ -4,30 +4,20 @@ all go through MLflow's REST API and its artifact proxy."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Store
 from tests.helpers import CliRunner
+from tests.mlflow_server import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -35,36 +25,9 @@ def server(template_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
     root = tmp_path_factory.mktemp("mlflow-server")
     shutil.copyfile(template_store.db_path, root / "mlflow.db")  # already migrated: starts faster
     port = free_port()
-    mlflow_cli = Path(sys.executable).with_name("mlflow")
-    process = subprocess.Popen(
-        [
-            str(mlflow_cli),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )
-    assert process.stderr is not None
-    for line in process.stderr:  # the server says when it is listening; no polling, no sleeping
-        if "Application startup complete" in line or "Uvicorn running" in line:
-            break
-    else:
-        pytest.fail(f"mlflow server exited with {process.wait()}")
+    process = start_server(root, port)
     yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=30)
+    stop_server(process)
 
 
 @pytest.fixture(scope="module")
