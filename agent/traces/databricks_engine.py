@@ -15,9 +15,10 @@ from sqlglot import exp
 
 from agent.errors import ConfigurationError, UserError
 from agent.settings import Settings
-from agent.traces.engine import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, QueryResult, SqlTimeout, json_safe
+from agent.traces.engine import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, QueryResult, SqlTimeout
 from agent.traces.sql import parse
 from agent.traces.table import TABLE
+from agent.traces.worker import bounded, json_safe
 
 _TABLE_NAME = re.compile(r"^[A-Za-z0-9_]+\.[A-Za-z0-9_]+\.[A-Za-z0-9_]+$")
 
@@ -99,5 +100,5 @@ class DatabricksEngine:
                 f"Databricks SQL failed: {message.splitlines()[0][:300] if message else type(error).__name__}"
             ) from error
         kept: list[Any] = rows[: self.row_cap]
-        return QueryResult(columns=columns, rows=[[json_safe(v) for v in row] for row in kept], row_count=len(kept),
+        return QueryResult(columns=columns, rows=[[bounded(json_safe(v)) for v in row] for row in kept], row_count=len(kept),
                            rows_cut=cut, engine=self.name, executed_sql=query)  # fmt: skip

@@ -7,14 +7,10 @@ that configuration before any user SQL runs. DuckDB has no statement timeout: a 
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import threading
-import uuid
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
-import duckdb
 from pydantic import BaseModel
 
 from agent.errors import UserError
@@ -23,7 +19,7 @@ from agent.traces.sql import SqlRefused, to_duckdb
 DEFAULT_ROW_CAP = 1000
 TRACE_COLUMN = "trace_id"
 DEFAULT_TIMEOUT_S = 30.0
-_COUNT_BATCH = 10_000
+WORKER_OVERHEAD_BYTES = 1 << 30
 
 
 class QueryResult(BaseModel):
@@ -84,56 +80,35 @@ class DuckDBEngine:
             "threads": str(threads),
             "lock_configuration": "true",
         }
+        # the worker's heap: DuckDB's buffer pool plus what lives outside it (Python, results)
+        self.heap_bytes = _bytes(memory_limit) + WORKER_OVERHEAD_BYTES
         self.timeout_s = timeout_s
         self.row_cap = row_cap
 
     def execute(self, sql: str) -> QueryResult:
+        from agent.traces.sandbox import sandbox
+
         translated = to_duckdb(sql)
-        with duckdb.connect(str(self.path), read_only=True, config=self._config) as con:
-            timer = threading.Timer(self.timeout_s, con.interrupt)
-            timer.start()
-            try:
-                cursor = con.execute(translated)
-                columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(self.row_cap)
-                cut = _count_rest(cursor)
-            except duckdb.InterruptException as error:
-                raise SqlTimeout(f"the query was stopped after {self.timeout_s:g} s; narrow it (a WHERE on "
-                                 "request_time, fewer rows) or raise --timeout") from error  # fmt: skip
-            except duckdb.Error as error:
-                raise _explain(error, translated) from error
-            finally:
-                timer.cancel()
-        return QueryResult(columns=columns, rows=[[json_safe(v) for v in row] for row in rows], row_count=len(rows),
-                           rows_cut=cut, engine=self.name, executed_sql=translated)  # fmt: skip
+        request = {"path": str(self.path), "config": self._config, "sql": translated, "row_cap": self.row_cap,
+                   "timeout_s": self.timeout_s}  # fmt: skip
+        reply = sandbox(self.heap_bytes).run(request, self.timeout_s)
+        if "error" in reply:
+            raise self._explain(reply, translated)
+        return QueryResult(columns=reply["columns"], rows=reply["rows"], row_count=len(reply["rows"]),
+                           rows_cut=reply["rows_cut"], engine=self.name, executed_sql=translated)  # fmt: skip
+
+    def _explain(self, reply: dict[str, Any], translated: str) -> UserError:
+        kind, message = reply["error"], reply.get("message", "")
+        if kind == "timeout":
+            return SqlTimeout(f"the query was stopped after {self.timeout_s:g} s; narrow it (a WHERE on "
+                              "request_time, fewer rows) or raise --timeout")  # fmt: skip
+        if kind == "permission":
+            return SqlRefused(f"not allowed in the sandbox: {message}")
+        if kind == "died":
+            return UserError(f"the query needed more than {self.heap_bytes // 2**20:,} MB and was stopped; narrow it")
+        return UserError(f"the query failed: {message} (ran on DuckDB as: {translated[:300]})")
 
 
-def _count_rest(cursor: duckdb.DuckDBPyConnection) -> int:
-    cut = 0
-    while batch := cursor.fetchmany(_COUNT_BATCH):
-        cut += len(batch)
-    return cut
-
-
-def _explain(error: duckdb.Error, translated: str) -> UserError:
-    first = str(error).strip().splitlines()[0]
-    if isinstance(error, duckdb.PermissionException):
-        return SqlRefused(f"not allowed in the sandbox: {first}")
-    return UserError(f"the query failed: {first} (ran on DuckDB as: {translated[:300]})")
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-safe Python values, keeping structure (lists, maps as dicts, structs as dicts)."""
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    if isinstance(value, uuid.UUID | bytes):
-        return str(value)
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    return value
+def _bytes(size: str) -> int:
+    number, unit = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?i?B)\s*", size, re.IGNORECASE).groups()  # type: ignore[union-attr]
+    return int(float(number) * 1024 ** "BKMGT".index(unit[0].upper()))

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from agent.errors import ConfigurationError, UserError
-from agent.traces.engine import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, QueryResult, SqlTimeout, json_safe
+from agent.traces.engine import DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, QueryResult, SqlTimeout
 from agent.traces.sql import check_translatable, parse
+from agent.traces.worker import json_safe
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -7,6 +7,7 @@ DuckDB, and fixes the translations sqlglot is known to get wrong.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import sqlglot
@@ -15,6 +16,8 @@ from sqlglot.errors import ParseError, TokenError
 
 from agent.errors import UserError
 from agent.traces.table import TABLE
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)  # its parse warnings would break one-line refusals
 
 ALLOWED = f"exactly one SELECT (WITH ... SELECT allowed) over the `{TABLE}` table"
 _DENIED_FUNCTIONS = re.compile(
@@ -25,6 +28,10 @@ _DENIED_FUNCTIONS = re.compile(
 _UNIT_DATEDIFF = re.compile(r"\b(datediff|timestampdiff|date_diff)\s*\(\s*(year|quarter|month|week|day|hour|"
                             r"minute|second|millisecond|microsecond)\b", re.IGNORECASE)  # fmt: skip
 _MAP_COLUMNS = {"tags", "trace_metadata", "attributes", "metadata"}
+MAX_GENERATED = 100_000
+# unknown-to-sqlglot functions whose argument at this position sets the size of what they build
+_SIZED_FUNCTIONS = {"array_repeat": 1, "array_fill": 1, "list_resize": 1, "array_resize": 1, "string_repeat": 1,
+                    "bar": 3}  # fmt: skip
 
 
 class SqlRefused(UserError):
@@ -63,6 +70,64 @@ def _check_sources(tree: exp.Query) -> None:
         name = function.name if isinstance(function, exp.Anonymous) else function.sql_name()
         if _DENIED_FUNCTIONS.match(name or ""):
             raise SqlRefused(f"function {name} is not allowed; only the `{TABLE}` table can be read")
+        _check_generated_size(function, (name or "").lower())
+
+
+def _check_generated_size(function: exp.Func, name: str) -> None:
+    """Functions that build a value as large as an argument says allocate it outside DuckDB's memory
+    limit and cannot be interrupted (`repeat('x', 2e9)` took 4 GB and 10 s past a 0.5 s timeout), so
+    their sizes must be literal numbers within a bound."""
+    if isinstance(function, exp.GenerateSeries) or name == "range":
+        _check_series(function, name or "sequence")
+    elif isinstance(function, exp.Format) or name == "printf":
+        pattern = function.this
+        if not isinstance(pattern, exp.Literal) or re.search(r"\d{5,}|\*", str(pattern.this)):
+            raise SqlRefused(f"{name}() needs a literal format with widths under 10000")
+    else:
+        size = _size_argument(function, name)
+        number = _literal_number(size) if size is not None else 0.0
+        if number is None or abs(number) > MAX_GENERATED:
+            raise SqlRefused(f"{name}() builds a value as large as its size argument; give the size as a "
+                             f"literal number up to {MAX_GENERATED:,}")  # fmt: skip
+
+
+def _check_series(function: exp.Func, name: str) -> None:
+    if isinstance(function, exp.GenerateSeries):
+        bounds = [function.args.get("start"), function.args.get("end"), function.args.get("step")]
+    else:
+        bounds = list(function.expressions)
+    numbers = [_literal_number(b) for b in bounds if b is not None]
+    known = [n for n in numbers if n is not None]
+    if len(known) != len(numbers) or len(known) < 2:
+        raise SqlRefused(f"{name}() needs literal numbers; write e.g. sequence(1, 10)")
+    start, end, step = [*known, 1.0][:3]
+    if abs(end - start) > MAX_GENERATED * max(abs(step), 1e-9):
+        raise SqlRefused(f"{name}() may make at most {MAX_GENERATED:,} items")
+
+
+def _size_argument(function: exp.Func, name: str) -> exp.Expression | None:
+    keys = {exp.Repeat: "times", exp.Pad: "expression", exp.Space: "this"}
+    key = next((k for kind, k in keys.items() if isinstance(function, kind)), None)
+    if key is not None:
+        found: exp.Expression | None = function.args.get(key)
+        return found
+    position = _SIZED_FUNCTIONS.get(name) if isinstance(function, exp.Anonymous) else None
+    if position is None or len(function.expressions) <= position:
+        return None
+    chosen: exp.Expression = function.expressions[position]
+    return chosen
+
+
+def _literal_number(node: exp.Expression | None) -> float | None:
+    negative = isinstance(node, exp.Neg)
+    if negative and node is not None:
+        node = node.this
+    if isinstance(node, exp.Paren):
+        return _literal_number(node.this)
+    if not isinstance(node, exp.Literal) or not node.is_number:
+        return None
+    value = float(node.this)
+    return -value if negative else value
 
 
 def check_translatable(sql: str, tree: exp.Query) -> None:

@@ -1,0 +1,122 @@
+"""The process that runs checked SQL on DuckDB, apart from the analysis (see `agent.traces.sandbox`).
+
+It imports only DuckDB and the standard library, so it starts in a fraction of a second. Its heap is
+capped with RLIMIT_DATA: a query that would need more fails with DuckDB's out-of-memory error instead
+of swapping the machine (`repeat('x', 2e9)` allocates outside DuckDB's own memory limit). Requests and
+replies are length-prefixed pickles on stdin/stdout; both ends are this package's code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import pickle
+import resource
+import struct
+import sys
+import threading
+import uuid
+from typing import IO, Any
+
+MAX_CELL_CHARS = 20_000
+MAX_CELL_ITEMS = 1_000
+_COUNT_BATCH = 10_000
+_HEADER = struct.Struct("!Q")
+
+
+def send(stream: IO[bytes], message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def receive(stream: IO[bytes]) -> Any:
+    header = stream.read(_HEADER.size)
+    if len(header) < _HEADER.size:
+        raise EOFError("the other end closed the pipe")
+    size = _HEADER.unpack(header)[0]
+    return pickle.loads(stream.read(size))  # both ends are this module
+
+
+def run_query(path: str, config: dict[str, Any], sql: str, row_cap: int, timeout_s: float) -> dict[str, Any]:
+    """One query on a fresh read-only connection; a reply dict with rows, or with an error kind."""
+    import duckdb
+
+    try:
+        with duckdb.connect(path, read_only=True, config=config) as con:
+            timer = threading.Timer(timeout_s, con.interrupt)
+            timer.start()
+            try:
+                cursor = con.execute(sql)
+                columns = [d[0] for d in cursor.description or []]
+                rows = cursor.fetchmany(row_cap)
+                cut = _count_rest(cursor)
+            finally:
+                timer.cancel()
+    except duckdb.InterruptException:
+        return {"error": "timeout"}
+    except duckdb.PermissionException as error:
+        return {"error": "permission", "message": _first_line(error)}
+    except (duckdb.Error, MemoryError) as error:
+        return {"error": "failed", "message": _first_line(error)}
+    return {"columns": columns, "rows": [[bounded(json_safe(v)) for v in row] for row in rows], "rows_cut": cut}
+
+
+def _count_rest(cursor: Any) -> int:
+    cut = 0
+    while batch := cursor.fetchmany(_COUNT_BATCH):
+        cut += len(batch)
+    return cut
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def bounded(value: Any) -> Any:
+    """One cell of a result, cut to a size a person or a model can read (`array_agg` over a cross
+    join makes one row of hundreds of thousands of items); the cut is said in the value."""
+    if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+        return value[:MAX_CELL_CHARS] + f"... [{len(value) - MAX_CELL_CHARS:,} more characters cut]"
+    if isinstance(value, list) and len(value) > MAX_CELL_ITEMS:
+        return [bounded(v) for v in value[:MAX_CELL_ITEMS]] + [f"... [{len(value) - MAX_CELL_ITEMS:,} more items cut]"]
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-safe Python values, keeping structure (lists, maps as dicts, structs as dicts)."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, uuid.UUID | bytes):
+        return str(value)
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    return value
+
+
+def serve(heap_bytes: int) -> None:
+    """Answer requests until the parent closes stdin (or dies: the pipe closes with it)."""
+    resource.setrlimit(resource.RLIMIT_DATA, (heap_bytes, heap_bytes))
+    requests, replies = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the reply stream
+    while True:
+        try:
+            request = receive(requests)
+        except EOFError:
+            return
+        try:
+            reply = run_query(**request)
+        except MemoryError:
+            reply = {"error": "failed", "message": "out of memory"}
+        send(replies, reply)
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]))
