@@ -218,6 +218,9 @@ def trace_view(v: TraceView) -> Group:
             line.append("\n  ! ").append(plain(error))
         parent = nodes.get(span.parent_id or "", tree)
         nodes[span.span_id] = parent.add(line)
+    if v.spans_cut:
+        tree.add(Text(f"… {v.spans_cut:,} more spans not shown (`traces get --full` has them all)",
+                      style="dim"))  # fmt: skip
     parts: list[Any] = [head, tree]
     if v.assessments:
         table = Table("assessment", "source", "value", "rationale", title="assessments")

@@ -21,6 +21,7 @@ from tools.toolbox import Toolbox
 
 RESULT_CHARS = 6000
 _ORDERED = re.compile(r"\border\s+by\b", re.IGNORECASE)
+_FENCE = re.compile(r"<(/?trace_data)", re.IGNORECASE)
 
 
 class SearchArgs(BaseModel):
@@ -92,7 +93,7 @@ class TestSession:
         read = self.tools.get_trace(trace_id)
         self.seen.add(read.trace_id)
         body = read.model_dump(exclude={"tags", "metadata"})
-        return "<trace_data>" + _clip(json.dumps(body, default=str)) + "</trace_data>"
+        return _fenced(json.dumps(body, default=str))
 
     def execute_sql(self, query: str) -> str:
         result = self.tools.execute_sql(query, max_rows=100)
@@ -103,7 +104,7 @@ class TestSession:
             # a canonical order keeps what the model sees (and replayed evals) stable.
             rows.sort(key=lambda row: json.dumps(row, sort_keys=True, default=str))
         more = f" (+{result.rows_cut} more rows not shown)" if result.rows_cut else ""
-        return "<trace_data>" + _clip(json.dumps(rows, default=str)) + "</trace_data>" + more
+        return _fenced(json.dumps(rows, default=str)) + more
 
     def record_evidence(self, trace_id: str, rationale: str, supports: bool) -> str:
         if trace_id not in self.seen:
@@ -136,6 +137,11 @@ def test_tools(session: TestSession) -> list[BaseTool]:
         make(session.record_evidence, EvidenceArgs, "Record a trace as evidence for or against the hypothesis."),
         make(session.conclude, ConcludeArgs, "Finish the test: VALIDATED, REJECTED or INCONCLUSIVE, with the numbers."),
     ]
+
+
+def _fenced(text: str) -> str:
+    """Trace text inside the data fence; text that tries to close the fence early is defused."""
+    return "<trace_data>" + _clip(_FENCE.sub(r"<\\\1", text)) + "</trace_data>"
 
 
 def _clip(text: str) -> str:

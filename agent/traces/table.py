@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from agent.traces.text import scrub
+
 if TYPE_CHECKING:
     from mlflow.entities import Trace
 
@@ -42,7 +44,11 @@ SCHEMA = pa.schema([
 
 
 def to_arrow(traces: list[Trace]) -> pa.Table:
-    return pa.Table.from_pylist([trace_row(trace) for trace in traces], schema=SCHEMA)
+    rows = [trace_row(trace) for trace in traces]
+    try:
+        return pa.Table.from_pylist(rows, schema=SCHEMA)
+    except UnicodeEncodeError:
+        return pa.Table.from_pylist(scrub(rows), schema=SCHEMA)  # the rare batch with broken text
 
 
 def trace_row(trace: Trace) -> dict[str, Any]:

@@ -12,23 +12,29 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
+from agent.traces.text import scrub
+
 if TYPE_CHECKING:
     from mlflow.entities import Span, Trace, TraceInfo
 
 PREVIEW_CHARS = 300
 CONTENT_CHARS = 4000
 ATTRIBUTE_CHARS = 500
+MAX_SPANS = 300
 
 
 def truncate(text: str | None, limit: int) -> str | None:
-    if text is None or len(text) <= limit:
+    if text is None:
+        return None
+    text = scrub(text)
+    if len(text) <= limit:
         return text
-    return f"{text[:limit]}… [truncated: {len(text) - limit} more characters]"
+    return f"{text[:limit]}… [truncated: {len(text) - limit:,} more characters]"
 
 
 def excerpt(text: str | None, limit: int) -> str:
     """One line of at most `limit` characters, for quoting trace text inside other text."""
-    flat = " ".join((text or "").split())
+    flat = " ".join(scrub(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -73,24 +79,27 @@ class TraceView(TraceSummary):
     tags: dict[str, str]
     metadata: dict[str, str]
     spans: list[SpanView]
+    spans_cut: int = Field(default=0, description="Spans not shown (a trace shows its first MAX_SPANS).")
     assessments: list[AssessmentView]
 
 
 def summarize(info: TraceInfo) -> TraceSummary:
-    return TraceSummary(
-        trace_id=info.trace_id,
-        name=info.tags.get("mlflow.traceName"),
-        state=str(info.state.value if hasattr(info.state, "value") else info.state),
-        request_time=_iso(info.request_time),
-        execution_duration_ms=info.execution_duration,
-        request_preview=truncate(info.request_preview, PREVIEW_CHARS),
-        response_preview=truncate(info.response_preview, PREVIEW_CHARS),
-    )
+    fields = {
+        "trace_id": info.trace_id,
+        "name": info.tags.get("mlflow.traceName"),
+        "state": str(info.state.value if hasattr(info.state, "value") else info.state),
+        "request_time": _iso(info.request_time),
+        "execution_duration_ms": info.execution_duration,
+        "request_preview": truncate(info.request_preview, PREVIEW_CHARS),
+        "response_preview": truncate(info.response_preview, PREVIEW_CHARS),
+    }
+    return TraceSummary(**scrub(fields))
 
 
 def view(trace: Trace) -> TraceView:
     summary = summarize(trace.info)
-    return TraceView(
+    spans = _span_tree(trace.data.spans)
+    fields = dict(
         **summary.model_dump(),
         request=truncate(_as_text(trace.data.request), CONTENT_CHARS),
         response=truncate(_as_text(trace.data.response), CONTENT_CHARS),
@@ -100,9 +109,11 @@ def view(trace: Trace) -> TraceView:
             for k, v in trace.info.trace_metadata.items()
             if k not in {"mlflow.traceInputs", "mlflow.traceOutputs"}
         },
-        spans=_span_tree(trace.data.spans),
+        spans=spans[:MAX_SPANS],
+        spans_cut=max(0, len(spans) - MAX_SPANS),
         assessments=[_assessment(a) for a in trace.info.assessments or []],
     )
+    return TraceView(**scrub(fields))
 
 
 def _span_tree(spans: list[Span]) -> list[SpanView]:
