@@ -1,5 +1,5 @@
-"""A local OpenAI-compatible chat-completions server on 127.0.0.1, answering from `llm_script`, that
-fails requests the way real endpoints do.
+"""A local OpenAI-compatible chat-completions server on 127.0.0.1, answering from a script
+(`llm_script` unless told otherwise), that fails requests the way real endpoints do.
 
 A fault is an HTTP status (429 comes with Retry-After: 0; 400 is a context-length overflow) or one
 of: "timeout" (hold the request past the client's timeout), "drop" (close the connection without an
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from tests.llm_script import respond
 
 Fault = int | str
+Script = Callable[[list[dict[str, Any]], list[str], int], dict[str, Any]]
 HOLD_S = 30.0
 CONTEXT_ERROR = {"message": "This model's maximum context length is 128000 tokens. However, your messages "
                             "resulted in 131072 tokens.", "type": "invalid_request_error",
@@ -47,7 +48,7 @@ class Recorder:
 
 
 @contextmanager
-def openai_server(failures: list[Fault] | None = None) -> Iterator[tuple[str, Recorder]]:
+def openai_server(failures: list[Fault] | None = None, script: Script = respond) -> Iterator[tuple[str, Recorder]]:
     recorder = Recorder(failures or [])
 
     class Handler(BaseHTTPRequestHandler):
@@ -70,7 +71,7 @@ def openai_server(failures: list[Fault] | None = None) -> Iterator[tuple[str, Re
                 self._send(fault, {"error": error}, {"Retry-After": "0"} if fault == 429 else {})
                 return
             tools = [t["function"]["name"] for t in body.get("tools", [])]
-            message, finish = respond(body["messages"], tools, n), "tool_calls"
+            message, finish = script(body["messages"], tools, n), "tool_calls"
             if fault in {"bad_json", "truncated"} and message.get("tool_calls"):
                 arguments = message["tool_calls"][0]["function"]["arguments"]
                 message["tool_calls"][0]["function"]["arguments"] = arguments[: max(1, len(arguments) // 2)]
