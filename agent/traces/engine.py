@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from agent.errors import UserError
 from agent.traces.sql import SqlRefused, to_duckdb
+from agent.traces.text import clean
 
 DEFAULT_ROW_CAP = 1000
 TRACE_COLUMN = "trace_id"
@@ -94,7 +95,7 @@ class DuckDBEngine:
         reply = sandbox(self.heap_bytes).run(request, self.timeout_s)
         if "error" in reply:
             raise self._explain(reply, translated)
-        return QueryResult(columns=reply["columns"], rows=reply["rows"], row_count=len(reply["rows"]),
+        return QueryResult(columns=reply["columns"], rows=clean(reply["rows"]), row_count=len(reply["rows"]),
                            rows_cut=reply["rows_cut"], engine=self.name, executed_sql=translated)  # fmt: skip
 
     def _explain(self, reply: dict[str, Any], translated: str) -> UserError:

@@ -1,14 +1,31 @@
-"""Trace text that cannot be encoded: lone UTF-16 surrogates (`"\\udce9"` in JSON) decode into Python
-strings but break every UTF-8 writer (DuckDB, reports, the terminal). They become U+FFFD, the
-replacement character, wherever trace text enters the tool."""
+"""Trace text on its way into the tool: made printable and stripped of credentials.
+
+Lone UTF-16 surrogates (`"\\udce9"` in JSON) decode into Python strings but break every UTF-8 writer
+(DuckDB, reports, the terminal); they become U+FFFD, the replacement character. Traces also carry
+credentials their agents leaked (an API key in a prompt, a token in a tool call); `clean` masks
+anything shaped like one before the analysis can quote it in a report, a note or a prompt.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from agent.redaction import redact
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
+
+
+def clean(value: Any) -> Any:
+    """`scrub`, and credential-shaped strings masked: for trace text shown or stored by the tool."""
+    if isinstance(value, str):
+        return redact(scrub(value))
+    if isinstance(value, dict):
+        return {clean(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
 
 
 def scrub(value: Any) -> Any:

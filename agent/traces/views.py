@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from agent.traces.text import scrub
+from agent.traces.text import clean
 
 if TYPE_CHECKING:
     from mlflow.entities import Span, Trace, TraceInfo
@@ -26,7 +26,7 @@ MAX_SPANS = 300
 def truncate(text: str | None, limit: int) -> str | None:
     if text is None:
         return None
-    text = scrub(text)
+    text = clean(text)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… [truncated: {len(text) - limit:,} more characters]"
@@ -34,7 +34,7 @@ def truncate(text: str | None, limit: int) -> str | None:
 
 def excerpt(text: str | None, limit: int) -> str:
     """One line of at most `limit` characters, for quoting trace text inside other text."""
-    flat = " ".join(scrub(text or "").split())
+    flat = " ".join(clean(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -93,7 +93,7 @@ def summarize(info: TraceInfo) -> TraceSummary:
         "request_preview": truncate(info.request_preview, PREVIEW_CHARS),
         "response_preview": truncate(info.response_preview, PREVIEW_CHARS),
     }
-    return TraceSummary(**scrub(fields))
+    return TraceSummary(**clean(fields))
 
 
 def view(trace: Trace) -> TraceView:
@@ -113,7 +113,7 @@ def view(trace: Trace) -> TraceView:
         spans_cut=max(0, len(spans) - MAX_SPANS),
         assessments=[_assessment(a) for a in trace.info.assessments or []],
     )
-    return TraceView(**scrub(fields))
+    return TraceView(**clean(fields))
 
 
 def _span_tree(spans: list[Span]) -> list[SpanView]:
