@@ -16,7 +16,7 @@ from tests.openai_server import Fault, openai_server
 KEY = "sk-fault-" + "k3y" * 6
 
 
-def _model(base_url: str, timeout: str = "0.5") -> Any:
+def _model(base_url: str, timeout: str = "1") -> Any:
     from agent.settings import load_settings
     from graphs.analysts.llm import chat_model
 

@@ -62,9 +62,7 @@ def test_no_planted_or_leaked_secret_survives_anywhere(store: Store, tmp_path: P
             "doctor": ["doctor", "--experiment-id", experiment_id],
             "run": ["run", "--experiment-id", experiment_id, "--model", "gpt-4o-mini", "--approve", "auto",
                     "--report", str(report), "-o", "json"],
-            "list": ["list"],
             "traces get": ["traces", "get", "-t", "{trace}"],
-            "traces search": ["traces", "search", "-x", experiment_id, "-o", "json"],
             "traces execute-sql": ["traces", "execute-sql", "-x", experiment_id, "-s",
                                    "SELECT request FROM traces WHERE request rlike 'sk-leaked' LIMIT 3"],
         }  # fmt: skip

@@ -39,7 +39,7 @@ def test_server_stopped_mid_analysis_pauses_it_and_resume_after_restart_finishes
     gate.mkdir()
     try:
         experiment_id = MlflowClient(uri).create_experiment("served-support")
-        log_scenario(MlflowClient(uri), experiment_id, "support", 60, seed=3)
+        log_scenario(MlflowClient(uri), experiment_id, "support", 40, seed=3)
         # the first hypothesis test waits at its start while the server is stopped under it
         env = {**QUICK_RETRIES, "ANALYZE_EXPERIMENT_FAILPOINTS": "node.test_hypothesis=pause",
                "ANALYZE_EXPERIMENT_FAILPOINT_DIR": str(gate)}  # fmt: skip

@@ -120,6 +120,9 @@ class NativeIssues:
     def _guard(self, call: Callable[[], T]) -> T | None:
         from mlflow.exceptions import MlflowException
 
+        if self._supported is False:
+            return None
+
         try:
             result = retry_transient(call)()
         except (MlflowException, NotImplementedError) as error:
