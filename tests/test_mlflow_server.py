@@ -17,7 +17,7 @@ from tests.conftest import Store
 from tests.helpers import CliRunner
 from tests.mlflow_server import free_port, start_server, stop_server
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow-server")]  # one server, on one test worker
 
 
 @pytest.fixture(scope="module")

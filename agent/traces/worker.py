@@ -8,6 +8,7 @@ replies are length-prefixed pickles on stdin/stdout; both ends are this package'
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import pickle
@@ -103,7 +104,9 @@ def json_safe(value: Any) -> Any:
 
 def serve(heap_bytes: int) -> None:
     """Answer requests until the parent closes stdin (or dies: the pipe closes with it)."""
-    resource.setrlimit(resource.RLIMIT_DATA, (heap_bytes, heap_bytes))
+    # not every kernel enforces it (macOS); DuckDB's own limit and the kill at the deadline remain
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_DATA, (heap_bytes, heap_bytes))
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing else may write into the reply stream
     while True:

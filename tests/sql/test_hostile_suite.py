@@ -1,4 +1,4 @@
-"""The generated hostile SQL suite (tests/sql/hostile.py) against the real sandbox: nothing read,
+"""The generated hostile SQL suite (evals/hostile_sql.py) against the real sandbox: nothing read,
 written or fetched outside the traces table, every query answered with a one-line refusal, a
 timeout or a capped result, and the process as healthy afterwards as before."""
 
@@ -17,8 +17,8 @@ import pytest
 from agent.errors import UserError
 from agent.traces.engine import DuckDBEngine, QueryResult
 from agent.traces.worker import MAX_CELL_CHARS, MAX_CELL_ITEMS
+from evals.hostile_sql import HEAVY, generate
 from tests.sql.fixture_table import build
-from tests.sql.hostile import HEAVY, generate
 
 SECRET = "top-secret-line"
 ENV_SECRET = "env-secret-" + "z" * 12

@@ -14,6 +14,7 @@ from tests.sql.test_conformance import CASES
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("spark"),  # one Spark session, on one test worker
     pytest.mark.skipif(importlib.util.find_spec("pyspark") is None, reason="pyspark is not installed"),
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java 17+ and there is no java on PATH"),
 ]
