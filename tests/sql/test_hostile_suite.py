@@ -89,7 +89,7 @@ def test_generated_hostile_sql_never_escapes_and_the_process_stays_healthy(
     monkeypatch.setenv("HOSTILE_SECRET", ENV_SECRET)
     build(tmp_path / "traces.duckdb")
     (tmp_path / "secret.txt").write_text(f"{SECRET}\n")
-    engine = DuckDBEngine(tmp_path / "traces.duckdb", timeout_s=0.5, row_cap=ROW_CAP, memory_limit="256MB")
+    engine = DuckDBEngine(tmp_path / "traces.duckdb", timeout_s=1.0, row_cap=ROW_CAP, memory_limit="256MB")
     before = engine.execute("SELECT trace_id, state, request FROM traces ORDER BY trace_id")
     files, fds, threads = _files(tmp_path), _fds(), threading.active_count()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
