@@ -96,8 +96,11 @@ class SqlSandbox:
 
     def _checkout(self) -> _Worker:
         with self._lock:
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                idle = self._idle.pop()
+                if idle.alive:
+                    return idle
+                self._all.remove(idle)  # died while idle (killed from outside): start a fresh one
             worker = _Worker(self.heap_bytes)
             self._all.append(worker)
             return worker
