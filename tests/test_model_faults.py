@@ -68,30 +68,32 @@ def test_lasting_faults_end_in_a_plain_message(faults: list[Fault], message: str
     assert len(server.requests) == len(faults)  # a context overflow is not retried: it would fail the same way
 
 
-def _bench(store: Store) -> Any:
+def _testing(store: Store, sql: str | None) -> tuple[Any, Any]:
+    """A hypothesis ready to test (analysis, census, the hypothesis) and a budgeted toolbox for it."""
+    from agent.insights.models import Census
     from agent.runtime import Runtime
     from agent.settings import load_settings
+    from tools.budget import Budget
     from tools.workbench import Workbench
 
     rt = Runtime(
         load_settings({"MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(store.db_path.parent)})
     )
     bench = Workbench(rt)
-    return rt, bench
-
-
-def test_broken_and_cut_off_tool_calls_are_answered_and_the_test_goes_on(store: Store) -> None:
-    from agent.insights.models import Census, HypothesisStatus
-    from graphs.analysts.llm import LlmAnalyst
-    from tools.budget import Budget
-
-    rt, bench = _bench(store)
     analysis = rt.insights.create_analysis(store.experiment_id, "faults")
     rt.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
     draft = bench.toolbox(store.experiment_id, analysis.run_id).create_hypothesis(
-        "failed traces exist", "census", "plan", "SELECT trace_id FROM traces WHERE state = 'ERROR'", None)  # fmt: skip
+        "failed traces exist", "census", "plan", sql, None)  # fmt: skip
     testing = bench.toolbox(store.experiment_id, analysis.run_id, budget=Budget(tool_calls=10, tokens=50_000),
                             hypothesis_id=draft.id)  # fmt: skip
+    return draft, testing
+
+
+def test_broken_and_cut_off_tool_calls_are_answered_and_the_test_goes_on(store: Store) -> None:
+    from agent.insights.models import HypothesisStatus
+    from graphs.analysts.llm import LlmAnalyst
+
+    draft, testing = _testing(store, "SELECT trace_id FROM traces WHERE state = 'ERROR'")
     with openai_server(["bad_json", "truncated"]) as (base_url, server):
         verdict = LlmAnalyst(_model(base_url, "10"), model_name="gpt-4o-mini").test(testing, draft)
     assert verdict.status is HypothesisStatus.VALIDATED
@@ -103,9 +105,7 @@ def test_broken_and_cut_off_tool_calls_are_answered_and_the_test_goes_on(store: 
 def test_a_broken_structured_answer_is_asked_again(store: Store) -> None:
     from graphs.analysts.llm import LlmAnalyst
 
-    rt, bench = _bench(store)
-    analysis = rt.insights.create_analysis(store.experiment_id, "faults")
-    tools = bench.toolbox(store.experiment_id, analysis.run_id)
+    _, tools = _testing(store, None)
     with openai_server(["bad_json", "truncated"]) as (base_url, server):
         description = LlmAnalyst(_model(base_url, "10"), model_name="gpt-4o-mini").describe(tools, [])
     assert description.startswith("A customer support assistant")
@@ -113,16 +113,9 @@ def test_a_broken_structured_answer_is_asked_again(store: Store) -> None:
 
 
 def test_a_context_overflow_while_testing_leaves_the_hypothesis_open(store: Store) -> None:
-    from agent.insights.models import Census
     from graphs.analysts.llm import LlmAnalyst
-    from tools.budget import Budget
 
-    rt, bench = _bench(store)
-    analysis = rt.insights.create_analysis(store.experiment_id, "faults")
-    rt.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
-    draft = bench.toolbox(store.experiment_id, analysis.run_id).create_hypothesis("s", "r", "p", None, None)
-    testing = bench.toolbox(store.experiment_id, analysis.run_id, budget=Budget(tool_calls=10, tokens=50_000),
-                            hypothesis_id=draft.id)  # fmt: skip
+    draft, testing = _testing(store, None)
     with openai_server([200, 200, 400]) as (base_url, _server):
         verdict = LlmAnalyst(_model(base_url, "10"), model_name="gpt-4o-mini").test(testing, draft)
     assert verdict.status is None and "context window" in verdict.reason

@@ -9,6 +9,7 @@ anything shaped like one before the analysis can quote it in a report, a note or
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from agent.redaction import redact
@@ -19,23 +20,22 @@ REPLACEMENT = "\ufffd"
 
 def clean(value: Any) -> Any:
     """`scrub`, and credential-shaped strings masked: for trace text shown or stored by the tool."""
-    if isinstance(value, str):
-        return redact(scrub(value))
-    if isinstance(value, dict):
-        return {clean(k): clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
+    return _each_string(value, lambda text: redact(_SURROGATE.sub(REPLACEMENT, text)))
 
 
 def scrub(value: Any) -> Any:
     """`value` with every lone surrogate in its strings (keys included) replaced."""
+    return _each_string(value, lambda text: _SURROGATE.sub(REPLACEMENT, text))
+
+
+def _each_string(value: Any, change: Callable[[str], str]) -> Any:
+    """`value` rebuilt with `change` applied to every string in it, keeping lists, tuples and dicts."""
     if isinstance(value, str):
-        return _SURROGATE.sub(REPLACEMENT, value)
+        return change(value)
     if isinstance(value, dict):
-        return {scrub(k): scrub(v) for k, v in value.items()}
+        return {_each_string(k, change): _each_string(v, change) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub(v) for v in value]
+        return [_each_string(v, change) for v in value]
     if isinstance(value, tuple):
-        return tuple(scrub(v) for v in value)
+        return tuple(_each_string(v, change) for v in value)
     return value
