@@ -36,14 +36,16 @@ class NativeIssues:
         self._notify = notify
         self._supported: bool | None = None
 
-    def create(self, experiment_id: str, run_id: str, issue: Issue, actor: Actor) -> str | None:
+    def create(self, experiment_id: str, run_id: str, issue: Issue, actor: Actor, known_before: bool) -> str | None:
         """Create the native issue and reference it from every evidence trace; None if unsupported."""
         if self._supported is False:
             return None
         from mlflow.entities import IssueSeverity, IssueStatus
 
         client = self._tracing_client()
-        earlier = self._guard(lambda: self._made_before(client, experiment_id, run_id, issue.title))
+        earlier = (
+            self._guard(lambda: self._made_before(client, experiment_id, run_id, issue.title)) if known_before else None
+        )
         if earlier:
             # a process killed after creating it but before noting its id: keep the one made then
             self._reference_missing(earlier, issue, run_id, actor)
@@ -122,7 +124,6 @@ class NativeIssues:
 
         if self._supported is False:
             return None
-
         try:
             result = retry_transient(call)()
         except (MlflowException, NotImplementedError) as error:

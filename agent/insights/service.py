@@ -316,7 +316,7 @@ class Insights:
         existing = self._all(docs, index, "issue", Issue)
         for known in existing:
             if known.hypothesis_id == hypothesis_id and _same_text(known.title, title):
-                return self._ensure_native(docs, analysis, known, actor)
+                return self._ensure_native(docs, analysis, known, actor, known_before=True)
         draft = Issue(
             id="I0",
             title=title,
@@ -327,7 +327,7 @@ class Insights:
             category=category or hypothesis.category,
         )
         issue = self._create_numbered(docs, "issue", "I", draft, [i.id for i in existing])
-        return self._ensure_native(docs, analysis, issue, actor)
+        return self._ensure_native(docs, analysis, issue, actor, known_before=False)
 
     def update_issue(
         self,
@@ -434,10 +434,14 @@ class Insights:
                 number += 1
         raise StaleWriteError(f"could not allocate a new {kind} id after {_ID_ATTEMPTS} attempts; try again")
 
-    def _ensure_native(self, docs: RunDocuments, analysis: Analysis, issue: Issue, actor: Actor) -> Issue:
+    def _ensure_native(
+        self, docs: RunDocuments, analysis: Analysis, issue: Issue, actor: Actor, *, known_before: bool
+    ) -> Issue:
+        """`known_before`: the issue existed before this call, so a crash may have left its native
+        issue made but not noted; a new issue cannot have one yet."""
         if issue.native_issue_id is not None:
             return issue
-        native_id = self._native.create(analysis.experiment_id, analysis.run_id, issue, actor)
+        native_id = self._native.create(analysis.experiment_id, analysis.run_id, issue, actor, known_before)
         if native_id is None:
             return issue
         return self._save(docs, "issue", issue.id, _revise(issue, {"native_issue_id": native_id}), issue.version)
