@@ -147,7 +147,7 @@ def _span(span: Span, depth: int, origin_ns: int) -> SpanView:
         span_id=span.span_id,
         parent_id=span.parent_id,
         depth=depth,
-        name=span.name,
+        name=clean(span.name),  # the spans are models: the view's last `clean` does not reach inside
         span_type=span.span_type,
         start_offset_ms=round((span.start_time_ns - origin_ns) / 1e6, 3),
         duration_ms=None if end is None else round((end - span.start_time_ns) / 1e6, 3),
@@ -166,10 +166,10 @@ def _assessment(assessment: Any) -> AssessmentView:
     error = getattr(feedback, "error", None) if feedback is not None else None
     source = getattr(assessment, "source", None)
     return AssessmentView(
-        name=assessment.name,
+        name=clean(assessment.name),
         source_type=str(getattr(source, "source_type", None) or "") or None,
-        source_id=getattr(source, "source_id", None),
-        value=value if isinstance(value, str | int | float | bool) or value is None else _as_text(value),
+        source_id=clean(getattr(source, "source_id", None)),
+        value=clean(value if isinstance(value, str | int | float | bool) or value is None else _as_text(value)),
         error=None if error is None else truncate(str(getattr(error, "error_message", error)), ATTRIBUTE_CHARS),
         rationale=truncate(assessment.rationale, ATTRIBUTE_CHARS),
         span_id=assessment.span_id,
