@@ -137,6 +137,32 @@ _HYPOTHESIS_ID = re.compile(r"^H[0-9]+$")
 _ISSUE_ID = re.compile(r"^I[0-9]+$")
 
 
+class SegmentStatistics(BaseModel):
+    """The discovery engine's test of a segment against the rest of the traffic, stored with the
+    hypothesis it proposed so the numbers and their provenance travel with the claim."""
+
+    outcome: str = Field(max_length=500, description="What went wrong (or right) in a trace.")
+    outcome_family: str = Field(max_length=100)
+    segment: str = Field(max_length=1000, description="The slice of traffic, in words.")
+    outcome_sql: str = Field(max_length=20000, description="SQL boolean: the trace has the outcome.")
+    population_sql: str | None = Field(default=None, max_length=20000, description="SQL boolean: it could have.")
+    segment_sql: str = Field(max_length=20000, description="SQL boolean: the trace is in the segment.")
+    n: int = Field(ge=0, description="Segment traces in the outcome's population.")
+    k: int = Field(ge=0, description="Of those, traces with the outcome.")
+    n_rest: int = Field(ge=0)
+    k_rest: int = Field(ge=0)
+    risk_ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    q_value: float = Field(description="Benjamini-Hochberg adjusted p over every test of the run.")
+    p_cutoff: float = Field(description="The largest raw p-value the run's correction accepted.")
+    test: str = Field(description="fisher or chi2")
+    tests_in_run: int
+    fdr: float
+    strength: bool = False
+
+
 class Hypothesis(Document):
     id: str
     statement: str = Field(min_length=1, max_length=500)
@@ -148,6 +174,7 @@ class Hypothesis(Document):
     history: list[StatusChange] = Field(default_factory=list)
     category: Category | None = None
     author: Actor = Actor.AGENT
+    statistics: SegmentStatistics | None = None
 
     @field_validator("id")
     @classmethod

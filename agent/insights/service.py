@@ -28,6 +28,7 @@ from agent.insights.models import (
     HypothesisStatus,
     Issue,
     IssueStatus,
+    SegmentStatistics,
     Severity,
     SqlQuery,
     StatusChange,
@@ -213,6 +214,7 @@ class Insights:
         sql_queries: Sequence[SqlQuery] = (),
         category: Category | None = None,
         actor: Actor = Actor.AGENT,
+        statistics: SegmentStatistics | None = None,
     ) -> Hypothesis:
         docs, index = self._open(run_id)
         analysis = self._analysis(docs, index)
@@ -232,6 +234,7 @@ class Insights:
             sql_queries=invariants.merge_queries([], list(sql_queries)),
             category=category,
             author=actor,
+            statistics=statistics,
         )
         return self._create_numbered(docs, "hypothesis", "H", draft, [h.id for h in existing])
 

@@ -159,10 +159,10 @@ def travel(rng: random.Random, ids: random.Random, request: Request) -> Generate
         "pay", "TOOL", rng.randrange(150, 400), {"card": "4111-XXXX", "amount": flights[0]["price"]}, {"paid": True}
     )
     trace.finish({"answer": f"Booked {flights[0]['flight']} from {origin} to {destination}."})
+    unhappy = via_partner and "negative_feedback_path" in request.problems
+    if unhappy:
+        out.labels.add("negative_feedback_path")  # the booking is lost whether or not the user rates it
     if rng.random() < 0.6:
-        unhappy = via_partner and "negative_feedback_path" in request.problems
-        if unhappy:
-            out.labels.add("negative_feedback_path")
         trace.assessments.append(AssessmentDraft("user_thumbs", not unhappy, "HUMAN", f"user-{rng.randrange(60)}",
                                                  rationale="booking never showed up in my account" if unhappy else "smooth"))  # fmt: skip
     return out

@@ -43,10 +43,9 @@ PROBLEMS = {p.kind: p for p in [
     Problem("empty_after_swallowed_error", "cancel_booking fails with a 502, the agent swallows it and answers with "
             "an empty message while the trace reports OK",
             "SELECT trace_id FROM traces WHERE state = 'OK' AND get_json_object(response, '$.answer') = ''"),
-    Problem("negative_feedback_path", "bookings made through book_partner_api get thumbs down "
-            "(the booking never reaches the account)",
-            "SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = 'book_partner_api') "
-            "AND exists(assessments, a -> a.name = 'user_thumbs' AND a.feedback.value = 'false')"),
+    Problem("negative_feedback_path", "bookings made through book_partner_api never reach the account; users who "
+            "rate them give thumbs down",
+            "SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = 'book_partner_api') AND state = 'OK'"),
     Problem("validation_errors", "pay is called with a non-numeric amount and fails validation",
             "SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = 'pay' AND s.status_code = 'ERROR')"),
     Problem("rate_limit_burst", "chat model calls fail with 429 during a burst window",

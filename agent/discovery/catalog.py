@@ -1,0 +1,300 @@
+"""Outcomes (what can go wrong in one trace) and features (what a trace is like), built from a profile.
+
+Each is a SQL expression over one row of the traces table, so the same text counts segments in the
+search and selects a finding's traces in its hypothesis: what the report says is what the query does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from agent.discovery.profile import (
+    ERRORED,
+    MEASURES,
+    NEGATIVE_WORDS,
+    PATH,
+    REQUEST_PATTERN,
+    SPAN_FAILED,
+    SPAN_MS,
+    SPAN_OUTPUTS,
+    AssessmentProfile,
+    KeyProfile,
+    Profile,
+    SpanProfile,
+    degenerate,
+)
+
+OutcomeFamily = Literal["trace_failed", "span_failed", "span_degenerate_output", "empty_response",
+                        "assessment_negative", "assessment_error", "trace_slow", "span_slow", "repeated_call",
+                        "custom"]  # fmt: skip
+FeatureKind = Literal["tag", "metadata", "span", "model", "count", "length", "time", "shape", "request_field",
+                      "request_pattern"]  # fmt: skip
+
+# How much one affected trace weighs, by what happened to it: a failed request weighs more than a
+# slow one (docs/architecture.md, "Severity").
+WEIGHTS: dict[str, float] = {"trace_failed": 1.0, "empty_response": 1.0, "span_failed": 0.8,
+                             "span_degenerate_output": 0.7, "assessment_negative": 0.7, "custom": 0.7,
+                             "repeated_call": 0.5, "trace_slow": 0.4, "span_slow": 0.3, "assessment_error": 0.3}  # fmt: skip
+SLOWER = 3.0  # a span is slow when it takes this many times its usual duration
+MIN_SLOW_MS = 5.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    key: str
+    family: OutcomeFamily
+    name: str  # what a reader sees: "span `x` failed"
+    predicate: str  # SQL boolean over one row of `traces`
+    population: str | None  # SQL boolean: the traces where the outcome can happen (None: all)
+    explanation: str
+    truncates: bool = False  # a trace with this outcome may be cut short: its low counts are a consequence
+    about_response: bool = False  # derived from the response: response length is no cause of it
+    sampled: bool = False  # observed only where an assessment was made
+    structural_causes: bool = True  # whether the trace's shape (spans, counts) can be a cause of it
+
+    @property
+    def weight(self) -> float:
+        return WEIGHTS[self.family]
+
+    def where(self) -> str:
+        return self.predicate if self.population is None else f"({self.population}) AND ({self.predicate})"
+
+
+@dataclass(frozen=True)
+class Feature:
+    key: str
+    kind: FeatureKind
+    name: str  # "tag `region`"
+    expression: str  # SQL: a string, or an array of strings when `multi`
+    multi: bool = False
+    ranges: dict[str, str] = field(default_factory=dict)  # value -> readable SQL predicate, for bins
+    ordered: bool = False  # values lie on a line (time, bins): several of them can be one segment
+    structural: bool = False  # describes the trace's own steps (which spans, how many)
+
+    def predicate(self, value: str) -> str:
+        if value in self.ranges:
+            return self.ranges[value]
+        if self.multi:
+            return f"array_contains({self.expression}, {quote(value)})"
+        return f"{self.expression} = {quote(value)}"
+
+    def describe(self, value: str) -> str:
+        return f"{self.name} is {value}" if not self.multi else f"{self.name} includes {value}"
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+# -- outcomes ------------------------------------------------------------------------------------------
+
+
+def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None = None) -> list[Outcome]:
+    found: list[Outcome] = [
+        Outcome("", "trace_failed", "the trace failed", "state = 'ERROR'", None,
+                "the trace's state is ERROR", truncates=True, about_response=True),
+        Outcome("", "empty_response", "the final response is empty", degenerate("response"), "state = 'OK'",
+                "an OK trace whose response is null, empty, [] or {}, 0, or an object whose one field is empty",
+                truncates=True, about_response=True),
+        Outcome("", "trace_slow", "the trace is among the slowest 5% of its kind", _slow_for_its_path(profile), None,
+                "execution time above the 95th percentile of traces that call the same steps (of all traces, for "
+                f"rare paths: {profile.p95_ms:,.0f} ms); a trace that does more steps takes longer, so its spans "
+                "and counts are not offered as causes", structural_causes=False),
+    ]  # fmt: skip
+    for span in profile.spans:
+        found += _span_outcomes(span, min_support)
+    for assessment in profile.assessments:
+        found += _assessment_outcomes(assessment, min_support)
+    for name, sql in (custom or {}).items():
+        found.append(Outcome("", "custom", name, f"({sql})", None, f"a person's definition: {sql}"))
+    return [_keyed(o, i) for i, o in enumerate(found)]
+
+
+def _slow_for_its_path(profile: Profile) -> str:
+    cases = " ".join(f"WHEN {quote(path)} THEN {p95:.0f}" for path, p95 in profile.p95_by_path.items())
+    limit = f"CASE {PATH} {cases} ELSE {profile.p95_ms:.0f} END" if cases else f"{profile.p95_ms:.0f}"
+    return f"execution_duration_ms > {limit}"
+
+
+def _keyed(outcome: Outcome, index: int) -> Outcome:
+    return Outcome(f"o{index}", outcome.family, outcome.name, outcome.predicate, outcome.population,
+                   outcome.explanation, outcome.truncates, outcome.about_response, outcome.sampled,
+                   outcome.structural_causes)  # fmt: skip
+
+
+def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
+    name = quote(span.name)
+    has = f"exists(spans, s -> s.name = {name})"
+    found = []
+    if span.failed >= min_support:
+        found.append(Outcome("", "span_failed", f"span `{span.name}` failed",
+                             f"exists(spans, s -> s.name = {name} AND {SPAN_FAILED})", has,
+                             "status ERROR or an exception event on the span", truncates=True))  # fmt: skip
+    if min_support <= span.degenerate <= (span.calls - span.failed) / 2:
+        found.append(Outcome("", "span_degenerate_output", f"span `{span.name}` returned nothing",
+                             f"exists(spans, s -> s.name = {name} AND s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)})",
+                             has, "the span succeeded but its output was null, empty, [] or {}, 0, or an object whose "
+                                  "one field is empty, where it usually returns something", truncates=True))  # fmt: skip
+    limit = max(SLOWER * span.usual_ms, MIN_SLOW_MS)
+    usual = "median" if span.usual_is_median else "25th percentile"
+    found.append(Outcome("", "span_slow", f"span `{span.name}` took over {limit:,.0f} ms",
+                         f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", has,
+                         f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)"))  # fmt: skip
+    if span.repeated:
+        inputs = "coalesce(s.attributes['mlflow.spanInputs'], '')"
+        calls = f"filter(spans, s -> s.name = {name})"
+        found.append(Outcome("", "repeated_call", f"`{span.name}` was called again with the same input",
+                             f"size({calls}) > size(array_distinct(transform({calls}, s -> {inputs})))", has,
+                             "two or more calls of the span in one trace with identical inputs"))  # fmt: skip
+    return found
+
+
+def _assessment_outcomes(assessment: AssessmentProfile, min_support: int) -> list[Outcome]:
+    same = f"a.name = {quote(assessment.name)} AND a.source.source_type = {quote(assessment.source)}"
+    label = f"{assessment.source.lower().replace('_', ' ')} assessment `{assessment.name}`"
+    found = []
+    negative, rule = _negative(assessment)
+    if negative:
+        valid = f"exists(assessments, a -> {same} AND NOT {ERRORED})"
+        found.append(Outcome("", "assessment_negative", f"{label} is negative",
+                             f"exists(assessments, a -> {same} AND NOT {ERRORED} AND {negative})", valid,
+                             f"{rule}; only traces with a valid {label}", sampled=True))  # fmt: skip
+    if assessment.errored >= min_support:
+        found.append(Outcome("", "assessment_error", f"{label} errored", f"exists(assessments, a -> {same} AND {ERRORED})",
+                             f"exists(assessments, a -> {same})", "an error recorded, or no value", sampled=True))  # fmt: skip
+    return found
+
+
+def _negative(assessment: AssessmentProfile) -> tuple[str | None, str]:
+    if assessment.booleans:
+        return "a.feedback.value = 'false'", "the value is false"
+    if assessment.words:
+        words = ", ".join(f"'\"{w}\"'" for w in NEGATIVE_WORDS)
+        return f"lower(a.feedback.value) IN ({words})", "the value is a negative word (no, fail, incorrect, ...)"
+    if assessment.low is not None and assessment.high is not None and assessment.high > assessment.low:
+        low, high = _scale(assessment.low, assessment.high)
+        middle = (low + high) / 2
+        return (f"try_cast(a.feedback.value AS DOUBLE) < {middle:g}",
+                f"the value is below the middle of its {low:g}-{high:g} scale ({middle:g})")  # fmt: skip
+    return None, ""
+
+
+def _scale(low: float, high: float) -> tuple[float, float]:
+    """The scale a numeric assessment is on, from the values seen: 0-1, 1-5, 0-10, or what was seen."""
+    if low >= 0 and high <= 1:
+        return 0.0, 1.0
+    if low >= 1 and high <= 5:
+        return 1.0, 5.0
+    if low >= 0 and high <= 10:
+        return 0.0, 10.0
+    return low, high
+
+
+# -- features ------------------------------------------------------------------------------------------
+
+
+def features(profile: Profile) -> list[Feature]:
+    found: list[Feature] = []
+    for key in profile.tags:
+        found.append(_keyed_values("tag", f"tag `{key.key}`", f"tags[{quote(key.key)}]", key))
+    for key in profile.metadata:
+        found.append(_keyed_values("metadata", f"metadata `{key.key}`", f"trace_metadata[{quote(key.key)}]", key))
+    for key in profile.request_fields:
+        found.append(_keyed_values("request_field", f"request field `{key.key}`",
+                                   f"get_json_object(request, {quote('$.' + key.key)})", key))  # fmt: skip
+    if profile.request_patterns.distinct and profile.request_patterns.distinct <= max(2, profile.traces // 4):
+        found.append(_keyed_values("request_pattern", "request text (digits masked)", REQUEST_PATTERN,
+                                   profile.request_patterns))  # fmt: skip
+    found.append(Feature("", "span", "spans called", "array_distinct(transform(filter(spans, s -> s.parent_id IS NOT "
+                                                     "NULL), s -> s.name))", multi=True, structural=True))  # fmt: skip
+    if len(profile.models) > 1:
+        found.append(Feature("", "model", "models used", _models_expression(), multi=True))
+    for measure, cuts in profile.cuts.items():
+        if cuts:
+            found.append(_binned(measure, cuts))
+    found += _time_features(profile)
+    found.append(Feature("", "shape", "identifier shapes in the request", _shapes("request"), multi=True))
+    for span in profile.spans:
+        if span.span_type == "TOOL":
+            inputs = f"array_join(transform(filter(spans, s -> s.name = {quote(span.name)}), s -> coalesce(s.attributes['mlflow.spanInputs'], '')), ' ')"
+            found.append(
+                Feature(
+                    "",
+                    "shape",
+                    f"identifier shapes in `{span.name}` inputs",
+                    _shapes(inputs),
+                    multi=True,
+                    structural=True,
+                )
+            )
+    return [Feature(f"f{i}", f.kind, f.name, f.expression, f.multi, f.ranges, f.ordered, f.structural)
+            for i, f in enumerate(found)]  # fmt: skip
+
+
+def _keyed_values(kind: FeatureKind, name: str, expression: str, key: KeyProfile) -> Feature:
+    value = f"coalesce({expression}, '(none)')"
+    if key.distinct > len(key.top):
+        kept = ", ".join(quote(v) for v in key.top)
+        value = f"CASE WHEN {expression} IN ({kept}) THEN {expression} WHEN {expression} IS NULL THEN '(none)' ELSE '(other)' END"
+    return Feature("", kind, name, value)
+
+
+def _models_expression() -> str:
+    from agent.discovery.profile import MODEL_KEYS
+
+    picks = ", ".join(f"s.attributes['{key}']" for key in MODEL_KEYS)
+    return f"array_distinct(filter(transform(spans, s -> replace(coalesce({picks}), '\"', '')), m -> m IS NOT NULL))"
+
+
+BIN_NAMES = {"spans": "spans per trace", "llm_calls": "LLM calls per trace", "tool_calls": "tool calls per trace",
+             "request_chars": "request length (characters)", "response_chars": "response length (characters)"}  # fmt: skip
+
+
+def _binned(measure: str, cuts: list[float]) -> Feature:
+    """Equal-height bins from the profile's quintile cut points; each bin is a range predicate."""
+    sql = MEASURES[measure]
+    edges = sorted({round(c) for c in cuts})
+    kind: FeatureKind = "length" if measure.endswith("_chars") else "count"
+    bounds = [None, *edges, None]
+    cases, ranges = [], {}
+    for low, high in itertools.pairwise(bounds):
+        if low is None and high is None:
+            continue
+        label = f"under {high:,}" if low is None else f"{low:,} or more" if high is None else f"{low:,} to {high - 1:,}"
+        test = " AND ".join(p for p in (None if low is None else f"{sql} >= {low}",
+                                        None if high is None else f"{sql} < {high}") if p)  # fmt: skip
+        cases.append(f"WHEN {test} THEN {quote(label)}")
+        ranges[label] = test
+    expression = f"CASE {' '.join(cases)} END" if cases else "'all'"
+    return Feature("", kind, BIN_NAMES[measure], expression, ranges=ranges, ordered=True, structural=kind == "count")
+
+
+def _time_features(profile: Profile) -> list[Feature]:
+    found = [Feature("", "time", "day", "date_format(request_time, 'yyyy-MM-dd')", ordered=True),
+             Feature("", "time", "hour of the week", "date_format(request_time, 'E HH:00')", ordered=True)]  # fmt: skip
+    if not profile.windows:
+        return found
+    bounds: list[float | None] = [None, *profile.windows, None]
+    cases, ranges = [], {}
+    for low, high in itertools.pairwise(bounds):
+        label = f"{_stamp(low, 'start')} to {_stamp(high, 'end')}"
+        test = " AND ".join(p for p in (None if low is None else f"unix_millis(request_time) >= {low:.0f}",
+                                        None if high is None else f"unix_millis(request_time) < {high:.0f}") if p)  # fmt: skip
+        cases.append(f"WHEN {test} THEN {quote(label)}")
+        ranges[label] = test
+    found.append(Feature("", "time", "time window", f"CASE {' '.join(cases)} END", ranges=ranges, ordered=True))
+    return found
+
+
+def _stamp(ms: float | None, edge: str) -> str:
+    return edge if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%m-%d %H:%M")
+
+
+def _shapes(text: str) -> str:
+    """The shapes of identifier-like tokens (letters to a, digits to 9): `AB-1234` becomes `aa-9999`."""
+    tokens = f"regexp_extract_all(coalesce({text}, ''), '[A-Za-z0-9#_-]*[0-9][A-Za-z0-9#_-]*', 0)"
+    return ("array_distinct(transform(filter(" + tokens + ", x -> length(x) >= 3), "
+            "x -> regexp_replace(regexp_replace(x, '[A-Za-z]', 'a'), '[0-9]', '9')))")  # fmt: skip

@@ -1,0 +1,133 @@
+"""From chosen tests to findings a person can read: one per problem, with its numbers and its SQL.
+
+Findings whose affected traces are mostly the same (different outcomes of one cause: a span fails and
+the trace fails) are one finding, so one problem is not reported under several names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agent.discovery.catalog import Outcome
+from agent.discovery.search import Params, Search, SearchResult, Segment, Test
+from agent.insights.models import SegmentStatistics, Severity
+from agent.traces.engine import SqlEngine
+
+SAME_TRACES = 0.8  # overlap (of the smaller set) above which two findings are one
+# Weighted share of traffic affected -> severity (docs/architecture.md, "Severity").
+LEVELS = ((0.15, Severity.CRITICAL), (0.05, Severity.HIGH), (0.01, Severity.MEDIUM))
+
+
+@dataclass
+class Finding:
+    outcome: Outcome
+    segment: Segment
+    test: Test
+    description: str  # the segment in words
+    segment_sql: str
+    affected_sql: str
+    affected: list[str]
+    total: int
+    strength: bool = False
+    near_miss: bool = False
+    p_cutoff: float = 0.0
+    tests_in_run: int = 0
+    fdr: float = 0.05
+    also: list[str] = field(default_factory=list)
+
+    @property
+    def weighted_share(self) -> float:
+        return self.outcome.weight * len(self.affected) / max(self.total, 1)
+
+    @property
+    def severity(self) -> Severity:
+        return next((level for floor, level in LEVELS if self.weighted_share >= floor), Severity.LOW)
+
+    @property
+    def statement(self) -> str:
+        t = self.test
+        if self.strength:
+            return (f"Where {self.description}, {self.outcome.name} less often: {t.k}/{t.n} ({t.rate:.1%}) "
+                    f"against {t.k_rest}/{t.n_rest} ({t.rest_rate:.1%}) elsewhere")[:500]  # fmt: skip
+        return (f"Where {self.description}, {self.outcome.name} in {t.k}/{t.n} ({t.rate:.1%}) against "
+                f"{t.k_rest}/{t.n_rest} ({t.rest_rate:.1%}) elsewhere")[:500]  # fmt: skip
+
+    def statistics(self) -> SegmentStatistics:
+        t = self.test
+        return SegmentStatistics(
+            outcome=self.outcome.name, outcome_family=self.outcome.family, segment=self.description[:1000],
+            outcome_sql=self.outcome.predicate, population_sql=self.outcome.population, segment_sql=self.segment_sql,
+            n=t.n, k=t.k, n_rest=t.n_rest, k_rest=t.k_rest, risk_ratio=_finite(t.ratio), ci_low=_finite(t.low),
+            ci_high=_finite(t.high), p_value=t.p, q_value=t.q, p_cutoff=self.p_cutoff, test=t.method,
+            tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength,
+        )  # fmt: skip
+
+
+def _finite(value: float) -> float:
+    return min(value, 1e9)
+
+
+def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int, params: Params) -> list[Finding]:
+    """Problems first (largest weighted impact first), then strengths, then the leads a test should refute."""
+    cutoff = max((t.p for t in result.tests if t.q <= params.fdr), default=0.0)
+    made = [_finding(engine, search, test, total) for test in result.chosen]
+    problems = _merged(sorted(made, key=lambda f: (-f.weighted_share, -f.outcome.weight)))
+    strengths = [_finding(engine, search, t, total, strength=True) for t in result.strengths]
+    misses = [_finding(engine, search, t, total, near_miss=True) for t in result.near_misses]
+    every = [f for f in problems + strengths + misses if f.affected or f.near_miss]
+    for finding in every:
+        finding.p_cutoff, finding.tests_in_run, finding.fdr = cutoff, len(result.tests), params.fdr
+    return every
+
+
+def _finding(engine: SqlEngine, search: Search, test: Test, total: int, *, strength: bool = False,
+             near_miss: bool = False) -> Finding:  # fmt: skip
+    outcome = test.outcome
+    segment_sql = test.segment.predicate(search.features)
+    population = f" AND ({outcome.population})" if outcome.population else ""
+    if strength or near_miss:
+        where = f"({segment_sql}){population}" + ("" if strength else f" AND ({outcome.predicate})")
+    elif _presume_unseen(engine, test, segment_sql):
+        where = f"({segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT ({outcome.population}))"
+    else:
+        where = f"({segment_sql}) AND ({outcome.predicate}){population}"
+    affected_sql = f"SELECT trace_id FROM traces WHERE {where}"
+    affected = sorted(str(r[0]) for r in engine.execute(affected_sql).rows)
+    return Finding(outcome=outcome, segment=test.segment, test=test, description=test.segment.describe(search.features),
+                   segment_sql=segment_sql, affected_sql=affected_sql, affected=affected, total=total,
+                   strength=strength, near_miss=near_miss)  # fmt: skip
+
+
+def _presume_unseen(engine: SqlEngine, test: Test, segment_sql: str) -> bool:
+    """An outcome seen only where an assessment was made, in a slice where most assessed traces have it
+    but most of its finished traces were never assessed: the unassessed ones are taken as affected too, as
+    the likelier guess (a topic whose every rated answer is bad has bad unrated answers as well)."""
+    if not test.outcome.sampled or test.rate < 0.5:
+        return False
+    size = int(engine.execute(f"SELECT count(*) FROM traces WHERE ({segment_sql}) AND state = 'OK'").rows[0][0])
+    return test.n < 0.5 * size
+
+
+def _merged(problems: list[Finding]) -> list[Finding]:
+    """Findings over mostly the same traces, or another outcome within a finding's own traces of the
+    same segment (retries that also make the trace slow), are one problem; the first (largest weighted
+    impact) stays."""
+    kept: list[Finding] = []
+    for finding in problems:
+        mine = set(finding.affected)
+        same = next((k for k in kept if _same_problem(mine, set(k.affected), k.segment_sql == finding.segment_sql)),
+                    None)  # fmt: skip
+        if same is None:
+            kept.append(finding)
+        else:
+            same.also.append(f"{finding.outcome.name} where {finding.description} ({finding.test.k}/{finding.test.n})")
+    return kept
+
+
+def _same_problem(a: set[str], b: set[str], same_segment: bool) -> bool:
+    """Mostly the same traces: the smaller set lies (nearly) inside the larger and, unless both describe
+    the same segment, is not small beside it (a small problem inside a broad one stays its own)."""
+    if not a or not b:
+        return False
+    small, large = sorted((len(a), len(b)))
+    return len(a & b) >= SAME_TRACES * small and (same_segment or small >= 0.5 * large)

@@ -1,0 +1,283 @@
+"""What the traces table holds, measured before anything is tested: which tags, metadata keys, span
+names, assessments and request fields exist, how many values each takes, and the cut points for bins.
+
+Everything is learnt from the data with a handful of SQL queries; nothing here knows what agent
+produced the traces.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agent.traces.engine import SqlEngine
+
+TOP_VALUES = 30  # values of one key kept as they are; rarer ones become "(other)"
+SPAN_NAMES = 40  # the most common span names are profiled; the rest are too rare to test
+REQUEST_SAMPLE = 200
+
+SPAN_MS = "(unix_millis(s.end_time) - unix_millis(s.start_time))"
+SPAN_OUTPUTS = "s.attributes['mlflow.spanOutputs']"
+SPAN_FAILED = "(s.status_code = 'ERROR' OR size(filter(s.events, e -> e.name = 'exception')) > 0)"
+MODEL_KEYS = ("mlflow.llm.model", "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
+LLM_TYPES = ("'\"CHAT_MODEL\"'", "'\"LLM\"'")
+
+
+def degenerate(text: str) -> str:
+    """SQL: a JSON value that says nothing: null, "", [], {}, 0, or an object whose one field is one of those."""
+    squeezed = f"replace({text}, ' ', '')"
+    return (f"({text} IS NULL OR (length({text}) < 200 AND ({squeezed} IN ('', '\"\"', '[]', '{{}}', 'null', '0') "
+            f"OR regexp_replace({squeezed}, '^[{{]\"[^\"]*\":', '') IN ('\"\"}}', '[]}}', '{{}}}}', 'null}}', '0}}'))))")  # fmt: skip
+
+
+@dataclass
+class KeyProfile:
+    """A tag, metadata key or request field: how many traces carry it, how many values it takes."""
+
+    key: str
+    traces: int
+    distinct: int
+    top: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SpanProfile:
+    name: str
+    span_type: str
+    traces: int
+    calls: int
+    usual_ms: float  # the 25th percentile, or the median where a fast path makes the 25th unusual
+    usual_is_median: bool
+    failed: int
+    degenerate: int
+    repeated: bool = False
+
+
+@dataclass
+class AssessmentProfile:
+    name: str
+    source: str
+    traces: int
+    errored: int
+    booleans: int
+    words: int
+    low: float | None
+    high: float | None
+
+
+@dataclass
+class Profile:
+    traces: int
+    first: datetime | None
+    last: datetime | None
+    ok: int
+    p95_ms: float
+    cuts: dict[str, list[float]]
+    tags: list[KeyProfile]
+    metadata: list[KeyProfile]
+    spans: list[SpanProfile]
+    assessments: list[AssessmentProfile]
+    request_fields: list[KeyProfile]
+    request_patterns: KeyProfile
+    models: list[str]
+    windows: list[float]  # cut points, epoch milliseconds
+    p95_by_path: dict[str, float] = field(default_factory=dict)
+
+
+QUANTILES = "array(0.2, 0.4, 0.6, 0.8)"
+SPAN_COUNT = "size(filter(spans, s -> s.parent_id IS NOT NULL))"
+LLM_COUNT = f"size(filter(spans, s -> s.attributes['mlflow.spanType'] IN ({', '.join(LLM_TYPES)})))"
+TOOL_COUNT = "size(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\"'))"
+PATH = ("array_join(array_sort(array_distinct(transform(filter(spans, s -> s.parent_id IS NOT NULL), "
+        "s -> s.name))), ',')")  # fmt: skip
+MIN_PATH_TRACES = 20
+REQUEST_PATTERN = "regexp_replace(substr(request, 1, 80), '[0-9]+', '9')"
+MEASURES = {
+    "spans": SPAN_COUNT,
+    "llm_calls": LLM_COUNT,
+    "tool_calls": TOOL_COUNT,
+    "request_chars": "length(request)",
+    "response_chars": "length(response)",
+}
+
+
+def profile(engine: SqlEngine) -> Profile:
+    totals = _one(engine, "SELECT count(*) AS n, count_if(state = 'OK') AS ok, min(request_time) AS first, "
+                          "max(request_time) AS last, percentile(execution_duration_ms, 0.95) AS p95, "
+                          + ", ".join(f"percentile({sql}, {QUANTILES}) AS {name}" for name, sql in MEASURES.items())
+                          + " FROM traces")  # fmt: skip
+    n = int(totals["n"] or 0)
+    return Profile(
+        traces=n,
+        ok=int(totals["ok"] or 0),
+        first=totals["first"],
+        last=totals["last"],
+        p95_ms=float(totals["p95"] or 0),
+        cuts={name: sorted({float(v) for v in totals[name] or [] if v is not None}) for name in MEASURES},
+        tags=_keys(engine, "tags", n),
+        metadata=_keys(engine, "trace_metadata", n),
+        spans=_spans(engine),
+        assessments=_assessments(engine),
+        request_fields=_request_fields(engine, n),
+        request_patterns=_patterns(engine),
+        models=_models(engine),
+        windows=_windows(engine, n),
+        p95_by_path=_p95_by_path(engine),
+    )
+
+
+def _one(engine: SqlEngine, sql: str) -> dict[str, Any]:
+    records = engine.execute(sql).records()
+    return records[0] if records else {}
+
+
+def _keys(engine: SqlEngine, column: str, total: int) -> list[KeyProfile]:
+    rows = engine.execute(
+        f"WITH kv AS (SELECT k, {column}[k] AS v, count(*) AS c FROM traces LATERAL VIEW explode(map_keys({column})) t "
+        "AS k GROUP BY k, v), ranked AS (SELECT k, v, c, row_number() OVER (PARTITION BY k ORDER BY c DESC, v) AS r, "
+        "count(*) OVER (PARTITION BY k) AS d, sum(c) OVER (PARTITION BY k) AS traces FROM kv) "
+        f"SELECT k, v, d, traces FROM ranked WHERE r <= {TOP_VALUES} ORDER BY k, r"
+    ).rows  # fmt: skip
+    keys: dict[str, KeyProfile] = {}
+    for key, value, distinct, traces in rows:
+        found = keys.setdefault(str(key), KeyProfile(str(key), int(traces), int(distinct)))
+        found.top.append(str(value))
+    return [k for k in keys.values() if bounded(k, total)]
+
+
+def bounded(key: KeyProfile, total: int) -> bool:
+    """A key worth slicing by: more than one value, and not nearly one value per trace (ids, timestamps,
+    free text), measured as distinct values over the traces that carry the key."""
+    return key.distinct >= 2 and key.distinct <= max(2, key.traces // 4) and key.traces >= min(total, 10) // 2
+
+
+def _spans(engine: SqlEngine) -> list[SpanProfile]:
+    rows = engine.execute(
+        f"SELECT s.name AS name, max(s.attributes['mlflow.spanType']) AS type, count(DISTINCT trace_id) AS traces, "
+        f"count(*) AS calls, percentile({SPAN_MS}, array(0.25, 0.4, 0.5)) AS q, count_if({SPAN_FAILED}) AS failed, "
+        f"count_if(s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)}) AS empty "
+        "FROM traces LATERAL VIEW explode(spans) t AS s WHERE s.parent_id IS NOT NULL GROUP BY s.name "
+        f"ORDER BY traces DESC, name LIMIT {SPAN_NAMES}"
+    ).records()  # fmt: skip
+    repeated = {
+        str(row[0])
+        for row in engine.execute(
+            "SELECT DISTINCT s.name FROM traces LATERAL VIEW explode(spans) t AS s WHERE s.parent_id IS NOT NULL "
+            "GROUP BY trace_id, s.name, coalesce(s.attributes['mlflow.spanInputs'], '') HAVING count(*) >= 2"
+        ).rows
+    }  # fmt: skip
+    return [SpanProfile(name=str(r["name"]), span_type=str(r["type"] or "").strip('"'), traces=int(r["traces"]),
+                        calls=int(r["calls"]), **_usual(r["q"]), failed=int(r["failed"]),
+                        degenerate=int(r["empty"]), repeated=str(r["name"]) in repeated) for r in rows]  # fmt: skip
+
+
+def _usual(quantiles: list[float] | None) -> dict[str, Any]:
+    """The span's usual duration: its 25th percentile, so that a slowdown in half the traffic does not
+    become the norm; but its median when over 60% of calls would exceed three times that (a fast path,
+    such as a cache hit, has made the 25th percentile unusual)."""
+    p25, p40, p50 = (float(v or 0) for v in (quantiles or [0, 0, 0]))
+    fast_path = p40 > 3 * p25
+    return {"usual_ms": p50 if fast_path else p25, "usual_is_median": fast_path}
+
+
+NEGATIVE_WORDS = ("no", "fail", "failed", "false", "incorrect", "wrong", "bad", "negative", "unsafe", "irrelevant",
+                  "not_relevant", "unhelpful", "thumbs_down", "reject", "rejected")  # fmt: skip
+ERRORED = "(a.feedback.error IS NOT NULL OR a.feedback.value IS NULL OR a.feedback.value = 'null')"
+
+
+def _assessments(engine: SqlEngine) -> list[AssessmentProfile]:
+    words = ", ".join(f"'\"{w}\"'" for w in (*NEGATIVE_WORDS, "yes", "pass", "passed", "true", "correct", "good"))
+    rows = engine.execute(
+        "SELECT a.name AS name, a.source.source_type AS source, count(DISTINCT trace_id) AS traces, "
+        f"count_if({ERRORED}) AS errored, count_if(a.feedback.value IN ('true', 'false')) AS booleans, "
+        f"count_if(lower(a.feedback.value) IN ({words})) AS words, "
+        "min(try_cast(a.feedback.value AS DOUBLE)) AS low, max(try_cast(a.feedback.value AS DOUBLE)) AS high "
+        "FROM traces LATERAL VIEW explode(assessments) t AS a WHERE a.expectation IS NULL OR a.feedback IS NOT NULL "
+        "GROUP BY 1, 2 ORDER BY traces DESC, name LIMIT 40"
+    ).records()  # fmt: skip
+    return [AssessmentProfile(name=str(r["name"]), source=str(r["source"] or "UNKNOWN"), traces=int(r["traces"]),
+                              errored=int(r["errored"]), booleans=int(r["booleans"]), words=int(r["words"]),
+                              low=_float(r["low"]), high=_float(r["high"])) for r in rows if r["name"]]  # fmt: skip
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _request_fields(engine: SqlEngine, total: int) -> list[KeyProfile]:
+    """Top-level fields of JSON requests that hold short scalar values (a category, a mode, a locale)."""
+    sample = engine.execute(f"SELECT request FROM traces WHERE request IS NOT NULL LIMIT {REQUEST_SAMPLE}").rows
+    seen: dict[str, int] = {}
+    for (text,) in sample:
+        try:
+            body = json.loads(str(text))
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            for key, value in body.items():
+                if isinstance(value, str | int | bool) and len(str(value)) <= 80 and _plain_key(key):
+                    seen[key] = seen.get(key, 0) + 1
+    keys = [k for k, count in seen.items() if count >= len(sample) / 2][:10]
+    if not keys:
+        return []
+    measured = []
+    for key in keys:
+        path = _json_path(key)
+        rows = engine.execute(
+            f"SELECT get_json_object(request, '{path}') AS v, count(*) AS c, count(*) OVER () AS d, "
+            f"sum(count(*)) OVER () AS traces FROM traces WHERE get_json_object(request, '{path}') IS NOT NULL "
+            f"GROUP BY 1 ORDER BY c DESC, v LIMIT {TOP_VALUES}"
+        ).rows  # fmt: skip
+        if rows:
+            found = KeyProfile(key, int(rows[0][3]), int(rows[0][2]), [str(r[0]) for r in rows])
+            if bounded(found, total):
+                measured.append(found)
+    return measured
+
+
+def _plain_key(key: str) -> bool:
+    return key.replace("_", "").replace("-", "").isalnum() and len(key) <= 60
+
+
+def _json_path(key: str) -> str:
+    return f"$.{key}"
+
+
+def _patterns(engine: SqlEngine) -> KeyProfile:
+    rows = engine.execute(
+        f"SELECT {REQUEST_PATTERN} AS v, count(*) AS c, count(*) OVER () AS d, sum(count(*)) OVER () AS traces "
+        f"FROM traces WHERE request IS NOT NULL GROUP BY 1 ORDER BY c DESC, v LIMIT {TOP_VALUES}"
+    ).rows  # fmt: skip
+    if not rows:
+        return KeyProfile("request pattern", 0, 0)
+    return KeyProfile("request pattern", int(rows[0][3]), int(rows[0][2]), [str(r[0]) for r in rows])
+
+
+def _models(engine: SqlEngine) -> list[str]:
+    picks = ", ".join(f"s.attributes['{key}']" for key in MODEL_KEYS)
+    rows = engine.execute(
+        f"SELECT DISTINCT replace(coalesce({picks}), '\"', '') AS m FROM traces LATERAL VIEW explode(spans) t AS s "
+        f"WHERE coalesce({picks}) IS NOT NULL ORDER BY m LIMIT {TOP_VALUES}"
+    ).rows  # fmt: skip
+    return [str(r[0]) for r in rows]
+
+
+def _windows(engine: SqlEngine, total: int) -> list[float]:
+    """Cut points of equal-height time windows: about 20 traces a window, between 4 and 48 windows."""
+    count = max(4, min(48, total // 20))
+    if total < 40:
+        return []
+    steps = ", ".join(f"{i / count:.4f}" for i in range(1, count))
+    row = _one(engine, f"SELECT percentile(unix_millis(request_time), array({steps})) AS cuts FROM traces")
+    return sorted({round(float(ms)) for ms in row.get("cuts") or []})
+
+
+def _p95_by_path(engine: SqlEngine) -> dict[str, float]:
+    """The 95th percentile of execution time among traces that call the same steps (the common paths)."""
+    rows = engine.execute(
+        f"SELECT {PATH} AS path, percentile(execution_duration_ms, 0.95) AS p95 FROM traces GROUP BY 1 "
+        f"HAVING count(*) >= {MIN_PATH_TRACES} ORDER BY count(*) DESC LIMIT {TOP_VALUES}"
+    ).rows  # fmt: skip
+    return {str(path): float(p95) for path, p95 in rows if path is not None and p95 is not None}

@@ -1,0 +1,339 @@
+"""The search: for every outcome, which slices of the traffic have it significantly more (or less) often.
+
+1. One SQL pass counts, for every feature value, the traces in each outcome's population and those
+   with the outcome.
+2. Every supported (outcome, value) pair is tested; pairs of promising values are counted in a
+   second pass and kept only when the pair explains more than either member.
+3. Benjamini-Hochberg over every test of the run; survivors need a risk ratio whose 95% interval
+   lies above 1 (below 1 for strengths).
+4. Greedy selection by impact, each next segment re-tested on the traces the chosen ones do not
+   explain, so the same traces are not reported under several names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from agent.discovery.catalog import Feature, Outcome
+from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
+from agent.traces.engine import SqlEngine
+
+ALL = "*"
+STRENGTH_OUTCOMES = {"trace_slow", "span_slow", "assessment_negative"}
+
+
+@dataclass(frozen=True)
+class Params:
+    min_support: int = 5  # outcome traces a segment must hold
+    fdr: float = 0.05  # Benjamini-Hochberg level over every test of the run
+    max_pair_members: int = 8  # promising values per outcome that are paired
+    max_rounds: int = 4  # segments chosen per outcome
+    max_strength_rate: float = 0.5  # a strength needs the rest of the traffic to do worse than this often
+    min_ratio: float = 1.5  # practical significance: the risk ratio's 95% lower bound must exceed this
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One feature value; two values of different features that hold together; or (`any_of`) several
+    values of one ordered feature, such as the windows of a burst."""
+
+    parts: tuple[tuple[str, str], ...]  # (feature key, value)
+    any_of: bool = False
+
+    def predicate(self, features: dict[str, Feature]) -> str:
+        joiner = " OR " if self.any_of else " AND "
+        return joiner.join(f"({features[key].predicate(value)})" for key, value in self.parts)
+
+    def describe(self, features: dict[str, Feature]) -> str:
+        if self.any_of:
+            return f"{features[self.parts[0][0]].name} is one of " + ", ".join(value for _, value in self.parts)
+        return " and ".join(features[key].describe(value) for key, value in self.parts)
+
+
+@dataclass
+class Test:
+    outcome: Outcome
+    segment: Segment
+    n: int
+    k: int
+    n_rest: int
+    k_rest: int
+    p: float = 1.0
+    q: float = 1.0
+    method: str = "fisher"
+    ratio: float = 1.0
+    low: float = 0.0
+    high: float = float("inf")
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else 0.0
+
+    @property
+    def rest_rate(self) -> float:
+        return self.k_rest / self.n_rest if self.n_rest else 0.0
+
+    @property
+    def impact(self) -> float:
+        """Outcome traces in the segment beyond what the rest's rate predicts (negative for strengths)."""
+        return self.k - self.n * self.rest_rate
+
+    def worse(self, fdr: float, floor: float = 1.0) -> bool:
+        return self.q <= fdr and self.low > floor
+
+    def better(self, fdr: float, floor: float = 1.0) -> bool:
+        return self.q <= fdr and self.high < 1 / floor
+
+
+@dataclass
+class SearchResult:
+    tests: list[Test] = field(default_factory=list)
+    chosen: list[Test] = field(default_factory=list)  # problems, after redundancy
+    strengths: list[Test] = field(default_factory=list)
+    near_misses: list[Test] = field(default_factory=list)  # promising, not significant
+    queries: int = 0
+    pairs_tested: int = 0
+
+
+class Search:
+    def __init__(self, engine: SqlEngine, outcomes: list[Outcome], features: list[Feature], params: Params) -> None:
+        self.engine = engine
+        self.outcomes = outcomes
+        self.features = {f.key: f for f in features}
+        self.params = params
+        self.queries = 0
+
+    def run(self) -> SearchResult:
+        singles = self._single_tests(self._count_singles())
+        pairs = self._pair_tests(singles)
+        score(singles + pairs)  # one Benjamini-Hochberg correction over every test of the run
+        candidates = singles + [p for p in pairs if self._explains_more(p, singles)] + self._runs(singles)
+        chosen = self._choose(candidates)
+        return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
+                            near_misses=self._near_misses(singles, chosen), queries=self.queries,
+                            pairs_tested=len(pairs))  # fmt: skip
+
+    # -- counting ------------------------------------------------------------------------------------
+
+    def _flags(self) -> str:
+        """One nullable boolean per outcome: NULL outside its population."""
+        return ", ".join(f"CASE WHEN {o.population or 'true'} THEN coalesce({o.predicate}, false) END AS {o.key}"
+                         for o in self.outcomes)  # fmt: skip
+
+    def _values(self) -> str:
+        """Every feature value of a trace, as `key=value` strings (plus `*`, which every trace has)."""
+        singles = ", ".join(f"concat('{f.key}=', coalesce({f.expression}, '(none)'))" for f in self.features.values()
+                            if not f.multi)  # fmt: skip
+        multis = "".join(f", transform(coalesce({f.expression}, array()), x -> concat('{f.key}=', x))"
+                         for f in self.features.values() if f.multi)  # fmt: skip
+        return f"flatten(array(array('{ALL}', {singles}){multis}))"
+
+    def _count_singles(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """value -> outcome key -> (traces in the population, traces with the outcome)."""
+        sums = ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
+                         for o in self.outcomes)  # fmt: skip
+        base = f"SELECT {self._flags()}, {self._values()} AS fv FROM traces"
+        sql = f"WITH base AS ({base}) SELECT v, {sums} FROM base LATERAL VIEW explode(fv) t AS v GROUP BY v"
+        rows = self._execute(sql)
+        return {str(r["v"]): {o.key: (int(r[f"m_{o.key}"]), int(r[f"k_{o.key}"])) for o in self.outcomes} for r in rows}
+
+    def _execute(self, sql: str) -> list[dict[str, Any]]:
+        self.queries += 1
+        return self.engine.execute(sql).records()
+
+    # -- tests ---------------------------------------------------------------------------------------
+
+    def _single_tests(self, counts: dict[str, dict[str, tuple[int, int]]]) -> list[Test]:
+        totals = counts.get(ALL, {})
+        tests = []
+        for value, by_outcome in counts.items():
+            if value == ALL:
+                continue
+            key, _, raw = value.partition("=")
+            segment = Segment(((key, raw),))
+            for outcome in self.outcomes:
+                if not self._relevant(outcome, self.features[key], raw):
+                    continue
+                n, k = by_outcome[outcome.key]
+                big_n, big_k = totals.get(outcome.key, (0, 0))
+                if self._supported(n, k, big_n, big_k):
+                    tests.append(Test(outcome, segment, n, k, big_n - n, big_k - k))
+        return tests
+
+    def _supported(self, n: int, k: int, big_n: int, big_k: int) -> bool:
+        """Enough outcome traces to be a pattern (worse), or enough expected ones to miss (better)."""
+        if n == 0 or n >= big_n or big_k == 0:
+            return False
+        expected = n * big_k / big_n
+        return k >= self.params.min_support or expected >= self.params.min_support
+
+    def _relevant(self, outcome: Outcome, feature: Feature, value: str) -> bool:
+        """A feature that follows from the outcome is no cause of it."""
+        if feature.structural and not outcome.structural_causes:
+            return False
+        if outcome.about_response and feature.expression.find("length(response)") >= 0:
+            return False
+        if outcome.truncates and feature.kind == "count" and value.startswith("under"):
+            return False  # a trace cut short by a failure has few spans; that is a consequence
+        return not (outcome.family in {"repeated_call"} and feature.kind == "count")
+
+    def _pair_tests(self, singles: list[Test]) -> list[Test]:
+        """Pairs of values of different features, both supported and leaning the same way on their own."""
+        score(singles)
+        wanted: dict[Segment, list[Outcome]] = {}
+        for outcome in self.outcomes:
+            leaning = sorted((t for t in singles if t.outcome is outcome and t.k >= self.params.min_support
+                              and t.rate > t.rest_rate), key=lambda t: t.p)[: self.params.max_pair_members]  # fmt: skip
+            for a, b in combinations(leaning, 2):
+                if a.segment.parts[0][0] != b.segment.parts[0][0]:
+                    pair = Segment(tuple(sorted(a.segment.parts + b.segment.parts)))
+                    wanted.setdefault(pair, []).append(outcome)
+        if not wanted:
+            return []
+        pairs = list(wanted)
+        columns = []
+        for i, pair in enumerate(pairs):
+            inside = pair.predicate(self.features)
+            for o in wanted[pair]:
+                columns.append(f"count_if(({inside}) AND {o.key} IS NOT NULL) AS m_{i}_{o.key}, "
+                               f"count_if(({inside}) AND {o.key}) AS k_{i}_{o.key}")  # fmt: skip
+        totals = ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
+                           for o in self.outcomes)  # fmt: skip
+        row = self._execute(
+            f"WITH base AS (SELECT {self._flags()}, * FROM traces) SELECT {totals}, {', '.join(columns)} FROM base"
+        )[0]
+        tests = []
+        for i, pair in enumerate(pairs):
+            for o in wanted[pair]:
+                n, k = int(row[f"m_{i}_{o.key}"]), int(row[f"k_{i}_{o.key}"])
+                big_n, big_k = int(row[f"m_{o.key}"]), int(row[f"k_{o.key}"])
+                if k >= self.params.min_support and n < big_n:
+                    tests.append(Test(o, pair, n, k, big_n - n, big_k - k))
+        return tests
+
+    def _runs(self, singles: list[Test]) -> list[Test]:
+        """Several significant windows of one time feature as one candidate (the bursts of one incident);
+        the values are disjoint, so their counts add up. Length and count bins are not joined: two bins
+        that are both bad are as likely two problems (short apologies, overlong answers) as one."""
+        groups: dict[tuple[str, str], list[Test]] = {}
+        for test in singles:
+            key = test.segment.parts[0][0]
+            feature = self.features[key]
+            if feature.kind == "time" and not feature.multi and test.worse(self.params.fdr, self.params.min_ratio):
+                groups.setdefault((test.outcome.key, key), []).append(test)
+        runs = []
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            members.sort(key=lambda t: t.segment.parts[0][1])
+            n, k = sum(t.n for t in members), sum(t.k for t in members)
+            total_n, total_k = members[0].n + members[0].n_rest, members[0].k + members[0].k_rest
+            run = Test(members[0].outcome, Segment(tuple(t.segment.parts[0] for t in members), any_of=True), n, k,
+                       total_n - n, total_k - k)  # fmt: skip
+            score([run])
+            run.q = max(t.q for t in members)  # each member passed the run's correction; the union is no new test
+            runs.append(run)
+        return runs
+
+    @staticmethod
+    def _explains_more(pair: Test, singles: list[Test]) -> bool:
+        """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio."""
+        ratio = {(t.outcome.key, t.segment.parts): t.ratio for t in singles}
+        return all(pair.low > ratio.get((pair.outcome.key, (part,)), np.inf) for part in pair.segment.parts)
+
+    # -- choosing ------------------------------------------------------------------------------------
+
+    def _choose(self, tests: list[Test]) -> list[Test]:
+        chosen: list[Test] = []
+        for outcome in self.outcomes:
+            candidates = [t for t in tests if t.outcome is outcome and t.worse(self.params.fdr, self.params.min_ratio)]
+            chosen += self._greedy(outcome, candidates)
+        return chosen
+
+    def _greedy(self, outcome: Outcome, candidates: list[Test]) -> list[Test]:
+        """Largest impact first, narrowed to a sharper slice inside it when one exists; every next
+        candidate is re-tested on the traces not yet explained."""
+        picked: list[Test] = []
+        while candidates and len(picked) < self.params.max_rounds:
+            best = self._sharpest(outcome, max(candidates, key=lambda t: (t.impact, -t.q)), candidates, picked)
+            picked.append(best)
+            rest = [t for t in candidates if t.segment != best.segment]
+            unexplained = "NOT (" + " OR ".join(f"({t.segment.predicate(self.features)})" for t in picked) + ")"
+            candidates = self._tested_within(outcome, rest, unexplained) if rest else []
+        return picked
+
+    def _sharpest(self, outcome: Outcome, best: Test, candidates: list[Test], picked: list[Test]) -> Test:
+        """A broad slice can owe its excess to a narrower one inside it (no tool calls, because one topic
+        is answered badly): drill down while a candidate with a higher rate is significantly worse than
+        the rest of the slice itself."""
+        for _ in range(3):
+            inside = [t for t in candidates if t.rate > best.rate and t.segment != best.segment]
+            if not inside:
+                return best
+            within = f"({best.segment.predicate(self.features)})"
+            if picked:
+                within += " AND NOT (" + " OR ".join(f"({t.segment.predicate(self.features)})" for t in picked) + ")"
+            sharper = [t for t in self._tested_within(outcome, inside, within) if t.n >= 0.2 * best.n]
+            if not sharper:
+                return best
+            narrowed = max(sharper, key=lambda t: (t.impact, -t.q))
+            best = next(t for t in candidates if t.segment == narrowed.segment)
+        return best
+
+    def _tested_within(self, outcome: Outcome, candidates: list[Test], where: str) -> list[Test]:
+        """The candidates counted and tested again on the traces `where` selects (BH over them)."""
+        columns = ", ".join(
+            f"count_if(({c.segment.predicate(self.features)}) AND {outcome.key} IS NOT NULL) AS m{i}, "
+            f"count_if(({c.segment.predicate(self.features)}) AND {outcome.key}) AS k{i}" for i, c in enumerate(candidates)
+        )  # fmt: skip
+        row = self._execute(
+            f"WITH base AS (SELECT {self._flags()}, * FROM traces) SELECT count_if({outcome.key} IS NOT NULL) AS m, "
+            f"count_if({outcome.key}) AS k, {columns} FROM base WHERE {where}"
+        )[0]  # fmt: skip
+        big_n, big_k = int(row["m"]), int(row["k"])
+        again = []
+        for i, c in enumerate(candidates):
+            n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
+            if k >= self.params.min_support and 0 < n < big_n:
+                again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k))
+        score(again, previous=len(candidates))
+        return [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
+
+    def _strengths(self, tests: list[Test], chosen: list[Test]) -> list[Test]:
+        """Slices that are faster or better judged. Not failing less: a request that never calls a
+        failing step cannot fail in it, which says nothing good about it; and not for an outcome with
+        a problem slice, where every other slice looks better by comparison."""
+        troubled = {t.outcome.key for t in chosen}
+        better = [t for t in tests if t.better(self.params.fdr, self.params.min_ratio) and t.outcome.family in STRENGTH_OUTCOMES
+                  and t.outcome.key not in troubled
+                  and self.features[t.segment.parts[0][0]].kind not in {"span", "count"}
+                  and t.rest_rate <= self.params.max_strength_rate and len(t.segment.parts) == 1]  # fmt: skip
+        return sorted(better, key=lambda t: t.impact)[:2]
+
+    def _near_misses(self, tests: list[Test], chosen: list[Test]) -> list[Test]:
+        """The strongest leads that did not survive the correction: hypotheses a test should refute."""
+        taken = {(t.outcome.key, t.segment) for t in chosen}
+        leads = [t for t in tests if t.p <= 0.05 and t.q > self.params.fdr and t.rate > t.rest_rate
+                 and t.k >= self.params.min_support and (t.outcome.key, t.segment) not in taken]  # fmt: skip
+        return sorted(leads, key=lambda t: t.p)[:2]
+
+
+def score(tests: list[Test], previous: int = 0) -> None:
+    """p-values, risk ratios and Benjamini-Hochberg q-values, in place. A re-test corrects for the
+    candidates it was chosen among (`previous`), not just the survivors."""
+    if not tests:
+        return
+    tables = Tables(k=np.array([t.k for t in tests], dtype=np.float64), n=np.array([t.n for t in tests], dtype=np.float64),
+                    k_rest=np.array([t.k_rest for t in tests], dtype=np.float64),
+                    n_rest=np.array([t.n_rest for t in tests], dtype=np.float64))  # fmt: skip
+    p, method = two_sided_p(tables)
+    ratio, low, high = risk_ratio(tables)
+    padded = np.concatenate([p, np.ones(max(previous - len(tests), 0))])
+    q = benjamini_hochberg(padded)[: len(tests)]
+    for i, test in enumerate(tests):
+        test.p, test.q, test.method = float(p[i]), float(q[i]), str(method[i])
+        test.ratio, test.low, test.high = float(ratio[i]), float(low[i]), float(high[i])
