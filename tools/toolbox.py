@@ -19,6 +19,7 @@ from agent.insights.models import (
     Hypothesis,
     HypothesisStatus,
     Issue,
+    SegmentStatistics,
     Severity,
     SqlQuery,
 )
@@ -105,8 +106,9 @@ class Toolbox:
         census = self.census_or_none()
         if census is not None:
             return census  # a resumed run keeps the baseline it reasoned from
-        self._emit("sql", "census: 14 baseline queries over the traces table")
-        return self._rt.insights.save_census(self.run_id, compute_census(self._table()))
+        self._emit("sql", "census: 14 baseline queries and the discovery engine's scan of every slice")
+        outcomes = self.analysis().outcomes
+        return self._rt.insights.save_census(self.run_id, compute_census(self._table(), outcomes=outcomes))
 
     def census_or_none(self) -> Census | None:
         from agent.errors import NotFoundError
@@ -122,13 +124,19 @@ class Toolbox:
     # -- hypotheses -------------------------------------------------------------------------------
 
     def create_hypothesis(
-        self, statement: str, rationale: str, testing_plan: str, sql: str | None, category: Category | None
+        self,
+        statement: str,
+        rationale: str,
+        testing_plan: str,
+        sql: str | None,
+        category: Category | None,
+        statistics: SegmentStatistics | None = None,
     ) -> Hypothesis:
         self._emit("write", f"hypothesis: {statement}")
         queries = [SqlQuery(id="Q1", query=sql, result_summary="the testing plan's first query")] if sql else []
         return self._rt.insights.create_hypothesis(self.run_id, statement=statement, rationale=rationale,
                                                    testing_plan=testing_plan, sql_queries=queries,
-                                                   category=category, actor=Actor.AGENT)  # fmt: skip
+                                                   category=category, actor=Actor.AGENT, statistics=statistics)  # fmt: skip
 
     def list_hypotheses(self, status: HypothesisStatus | None = None) -> list[Hypothesis]:
         return self._rt.insights.list_hypotheses(self.run_id, status)

@@ -159,7 +159,9 @@ def create_baseline_census(run_id: str, refresh: bool, engine: str | None, table
 
     rt = runtime()
     analysis = rt.insights.get_analysis(run_id)
-    census = compute_census(traces_table(analysis.experiment_id, refresh, engine, table_name))
+    census = compute_census(
+        traces_table(analysis.experiment_id, refresh, engine, table_name), outcomes=analysis.outcomes
+    )
     saved = rt.insights.save_census(run_id, census)
     _emit(output, saved, lambda: console.census_view(saved))
 

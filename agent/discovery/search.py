@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.discovery.catalog import Feature, Outcome
+from agent.discovery.catalog import Feature, Outcome, quote
 from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
 from agent.traces.engine import SqlEngine
 
@@ -45,8 +45,20 @@ class Segment:
     any_of: bool = False
 
     def predicate(self, features: dict[str, Feature]) -> str:
+        """SQL over a row of `traces`: what a hypothesis selects."""
         joiner = " OR " if self.any_of else " AND "
         return joiner.join(f"({features[key].predicate(value)})" for key, value in self.parts)
+
+    def over_columns(self, features: dict[str, Feature]) -> str:
+        """The same test over the search's base rows, where each feature is a column named by its key."""
+        joiner = " OR " if self.any_of else " AND "
+        return joiner.join(
+            f"array_contains({key}, {quote(value)})" if features[key].multi else f"{key} = {quote(value)}"
+            for key, value in self.parts
+        )
+
+    def keys(self) -> set[str]:
+        return {key for key, _ in self.parts}
 
     def describe(self, features: dict[str, Feature]) -> str:
         if self.any_of:
@@ -119,25 +131,24 @@ class Search:
 
     # -- counting ------------------------------------------------------------------------------------
 
-    def _flags(self) -> str:
-        """One nullable boolean per outcome: NULL outside its population."""
-        return ", ".join(f"CASE WHEN {o.population or 'true'} THEN coalesce({o.predicate}, false) END AS {o.key}"
-                         for o in self.outcomes)  # fmt: skip
-
-    def _values(self) -> str:
-        """Every feature value of a trace, as `key=value` strings (plus `*`, which every trace has)."""
-        singles = ", ".join(f"concat('{f.key}=', coalesce({f.expression}, '(none)'))" for f in self.features.values()
-                            if not f.multi)  # fmt: skip
-        multis = "".join(f", transform(coalesce({f.expression}, array()), x -> concat('{f.key}=', x))"
-                         for f in self.features.values() if f.multi)  # fmt: skip
-        return f"flatten(array(array('{ALL}', {singles}){multis}))"
+    def _base(self, outcomes: list[Outcome], keys: set[str]) -> str:
+        """One row per trace: a nullable boolean per outcome (NULL outside its population) and a column
+        per feature (named by their keys), so later queries test segments without re-deriving them."""
+        flags = [f"CASE WHEN {o.population or 'true'} THEN coalesce({o.predicate}, false) END AS {o.key}"
+                 for o in outcomes]  # fmt: skip
+        columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
+                   for f in self.features.values() if f.key in keys]  # fmt: skip
+        return f"SELECT {', '.join(flags + columns)} FROM traces"
 
     def _count_singles(self) -> dict[str, dict[str, tuple[int, int]]]:
         """value -> outcome key -> (traces in the population, traces with the outcome)."""
         sums = ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
                          for o in self.outcomes)  # fmt: skip
-        base = f"SELECT {self._flags()}, {self._values()} AS fv FROM traces"
-        sql = f"WITH base AS ({base}) SELECT v, {sums} FROM base LATERAL VIEW explode(fv) t AS v GROUP BY v"
+        singles = ", ".join(f"concat('{f.key}=', {f.key})" for f in self.features.values() if not f.multi)
+        multis = "".join(f", transform({f.key}, x -> concat('{f.key}=', x))" for f in self.features.values() if f.multi)
+        values = f"flatten(array(array('{ALL}', {singles}){multis}))"
+        sql = (f"WITH base AS ({self._base(self.outcomes, set(self.features))}), valued AS (SELECT *, {values} AS fv "
+               f"FROM base) SELECT v, {sums} FROM valued LATERAL VIEW explode(fv) t AS v GROUP BY v")  # fmt: skip
         rows = self._execute(sql)
         return {str(r["v"]): {o.key: (int(r[f"m_{o.key}"]), int(r[f"k_{o.key}"])) for o in self.outcomes} for r in rows}
 
@@ -195,16 +206,19 @@ class Search:
         if not wanted:
             return []
         pairs = list(wanted)
+        needed = sorted({o.key: o for outcomes in wanted.values() for o in outcomes}.values(), key=lambda o: o.key)
         columns = []
         for i, pair in enumerate(pairs):
-            inside = pair.predicate(self.features)
+            inside = pair.over_columns(self.features)
             for o in wanted[pair]:
                 columns.append(f"count_if(({inside}) AND {o.key} IS NOT NULL) AS m_{i}_{o.key}, "
                                f"count_if(({inside}) AND {o.key}) AS k_{i}_{o.key}")  # fmt: skip
-        totals = ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
-                           for o in self.outcomes)  # fmt: skip
+        totals = ", ".join(
+            f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}" for o in needed
+        )
+        keys = set().union(*(pair.keys() for pair in pairs))
         row = self._execute(
-            f"WITH base AS (SELECT {self._flags()}, * FROM traces) SELECT {totals}, {', '.join(columns)} FROM base"
+            f"WITH base AS ({self._base(needed, keys)}) SELECT {totals}, {', '.join(columns)} FROM base"
         )[0]
         tests = []
         for i, pair in enumerate(pairs):
@@ -262,8 +276,8 @@ class Search:
             best = self._sharpest(outcome, max(candidates, key=lambda t: (t.impact, -t.q)), candidates, picked)
             picked.append(best)
             rest = [t for t in candidates if t.segment != best.segment]
-            unexplained = "NOT (" + " OR ".join(f"({t.segment.predicate(self.features)})" for t in picked) + ")"
-            candidates = self._tested_within(outcome, rest, unexplained) if rest else []
+            unexplained = "NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
+            candidates = self._tested_within(outcome, rest, unexplained, picked) if rest else []
         return picked
 
     def _sharpest(self, outcome: Outcome, best: Test, candidates: list[Test], picked: list[Test]) -> Test:
@@ -274,24 +288,27 @@ class Search:
             inside = [t for t in candidates if t.rate > best.rate and t.segment != best.segment]
             if not inside:
                 return best
-            within = f"({best.segment.predicate(self.features)})"
+            within = f"({best.segment.over_columns(self.features)})"
             if picked:
-                within += " AND NOT (" + " OR ".join(f"({t.segment.predicate(self.features)})" for t in picked) + ")"
-            sharper = [t for t in self._tested_within(outcome, inside, within) if t.n >= 0.2 * best.n]
+                within += " AND NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
+            sharper = [t for t in self._tested_within(outcome, inside, within, [best, *picked])
+                       if t.n >= 0.2 * best.n]  # fmt: skip
             if not sharper:
                 return best
             narrowed = max(sharper, key=lambda t: (t.impact, -t.q))
             best = next(t for t in candidates if t.segment == narrowed.segment)
         return best
 
-    def _tested_within(self, outcome: Outcome, candidates: list[Test], where: str) -> list[Test]:
-        """The candidates counted and tested again on the traces `where` selects (BH over them)."""
+    def _tested_within(self, outcome: Outcome, candidates: list[Test], where: str, context: list[Test]) -> list[Test]:
+        """The candidates counted and tested again on the traces `where` selects (BH over them);
+        `context` are the segments `where` mentions."""
         columns = ", ".join(
-            f"count_if(({c.segment.predicate(self.features)}) AND {outcome.key} IS NOT NULL) AS m{i}, "
-            f"count_if(({c.segment.predicate(self.features)}) AND {outcome.key}) AS k{i}" for i, c in enumerate(candidates)
+            f"count_if(({c.segment.over_columns(self.features)}) AND {outcome.key} IS NOT NULL) AS m{i}, "
+            f"count_if(({c.segment.over_columns(self.features)}) AND {outcome.key}) AS k{i}" for i, c in enumerate(candidates)
         )  # fmt: skip
+        keys = set().union(*(t.segment.keys() for t in [*candidates, *context]))
         row = self._execute(
-            f"WITH base AS (SELECT {self._flags()}, * FROM traces) SELECT count_if({outcome.key} IS NOT NULL) AS m, "
+            f"WITH base AS ({self._base([outcome], keys)}) SELECT count_if({outcome.key} IS NOT NULL) AS m, "
             f"count_if({outcome.key}) AS k, {columns} FROM base WHERE {where}"
         )[0]  # fmt: skip
         big_n, big_k = int(row["m"]), int(row["k"])

@@ -115,6 +115,9 @@ class Analysis(Document):
     history: list[StatusChange] = Field(default_factory=list)
     thread_id: str | None = Field(default=None, description="The agent's resumable thread, when it ran one.")
     focus: list[str] = Field(default_factory=list, description="Areas a person asked the analysis to look at.")
+    outcomes: dict[str, str] = Field(
+        default_factory=dict, description="Outcomes a person added: name -> SQL boolean over the traces table."
+    )
     approvals: list[Approval] = Field(default_factory=list)
 
 

@@ -67,6 +67,7 @@ class Insights:
         run_name: str | None = None,
         thread_id: str | None = None,
         focus: Sequence[str] = (),
+        outcomes: dict[str, str] | None = None,
     ) -> Analysis:
         self._links.require_linking_support()
         self._require_experiment(experiment_id)
@@ -79,7 +80,7 @@ class Insights:
         run_id = run.info.run_id
         failpoints.reach("analysis.run_created")
         analysis = Analysis(experiment_id=experiment_id, run_id=run_id, name=name, description=description,
-                            thread_id=thread_id, focus=list(focus))  # fmt: skip
+                            thread_id=thread_id, focus=list(focus), outcomes=dict(outcomes or {}))  # fmt: skip
         try:
             version = RunDocuments(self._client, run_id).write(*ANALYSIS_DOC, _dump(analysis), 0)
         except BaseException:

@@ -102,7 +102,9 @@ QUERIES: dict[str, tuple[str, str]] = {
 }  # fmt: skip
 
 
-def compute_census(engine: SqlEngine) -> Census:
+def compute_census(engine: SqlEngine, *, discovery: bool = True, outcomes: dict[str, str] | None = None) -> Census:
+    """The 14 baseline queries and, unless asked not to, the discovery engine's scan of every slice
+    (`sections["discovery"]`): the quantitative baseline hypotheses cite."""
     results = {name: engine.execute(sql) for name, (_, sql) in QUERIES.items()}
     totals = results["totals"].records()[0]
     sections: dict[str, Any] = {name: result.records() for name, result in results.items()}
@@ -113,6 +115,10 @@ def compute_census(engine: SqlEngine) -> Census:
     sections["query_ids"] = {name: qid for name, (qid, _) in QUERIES.items()}
     for name in ("totals", "latency_ms"):
         sections.pop(name)
+    if discovery:
+        from agent.discovery import discover
+
+        sections["discovery"] = discover(engine, outcomes).model_dump(mode="json")
     return Census(
         trace_count=totals["trace_count"],
         ok_count=totals["ok_count"],

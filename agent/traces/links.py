@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from mlflow.entities import TraceInfo
 
 LINK_BATCH = 100
+RACE_ATTEMPTS = 3
+_DUPLICATE = re.compile(r"UNIQUE constraint failed|Duplicate entry|duplicate key value", re.IGNORECASE)
 # Trace ids are opaque to us, but they are pasted into filter strings: allow only what MLflow mints.
 _SAFE_TRACE_ID = re.compile(r"^[A-Za-z0-9_:.\-/]{1,200}$")
 
@@ -33,6 +35,10 @@ def batches(ids: Iterable[str], size: int = LINK_BATCH) -> Iterator[list[str]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _duplicate_key(error: Exception) -> bool:
+    return bool(_DUPLICATE.search(str(error)))
 
 
 def is_safe_trace_id(trace_id: str) -> bool:
@@ -73,9 +79,23 @@ class TraceLinks:
         self.require_linking_support()
         count = 0
         for chunk in batches(trace_ids, self._batch_size):
-            retry_transient(self._client.link_traces_to_run)(chunk, run_id)
+            self._link_chunk(run_id, chunk)
             count += len(chunk)
         return count
+
+    def _link_chunk(self, run_id: str, chunk: list[str]) -> None:
+        """MLflow checks which links exist and inserts the rest in one transaction; two writers linking
+        the same trace at once (parallel test branches) make the later insert break the unique key.
+        By then the other's links are committed, so asking again links only what is still missing."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(RACE_ATTEMPTS):
+            try:
+                retry_transient(self._client.link_traces_to_run)(chunk, run_id)
+                return
+            except MlflowException as error:
+                if attempt == RACE_ATTEMPTS - 1 or not _duplicate_key(error):
+                    raise
 
     def infos(self, experiment_id: str, trace_ids: Iterable[str]) -> dict[str, TraceInfo]:
         """Trace metadata (with request/response previews) for the given ids, without spans."""

@@ -6,18 +6,35 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from agent.insights.models import Analysis, Category, Census, Evidence, Hypothesis, HypothesisStatus, Severity
+from agent.insights.models import (
+    Analysis,
+    Category,
+    Census,
+    Evidence,
+    Hypothesis,
+    HypothesisStatus,
+    SegmentStatistics,
+    Severity,
+)
 from agent.report import ReportFacts
 from agent.traces.views import TraceView
 from tools.toolbox import Toolbox
 
 
-class HypothesisDraft(BaseModel):
+class ProposedHypothesis(BaseModel):
+    """What a model may propose: the fields it can fill in."""
+
     statement: str = Field(min_length=1, max_length=500)
     rationale: str = Field(min_length=1, max_length=5000, description="Cite the census numbers (Q ids).")
     testing_plan: str = Field(min_length=1, max_length=10000)
     sql: str | None = Field(default=None, description="Databricks SQL selecting the traces concerned.")
     category: Category | None = None
+
+
+class HypothesisDraft(ProposedHypothesis):
+    """A proposal plus the discovery engine's test figures, which only the engine supplies."""
+
+    statistics: SegmentStatistics | None = None
 
 
 class Verdict(BaseModel):

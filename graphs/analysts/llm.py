@@ -23,8 +23,8 @@ from agent.insights.models import Analysis, Category, Census, Hypothesis, Severi
 from agent.report import ReportFacts
 from agent.settings import Settings
 from agent.traces.views import TraceView
-from graphs.analysts.base import HypothesisDraft, IssueDraft, Verdict
-from graphs.analysts.detectors import detect
+from graphs.analysts.base import HypothesisDraft, IssueDraft, ProposedHypothesis, Verdict
+from graphs.analysts.candidates import candidates
 from graphs.analysts.offline import contrast_sql
 from prompts import render
 from tools.catalog import Conclusion, TestSession, test_tools
@@ -115,7 +115,7 @@ class Description(BaseModel):
 
 
 class Hypotheses(BaseModel):
-    hypotheses: list[HypothesisDraft]
+    hypotheses: list[ProposedHypothesis]
 
 
 class IssueAnswer(BaseModel):
@@ -154,20 +154,25 @@ class LlmAnalyst:
         return self._ask("describe", prompt, Description, tools).description
 
     def hypothesize(self, tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
+        """The model sees the discovery engine's ranked candidates with their numbers and may accept,
+        refine or add to them; an accepted candidate (same SQL) keeps the engine's test figures, which
+        the model itself can never supply."""
         from agent.traces.sql import parse
 
-        signals = detect(tools.sql_engine())
+        found = candidates(tools, census, analysis, limit)
+        sections = {k: v for k, v in census.sections.items() if k != "discovery"}
         prompt = render(
             "hypothesize",
             limit=str(limit),
             description=analysis.description,
             focus="; ".join(analysis.focus) or "none",
             census=json.dumps({"trace_count": census.trace_count, "error_rate": census.error_rate,
-                               "latency_ms": census.latency_ms, **census.sections}, default=str)[:12000],
-            signals="\n".join(f"- {f.kind}: {f.statement} ({len(f.affected)} of {f.total} traces) SQL: {f.affected_sql}"
-                              for f in signals) or "none",
+                               "latency_ms": census.latency_ms, **sections}, default=str)[:12000],
+            candidates="\n".join(_candidate(i, c) for i, c in enumerate(found, 1)) or "none",
         )  # fmt: skip
-        drafts = self._ask("hypothesize", prompt, Hypotheses, tools).hypotheses[:limit]
+        proposed = self._ask("hypothesize", prompt, Hypotheses, tools).hypotheses[:limit]
+        by_sql = {c.sql: c.statistics for c in found if c.sql}
+        drafts = [HypothesisDraft(**p.model_dump(), statistics=by_sql.get(p.sql or "")) for p in proposed]
         for draft in drafts:
             if draft.sql:
                 try:
@@ -299,6 +304,11 @@ def _first_line(error: Any) -> str:
 
 def _table(columns: list[str], rows: list[list[Any]]) -> str:
     return "\n".join([" | ".join(columns), *(" | ".join(str(v) for v in row) for row in rows[:50])])
+
+
+def _candidate(number: int, draft: HypothesisDraft) -> str:
+    return (f"C{number} [{draft.category.value if draft.category else 'unknown'}] {draft.statement}\n"
+            f"   rationale: {draft.rationale}\n   sql: {draft.sql}")  # fmt: skip
 
 
 def _sample(trace: TraceView) -> str:

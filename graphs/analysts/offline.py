@@ -1,34 +1,43 @@
 """The embedded analyst: no model, every judgement made from SQL over the traces and traces read.
 
-It asks the detectors and probes what the census suggests, tests each hypothesis by re-running its
-query, contrasting affected traces with the rest and reading three of them, and sizes issues by the
-share of traffic they touch. It knows nothing about where the traces came from.
+Its hypotheses are the discovery engine's findings (`graphs.analysts.candidates`). It tests each by
+re-running its query, counting the segment against the rest again and recomputing the test, and
+reading traces; it sizes issues by the weighted share of traffic they touch. It knows nothing about
+where the traces came from.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from agent.insights.models import Analysis, Category, Census, Evidence, Hypothesis, HypothesisStatus, Severity
+from agent.discovery.catalog import WEIGHTS
+from agent.discovery.findings import LEVELS
+from agent.discovery.search import Params
+from agent.discovery.stats import Tables, risk_ratio, two_sided_p
+from agent.insights.models import (
+    Analysis,
+    Category,
+    Census,
+    Evidence,
+    Hypothesis,
+    HypothesisStatus,
+    SegmentStatistics,
+    Severity,
+)
 from agent.report import ReportFacts
 from agent.traces.engine import QueryResult
 from agent.traces.views import TraceView, excerpt
 from graphs.analysts.base import HypothesisDraft, IssueDraft, Verdict
-from graphs.analysts.detectors import MIN_TRACES, Finding, detect
-from graphs.analysts.probes import probes
-from graphs.analysts.wording import CATEGORY, RECOMMENDATION, issue_title
+from graphs.analysts.candidates import candidates, describe_test
+from graphs.analysts.wording import RECOMMENDATION, issue_title, signal_of, subject
 from tools.budget import BudgetExhausted
 from tools.toolbox import Toolbox
 
 READS_PER_TEST = 3
+MIN_TRACES = 3  # a hypothesis without the engine's figures needs this many selected traces
 SAME_TRACES = 0.8  # two validated hypotheses over (nearly) the same traces are one issue
-_SIGNAL = re.compile(r"^Signal: ([a-z_]+)\.")
-
-
-def signal_of(hypothesis: Hypothesis) -> str:
-    match = _SIGNAL.match(hypothesis.rationale)
-    return match[1] if match else "person"
+PERSON_WEIGHT = 0.7  # a person's hypothesis is weighed like a quality outcome
+MIN_RATIO = Params().min_ratio
 
 
 def contrast_sql(affected_sql: str) -> str:
@@ -36,15 +45,19 @@ def contrast_sql(affected_sql: str) -> str:
     return ("SELECT CASE WHEN trace_id IN (SELECT trace_id FROM (" + affected_sql + ") affected) THEN 'affected' "
             "ELSE 'rest' END AS grp, count(*) AS traces, count_if(state = 'ERROR') AS errors, "
             "percentile(execution_duration_ms, 0.5) AS p50_ms, count_if(exists(assessments, a -> "
-            "a.source.source_type = 'HUMAN' AND a.feedback.value = 'false')) AS negative_feedback "
-            "FROM traces GROUP BY 1 ORDER BY 1")  # fmt: skip
+            "a.feedback.value = 'false' OR lower(a.feedback.value) IN ('\"no\"', '\"fail\"', '\"failed\"'))) "
+            "AS negative_assessments FROM traces GROUP BY 1 ORDER BY 1")  # fmt: skip
+
+
+def segment_sql(stats: SegmentStatistics) -> str:
+    """The segment against the rest of the outcome's population: the engine's test, counted again."""
+    population = f" WHERE {stats.population_sql}" if stats.population_sql else ""
+    return (f"SELECT CASE WHEN ({stats.segment_sql}) THEN 'segment' ELSE 'rest' END AS grp, count(*) AS traces, "
+            f"count_if({stats.outcome_sql}) AS with_outcome FROM traces{population} GROUP BY 1 ORDER BY 1")  # fmt: skip
 
 
 class OfflineAnalyst:
     name = "offline"
-
-    def __init__(self, max_per_signal: int = 3) -> None:
-        self.max_per_signal = max_per_signal
 
     # -- describe -----------------------------------------------------------------------------------
 
@@ -74,38 +87,7 @@ class OfflineAnalyst:
     # -- hypothesize --------------------------------------------------------------------------------
 
     def hypothesize(self, tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
-        findings = _ranked(detect(tools.sql_engine()), analysis.focus)
-        drafts = [self._from_finding(f, census) for f in self._capped(findings)]
-        problems = [d for d in drafts if d.category is not Category.STRENGTH]
-        strengths = [d for d in drafts if d.category is Category.STRENGTH]
-        questions = [HypothesisDraft(statement=p.statement, rationale=f"Signal: {p.signal}. {p.rationale}.",
-                                     testing_plan=_plan(), sql=p.sql, category=p.category)
-                     for p in probes(census)]  # fmt: skip
-        # Strengths and open questions get a place even when problems are many.
-        reserved = min(len(strengths), 2) + min(len(questions), 2)
-        chosen = problems[: max(limit - reserved, 1)]
-        rest = [*strengths, *questions, *problems[len(chosen) :]]
-        return [*chosen, *rest][:limit]
-
-    def _capped(self, findings: list[Finding]) -> list[Finding]:
-        """At most a few findings per detector, so one noisy signal cannot crowd out the others."""
-        seen: dict[str, int] = {}
-        kept = []
-        for finding in findings:
-            seen[finding.kind] = seen.get(finding.kind, 0) + 1
-            if seen[finding.kind] <= self.max_per_signal:
-                kept.append(finding)
-        return kept
-
-    def _from_finding(self, finding: Finding, census: Census) -> HypothesisDraft:
-        share = len(finding.affected) / max(finding.total, 1)
-        rationale = (f"Signal: {finding.kind}. {finding.rationale}; {len(finding.affected)} of {finding.total} "
-                     f"traces ({share:.1%}) match. Census baseline: {census.error_count} of {census.trace_count} "
-                     f"traces failed (Q1), OK p95 latency {census.sections.get('latency_ok_ms', {}).get('p95')} ms (Q3).")  # fmt: skip
-        if finding.also:
-            rationale += " Also seen as: " + "; ".join(finding.also) + "."
-        return HypothesisDraft(statement=finding.statement, rationale=rationale, testing_plan=_plan(),
-                               sql=finding.affected_sql, category=CATEGORY.get(finding.kind, Category.QUALITY))  # fmt: skip
+        return candidates(tools, census, analysis, limit)
 
     # -- test ---------------------------------------------------------------------------------------
 
@@ -115,65 +97,46 @@ class OfflineAnalyst:
                                                "concerned, or run with an LLM (--model)")  # fmt: skip
         evidence: list[Evidence] = []
         try:
-            return self._test(tools, hypothesis, evidence)
+            if hypothesis.statistics is not None:
+                return _test_segment(tools, hypothesis, hypothesis.statistics, evidence)
+            return _test_selection(tools, hypothesis, evidence)
         except BudgetExhausted as spent:
             return Verdict(status=None, evidence=evidence, reason=f"stopped: {spent}")
-
-    def _test(self, tools: Toolbox, hypothesis: Hypothesis, evidence: list[Evidence]) -> Verdict:
-        plan_sql = hypothesis.sql_queries[0]
-        affected = tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True)
-        contrast = _contrast(tools.execute_sql(contrast_sql(plan_sql.query)))
-        total = sum(int(row["traces"]) for row in contrast.values())
-        numbers = _numbers(len(affected), total, contrast)
-        if len(affected) < MIN_TRACES:
-            outsider = _selected(tools, f"SELECT trace_id FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM "
-                                        f"({plan_sql.query}) a) ORDER BY request_time DESC LIMIT 1")  # fmt: skip
-            for trace_id in outsider:
-                read = tools.get_trace(trace_id)
-                evidence.append(Evidence(trace_id=trace_id, supports=False,
-                                         rationale=f"{plan_sql.id} selects {len(affected)} of {total} traces, fewer "
-                                                   f"than {MIN_TRACES}: no pattern. This trace ({_gist(read)}) is "
-                                                   "like the rest."))  # fmt: skip
-            for trace_id in affected:
-                evidence.append(
-                    Evidence(trace_id=trace_id, supports=True, rationale=f"one of the few traces {plan_sql.id} selects")
-                )
-            reason = f"the pattern does not hold: {plan_sql.id} selects {len(affected)} of {total} traces, fewer than {MIN_TRACES}"
-            return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=reason)
-        for trace_id in _spread(affected, READS_PER_TEST):
-            read = tools.get_trace(trace_id)
-            evidence.append(Evidence(trace_id=trace_id, supports=True,
-                                     rationale=f"selected by {plan_sql.id}; {_gist(read, _subject(hypothesis))}"))  # fmt: skip
-        return Verdict(status=HypothesisStatus.VALIDATED, evidence=evidence, reason=numbers)
 
     # -- issues -------------------------------------------------------------------------------------
 
     def draft_issue(self, tools: Toolbox, hypothesis: Hypothesis) -> IssueDraft | None:
         if hypothesis.category is Category.STRENGTH or not hypothesis.sql_queries:
             return None
-        affected = set(_selected(tools, hypothesis.sql_queries[0].query))
+        query = hypothesis.sql_queries[0]
+        affected = set(_selected(tools, query.query))
         for issue in tools.list_issues():
             source = tools.get_hypothesis(issue.hypothesis_id)
             if source.sql_queries:
                 other = set(_selected(tools, source.sql_queries[0].query))
                 if len(affected & other) >= SAME_TRACES * len(affected | other):
                     return None  # the same traces: already reported as that issue
-        contrast = _contrast(tools.execute_sql(contrast_sql(hypothesis.sql_queries[0].query), record=False))
+        contrast = _contrast(tools.execute_sql(contrast_sql(query.query), record=False))
         total = sum(int(row["traces"]) for row in contrast.values())
         share = len(affected) / max(total, 1)
-        signal = signal_of(hypothesis)
+        weight = (
+            WEIGHTS.get(hypothesis.statistics.outcome_family, PERSON_WEIGHT) if hypothesis.statistics else PERSON_WEIGHT
+        )
+        severity = severity_of(weight * share)
         supporting = [e for e in hypothesis.evidence if e.supports]
-        severity = _severity(share, contrast, hypothesis.category)
-        description = (f"{hypothesis.statement}. Measured: {len(affected)} of {total} traces ({share:.1%}) "
-                       f"({hypothesis.sql_queries[0].id}). {_numbers(len(affected), total, contrast)}. "
-                       f"Root cause, from the traces read: {supporting[0].rationale if supporting else 'n/a'}. "
-                       f"Severity {severity.value}: {share:.1%} of traffic affected.")  # fmt: skip
-        return IssueDraft(title=issue_title(signal, hypothesis.statement), description=description[:10000],
+        measured = f"Measured: {len(affected)} of {total} traces ({share:.1%}) ({query.id}). {_numbers(contrast)}."
+        if hypothesis.statistics is not None:
+            measured += f" Segment test: {_segment_numbers(hypothesis.statistics)}."
+        description = (f"{hypothesis.statement}. {measured} Root cause, from the traces read: "
+                       f"{supporting[0].rationale if supporting else 'n/a'}. Severity {severity.value}: "
+                       f"{share:.1%} of traffic affected, weighted {weight:g} for what happened to it "
+                       f"({_family(hypothesis)}).")  # fmt: skip
+        return IssueDraft(title=issue_title(signal_of(hypothesis), hypothesis), description=description[:10000],
                           severity=severity, evidence=supporting, category=hypothesis.category)  # fmt: skip
 
     def recommend(self, facts: ReportFacts) -> list[str]:
-        lines = []
         by_hypothesis = {h.id: h for h in facts.hypotheses}
+        lines = []
         for issue in facts.issues:
             source = by_hypothesis.get(issue.hypothesis_id)
             signal = signal_of(source) if source else "person"
@@ -181,43 +144,109 @@ class OfflineAnalyst:
         return lines
 
 
-def _plan() -> str:
-    return ("1. Q1 selects the traces the hypothesis is about. 2. Compare them with the rest of the traffic: "
-            "trace count, errors, median latency and negative human feedback (denominators from SQL). "
-            "3. Read three of the selected traces and note what each shows. Validate when three or more traces "
-            "match and the reads agree; reject when fewer than three match.")  # fmt: skip
+def severity_of(weighted_share: float) -> Severity:
+    """One rule for every issue (docs/architecture.md, "Severity"): the share of traffic affected, times
+    the weight of what happened to it (a failed request 1.0, a slow span 0.15)."""
+    return next((level for floor, level in LEVELS if weighted_share >= floor), Severity.LOW)
 
 
-def _ranked(findings: list[Finding], focus: list[str]) -> list[Finding]:
-    """Largest problems first; findings that mention a focus area go to the front."""
-    words = {w.lower() for area in focus for w in re.findall(r"[A-Za-z_]{4,}", area)}
-
-    def key(finding: Finding) -> tuple[bool, int]:
-        text = f"{finding.kind} {finding.statement} {finding.rationale}".lower()
-        return (not any(w in text for w in words), -len(finding.affected))
-
-    return sorted(findings, key=key)
+def _family(hypothesis: Hypothesis) -> str:
+    return hypothesis.statistics.outcome_family if hypothesis.statistics else "a person's hypothesis"
 
 
-def _severity(share: float, contrast: dict[str, dict[str, Any]], category: Category | None) -> Severity:
-    affected = contrast.get("affected", {})
-    failing = int(affected.get("errors") or 0) / max(int(affected.get("traces") or 1), 1)
-    steps = [0.05, 0.15, 0.30] if category is Category.OPERATIONAL else [0.05, 0.20, 0.40]
-    level = sum(share >= step for step in steps)
-    if failing >= 0.5:
-        level += 1  # the affected requests fail outright
-    return [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL][min(level, 3)]
+def _test_segment(
+    tools: Toolbox, hypothesis: Hypothesis, stats: SegmentStatistics, evidence: list[Evidence]
+) -> Verdict:
+    plan_sql = hypothesis.sql_queries[0]
+    affected = tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True)
+    counts = _contrast(tools.execute_sql(segment_sql(stats), query_id="Q2"))
+    inside, rest = counts.get("segment", {}), counts.get("rest", {})
+    table = Tables(k=_floats(inside, "with_outcome"), n=_floats(inside, "traces"), k_rest=_floats(rest, "with_outcome"),
+                   n_rest=_floats(rest, "traces"))  # fmt: skip
+    p, _method = two_sided_p(table)
+    ratio, low, high = (float(v[0]) for v in risk_ratio(table))
+    k, n, k_rest, n_rest = (int(v[0]) for v in (table.k, table.n, table.k_rest, table.n_rest))
+    numbers = (f"Q2 counts {k}/{n} in the segment against {k_rest}/{n_rest} elsewhere: risk ratio {ratio:.2f} "
+               f"(95% CI {low:.2f} to {high:.2f}), p = {float(p[0]):.2g} against the run's cutoff {stats.p_cutoff:.2g} "
+               f"({stats.tests_in_run} tests, FDR {stats.fdr:g})")  # fmt: skip
+    holds = float(p[0]) <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > MIN_RATIO)
+    if not holds:
+        return _refute(tools, stats, evidence, affected, numbers)
+    for trace_id in _spread(affected, READS_PER_TEST):
+        read = tools.get_trace(trace_id)
+        evidence.append(Evidence(trace_id=trace_id, supports=True,
+                                 rationale=f"selected by {plan_sql.id} ({stats.outcome}); {_gist(read, subject(stats.outcome))}"))  # fmt: skip
+    if not evidence:
+        return Verdict(status=None, reason=f"{numbers}, but {plan_sql.id} selects no trace to read")
+    return Verdict(status=HypothesisStatus.VALIDATED, evidence=evidence, reason=numbers)
 
 
-def _numbers(count: int, total: int, contrast: dict[str, dict[str, Any]]) -> str:
+def _refute(
+    tools: Toolbox, stats: SegmentStatistics, evidence: list[Evidence], affected: list[str], numbers: str
+) -> Verdict:
+    """Not significant: read a segment trace without the outcome (or, failing that, one of the few with it)."""
+    population = f" AND ({stats.population_sql})" if stats.population_sql else ""
+    without = _selected(tools, f"SELECT trace_id FROM traces WHERE ({stats.segment_sql}) AND NOT ({stats.outcome_sql})"
+                               f"{population} ORDER BY request_time DESC LIMIT 1")  # fmt: skip
+    for trace_id in without or affected[:1]:
+        read = tools.get_trace(trace_id)
+        evidence.append(Evidence(trace_id=trace_id, supports=False,
+                                 rationale=f"{numbers}: not significant. This segment trace: {_gist(read, subject(stats.outcome))}"))  # fmt: skip
+    if not evidence:
+        return Verdict(status=None, reason=f"{numbers}; no trace of the segment to read")
+    return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=f"the pattern does not hold: {numbers}")
+
+
+def _test_selection(tools: Toolbox, hypothesis: Hypothesis, evidence: list[Evidence]) -> Verdict:
+    """A hypothesis without the engine's figures (a person's, a model's): it holds when its query
+    selects at least MIN_TRACES traces and the ones read agree."""
+    plan_sql = hypothesis.sql_queries[0]
+    affected = tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True)
+    contrast = _contrast(tools.execute_sql(contrast_sql(plan_sql.query)))
+    total = sum(int(row["traces"]) for row in contrast.values())
+    numbers = f"{len(affected)} of {total} traces selected; {_numbers(contrast)}"
+    if len(affected) < MIN_TRACES:
+        outsider = _selected(tools, f"SELECT trace_id FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM "
+                                    f"({plan_sql.query}) a) ORDER BY request_time DESC LIMIT 1")  # fmt: skip
+        for trace_id in outsider:
+            read = tools.get_trace(trace_id)
+            evidence.append(Evidence(trace_id=trace_id, supports=False,
+                                     rationale=f"{plan_sql.id} selects {len(affected)} of {total} traces, fewer than "
+                                               f"{MIN_TRACES}: no pattern. This trace ({_gist(read)}) is like the rest."))  # fmt: skip
+        for trace_id in affected:
+            evidence.append(
+                Evidence(trace_id=trace_id, supports=True, rationale=f"one of the few traces {plan_sql.id} selects")
+            )
+        reason = f"the pattern does not hold: {plan_sql.id} selects {len(affected)} of {total} traces, fewer than {MIN_TRACES}"
+        return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=reason)
+    for trace_id in _spread(affected, READS_PER_TEST):
+        read = tools.get_trace(trace_id)
+        evidence.append(
+            Evidence(trace_id=trace_id, supports=True, rationale=f"selected by {plan_sql.id}; {_gist(read)}")
+        )
+    return Verdict(status=HypothesisStatus.VALIDATED, evidence=evidence, reason=numbers)
+
+
+def _floats(row: dict[str, Any], key: str) -> Any:
+    import numpy as np
+
+    return np.array([float(row.get(key) or 0)], dtype=np.float64)
+
+
+def _segment_numbers(s: SegmentStatistics) -> str:
+    return (f"{s.k}/{s.n} where {s.segment} against {s.k_rest}/{s.n_rest} elsewhere, risk ratio {s.risk_ratio:.2f} "
+            f"(95% CI {s.ci_low:.2f} to {min(s.ci_high, 1e6):.2f}); {describe_test(s)}")  # fmt: skip
+
+
+def _numbers(contrast: dict[str, dict[str, Any]]) -> str:
     a, r = contrast.get("affected", {}), contrast.get("rest", {})
 
     def part(row: dict[str, Any]) -> str:
         n = int(row.get("traces") or 0)
         return (f"{int(row.get('errors') or 0)}/{n} failed, median {_ms(row.get('p50_ms'))}, "
-                f"{int(row.get('negative_feedback') or 0)}/{n} negative feedback")  # fmt: skip
+                f"{int(row.get('negative_assessments') or 0)}/{n} with a negative assessment")  # fmt: skip
 
-    return f"{count} of {total} traces selected; affected: {part(a) if a else 'none'}; rest: {part(r) if r else 'none'}"
+    return f"affected: {part(a) if a else 'none'}; rest: {part(r) if r else 'none'}"
 
 
 def _ms(value: Any) -> str:
@@ -257,12 +286,6 @@ def _gist(trace: TraceView, about: str = "") -> str:
     parts.append(f"request '{excerpt(trace.request, 90)}'")
     parts.append(f"response '{excerpt(trace.response, 140)}'")
     return "; ".join(parts)
-
-
-def _subject(hypothesis: Hypothesis) -> str:
-    """The span a statement is about, when it starts with one ("lookup_order fails in ...")."""
-    words = hypothesis.statement.split()
-    return words[0] if words else ""
 
 
 def _name(value: Any) -> str:

@@ -1,64 +1,71 @@
-"""How the offline analyst words what each signal means: categories, issue titles, recommendations."""
+"""How the offline analyst words what each kind of outcome means: issue titles and recommendations.
+
+The kind (a "signal") is the discovery engine's outcome family; a person's hypothesis is "person".
+"""
 
 from __future__ import annotations
 
-from agent.insights.models import Category
+import re
 
-CATEGORY = {
-    "span_errors": Category.OPERATIONAL,
-    "swallowed_errors": Category.OPERATIONAL,
-    "latency_regression": Category.OPERATIONAL,
-    "retry_loop": Category.OPERATIONAL,
-    "error_burst": Category.OPERATIONAL,
-    "error_cluster": Category.OPERATIONAL,
-    "latency_tail": Category.OPERATIONAL,
-    "empty_answers": Category.QUALITY,
-    "apologies": Category.QUALITY,
-    "overlong_answers": Category.QUALITY,
-    "negative_feedback_path": Category.QUALITY,
-    "prompt_injection": Category.QUALITY,
-    "strength": Category.STRENGTH,
-}
+from agent.insights.models import Hypothesis
+
+_SIGNAL = re.compile(r"^Signal: ([a-z_]+)\.")
+_NAME = re.compile(r"`([^`]+)`")
 
 # Five to eight words, specific and fix-oriented (the library refuses anything else). `{name}` is the
-# span the statement starts with.
+# span or assessment the outcome names (one word).
 _TITLES = {
-    "span_errors": "Stop {name} failures from breaking user requests",
-    "swallowed_errors": "Surface tool failures instead of empty answers",
-    "empty_answers": "Stop returning empty answers to successful requests",
-    "latency_regression": "Fix the {name} slowdown in the latest version",
-    "apologies": "Ground the answers the agent apologises about",
-    "overlong_answers": "Cap overlong answers that bury the reply",
-    "negative_feedback_path": "Improve {name} answers that users rate negatively",
-    "retry_loop": "Stop {name} retry loops with identical inputs",
+    "trace_failed": "Stop requests in one slice from failing",
+    "span_failed": "Stop {name} failures in one traffic slice",
+    "span_degenerate_output": "Stop {name} returning empty results for requests",
+    "empty_response": "Stop returning empty answers to some requests",
+    "assessment_negative": "Improve the answers {name} rates as negative",
+    "assessment_error": "Fix the {name} assessments that keep erroring",
+    "trace_slow": "Speed up the slowest requests of one slice",
+    "span_slow": "Fix the {name} slowdown in one slice",
+    "repeated_call": "Stop {name} retry loops with identical inputs",
+    "custom": "Fix where {name} happens more than elsewhere",
     "prompt_injection": "Treat instructions inside trace content as untrusted",
-    "error_burst": "Find the cause of the hourly failure burst",
-    "error_cluster": "Fix the one error behind most failures",
-    "latency_tail": "Speed up the span owning the latency tail",
 }
 
 RECOMMENDATION = {
-    "span_errors": "add a timeout with a bounded retry and a fallback answer around the failing span, and alert on its error rate",
-    "swallowed_errors": "propagate tool failures: mark the trace as failed or tell the user, never answer with an empty string",
-    "empty_answers": "validate answers before returning them and fall back to a clarifying reply",
-    "latency_regression": "compare the slowed span's configuration between the two app versions and roll back or fix the change",
-    "apologies": "add the missing knowledge (documents, policies) for these requests to retrieval and evaluate with a judge",
-    "overlong_answers": "bound the answer length in the prompt or with max_tokens, and check what inflates these answers",
-    "negative_feedback_path": "review the answers produced through this path with the users' feedback and add an evaluation for it",
-    "retry_loop": "stop retrying with identical inputs: change the input or give up after one retry",
+    "trace_failed": "read the failing traces of the slice, find the step that raises, and add a timeout, bounded retry or fallback answer there",
+    "span_failed": "add a timeout with a bounded retry and a fallback answer around the failing span, and alert on its error rate",
+    "span_degenerate_output": "check what the step receives in this slice and make the agent ask again or say so when it returns nothing",
+    "empty_response": "propagate failures and validate answers before returning them: never answer with an empty message",
+    "assessment_negative": "review the answers in this slice with their assessments, add what they lack (documents, length limits) and evaluate with a judge",
+    "assessment_error": "fix the scorer or judge that errors on these traces, so quality is measured where it matters",
+    "trace_slow": "profile the slow traces of this slice (caching, smaller inputs, parallel calls) and set a latency budget",
+    "span_slow": "compare the span's configuration and inputs in this slice with the rest, and roll back or fix what changed",
+    "repeated_call": "stop retrying with identical inputs: change the input or give up after one retry",
+    "custom": "review the traces that meet your outcome in this slice and decide the fix with the owning team",
     "prompt_injection": "sanitise tool outputs and requests before they reach the model and never act on instructions inside them",
-    "error_burst": "correlate the burst window with deploys and dependency incidents",
-    "error_cluster": "fix the single error behind most failures first",
-    "latency_tail": "profile the dominant span in the slowest traces (caching, smaller inputs, parallel calls)",
     "person": "review the evidence traces and decide the fix with the owning team",
-}
+}  # fmt: skip
 
 
-def issue_title(signal: str, statement: str) -> str:
+def signal_of(hypothesis: Hypothesis) -> str:
+    if hypothesis.statistics is not None:
+        return hypothesis.statistics.outcome_family
+    match = _SIGNAL.match(hypothesis.rationale)
+    return match[1] if match else "person"
+
+
+def subject(outcome: str) -> str:
+    """The span or assessment an outcome names (`rerank` in "span `rerank` took over 120 ms")."""
+    match = _NAME.search(outcome)
+    return match[1] if match else ""
+
+
+def issue_title(signal: str, hypothesis: Hypothesis) -> str:
     template = _TITLES.get(signal)
-    words = statement.split()
-    name = words[0] if words else "agent"
     if template is None:
+        words = hypothesis.statement.split()
         title = " ".join(["Fix:", *words][:8])
         return title if len(title.split()) >= 5 else f"{title} in traced agent requests"
-    return template.format(name=name)
+    name = subject(hypothesis.statistics.outcome) if hypothesis.statistics else ""
+    return template.format(name=_one_word(name))
+
+
+def _one_word(name: str) -> str:
+    return re.sub(r"\s+", "_", name)[:40] or "this"

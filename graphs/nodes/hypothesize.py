@@ -30,5 +30,6 @@ def record_hypotheses(state: AnalysisState, runtime: Runtime[AnalysisContext]) -
     tools = toolbox(state, runtime)
     for body in state.get("drafts", []):
         draft = HypothesisDraft.model_validate(body)
-        tools.create_hypothesis(draft.statement, draft.rationale, draft.testing_plan, draft.sql, draft.category)
+        tools.create_hypothesis(draft.statement, draft.rationale, draft.testing_plan, draft.sql, draft.category,
+                                draft.statistics)  # fmt: skip
     return {"drafts": [], "phase": "approve_hypotheses"}

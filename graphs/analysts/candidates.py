@@ -1,0 +1,83 @@
+"""The discovery engine's findings as candidate hypotheses, for both analysts.
+
+The census holds the engine's report (`sections["discovery"]`); a census written before the engine
+existed is scanned now. Candidates come ranked: problems by weighted impact (a focus area a person
+named first), then strengths, then prompt-injection text, then the leads a test should refute.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.discovery import DiscoveryReport, FindingRecord, discover
+from agent.insights.models import Analysis, Category, Census, SegmentStatistics
+from graphs.analysts.base import HypothesisDraft
+from graphs.analysts.injections import injection_draft
+from tools.toolbox import Toolbox
+
+OPERATIONAL = {"trace_failed", "span_failed", "trace_slow", "span_slow", "repeated_call", "assessment_error"}
+MAX_STRENGTHS = 2
+MAX_NEAR_MISSES = 2
+TESTING_PLAN = (
+    "1. Q1 selects the affected traces (the segment's traces with the outcome). 2. Count the segment against the "
+    "rest of the outcome's population again and recompute the test: keep the claim only if its p-value is within "
+    "the run's Benjamini-Hochberg cutoff and the risk ratio's 95% interval stays clear of 1.5. 3. Read three "
+    "affected traces and note what each shows; when the test fails, read a segment trace without the outcome."
+)
+
+
+def discovery(tools: Toolbox, census: Census) -> DiscoveryReport:
+    stored = census.sections.get("discovery")
+    if stored:
+        return DiscoveryReport.model_validate(stored)
+    return discover(tools.sql_engine(), tools.analysis().outcomes)
+
+
+def candidates(tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
+    report = discovery(tools, census)
+    problems = _focused([f for f in report.findings if f.kind == "problem"], analysis.focus)
+    strengths = [f for f in report.findings if f.kind == "strength"][:MAX_STRENGTHS]
+    misses = [f for f in report.findings if f.kind == "near_miss"][:MAX_NEAR_MISSES]
+    injected = injection_draft(tools, census)
+    extras = [_draft(f, census) for f in strengths] + ([injected] if injected else [])
+    chosen = [_draft(f, census) for f in problems][: max(limit - len(extras), 1)]
+    return [*chosen, *extras, *(_draft(f, census) for f in misses)][:limit]
+
+
+def _focused(findings: list[FindingRecord], focus: list[str]) -> list[FindingRecord]:
+    """Findings that mention a focus area go first; the rest keep the engine's order."""
+    words = {w.lower() for area in focus for w in re.findall(r"[A-Za-z0-9_]{3,}", area)}
+    return sorted(findings, key=lambda f: not any(w in f.statement.lower() for w in words))
+
+
+def _draft(finding: FindingRecord, census: Census) -> HypothesisDraft:
+    stats = finding.statistics
+    return HypothesisDraft(statement=finding.statement, rationale=rationale(finding, census),
+                           testing_plan=TESTING_PLAN, sql=finding.affected_sql, category=category(stats),
+                           statistics=stats)  # fmt: skip
+
+
+def category(stats: SegmentStatistics) -> Category:
+    if stats.strength:
+        return Category.STRENGTH
+    return Category.OPERATIONAL if stats.outcome_family in OPERATIONAL else Category.QUALITY
+
+
+def rationale(finding: FindingRecord, census: Census) -> str:
+    s = finding.statistics
+    text = (f"Discovery engine: {s.outcome} ({finding.outcome_explanation}). Where {s.segment}: {s.k}/{s.n} "
+            f"against {s.k_rest}/{s.n_rest} elsewhere; risk ratio {s.risk_ratio:.2f} (95% CI {s.ci_low:.2f} to "
+            f"{_bound(s.ci_high)}); {describe_test(s)}. Census baseline: {census.error_count} of "
+            f"{census.trace_count} traces failed (Q1).")  # fmt: skip
+    if finding.also:
+        text += " The same traces also show: " + "; ".join(finding.also) + "."
+    return text[:5000]
+
+
+def describe_test(s: SegmentStatistics) -> str:
+    test = "Fisher's exact test" if s.test == "fisher" else "chi-square test"
+    return f"{test} p = {s.p_value:.2g}, Benjamini-Hochberg q = {s.q_value:.2g} over {s.tests_in_run} tests (FDR {s.fdr:g})"
+
+
+def _bound(value: float) -> str:
+    return "unbounded" if value >= 1e6 else f"{value:.2f}"
