@@ -363,6 +363,32 @@ def eval_table(results: Sequence[Any]) -> Table:
     return table
 
 
+def family_table(summary: Any, seeds: str) -> Table:
+    """Pooled scores of the random draws per outcome and cause family (`evals.summary.Summary`)."""
+    table = Table(title=f"random draws ({summary.random_draws}, seeds: {seeds}) and controls ({summary.controls})",
+                  caption="recall over problems with power >= 0.8; weak: found/planted below that; "
+                          "prec: reported issues that match a planted problem, charged to the family they overlap",
+                  padding=(0, 1))  # fmt: skip
+    table.add_column("family", no_wrap=True)
+    for column in ("found", "recall", "weak", "issues", "prec"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for title, rows in (("outcome", summary.by_outcome), ("cause", summary.by_cause)):
+        table.add_section()
+        for row in rows:
+            table.add_row(plain(f"{title}: {row.family}"), f"{row.strong_found}/{row.strong}", _score(row.recall),
+                          f"{row.weak_found}/{row.weak}", f"{row.matched_issues}/{row.issues}", _score(row.precision))  # fmt: skip
+    table.add_section()
+    table.add_row(Text("pooled", style="bold"), f"{summary.strong_found}/{summary.strong}", _score(summary.recall),
+                  f"{summary.weak_found}/{summary.weak}", f"{summary.matched_issues}/{summary.issues}",
+                  _score(summary.precision))  # fmt: skip
+    if summary.controls:
+        per = summary.false_issues_per_control
+        table.add_row(Text("controls: false issues per control", style="bold"), "", "", "",
+                      str(sum(summary.control_issues.values())),
+                      Text(f"{per:.2f}", style="green" if per <= 0.1 else "red"))  # fmt: skip
+    return table
+
+
 def _score(value: float | None) -> Text:
     if value is None:
         return Text("-")

@@ -61,6 +61,7 @@ def render_markdown(facts: ReportFacts, chart_files: list[str]) -> str:
         _refuted(facts),
         _open_questions(facts),
         _strengths(facts),
+        _how_we_looked(facts),
         _next_steps(facts),
     ]
     return "\n\n".join(s for s in sections if s).rstrip() + "\n"
@@ -190,6 +191,36 @@ def _strengths(f: ReportFacts) -> str:
     lines += [f"- {_md(h.statement)} ({h.history[-1].reason if h.history else ''})" for h in strong]
     if not strong:
         lines.append("No strength was validated in this analysis.")
+    return "\n".join(lines)
+
+
+def _how_we_looked(f: ReportFacts) -> str:
+    """What the discovery engine tested, so a reader can judge what a silence means."""
+    from agent.discovery import DiscoveryReport
+
+    stored = f.census.sections.get("discovery")
+    if not stored:
+        return ""
+    report = DiscoveryReport.model_validate(stored)
+    looked = report.looked
+    problems = sum(1 for x in report.findings if x.kind == "problem")
+    strengths = sum(1 for x in report.findings if x.kind == "strength")
+    lines = [
+        "## How we looked",
+        "",
+        f"The discovery engine compared every slice of the {looked.traces:,} traces with the rest, on each outcome "
+        f"below: {len(looked.outcomes)} outcomes, {len(looked.features)} features, single values and pairs "
+        f"({looked.pairs_tested:,} pairs). {looked.tests:,} tests (Fisher's exact test at small counts, chi-square "
+        f"above) under Benjamini-Hochberg control at a false discovery rate of {looked.fdr:g}: "
+        f"{looked.significant:,} passed; after requiring a risk ratio whose 95% interval lies above "
+        f"{looked.min_ratio:g}, at least {looked.min_support} outcome traces in a slice, and removing slices "
+        f"that explain the same traces, {problems} problem slice{'s' if problems != 1 else ''} and {strengths} "
+        f"strength{'s' if strengths != 1 else ''} remained. {looked.queries} SQL queries, {looked.seconds:g} s.",
+        "",
+        "Outcomes: " + "; ".join(_md(o) for o in looked.outcomes) + ".",
+        "",
+        "Features: " + ", ".join(_md(x) for x in looked.features) + ".",
+    ]
     return "\n".join(lines)
 
 

@@ -38,6 +38,7 @@ class RunOptions(BaseModel):
     experiment_id: str
     model: str | None = None
     focus: list[str] = Field(default_factory=list)
+    outcomes: dict[str, str] = Field(default_factory=dict, description="Outcomes of your own: name -> SQL boolean.")
     report_path: str | None = None
     max_hypotheses: int = Field(default=10, ge=1, le=50)
     name: str | None = None
@@ -86,6 +87,7 @@ class AnalysisSession:
             "max_hypotheses": options.max_hypotheses,
             "tracking_uri": self.rt.settings.display_uri(),
             "focus": options.focus,
+            "outcomes": options.outcomes,
             "tested": [],
         }
         if options.report_path:

@@ -17,6 +17,7 @@ class AnalysisState(TypedDict, total=False):
     report_path: str
     tracking_uri: str
     focus: list[str]
+    outcomes: dict[str, str]  # a person's own outcomes for the discovery engine: name -> SQL boolean
     phase: str
     drafts: list[dict[str, Any]]  # the analyst's hypotheses until each is written
     tested: Annotated[list[str], operator.add]

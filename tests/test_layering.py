@@ -44,8 +44,16 @@ def test_prompts_refuse_missing_and_unknown_variables() -> None:
 
 def test_offline_issue_titles_meet_the_title_rule() -> None:
     from agent.insights.invariants import require_title_length
+    from agent.insights.models import Hypothesis, SegmentStatistics
     from graphs.analysts.wording import _TITLES, issue_title
 
-    for signal in _TITLES:
-        require_title_length(issue_title(signal, "lookup_order fails in 3 of 9 calls"))
-    require_title_length(issue_title("person", "refunds"))
+    for family in _TITLES:
+        stats = SegmentStatistics(outcome="span `step two` failed", outcome_family=family, segment="tag `a` is b",
+                                  outcome_sql="true", segment_sql="true", n=9, k=3, n_rest=90, k_rest=1,
+                                  risk_ratio=30.0, ci_low=3.0, ci_high=300.0, p_value=0.001, q_value=0.01,
+                                  p_cutoff=0.01, test="fisher", tests_in_run=40, fdr=0.05)  # fmt: skip
+        hypothesis = Hypothesis(id="H1", statement="step two fails in 3 of 9 calls", rationale="r", testing_plan="p",
+                                statistics=stats)  # fmt: skip
+        require_title_length(issue_title(family, hypothesis))
+    person = Hypothesis(id="H2", statement="refunds", rationale="r", testing_plan="p")
+    require_title_length(issue_title("person", person))

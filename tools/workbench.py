@@ -48,7 +48,13 @@ class Workbench:
         return PersonDecisions(self.rt, run_id)
 
     def open_analysis(
-        self, experiment_id: str, thread_id: str, name: str, focus: list[str], on_event: EventSink = ignore
+        self,
+        experiment_id: str,
+        thread_id: str,
+        name: str,
+        focus: list[str],
+        on_event: EventSink = ignore,
+        outcomes: dict[str, str] | None = None,
     ) -> Analysis:
         """Find the thread's analysis or create it; checks first that the experiment has traces."""
         insights = self.rt.insights
@@ -62,4 +68,4 @@ class Workbench:
                 "(`analyze-experiment traces search --experiment-id ...`) or try `run --demo`"
             )
         on_event(ToolEvent(kind="write", text=f"create analysis run in experiment {experiment_id}"))
-        return insights.create_analysis(experiment_id, name, thread_id=thread_id, focus=focus)
+        return insights.create_analysis(experiment_id, name, thread_id=thread_id, focus=focus, outcomes=outcomes)

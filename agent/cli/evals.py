@@ -72,57 +72,79 @@ def record(experiment_id: str | None, out: Path, output: str) -> None:
 @click.option("--experiment-id", help="Score an analysis of your own experiment (with --expected) instead.")
 @click.option("--expected", type=click.Path(path_type=Path), help="Your labels for --experiment-id (expected.yaml).")
 @click.option("--seeds", default="4242,9001", show_default=True, help="Seeds of the held-out draws (comma-separated).")
+@click.option("--random-draws", type=click.IntRange(0, 500), default=30, show_default=True,
+              help="Random agents with random planted problems to run (0: none).")  # fmt: skip
+@click.option("--controls", type=click.IntRange(0, 100), default=5, show_default=True,
+              help="Negative controls (random agents with nothing planted) to run.")  # fmt: skip
+@click.option("--random-seeds", metavar="dev|commit|commit:HASH|N,N,...",
+              help="Seeds of the random draws and controls: the fixed development set (dev), seeds derived from "
+                   "the commit hash (commit), or your own. [default: commit where $CI is set, else dev]")  # fmt: skip
+@click.option("--random-traces", type=click.IntRange(50, 5000), default=300, show_default=True,
+              help="Traces per random draw and control.")  # fmt: skip
 @click.option("--jobs", type=click.IntRange(1, 16), help="Cases run at once. [default: the number of CPUs, at most 4]")
-@click.option("--gate", is_flag=True, help="Exit 1 when a case falls below the quality gate (CI uses this).")
+@click.option("--gate", is_flag=True, help="Exit 1 when the scores fall below the quality gate (CI uses this).")
 @output_option
 def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Path | None, replay: Path | None,
-              experiment_id: str | None, expected: Path | None, seeds: str, jobs: int | None, gate: bool,
-              output: str) -> None:  # fmt: skip
+              experiment_id: str | None, expected: Path | None, seeds: str, random_draws: int, controls: int,
+              random_seeds: str | None, random_traces: int, jobs: int | None, gate: bool, output: str) -> None:  # fmt: skip
     """Run the whole analysis on cases with known problems, with automatic approval, and score it.
 
     \b
+    Cases: the committed scenarios, held-out draws of them, random agents with random planted problems
+    (random-<seed>) and negative controls with none (control-<seed>); or your own labelled experiment.
     Scores per case: issue recall and precision, evidence precision, invariant violations (must be 0),
     census exactness, hypotheses proposed/tested/validated/rejected, LLM calls, tokens, cost, wall time.
-    Each case runs in a fresh store under the home directory; scores are logged as runs of the
-    `analyze-experiment-evals` experiment in the tracking store, to compare analyst versions.
+    Over the random draws: recall and precision per outcome family and per cause family, and false
+    issues per control. Each case runs in a fresh store under the home directory; scores are logged as
+    runs of the `analyze-experiment-evals` experiment in the tracking store, to compare analyst versions.
     """
+    import os
     import time
 
     from agent import console
     from agent.errors import UserError
-    from evals.cases import committed, own_experiment
-    from evals.cases import held_out as held_out_cases
+    from evals import cases as eval_cases
     from evals.gate import failures
     from evals.runner import CaseRunner, analyst_version, log_scores
+    from evals.summary import summarize
 
     if bool(experiment_id) != bool(expected):
         raise UserError("--experiment-id and --expected go together: your experiment and your labels for it")
     rt = runtime()
+    source = random_seeds or eval_cases.default_seed_source()
     if experiment_id and expected:
-        cases = [own_experiment(experiment_id, expected)]
+        cases = [eval_cases.own_experiment(experiment_id, expected)]
     else:
         names = list(dict.fromkeys(scenarios)) or ["support", "travel", "data", "injection"]
         try:
             seed_list = tuple(int(seed) for seed in seeds.split(",") if seed.strip())
         except ValueError as bad:
             raise UserError(f"--seeds takes whole numbers separated by commas, not '{seeds}'") from bad
-        cases = committed(names) + (held_out_cases(names, seed_list) if held_out else [])
+        draws = eval_cases.random_seeds(source, random_draws)[:random_draws] if random_draws else ()
+        nulls = eval_cases.random_seeds(source, controls, control=True) if controls else ()
+        cases = [*eval_cases.committed(names), *(eval_cases.held_out(names, seed_list) if held_out else []),
+                 *eval_cases.random_draws(draws, random_traces),
+                 *eval_cases.random_draws(nulls, random_traces, control=True)]  # fmt: skip
     workdir = rt.settings.home / "evals" / time.strftime("%Y%m%d-%H%M%S")
     runner = CaseRunner(rt.settings, workdir, model, record=record, replay=replay)
-    import os
-
     workers = jobs or min(os.cpu_count() or 1, 4)
+    started = time.perf_counter()
     with console.progress_bar() as progress:
         task = progress.add_task(f"{len(cases)} cases, {workers} at a time", total=len(cases))
         results = runner.run_all(cases, workers, on_done=lambda _scores: progress.advance(task))
-    log_scores(rt, results, analyst_version())
+    summary = summarize(results)
+    below = failures(results)
+    log_scores(rt, results, analyst_version(), summary)
+    body = {"cases": [r.model_dump(mode="json") for r in results], "summary": summary.model_dump(mode="json"),
+            "seeds": source, "gate": below, "wall_s": round(time.perf_counter() - started, 1)}  # fmt: skip
     (workdir / "results.json").parent.mkdir(parents=True, exist_ok=True)
-    (workdir / "results.json").write_text(console.json_text([r.model_dump(mode="json") for r in results]))
+    (workdir / "results.json").write_text(console.json_text(body))
     if output == "json":
-        console.emit_json([r.model_dump(mode="json") for r in results])
+        console.emit_json(body)
     else:
         console.show_wide(console.eval_table(results))
+        if summary.random_draws or summary.controls:
+            console.show_wide(console.family_table(summary, source))
         console.show(console.plain(f"results: {workdir / 'results.json'}"))
-    below = failures(results)
     if gate and below:
         raise click.ClickException("quality gate failed: " + "; ".join(below))

@@ -27,6 +27,9 @@ _STYLES = {"phase": "bold cyan", "sql": "dim", "search": "dim", "read": "dim", "
 @click.option("--demo", "use_demo", is_flag=True, help="Analyse the demo experiment (created on first use).")
 @click.option("--model", help="Chat model for the analyst, or 'offline'. [default: offline without an endpoint]")
 @click.option("--focus", multiple=True, help="An area to look at first (repeatable).")
+@click.option("--outcome", "outcomes", multiple=True, metavar="NAME=SQL",
+              help="An outcome of your own for the discovery engine: a SQL boolean over `traces` (repeatable), "
+                   "e.g. --outcome \"escalated=response rlike 'human agent'\".")  # fmt: skip
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write the markdown report here.")
 @click.option("--approve", type=click.Choice(["cli", "auto", "slack"]),
               help="Who approves: you at the terminal, nobody, or your team in Slack.")  # fmt: skip
@@ -34,8 +37,9 @@ _STYLES = {"phase": "bold cyan", "sql": "dim", "search": "dim", "read": "dim", "
 @click.option("--max-hypotheses", type=click.IntRange(1, 50), default=10, show_default=True)
 @click.option("--name", help="Name of the analysis run.")
 @output_option
-def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tuple[str, ...], report_path: Path | None,
-        approve: str | None, slack_channel: str | None, max_hypotheses: int, name: str | None, output: str) -> None:  # fmt: skip
+def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tuple[str, ...], outcomes: tuple[str, ...],
+        report_path: Path | None, approve: str | None, slack_channel: str | None, max_hypotheses: int,
+        name: str | None, output: str) -> None:  # fmt: skip
     """Analyse an experiment: describe, census, hypothesize, test, report issues.
 
     \b
@@ -47,15 +51,38 @@ def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tup
 
     if experiment_id and use_demo:
         raise UserError("pass either --experiment-id or --demo, not both")
+    custom = parse_outcomes(outcomes)
     approver = _approver(approve)
     rt = runtime()
     hook = _slack_hook(slack_channel) if approve == "slack" else None
     if use_demo:
         experiment_id = _demo_experiment(output)
-    options = RunOptions(experiment_id=rt.experiment_id(experiment_id), model=model, focus=list(focus),
+    options = RunOptions(experiment_id=rt.experiment_id(experiment_id), model=model, focus=list(focus), outcomes=custom,
                          report_path=str(report_path.resolve()) if report_path else None,
                          max_hypotheses=max_hypotheses, name=name)  # fmt: skip
     _carry(lambda session: session.start(options), approver, output, hook)
+
+
+def parse_outcomes(given: tuple[str, ...]) -> dict[str, str]:
+    """`NAME=SQL` pairs, each SQL a boolean the guard accepts as a WHERE clause over `traces`."""
+    from agent.traces.sql import parse
+
+    outcomes: dict[str, str] = {}
+    for item in given:
+        name, _, sql = item.partition("=")
+        name, sql = name.strip(), sql.strip()
+        if not name or not sql:
+            raise UserError(
+                f"--outcome {item!r}: write it as NAME=SQL, e.g. --outcome \"escalated=response rlike 'human'\""
+            )
+        if name in outcomes:
+            raise UserError(f"--outcome {name} is given twice; give each outcome one name")
+        try:
+            parse(f"SELECT trace_id FROM traces WHERE {sql}")
+        except UserError as refused:
+            raise UserError(f"--outcome {name}: {refused}") from refused
+        outcomes[name] = sql
+    return outcomes
 
 
 @click.command()

@@ -21,11 +21,25 @@ from agent.traces.engine import SqlEngine
 __all__ = ["DiscoveryReport", "FindingRecord", "Params", "discover"]
 
 
+ROW_CAP = 200_000  # feature values can be many; the counting query must never be cut
+TIMEOUT_S = 600.0
+
+
 def discover(
     engine: SqlEngine, custom_outcomes: dict[str, str] | None = None, params: Params | None = None
 ) -> DiscoveryReport:
-    params = params or Params()
+    row_cap, timeout = engine.row_cap, engine.timeout_s
+    engine.row_cap, engine.timeout_s = max(row_cap, ROW_CAP), max(timeout, TIMEOUT_S)
+    try:
+        return _discover(engine, custom_outcomes, params or Params())
+    finally:
+        engine.row_cap, engine.timeout_s = row_cap, timeout
+
+
+def _discover(engine: SqlEngine, custom_outcomes: dict[str, str] | None, params: Params) -> DiscoveryReport:
     started = time.perf_counter()
+    for name, sql in (custom_outcomes or {}).items():
+        _check_outcome(engine, name, sql)
     measured = profile(engine)
     searched_outcomes = outcomes(measured, params.min_support, custom_outcomes)
     searched_features = features(measured)
@@ -41,11 +55,22 @@ def discover(
         significant=sum(1 for t in result.tests if t.q <= params.fdr),
         fdr=params.fdr,
         min_support=params.min_support,
+        min_ratio=params.min_ratio,
         max_pair_members=params.max_pair_members,
         queries=search.queries + 8,
         seconds=round(time.perf_counter() - started, 2),
     )
     return DiscoveryReport(looked=looked, findings=[_record(f) for f in found])
+
+
+def _check_outcome(engine: SqlEngine, name: str, sql: str) -> None:
+    """A person's outcome must be a boolean the table can evaluate; say which one is not."""
+    from agent.errors import UserError
+
+    try:
+        engine.execute(f"SELECT count_if(({sql})) AS n FROM traces")
+    except UserError as failed:
+        raise UserError(f"the outcome '{name}' ({sql}) cannot be evaluated: {failed}") from failed
 
 
 def _record(finding: Finding) -> FindingRecord:

@@ -34,6 +34,7 @@ class LookedAt(BaseModel):
     significant: int
     fdr: float
     min_support: int
+    min_ratio: float
     max_pair_members: int
     queries: int
     seconds: float

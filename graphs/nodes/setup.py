@@ -19,5 +19,6 @@ def setup(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, 
         state.get("name") or f"analysis {state['thread_id']}",
         state.get("focus", []),
         sink(runtime),
+        outcomes=state.get("outcomes", {}),
     )
     return {"run_id": analysis.run_id, "phase": "describe"}

@@ -1,0 +1,170 @@
+"""The discovery engine on traces tables built here, with names no simulator uses: it finds a planted
+slice (a value, a pair, a burst, an identifier shape), selects exactly its traces, says nothing about a
+table with nothing planted, and its statistics agree with scipy's own tests."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from scipy import stats as scipy_stats
+
+from agent.discovery import DiscoveryReport, discover
+from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
+from agent.traces.engine import DuckDBEngine
+from agent.traces.table import SCHEMA
+
+T0 = datetime(2026, 2, 2, 0, 0, 0)
+Plant = Callable[[dict[str, Any], random.Random], bool]  # marks a trace as affected; returns whether it is
+
+
+def _span(trace_id: str, name: str, kind: str, start: datetime, ms: float, *, failed: bool = False,
+          inputs: Any = None, outputs: Any = None) -> dict[str, Any]:  # fmt: skip
+    attributes = {"mlflow.spanType": json.dumps(kind)}
+    if inputs is not None:
+        attributes["mlflow.spanInputs"] = json.dumps(inputs)
+    if outputs is not None:
+        attributes["mlflow.spanOutputs"] = json.dumps(outputs)
+    return {"name": name, "span_id": f"{trace_id}-{name}", "trace_id": trace_id, "parent_id": f"{trace_id}-root",
+            "start_time": start, "end_time": start + timedelta(milliseconds=ms),
+            "status_code": "ERROR" if failed else "OK", "status_message": "boom" if failed else None,
+            "attributes": list(attributes.items()), "events": []}  # fmt: skip
+
+
+def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[DuckDBEngine, set[str]]:
+    """`count` traces of an agent with a tool `quillon` and a model step `brevik`, tags `zone` and
+    `tier`, a request with an order code; `plant` may make a trace fail and marks it affected."""
+    rng = random.Random(seed)
+    rows, affected = [], set()
+    for i in range(count):
+        trace_id = f"tr-{i:05d}"
+        code = rng.choice(["QX-", "#", ""]) + str(rng.randrange(100, 999_999))
+        row: dict[str, Any] = {
+            "zone": rng.choice(["north", "south", "east", "west"]),
+            "tier": rng.choice(["gold", "silver", "bronze"]),
+            "code": code,
+            "at": T0 + timedelta(minutes=i * 7 * 24 * 60 / count),
+            "failed": rng.random() < 0.02,
+        }
+        if plant(row, rng):
+            row["failed"] = True
+            affected.add(trace_id)
+        start = row["at"]
+        spans = [_span(trace_id, "quillon", "TOOL", start, rng.uniform(50, 150), failed=row["failed"],
+                       inputs={"code": code}, outputs=None if row["failed"] else {"rows": [1]}),
+                 _span(trace_id, "brevik", "CHAT_MODEL", start, rng.uniform(300, 900), outputs={"content": "ok"})]  # fmt: skip
+        rows.append({
+            "trace_id": trace_id, "client_request_id": None, "request_time": start,
+            "state": "ERROR" if row["failed"] else "OK", "execution_duration_ms": int(rng.uniform(400, 1200)),
+            "request": json.dumps({"ask": f"status of {code}"}), "response": None if row["failed"] else json.dumps({"text": "fine"}),
+            "request_preview": None, "response_preview": None, "trace_metadata": [("owner", f"o-{i}")],
+            "tags": [("zone", row["zone"]), ("tier", row["tier"]), ("mlflow.traceName", "agent")],
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
+            "spans": [{**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
+                      *spans],
+            "assessments": [],
+        })  # fmt: skip
+    path = tmp_path / f"traces-{seed}.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("rows", pa.Table.from_pylist(rows, schema=SCHEMA))
+        con.execute("CREATE TABLE traces AS SELECT * FROM rows")
+    return DuckDBEngine(path, row_cap=100_000), affected
+
+
+def _problems(report: DiscoveryReport) -> list[Any]:
+    return [f for f in report.findings if f.kind == "problem"]
+
+
+def _selected(engine: DuckDBEngine, sql: str) -> set[str]:
+    return {str(r[0]) for r in engine.execute(sql).rows}
+
+
+def test_one_bad_value_is_found_with_exactly_its_traces(tmp_path: Path) -> None:
+    engine, affected = _table(tmp_path, 400, lambda row, rng: row["zone"] == "east" and rng.random() < 0.6)
+    report = discover(engine)
+    top = _problems(report)[0]
+    assert "zone" in top.statistics.segment and "east" in top.statistics.segment
+    selected = _selected(engine, top.affected_sql)
+    assert affected <= selected and len(selected - affected) <= 3  # plus the east traces that failed anyway
+    assert top.statistics.q_value <= 0.05 and top.statistics.ci_low > 1.5
+    assert top.affected_count == len(selected)
+
+
+def test_a_pair_is_found_when_neither_value_alone_explains_it(tmp_path: Path) -> None:
+    engine, affected = _table(tmp_path, 600, lambda row, _rng: row["zone"] == "west" and row["tier"] == "gold")
+    top = _problems(discover(engine))[0]
+    assert "west" in top.statistics.segment and "gold" in top.statistics.segment
+    assert _selected(engine, top.affected_sql) >= affected
+
+
+def test_a_burst_over_several_windows_is_one_finding(tmp_path: Path) -> None:
+    def burst(row: dict[str, Any], _rng: random.Random) -> bool:
+        hour = (row["at"] - T0).total_seconds() / 3600
+        return 30 <= hour < 40 or 110 <= hour < 120
+
+    engine, affected = _table(tmp_path, 700, burst)
+    top = _problems(discover(engine))[0]
+    selected = _selected(engine, top.affected_sql)
+    assert len(affected & selected) / len(affected | selected) >= 0.8
+
+
+def test_an_identifier_shape_is_found(tmp_path: Path) -> None:
+    engine, affected = _table(tmp_path, 400, lambda row, _rng: row["code"].startswith("#"))
+    top = _problems(discover(engine))[0]
+    assert "#9" in top.statistics.segment  # the token's shape, or the request's digit-masked text: the same slice
+    assert _selected(engine, top.affected_sql) >= affected
+
+
+def test_nothing_planted_gives_no_problem(tmp_path: Path) -> None:
+    for seed in (3, 4, 5):
+        engine, _ = _table(tmp_path, 400, lambda _row, _rng: False, seed=seed)
+        report = discover(engine)
+        assert _problems(report) == [], [f.statement for f in _problems(report)]
+        assert report.looked.tests > 10  # it did look
+
+
+def test_a_persons_outcome_is_searched_and_a_broken_one_refused(tmp_path: Path) -> None:
+    from agent.errors import UserError
+
+    engine, _ = _table(tmp_path, 400, lambda _row, _rng: False)
+    report = discover(engine, {"gold asks": "tags['tier'] = 'gold' AND tags['zone'] = 'north'"})
+    assert any("gold asks" in o for o in report.looked.outcomes)
+    with pytest.raises(UserError, match="'broken'"):
+        discover(engine, {"broken": "no_such_column > 1"})
+
+
+def test_statistics_agree_with_scipy() -> None:
+    rng = np.random.default_rng(7)
+    n = rng.integers(5, 400, 60).astype(float)
+    k = np.floor(n * rng.uniform(0, 1, 60))
+    n_rest = rng.integers(5, 400, 60).astype(float)
+    k_rest = np.floor(n_rest * rng.uniform(0, 1, 60))
+    tables = Tables(k=k, n=n, k_rest=k_rest, n_rest=n_rest)
+    p, method = two_sided_p(tables)
+    for i in range(60):
+        table = [[k[i], n[i] - k[i]], [k_rest[i], n_rest[i] - k_rest[i]]]
+        if method[i] == "fisher":
+            greater = scipy_stats.fisher_exact(table, alternative="greater").pvalue
+            less = scipy_stats.fisher_exact(table, alternative="less").pvalue
+            assert p[i] == pytest.approx(min(1.0, 2 * min(greater, less)), rel=1e-6)
+        else:
+            assert p[i] == pytest.approx(scipy_stats.chi2_contingency(table, correction=True).pvalue, rel=1e-6)
+    raw = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205])
+    adjusted = benjamini_hochberg(raw)
+    expected = np.minimum.accumulate((raw * len(raw) / np.arange(1, len(raw) + 1))[::-1])[::-1]
+    assert adjusted == pytest.approx(np.minimum(expected, 1))
+    ratio, low, high = risk_ratio(Tables(k=np.array([30.0]), n=np.array([100.0]), k_rest=np.array([10.0]),
+                                         n_rest=np.array([100.0])))  # fmt: skip
+    assert (
+        ratio[0] == pytest.approx(3.0)
+        and low[0] == pytest.approx(1.5508, abs=1e-4)
+        and high[0] == pytest.approx(5.8033, abs=1e-4)
+    )
