@@ -44,6 +44,12 @@ class AssessmentDraft:
     error: str | None = None
 
 
+def _set_exception(span: SpanDraft, exception: str | None) -> None:
+    if exception:
+        kind, _, message = exception.partition(": ")
+        span.exception = (kind, message or kind)
+
+
 class TraceDraft:
     """One trace under construction: a root span, children, tags, metadata and assessments."""
 
@@ -68,17 +74,32 @@ class TraceDraft:
 
     def child(self, name: str, span_type: str, duration_ms: float, inputs: Any = None, outputs: Any = None, *,
               error: str | None = None, exception: str | None = None,
-              attributes: dict[str, Any] | None = None) -> SpanDraft:  # fmt: skip
-        """A child of the root starting now; the clock moves to its end."""
-        span = self._draft(name, span_type, self.clock, self.root.span_id, inputs)
+              attributes: dict[str, Any] | None = None, parent: SpanDraft | None = None) -> SpanDraft:  # fmt: skip
+        """A child of the root (or of an `open` span) starting now; the clock moves to its end."""
+        span = self._draft(name, span_type, self.clock, (parent or self.root).span_id, inputs)
         span.end_ns = self.clock + int(duration_ms * MS)
         span.outputs, span.error, span.attributes = outputs, error, attributes or {}
-        if exception:
-            kind, _, message = exception.partition(": ")
-            span.exception = (kind, message or kind)
+        _set_exception(span, exception)
         self.spans.append(span)
         self.clock = span.end_ns + self._rng.randrange(1, 4) * MS
         return span
+
+    def open(self, name: str, span_type: str, inputs: Any = None, *, attributes: dict[str, Any] | None = None,
+             parent: SpanDraft | None = None) -> SpanDraft:  # fmt: skip
+        """A span that encloses the spans made until `close`: pass it as their `parent`."""
+        span = self._draft(name, span_type, self.clock, (parent or self.root).span_id, inputs)
+        span.attributes = attributes or {}
+        self.spans.append(span)
+        self.clock += self._rng.randrange(1, 3) * MS
+        return span
+
+    def close(self, span: SpanDraft, outputs: Any = None, *, error: str | None = None,
+              exception: str | None = None) -> None:  # fmt: skip
+        """End an `open` span now (after its children); the clock moves past it."""
+        span.end_ns = self.clock + self._rng.randrange(1, 3) * MS
+        span.outputs, span.error = outputs, error
+        _set_exception(span, exception)
+        self.clock = span.end_ns + self._rng.randrange(1, 4) * MS
 
     def finish(self, outputs: Any = None, error: str | None = None) -> None:
         self.root.outputs, self.root.error = outputs, error
