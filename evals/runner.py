@@ -14,6 +14,7 @@ from agent.runtime import Runtime
 from agent.settings import Settings
 from evals.cases import Case, Expected, Problem
 from evals.scorers import Scores, score
+from evals.summary import Summary
 
 EVAL_EXPERIMENT = "analyze-experiment-evals"
 
@@ -27,6 +28,7 @@ class CaseRunner:
         self.record, self.replay = record, replay
         self.on_event = on_event
         self._template: Path | None = None
+        _unsynced_sqlite(workdir)
 
     def run_all(
         self, cases: list[Case], jobs: int = 1, on_done: Callable[[Scores], None] | None = None
@@ -66,7 +68,7 @@ class CaseRunner:
         started = time.perf_counter()
         run_id, report = self._analyse(rt, experiment_id, case_dir / "report.md", _slug(case.name))
         return score(rt, run_id, expected, case=case.name, model=self.model, wall_s=time.perf_counter() - started,
-                     report=report)  # fmt: skip
+                     report=report, source=case.source)  # fmt: skip
 
     def _analyse(self, rt: Runtime, experiment_id: str, report: Path, name: str) -> tuple[str, Path | None]:
         from agent.approvals import ApprovalDecision
@@ -93,6 +95,8 @@ class CaseRunner:
         from agent.simulation.recordings import load_recording
         from agent.simulation.scenarios import log_scenario
 
+        if case.source in {"random", "control"}:
+            return self._load_draw(rt, case)
         assert case.scenario is not None
         if case.source == "recording":
             assert case.expected is not None
@@ -103,6 +107,17 @@ class CaseRunner:
         problems = [Problem(kind=p["kind"], strength=p["strength"], affected_trace_ids=p["affected_trace_ids"])
                     for p in truth["problems"]]  # fmt: skip
         return experiment_id, Expected(traces=len(run.trace_ids()), errors=len(run.failed_ids()), problems=problems)
+
+    def _load_draw(self, rt: Runtime, case: Case) -> tuple[str, Expected]:
+        from evals.cases import RANDOM_TRACES
+        from evals.generators.random_agents import log_draw
+
+        assert case.seed is not None
+        experiment_id = rt.client.create_experiment(_slug(case.name))
+        made = log_draw(
+            rt.client, experiment_id, case.seed, case.traces or RANDOM_TRACES, control=case.source == "control"
+        )
+        return experiment_id, Expected.model_validate(made.expected())
 
     def _fresh_runtime(self, case_dir: Path) -> Runtime:
         """A store of its own per case; MLflow's migrations run once, for the template."""
@@ -138,8 +153,38 @@ def _run_one(settings: Settings, workdir: Path, model: str, record: Path | None,
     return runner.run(case)
 
 
-def log_scores(rt: Runtime, results: list[Scores], version: str) -> str:
-    """One MLflow run per case in the eval experiment, so analyst versions compare side by side."""
+_UNSYNCED: set[Path] = set()
+
+
+def _unsynced_sqlite(workdir: Path) -> None:
+    """The case stores are copies thrown away after the run, so SQLite need not wait for the disk at each
+    commit there (MLflow commits once per assessment, hypothesis, link...): a draw loads several times
+    faster. Stores anywhere else, the user's own included, keep SQLite's defaults."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not _UNSYNCED:
+
+        @event.listens_for(Engine, "connect")
+        def _connect(connection: Any, _record: Any) -> None:
+            if not isinstance(connection, sqlite3.Connection):
+                return
+            files = [
+                Path(row[2]).resolve()
+                for row in connection.execute("PRAGMA database_list")
+                if row[1] == "main" and row[2]
+            ]
+            if any(file.is_relative_to(root) for file in files for root in _UNSYNCED):
+                connection.execute("PRAGMA synchronous=OFF")
+
+    _UNSYNCED.add(workdir.resolve())
+
+
+def log_scores(rt: Runtime, results: list[Scores], version: str, summary: Summary | None = None) -> str:
+    """One MLflow run per case in the eval experiment, plus one for the pooled scores of the random draws
+    and controls (case `pooled`), so analyst versions compare side by side."""
     client = rt.client
     existing = client.get_experiment_by_name(EVAL_EXPERIMENT)
     experiment_id = existing.experiment_id if existing else client.create_experiment(EVAL_EXPERIMENT)
@@ -150,7 +195,31 @@ def log_scores(rt: Runtime, results: list[Scores], version: str) -> str:
             client.log_metric(run.info.run_id, key, value)
         client.log_dict(run.info.run_id, result.model_dump(mode="json"), "scores.json")
         client.set_terminated(run.info.run_id)
+    if summary is not None and (summary.random_draws or summary.controls):
+        model = results[0].model if results else ""
+        run = client.create_run(experiment_id, run_name=f"pooled {model}",
+                                tags={"eval.case": "pooled", "eval.model": model, "eval.version": version})  # fmt: skip
+        for key, value in _pooled_metrics(summary).items():
+            client.log_metric(run.info.run_id, key, value)
+        client.log_dict(run.info.run_id, summary.model_dump(mode="json"), "summary.json")
+        client.set_terminated(run.info.run_id)
     return experiment_id
+
+
+def _pooled_metrics(summary: Summary) -> dict[str, float]:
+    values: dict[str, float | None] = {
+        "pooled_recall": summary.recall, "pooled_precision": summary.precision,
+        "pooled_evidence_precision": summary.evidence_precision, "weak_found": float(summary.weak_found),
+        "weak": float(summary.weak), "false_issues_per_control": summary.false_issues_per_control,
+        "violations": float(summary.violations),
+        **{f"recall.{row.family}": row.recall for row in summary.by_outcome + summary.by_cause},
+        **{f"precision.{row.family}": row.precision for row in summary.by_outcome + summary.by_cause},
+    }  # fmt: skip
+    return {_metric_name(k): float(v) for k, v in values.items() if v is not None}
+
+
+def _metric_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-/ ]+", "_", key)
 
 
 def _metrics(result: Scores) -> dict[str, float]:

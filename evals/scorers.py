@@ -7,6 +7,9 @@ recall is the share of labelled (non-strength) problems matched by some issue; i
 share of reported issues that match a problem; evidence precision the share of reported issues'
 evidence traces that lie in the affected set of the problem their issue matched (evidence of an
 unmatched issue counts as wrong).
+
+For the pooled scores of random draws (`evals.summary`) each problem records whether it was found and
+each unmatched issue the problem its query overlaps most (`nearest`), to charge it to a family.
 """
 
 from __future__ import annotations
@@ -33,11 +36,24 @@ class IssueScore(BaseModel):
     evidence_in_problem: int
     evidence: int
     affected: int
+    nearest: str | None = None  # the matched problem, or the one its query's traces overlap most (if any)
+    overlap: float = 0.0  # the Jaccard index of its query's traces with that problem's affected traces
+
+
+class ProblemScore(BaseModel):
+    kind: str
+    outcome_family: str | None = None
+    cause_family: str | None = None
+    power: float | None = None
+    affected: int = 0
+    found: bool = False
+    overlap: float = 0.0  # the best Jaccard index any reported issue's query reaches with it
 
 
 class Scores(BaseModel):
     case: str
     model: str
+    source: str | None = None  # the case's source: recording, held_out, random, control, experiment
     issue_recall: float | None
     issue_precision: float | None
     evidence_precision: float | None
@@ -51,6 +67,7 @@ class Scores(BaseModel):
     cost_usd: float | None = None
     wall_s: float = 0.0
     issues: list[IssueScore] = Field(default_factory=list)
+    problems: list[ProblemScore] = Field(default_factory=list)
     run_id: str = ""
 
 
@@ -59,7 +76,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 
 def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str, wall_s: float,
-          report: Path | None) -> Scores:  # fmt: skip
+          report: Path | None, source: str | None = None) -> Scores:  # fmt: skip
     insights = rt.insights
     analysis = insights.get_analysis(run_id)
     engine = rt.traces_table(analysis.experiment_id)
@@ -77,10 +94,20 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
                       if len(evidence & truth) >= EVIDENCE_SHARE * len(evidence)
                       and jaccard(selected[issue.id], truth) >= OVERLAP), None)  # fmt: skip
         inside = len(evidence & problems[match]) if match else 0
+        overlaps = {kind: jaccard(selected[issue.id], truth) for kind, truth in problems.items()}
+        nearest = match or max((k for k, v in overlaps.items() if v > 0), key=overlaps.__getitem__, default=None)
         issue_scores.append(IssueScore(issue_id=issue.id, title=issue.title, matched=match,
                                        evidence_in_problem=inside, evidence=len(evidence),
-                                       affected=len(selected[issue.id])))  # fmt: skip
+                                       affected=len(selected[issue.id]), nearest=nearest,
+                                       overlap=round(overlaps[nearest], 3) if nearest else 0.0))  # fmt: skip
     matched = {s.matched for s in issue_scores if s.matched}
+    problem_scores = [
+        ProblemScore(kind=p.kind, outcome_family=p.outcome_family, cause_family=p.cause_family, power=p.power,
+                     affected=len(p.affected_trace_ids), found=p.kind in matched,
+                     overlap=round(max((jaccard(selected[i.id], set(p.affected_trace_ids)) for i in reported),
+                                       default=0.0), 3))
+        for p in expected.problems if not p.strength
+    ]  # fmt: skip
     evidence_total = sum(s.evidence for s in issue_scores)
     strengths = [
         h for h in hypotheses.values() if h.category is Category.STRENGTH and h.status is HypothesisStatus.VALIDATED
@@ -89,7 +116,7 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     metrics = rt.client.get_run(run_id).data.metrics
     costs = [v for k, v in metrics.items() if k.endswith(".cost_usd")]
     return Scores(
-        case=case, model=model, run_id=run_id, wall_s=round(wall_s, 2),
+        case=case, model=model, source=source, run_id=run_id, wall_s=round(wall_s, 2),
         issue_recall=len(matched) / len(problems) if problems else None,
         issue_precision=sum(1 for s in issue_scores if s.matched) / len(issue_scores) if issue_scores else None,
         evidence_precision=sum(s.evidence_in_problem for s in issue_scores) / evidence_total if evidence_total else None,
@@ -104,7 +131,7 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
         llm_calls=int(sum(v for k, v in metrics.items() if k.endswith(".calls"))),
         tokens=int(sum(v for k, v in metrics.items() if k.endswith("_tokens"))),
         cost_usd=round(sum(costs), 6) if costs else None,
-        issues=issue_scores,
+        issues=issue_scores, problems=problem_scores,
     )  # fmt: skip
 
 

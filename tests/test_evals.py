@@ -1,5 +1,5 @@
-"""`evals run`: the quality gate on committed and held-out scenarios, scoring your own labels, and
-record/replay of the LLM analyst's exchanges."""
+"""`evals run`: the quality gate on committed and held-out scenarios, random agents and negative
+controls, scoring your own labels, and record/replay of the LLM analyst's exchanges."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.gate import THRESHOLDS
+from evals.gate import MAX_FALSE_PER_CONTROL, POOLED, THRESHOLDS
 from tests.conftest import Store
 from tests.helpers import CliRunner
 from tests.openai_server import openai_server
@@ -18,21 +18,34 @@ API_KEY = "sk-test-" + "r3c0rd" * 4
 
 
 @pytest.mark.slow
-def test_offline_analyst_meets_the_gate_on_committed_and_held_out_scenarios(cli: CliRunner, store: Store) -> None:
-    result = cli("evals", "run", "--gate", "--seeds", "9001", "--jobs", "2", "-o", "json")
+def test_offline_analyst_meets_the_gate(cli: CliRunner, store: Store) -> None:
+    """The CI gate: committed scenarios and a held-out draw of each case by case; 30 random agents with
+    random planted problems and 5 negative controls, from seeds derived from the commit hash, pooled."""
+    result = cli("evals", "run", "--gate", "--seeds", "9001", "--jobs", "2", "--random-seeds", "commit", "-o", "json")
+    body = result.json()
+    summary = body["summary"]
+    assert body["gate"] == [], (
+        body["gate"],
+        {k: summary[k] for k in ("recall", "precision", "false_issues_per_control")},
+    )
     assert result.exit_code == 0, result.stderr
-    scores = result.json()
+    scores = body["cases"]
     cases = {s["case"] for s in scores}
     assert {"support", "travel", "data", "injection"} <= cases and any("@" in c for c in cases)  # held out too
+    assert summary["random_draws"] == 30 and summary["controls"] == 5 and body["seeds"] == "commit"
     for s in scores:
-        for name, floor in THRESHOLDS.items():
-            assert s[name] >= floor, (s["case"], name, s[name])
-        assert s["violations"] == [] and s["census_exact"] is True
-        assert s["hypotheses"]["rejected"] >= 1  # the analyst does refute things
+        assert s["violations"] == [] and s["census_exact"] is True, s["case"]
+        if s["source"] in {"recording", "held_out"}:
+            for name, floor in THRESHOLDS.items():
+                assert s[name] >= floor, (s["case"], name, s[name])
+            assert s["hypotheses"]["rejected"] >= 1  # the analyst does refute things
+    assert summary["recall"] >= POOLED["recall"] and summary["precision"] >= POOLED["precision"]
+    assert summary["false_issues_per_control"] <= MAX_FALSE_PER_CONTROL
     logged = store.client().get_experiment_by_name("analyze-experiment-evals")
     assert logged is not None
     runs = store.client().search_runs([logged.experiment_id])
-    assert len(runs) == len(scores) and all("issue_recall" in r.data.metrics for r in runs)
+    assert len(runs) == len(scores) + 1  # one per case and the pooled scores
+    assert all("issue_recall" in r.data.metrics or "pooled_recall" in r.data.metrics for r in runs)
 
 
 def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(cli: CliRunner, store: Store,
@@ -72,8 +85,8 @@ def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: Cl
     replayed = cli(*args, "--replay", str(recording))  # no server, no key: the recording answers
     assert replayed.exit_code == 0, replayed.stderr
     keys = ("issue_recall", "issue_precision", "evidence_precision", "violations", "hypotheses", "llm_calls", "tokens")
-    assert {k: recorded.json()[0][k] for k in keys} == {k: replayed.json()[0][k] for k in keys}
-    assert replayed.json()[0]["llm_calls"] > 0
+    assert {k: recorded.json()["cases"][0][k] for k in keys} == {k: replayed.json()["cases"][0][k] for k in keys}
+    assert replayed.json()["cases"][0]["llm_calls"] > 0
 
     (tmp_path / "empty" / case).mkdir(parents=True)
     unseen = cli(*args, "--replay", str(tmp_path / "empty"))

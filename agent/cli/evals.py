@@ -134,11 +134,11 @@ def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Pa
         results = runner.run_all(cases, workers, on_done=lambda _scores: progress.advance(task))
     summary = summarize(results)
     below = failures(results)
-    log_scores(rt, results, analyst_version(), summary)
     body = {"cases": [r.model_dump(mode="json") for r in results], "summary": summary.model_dump(mode="json"),
             "seeds": source, "gate": below, "wall_s": round(time.perf_counter() - started, 1)}  # fmt: skip
     (workdir / "results.json").parent.mkdir(parents=True, exist_ok=True)
     (workdir / "results.json").write_text(console.json_text(body))
+    log_scores(rt, results, analyst_version(), summary)
     if output == "json":
         console.emit_json(body)
     else:

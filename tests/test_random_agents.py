@@ -1,0 +1,265 @@
+"""Random agents with planted problems: deterministic per seed, nothing shared with the committed
+scenarios, every planted effect really in the traces, power that grows with the effect, controls with
+nothing planted, seeds derived from the commit, and the pooled scores and gate built on them."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.errors import UserError
+from evals import cases
+from evals.gate import failures
+from evals.generators.power import two_proportion_power
+from evals.generators.random_agents import OUTCOME_FAMILIES, Draw, draw, log_draw
+from evals.scorers import IssueScore, ProblemScore, Scores
+from evals.summary import summarize
+from tests.conftest import Store
+
+SEEDS = range(50)  # enough draws to plant every outcome family (asserted below)
+
+
+@pytest.fixture(scope="module")
+def draws() -> list[Draw]:
+    return [draw(seed, 200) for seed in SEEDS]
+
+
+def _spans(trace: dict[str, Any]) -> list[dict[str, Any]]:
+    return trace["data"]["spans"]
+
+
+def _root(trace: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in _spans(trace) if s["parent_span_id"] is None)
+
+
+def _attr(span: dict[str, Any], key: str) -> Any:
+    raw = span["attributes"].get(key)
+    return None if raw is None else json.loads(raw)
+
+
+def _names(made: Draw) -> set[str]:
+    """Every name a draw made up: trace, spans, models, tag and metadata keys and values, assessments."""
+    found: set[str] = set()
+    for trace in made.traces:
+        found |= {s["name"] for s in _spans(trace)}
+        found |= {_attr(s, "mlflow.llm.model") for s in _spans(trace) if "mlflow.llm.model" in s["attributes"]}
+        found |= set(trace["info"]["tags"]) | set(trace["info"]["tags"].values())
+        found |= set(trace["info"]["trace_metadata"])
+        found |= {a["name"] for a in trace["assessments"]}
+    return {n for n in found if not n.replace(".", "").isdigit()}  # version-like tag values may recur
+
+
+def test_a_draw_is_the_same_for_a_seed_and_differs_across_seeds() -> None:
+    first, again, other = draw(7, 120), draw(7, 120), draw(8, 120)
+    assert json.dumps(first.traces, sort_keys=True) == json.dumps(again.traces, sort_keys=True)
+    assert first.expected() == again.expected()
+    assert first.summary != other.summary
+    assert len(first.traces) == 120 and len(set(first.trace_ids())) == 120
+    # the ids follow the experiment, the content does not
+    elsewhere = draw(7, 120, experiment_id="42")
+    assert not set(elsewhere.trace_ids()) & set(first.trace_ids())
+    assert [_root(t)["name"] for t in elsewhere.traces] == [_root(t)["name"] for t in first.traces]
+
+
+def test_names_are_new_in_every_draw_and_none_is_a_committed_scenarios() -> None:
+    from agent.simulation.recordings import SCENARIO_ROOT, read_traces
+
+    committed: set[str] = set()
+    for path in SCENARIO_ROOT.iterdir():
+        if (path / "expected.yaml").is_file():
+            for trace in read_traces(path):
+                committed |= {s["name"] for s in _spans(trace)}
+                committed |= set(trace["info"]["tags"]) | set(trace["info"]["tags"].values())
+                committed |= {a["assessment_name"] for a in trace["info"].get("assessments", [])}
+                committed |= {
+                    _attr(s, "mlflow.llm.model") for s in _spans(trace) if "mlflow.llm.model" in s["attributes"]
+                }
+    committed = {n for n in committed if not str(n).startswith("mlflow.") and not str(n).replace(".", "").isdigit()}
+    one, two = _names(draw(11, 60)), _names(draw(12, 60))
+    assert len(one) > 10 and len(two) > 10
+    assert not one & two
+    assert not (one | two) & committed, (one | two) & committed
+
+
+def test_every_planted_effect_shows_in_the_traces_the_truth_names(draws: list[Draw]) -> None:
+    """Checked on the trace JSON itself, independently of the generator's own bookkeeping."""
+    planted = {p.outcome_family for made in draws for p in made.problems}
+    assert planted == set(OUTCOME_FAMILIES), set(OUTCOME_FAMILIES) - planted
+    assert {p.cause_family for made in draws for p in made.problems} == {
+        "feature_value", "pair", "threshold", "time_window", "identifier_shape"}  # fmt: skip
+    for made in draws:
+        by_id = {t["info"]["trace_id"]: t for t in made.traces}
+        for problem in made.problems:
+            assert problem.affected_trace_ids, problem.kind
+            assert 0.0 <= problem.power <= 1.0
+            for trace_id in problem.affected_trace_ids:
+                assert _shows(problem.kind, problem.description, by_id[trace_id], made), (made.seed, problem.kind)
+
+
+def _shows(kind: str, description: str, trace: dict[str, Any], made: Draw) -> bool:
+    outcome = kind.split("-")[1]
+    root = _root(trace)
+    named = description.split("'")[1] if "'" in description else ""
+    spans = [s for s in _spans(trace) if s["name"] == named]
+    if outcome == "trace_failed":
+        return root["status"]["code"] == "STATUS_CODE_ERROR"
+    if outcome == "span_failed":
+        return any(s["status"]["code"] == "STATUS_CODE_ERROR" for s in spans)
+    if outcome == "span_degenerate_output":
+        outputs = [_attr(s, "mlflow.spanOutputs") for s in spans if s["status"]["code"] == "STATUS_CODE_OK"]
+        return any(o in (None, "", [], {}) or (isinstance(o, dict) and o.get("count") == 0) for o in outputs)
+    if outcome == "empty_response":
+        answer = _attr(root, "mlflow.spanOutputs")
+        return root["status"]["code"] == "STATUS_CODE_OK" and (
+            answer in (None, "") or (isinstance(answer, dict) and set(answer.values()) == {""}))  # fmt: skip
+    if outcome == "assessment_negative":
+        rated = [a for a in trace["assessments"] if a["name"] == named and not a["error"]]
+        return all(_negative(a["value"]) for a in rated)  # unrated traces count too
+    if outcome == "assessment_error":
+        return any(a["name"] == named and a["error"] for a in trace["assessments"])
+    if outcome == "repeated_tool_call":
+        inputs = [s["attributes"].get("mlflow.spanInputs") for s in spans]
+        return len(inputs) != len(set(inputs))
+    durations = [_ms(_root(t)) for t in made.traces]
+    if outcome == "trace_slow":
+        return _ms(root) >= sorted(durations, reverse=True)[len(durations) // 20 - 1]
+    if outcome == "span_slow":
+        typical = statistics.median(_ms(s) for t in made.traces for s in _spans(t) if s["name"] == named)
+        return any(_ms(s) > 3 * typical for s in spans)
+    raise AssertionError(outcome)
+
+
+def _negative(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value is False
+    return value == "no" if isinstance(value, str) else value in (1, 2)
+
+
+def _ms(span: dict[str, Any]) -> float:
+    return float(span["end_time_unix_nano"] - span["start_time_unix_nano"]) / 1e6
+
+
+def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(store: Store, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Written to a real store and read back as the traces table: custom metadata arrives (in one
+    transaction on the SQL store, through each trace's info elsewhere), and each problem's affected
+    traces are in its segment and show its outcome there."""
+    from agent.simulation import writer
+    from agent.traces.engine import DuckDBEngine
+    from agent.traces.sync import TraceTableSync
+
+    client = store.client()
+    for seed, through_trace_info in ((3, False), (2053, True)):
+        if through_trace_info:
+            monkeypatch.setattr(writer, "_sql_store", lambda _client: None)
+        experiment_id = client.create_experiment(f"draw-{seed}")
+        made = log_draw(client, experiment_id, seed, 150)
+        table = TraceTableSync(client, experiment_id, tmp_path / f"{seed}.duckdb")
+        assert table.sync().total == 150
+        engine = DuckDBEngine(table.path, row_cap=100_000)
+        keys = {k for t in made.traces for k in t["info"]["trace_metadata"]}
+        stored = {row[0] for row in engine.execute(
+            "SELECT DISTINCT k FROM traces LATERAL VIEW explode(map_keys(trace_metadata)) t AS k").rows}  # fmt: skip
+        assert keys <= stored
+        failed = engine.execute("SELECT count(*) FROM traces WHERE state = 'ERROR'").rows[0][0]
+        assert failed == len(made.failed_ids())
+        assert made.problems
+        for problem in made.problems:
+            outcome = set(engine.execute(problem.outcome_sql).trace_ids(first_column_fallback=True))
+            segment = set(engine.execute(problem.segment_sql).trace_ids(first_column_fallback=True))
+            affected = set(problem.affected_trace_ids)
+            assert len(segment) == problem.segment_size, problem.kind
+            assert affected <= segment, problem.kind
+            shown = affected & outcome
+            if problem.outcome_family.startswith("assessment_negative"):
+                assert shown, problem.kind  # the unrated ones cannot show
+            else:
+                assert shown == affected, problem.kind
+
+
+def test_power_grows_with_the_effect_and_needs_five_traces() -> None:
+    powers = [two_proportion_power(60, 0.02 + effect, 240, 0.02) for effect in (0.02, 0.05, 0.1, 0.2, 0.4)]
+    assert powers == sorted(powers) and powers[0] < 0.1 and powers[-1] > 0.99
+    assert two_proportion_power(20, 0.2, 280, 0.0) == 0.0  # 4 expected traces: below what a search looks at
+    assert two_proportion_power(25, 0.2, 275, 0.0) > 0.8
+    assert two_proportion_power(500, 0.5, 500, 0.5) < 0.01  # no effect, no power
+    made = [p for d in (draw(s, 300) for s in range(12)) for p in d.problems]
+    assert any(p.power >= 0.8 for p in made) and any(p.power < 0.8 for p in made)
+
+
+def test_controls_plant_nothing_and_carry_decoys() -> None:
+    for seed in cases.CONTROL_DEV_SEEDS[:2]:
+        control = draw(seed, 150, control=True)
+        assert control.problems == [] and control.expected()["problems"] == []
+        assert any("heavy-tailed" in d for d in control.decoys)
+        assert any("correlated with nothing" in d for d in control.decoys)
+        assert control.summary != draw(seed, 150).summary
+
+
+def test_seeds_come_from_the_dev_set_or_the_commit_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    one = cases.seeds_from_commit("3523ba3f00", 30)
+    assert one == cases.seeds_from_commit("3523ba3f00", 30) and len(set(one)) == 30
+    assert not set(one) & set(cases.seeds_from_commit("83cddea000", 30))
+    assert not set(one) & set(cases.seeds_from_commit("3523ba3f00", 5, control=True))
+    assert cases.random_seeds("commit:3523ba3f00", 30) == one
+    assert cases.random_seeds("dev", 30) == cases.DEV_SEEDS
+    assert cases.random_seeds("dev", 5, control=True) == cases.CONTROL_DEV_SEEDS
+    assert cases.random_seeds("1, 2,3", 30) == (1, 2, 3) and cases.random_seeds("1,2,3", 2, control=True) == (1, 2)
+    assert len(cases.random_seeds("commit", 3)) == 3  # this checkout's HEAD
+    with pytest.raises(UserError, match="development set has 30"):
+        cases.random_seeds("dev", 31)
+    with pytest.raises(UserError, match="--random-seeds takes"):
+        cases.random_seeds("someday", 3)
+    monkeypatch.setenv("CI", "true")
+    assert cases.default_seed_source() == "commit"
+    monkeypatch.setenv("CI", "")
+    assert cases.default_seed_source() == "dev"
+    names = [c.name for c in cases.random_draws((5, 6)) + cases.random_draws((7,), control=True)]
+    assert names == ["random-5", "random-6", "control-7"]
+
+
+def _scores(case: str, source: str, problems: list[ProblemScore], issues: list[IssueScore]) -> Scores:
+    return Scores(case=case, model="offline", source=source, issue_recall=None, issue_precision=None,
+                  evidence_precision=None, problems=problems, issues=issues, census_exact=True)  # fmt: skip
+
+
+def _problem(kind: str, outcome: str, cause: str, power: float, found: bool) -> ProblemScore:
+    return ProblemScore(kind=kind, outcome_family=outcome, cause_family=cause, power=power, found=found)
+
+
+def _issue(matched: str | None, nearest: str | None) -> IssueScore:
+    return IssueScore(issue_id="I", title="t", matched=matched, evidence_in_problem=3 if matched else 0, evidence=3,
+                      affected=10, nearest=nearest)  # fmt: skip
+
+
+def test_pooled_scores_per_family_and_the_gate_that_names_what_failed() -> None:
+    results = [
+        _scores("random-1", "random", [_problem("a", "span_failed", "pair", 0.99, True),
+                                       _problem("b", "trace_slow", "threshold", 0.3, True)],
+                [_issue("a", "a"), _issue(None, "a"), _issue("b", "b")]),
+        _scores("random-2", "random", [_problem("c", "span_failed", "time_window", 0.95, False)],
+                [_issue(None, None)]),
+        _scores("control-1", "control", [], [_issue(None, None), _issue(None, None)]),
+        _scores("control-2", "control", [], []),
+        _scores("support", "recording", [], []).model_copy(update={"issue_recall": 0.5}),
+    ]  # fmt: skip
+    summary = summarize(results)
+    assert (summary.strong, summary.strong_found, summary.recall) == (2, 1, 0.5)
+    assert (summary.weak, summary.weak_found) == (1, 1)  # a weak problem found counts apart
+    assert (summary.issues, summary.matched_issues, summary.precision) == (4, 2, 0.5)
+    assert summary.false_issues_per_control == 1.0
+    outcome = {row.family: row for row in summary.by_outcome}
+    assert (outcome["span_failed"].recall, outcome["span_failed"].precision) == (0.5, 0.5)
+    assert outcome["trace_slow"].recall is None and outcome["trace_slow"].precision == 1.0
+    assert outcome["(none)"].issues == 1 and outcome["(none)"].precision == 0.0
+    assert {row.family for row in summary.by_cause} == {"pair", "threshold", "time_window", "(none)"}
+    below = failures(results)
+    assert "scenarios: support: issue_recall 0.50 < 0.8" in below
+    assert "random draws: pooled recall 0.50 < 0.9" in below
+    assert "random draws: pooled precision 0.50 < 0.9" in below
+    assert "controls: 1.00 false issues per negative control > 0.1" in below
+    assert not any(b.startswith("scenarios: random") for b in below)  # draws are judged pooled only
