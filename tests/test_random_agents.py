@@ -19,6 +19,7 @@ from evals.generators.random_agents import OUTCOME_FAMILIES, Draw, draw, log_dra
 from evals.scorers import IssueScore, ProblemScore, Scores
 from evals.summary import summarize
 from tests.conftest import Store
+from tests.helpers import CliRunner
 
 SEEDS = range(50)  # enough draws to plant every outcome family (asserted below)
 
@@ -187,7 +188,7 @@ def test_power_grows_with_the_effect_and_needs_five_traces() -> None:
     assert two_proportion_power(20, 0.2, 280, 0.0) == 0.0  # 4 expected traces: below what a search looks at
     assert two_proportion_power(25, 0.2, 275, 0.0) > 0.8
     assert two_proportion_power(500, 0.5, 500, 0.5) < 0.01  # no effect, no power
-    made = [p for d in (draw(s, 300) for s in range(12)) for p in d.problems]
+    made = [p for d in (draw(s, 200) for s in range(8)) for p in d.problems]
     assert any(p.power >= 0.8 for p in made) and any(p.power < 0.8 for p in made)
 
 
@@ -263,3 +264,13 @@ def test_pooled_scores_per_family_and_the_gate_that_names_what_failed() -> None:
     assert "random draws: pooled precision 0.50 < 0.9" in below
     assert "controls: 1.00 false issues per negative control > 0.1" in below
     assert not any(b.startswith("scenarios: random") for b in below)  # draws are judged pooled only
+
+
+def test_a_draw_loads_by_name_and_bad_seed_options_are_refused(cli: CliRunner) -> None:
+    loaded = cli.ok("evals", "load", "random-2053", "-o", "json").json()
+    assert [item["recording"] for item in loaded] == ["random-2053"]
+    assert loaded[0]["problems"] == [p.kind for p in draw(2053).problems]
+    assert loaded[0]["traces"] == cases.RANDOM_TRACES and loaded[0]["descriptions"]
+    assert "already exists" in cli.refused("evals", "load", "random-2053")
+    assert "--random-seeds takes" in cli.refused("evals", "run", "--random-seeds", "someday", "--no-held-out")
+    assert "development set has 30" in cli.refused("evals", "run", "--random-draws", "31", "--no-held-out")

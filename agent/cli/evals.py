@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -15,12 +16,15 @@ def evals() -> None:
 
 
 @evals.command("load")
-@click.argument("recordings", nargs=-1, required=True, metavar="DIR|SCENARIO...")
-@click.option("--experiment-name", help="Name of the new experiment. [default: scenario-<name>]")
+@click.argument("recordings", nargs=-1, required=True, metavar="DIR|SCENARIO|random-SEED|control-SEED...")
+@click.option("--experiment-name", help="Name of the new experiment. [default: scenario-<name>, or the draw's name]")
 @output_option
 def load(recordings: tuple[str, ...], experiment_name: str | None, output: str) -> None:
-    """Load recordings (directories, or committed scenarios: support, travel, data, injection, all)
-    into new experiments of the tracking store."""
+    """Load recordings (directories, or committed scenarios: support, travel, data, injection, all), or
+    random draws as `evals run` makes them (random-<seed>, control-<seed>), into new experiments of the
+    tracking store."""
+    import re
+
     from agent import console
     from agent.errors import UserError
     from agent.simulation.recordings import load_recording, read_expected, recording_dir
@@ -29,13 +33,17 @@ def load(recordings: tuple[str, ...], experiment_name: str | None, output: str) 
     chosen = sorted(SCENARIOS) if "all" in recordings else list(dict.fromkeys(recordings))
     if experiment_name and len(chosen) > 1:
         raise UserError("--experiment-name names one experiment; load one recording at a time with it")
-    paths = [recording_dir(name) for name in chosen]  # refuse unknown ones before writing anything
+    draws = {name: found for name in chosen if (found := re.fullmatch(r"(random|control)-(\d+)", name))}
+    paths = {name: recording_dir(name) for name in chosen if name not in draws}  # refuse unknown ones first
     rt = runtime()
     loaded = []
-    for path in paths:
-        expected = read_expected(path)
-        experiment_id = load_recording(rt.client, str(path), experiment_name)
-        loaded.append({"recording": path.name, "experiment_id": experiment_id, "traces": expected["traces"],
+    for name in chosen:
+        if name in draws:
+            loaded.append(_load_draw(rt, name, draws[name][1], draws[name][2], experiment_name))
+            continue
+        expected = read_expected(paths[name])
+        experiment_id = load_recording(rt.client, str(paths[name]), experiment_name)
+        loaded.append({"recording": paths[name].name, "experiment_id": experiment_id, "traces": expected["traces"],
                        "problems": [p["kind"] for p in expected.get("problems", [])]})  # fmt: skip
     if output == "json":
         console.emit_json(loaded)
@@ -43,6 +51,23 @@ def load(recordings: tuple[str, ...], experiment_name: str | None, output: str) 
     for item in loaded:
         console.show(console.plain(f"loaded {item['recording']} as experiment {item['experiment_id']} "
                                    f"({item['traces']} traces; planted: {', '.join(item['problems']) or 'none'})"))  # fmt: skip
+        for line in item.get("descriptions", []):
+            console.show(console.plain(f"  {line}"))
+
+
+def _load_draw(rt: Any, name: str, kind: str, seed: str, experiment_name: str | None) -> dict[str, Any]:
+    from agent.errors import UserError
+    from evals.cases import RANDOM_TRACES
+    from evals.generators.random_agents import log_draw
+
+    target = experiment_name or name
+    if rt.client.get_experiment_by_name(target) is not None:
+        raise UserError(f"experiment '{target}' already exists in this store; pass another --experiment-name")
+    experiment_id = rt.client.create_experiment(target, tags={"scenario": name})
+    made = log_draw(rt.client, experiment_id, int(seed), RANDOM_TRACES, control=kind == "control")
+    return {"recording": name, "experiment_id": experiment_id, "traces": len(made.traces),
+            "problems": [p.kind for p in made.problems], "summary": made.summary,
+            "descriptions": [f"{p.kind}: {p.description}" for p in made.problems] + made.decoys}  # fmt: skip
 
 
 @evals.command("record")
