@@ -86,6 +86,25 @@ def test_names_are_new_in_every_draw_and_none_is_a_committed_scenarios() -> None
     assert not (one | two) & committed, (one | two) & committed
 
 
+def test_agents_differ_in_shape_and_nested_spans_sit_inside_their_parent(draws: list[Draw]) -> None:
+    kinds = [len({s["name"] for t in made.traces for s in _spans(t)}) - 1 for made in draws]
+    assert min(kinds) >= 3 and max(kinds) <= 12 and len(set(kinds)) >= 6
+    nested = 0
+    for made in draws:
+        for trace in made.traces:
+            by_id = {s["span_id"]: s for s in _spans(trace)}
+            root = _root(trace)
+            for span in _spans(trace):
+                parent = by_id.get(span["parent_span_id"]) if span["parent_span_id"] else None
+                if parent is not None and parent is not root:
+                    nested += 1
+                    assert parent["start_time_unix_nano"] <= span["start_time_unix_nano"]
+                    assert span["end_time_unix_nano"] <= parent["end_time_unix_nano"]
+                if _attr(span, "mlflow.spanType") in {"CHAT_MODEL", "LLM"}:
+                    assert _attr(span, "mlflow.llm.model")
+    assert nested > 0
+
+
 def test_every_planted_effect_shows_in_the_traces_the_truth_names(draws: list[Draw]) -> None:
     """Checked on the trace JSON itself, independently of the generator's own bookkeeping."""
     planted = {p.outcome_family for made in draws for p in made.problems}
