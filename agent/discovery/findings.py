@@ -99,13 +99,14 @@ def _finding(engine: SqlEngine, search: Search, test: Test, total: int, *, stren
 
 
 def _presume_unseen(engine: SqlEngine, test: Test, segment_sql: str) -> bool:
-    """An outcome seen only where an assessment was made, in a slice where most assessed traces have it
-    but most of its finished traces were never assessed: the unassessed ones are taken as affected too, as
-    the likelier guess (a topic whose every rated answer is bad has bad unrated answers as well)."""
-    if not test.outcome.sampled or test.rate < 0.5:
+    """A negative assessment is seen only where an assessment was made. When the share of assessed
+    traces that are negative exceeds the share of the slice's finished traces that were assessed, the
+    unassessed ones are taken as affected too: the likelier guess (a topic whose every rated answer is
+    bad has bad unrated answers as well) and the selection closer to the truth."""
+    if test.outcome.family != "assessment_negative":
         return False
     size = int(engine.execute(f"SELECT count(*) FROM traces WHERE ({segment_sql}) AND state = 'OK'").rows[0][0])
-    return test.n < 0.5 * size
+    return size > 0 and test.rate > test.n / size
 
 
 def _merged(problems: list[Finding]) -> list[Finding]:

@@ -23,6 +23,7 @@ from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_si
 from agent.traces.engine import SqlEngine
 
 ALL = "*"
+PAIR_SUPPORT = 2  # a pair is the more specific claim, with more ways to be lucky: twice the support
 STRENGTH_OUTCOMES = {"trace_slow", "span_slow", "assessment_negative"}
 
 
@@ -34,6 +35,7 @@ class Params:
     max_rounds: int = 4  # segments chosen per outcome
     max_strength_rate: float = 0.5  # a strength needs the rest of the traffic to do worse than this often
     min_ratio: float = 1.5  # practical significance: the risk ratio's 95% lower bound must exceed this
+    dependent_tests: bool = True  # Benjamini-Yekutieli's factor on top of Benjamini-Hochberg (stats.py)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class Search:
     def run(self) -> SearchResult:
         singles = self._single_tests(self._count_singles())
         pairs = self._pair_tests(singles)
-        score(singles + pairs)  # one Benjamini-Hochberg correction over every test of the run
+        score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
         candidates = singles + [p for p in pairs if self._explains_more(p, singles)] + self._runs(singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
@@ -167,7 +169,7 @@ class Search:
             key, _, raw = value.partition("=")
             segment = Segment(((key, raw),))
             for outcome in self.outcomes:
-                if not self._relevant(outcome, self.features[key], raw):
+                if not self._relevant(outcome, self.features[key]):
                     continue
                 n, k = by_outcome[outcome.key]
                 big_n, big_k = totals.get(outcome.key, (0, 0))
@@ -182,15 +184,14 @@ class Search:
         expected = n * big_k / big_n
         return k >= self.params.min_support or expected >= self.params.min_support
 
-    def _relevant(self, outcome: Outcome, feature: Feature, value: str) -> bool:
+    def _relevant(self, outcome: Outcome, feature: Feature) -> bool:
         """A feature that follows from the outcome is no cause of it."""
         if feature.structural and not outcome.structural_causes:
             return False
         if outcome.about_response and feature.expression.find("length(response)") >= 0:
             return False
-        if outcome.truncates and feature.kind == "count" and value.startswith("under"):
-            return False  # a trace cut short by a failure has few spans; that is a consequence
-        return not (outcome.family in {"repeated_call"} and feature.kind == "count")
+        # A trace cut short by a failure has fewer steps, a retried one more: counts follow from these.
+        return not (feature.kind == "count" and (outcome.truncates or outcome.family == "repeated_call"))
 
     def _pair_tests(self, singles: list[Test]) -> list[Test]:
         """Pairs of values of different features, both supported and leaning the same way on their own."""
@@ -225,7 +226,7 @@ class Search:
             for o in wanted[pair]:
                 n, k = int(row[f"m_{i}_{o.key}"]), int(row[f"k_{i}_{o.key}"])
                 big_n, big_k = int(row[f"m_{o.key}"]), int(row[f"k_{o.key}"])
-                if k >= self.params.min_support and n < big_n:
+                if k >= PAIR_SUPPORT * self.params.min_support and n < big_n:
                     tests.append(Test(o, pair, n, k, big_n - n, big_k - k))
         return tests
 
@@ -339,7 +340,7 @@ class Search:
         return sorted(leads, key=lambda t: t.p)[:2]
 
 
-def score(tests: list[Test], previous: int = 0) -> None:
+def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
     """p-values, risk ratios and Benjamini-Hochberg q-values, in place. A re-test corrects for the
     candidates it was chosen among (`previous`), not just the survivors."""
     if not tests:
@@ -350,7 +351,7 @@ def score(tests: list[Test], previous: int = 0) -> None:
     p, method = two_sided_p(tables)
     ratio, low, high = risk_ratio(tables)
     padded = np.concatenate([p, np.ones(max(previous - len(tests), 0))])
-    q = benjamini_hochberg(padded)[: len(tests)]
+    q = benjamini_hochberg(padded, dependent=dependent)[: len(tests)]
     for i, test in enumerate(tests):
         test.p, test.q, test.method = float(p[i]), float(q[i]), str(method[i])
         test.ratio, test.low, test.high = float(ratio[i]), float(low[i]), float(high[i])
