@@ -158,9 +158,10 @@ def test_statistics_agree_with_scipy() -> None:
         else:
             assert p[i] == pytest.approx(scipy_stats.chi2_contingency(table, correction=True).pvalue, rel=1e-6)
     raw = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205])
-    adjusted = benjamini_hochberg(raw)
     expected = np.minimum.accumulate((raw * len(raw) / np.arange(1, len(raw) + 1))[::-1])[::-1]
-    assert adjusted == pytest.approx(np.minimum(expected, 1))
+    assert benjamini_hochberg(raw, dependent=False) == pytest.approx(np.minimum(expected, 1))
+    harmonic = sum(1 / i for i in range(1, len(raw) + 1))  # Benjamini-Yekutieli, for dependent tests
+    assert benjamini_hochberg(raw) == pytest.approx(np.minimum(expected * harmonic, 1))
     ratio, low, high = risk_ratio(Tables(k=np.array([30.0]), n=np.array([100.0]), k_rest=np.array([10.0]),
                                          n_rest=np.array([100.0])))  # fmt: skip
     assert (

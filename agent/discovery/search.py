@@ -125,7 +125,7 @@ class Search:
         singles = self._single_tests(self._count_singles())
         pairs = self._pair_tests(singles)
         score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
-        candidates = singles + [p for p in pairs if self._explains_more(p, singles)] + self._runs(singles)
+        candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
                             near_misses=self._near_misses(singles, chosen), queries=self.queries,
@@ -255,10 +255,11 @@ class Search:
         return runs
 
     @staticmethod
-    def _explains_more(pair: Test, singles: list[Test]) -> bool:
+    def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:
         """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio."""
         ratio = {(t.outcome.key, t.segment.parts): t.ratio for t in singles}
-        return all(pair.low > ratio.get((pair.outcome.key, (part,)), np.inf) for part in pair.segment.parts)
+        return [pair for pair in pairs
+                if all(pair.low > ratio.get((pair.outcome.key, (part,)), np.inf) for part in pair.segment.parts)]  # fmt: skip
 
     # -- choosing ------------------------------------------------------------------------------------
 

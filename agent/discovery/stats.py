@@ -10,11 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
 Floats = NDArray[np.float64]
 SMALL_EXPECTED = 5.0  # below this expected count in any cell, chi-square is unreliable: use Fisher's exact test
-Z_95 = float(stats.norm.ppf(0.975))
+Z_95 = 1.959963984540054  # scipy.stats.norm.ppf(0.975); scipy.stats costs a second to import, so it waits
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,9 @@ class Tables:
     n: Floats
     k_rest: Floats
     n_rest: Floats
+
+    def subset(self, mask: NDArray[np.bool_]) -> Tables:
+        return Tables(k=self.k[mask], n=self.n[mask], k_rest=self.k_rest[mask], n_rest=self.n_rest[mask])
 
     @property
     def rate(self) -> Floats:
@@ -43,12 +45,16 @@ def two_sided_p(t: Tables) -> tuple[Floats, NDArray[np.str_]]:
     expected = np.minimum.reduce([t.n * outcome, t.n * (total - outcome), t.n_rest * outcome,
                                   t.n_rest * (total - outcome)]) / np.maximum(total, 1)  # fmt: skip
     exact = expected < SMALL_EXPECTED
-    p = np.where(exact, _fisher(t), _chi_square(t))
+    p = np.empty_like(t.k)
+    p[exact] = _fisher(t.subset(exact))
+    p[~exact] = _chi_square(t.subset(~exact))
     return np.clip(p, 0.0, 1.0), np.where(exact, "fisher", "chi2")
 
 
 def _fisher(t: Tables) -> Floats:
     """Two-sided as twice the smaller tail of the hypergeometric distribution (capped at 1)."""
+    from scipy import stats
+
     total, outcome = (t.n + t.n_rest).astype(np.int64), (t.k + t.k_rest).astype(np.int64)
     n, k = t.n.astype(np.int64), t.k.astype(np.int64)
     upper = stats.hypergeom.sf(k - 1, total, outcome, n)
@@ -57,6 +63,8 @@ def _fisher(t: Tables) -> Floats:
 
 
 def _chi_square(t: Tables) -> Floats:
+    from scipy import stats
+
     a, b, c, d = t.k, t.n - t.k, t.k_rest, t.n_rest - t.k_rest
     total = a + b + c + d
     margins = (a + b) * (c + d) * (a + c) * (b + d)
@@ -73,6 +81,8 @@ def benjamini_hochberg(p: Floats, *, dependent: bool = True) -> Floats:
     slices overlap, pairs are built from singles, and outcomes share traces (a span that fails fails
     its trace). Plain Benjamini-Hochberg assumes independence or positive dependence; on our negative
     controls it let about one chance slice per experiment through."""
+    from scipy import stats
+
     if p.size == 0:
         return p
     method = "by" if dependent else "bh"
