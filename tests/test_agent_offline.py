@@ -83,6 +83,19 @@ def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cl
         assert section in text
     for issue in insights.list_issues(run_id):
         assert f"### {issue.id}:" in text
+    assert "## How we looked" in text and "Benjamini" in text
+
+    # outright failures are never ranked below a slowdown, however many traces the slowdown touches
+    by_kind = {p["kind"]: set(p["affected_trace_ids"]) for p in planted}
+    issues = {i.id: i for i in insights.list_issues(run_id)}
+
+    def issue_for(kind: str) -> Any:
+        return issues[max(found, key=lambda i: jaccard(by_kind[kind], found[i]))]
+
+    order = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+    failing, slow = issue_for("tool_timeout"), issue_for("latency_regression")
+    assert len(found[slow.id]) > 3 * len(found[failing.id])
+    assert order.index(failing.severity.value) >= order.index(slow.severity.value), (failing, slow)
     assert (report.parent / "latency_distribution.png").read_bytes()[:4] == b"\x89PNG"
     artifacts = {a.path for a in store.client().list_artifacts(run_id, "report")}
     assert "report/report.md" in artifacts

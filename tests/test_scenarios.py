@@ -62,7 +62,7 @@ def test_traffic_looks_like_production(cli: CliRunner, store: Store, tmp_path: P
            for item in cli.ok("evals", "load", "support", "data", "-o", "json").json()}  # fmt: skip
     support = TraceTableSync(store.client(), ids["support"], tmp_path / "s.duckdb")
     support.sync()
-    census = compute_census(DuckDBEngine(support.path))
+    census = compute_census(DuckDBEngine(support.path), discovery=False)
     assert {row["name"] for row in census.sections["spans"]} >= {
         "retrieve_docs",
         "rerank",
@@ -133,7 +133,7 @@ def test_census_sees_swallowed_errors_as_empty_answers(cli: CliRunner, store: St
     experiment_id = cli.ok("evals", "load", "travel", "-o", "json").json()[0]["experiment_id"]
     table = TraceTableSync(store.client(), experiment_id, tmp_path / "t.duckdb")
     table.sync()
-    census = compute_census(DuckDBEngine(table.path))
+    census = compute_census(DuckDBEngine(table.path), discovery=False)
     planted = next(
         p for p in read_expected(recording_dir("travel"))["problems"] if p["kind"] == "empty_after_swallowed_error"
     )

@@ -70,7 +70,7 @@ def test_sync_is_incremental(store: Store, synced: TraceTableSync) -> None:
 
 
 def test_census_matches_the_planted_truth(store: Store, synced: TraceTableSync) -> None:
-    census = compute_census(DuckDBEngine(synced.path))
+    census = compute_census(DuckDBEngine(synced.path), discovery=False)
     truth = store.traces  # the simulation's own record of what it planted
     failed = len(truth.failed_ids())  # type: ignore[attr-defined]
     assert (census.trace_count, census.error_count) == (40, failed)
@@ -134,7 +134,7 @@ def test_execute_sql_on_spark(cli: CliRunner, store: Store) -> None:
 
 
 def test_census_reports_tokens_and_cost(store: Store, synced: TraceTableSync) -> None:
-    census = compute_census(DuckDBEngine(synced.path))
+    census = compute_census(DuckDBEngine(synced.path), discovery=False)
     (usage,) = census.sections["token_usage"]
     answered = len(store.traces.ok_ids())  # type: ignore[attr-defined]
     assert (usage["model"], usage["calls"]) == ("gpt-4o-mini", answered)

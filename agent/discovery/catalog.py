@@ -33,11 +33,11 @@ OutcomeFamily = Literal["trace_failed", "span_failed", "span_degenerate_output",
 FeatureKind = Literal["tag", "metadata", "span", "model", "count", "length", "time", "shape", "request_field",
                       "request_pattern"]  # fmt: skip
 
-# How much one affected trace weighs, by what happened to it: a failed request weighs more than a
-# slow one (docs/architecture.md, "Severity").
+# How much one affected trace weighs, by what happened to it: a failed request weighs ten slow spans
+# (docs/architecture.md, "Severity"), so 38 timeouts in 500 requests outrank a slowdown in half of them.
 WEIGHTS: dict[str, float] = {"trace_failed": 1.0, "empty_response": 1.0, "span_failed": 0.8,
                              "span_degenerate_output": 0.7, "assessment_negative": 0.7, "custom": 0.7,
-                             "repeated_call": 0.5, "trace_slow": 0.4, "span_slow": 0.3, "assessment_error": 0.3}  # fmt: skip
+                             "repeated_call": 0.4, "trace_slow": 0.15, "span_slow": 0.1, "assessment_error": 0.2}  # fmt: skip
 SLOWER = 3.0  # a span is slow when it takes this many times its usual duration
 MIN_SLOW_MS = 5.0
 
