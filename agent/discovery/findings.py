@@ -25,6 +25,7 @@ class Finding:
     test: Test
     description: str  # the segment in words
     segment_sql: str
+    population_sql: str | None  # where the outcome can happen, less the slices chosen before this one
     affected_sql: str
     affected: list[str]
     total: int
@@ -34,6 +35,7 @@ class Finding:
     tests_in_run: int = 0
     fdr: float = 0.05
     also: list[str] = field(default_factory=list)
+    whole: set[str] = field(default_factory=set)  # with the earlier slices' traces, for a later slice
 
     @property
     def weighted_share(self) -> float:
@@ -56,7 +58,7 @@ class Finding:
         t = self.test
         return SegmentStatistics(
             outcome=self.outcome.name, outcome_family=self.outcome.family, segment=self.description[:1000],
-            outcome_sql=self.outcome.predicate, population_sql=self.outcome.population, segment_sql=self.segment_sql,
+            outcome_sql=self.outcome.predicate, population_sql=self.population_sql, segment_sql=self.segment_sql,
             n=t.n, k=t.k, n_rest=t.n_rest, k_rest=t.k_rest, risk_ratio=_finite(t.ratio), ci_low=_finite(t.low),
             ci_high=_finite(t.high), p_value=t.p, q_value=t.q, p_cutoff=self.p_cutoff, test=t.method,
             tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength,
@@ -70,7 +72,7 @@ def _finite(value: float) -> float:
 def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int, params: Params) -> list[Finding]:
     """Problems first (largest weighted impact first), then strengths, then the leads a test should refute."""
     cutoff = max((t.p for t in result.tests if t.q <= params.fdr), default=0.0)
-    made = [_finding(engine, search, test, total) for test in result.chosen]
+    made = _without_remainders([_finding(engine, search, test, total) for test in result.chosen])
     problems = _merged(sorted(made, key=lambda f: (-f.weighted_share, -f.outcome.weight)))
     strengths = [_finding(engine, search, t, total, strength=True) for t in result.strengths]
     misses = [_finding(engine, search, t, total, near_miss=True) for t in result.near_misses]
@@ -82,20 +84,33 @@ def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int
 
 def _finding(engine: SqlEngine, search: Search, test: Test, total: int, *, strength: bool = False,
              near_miss: bool = False) -> Finding:  # fmt: skip
+    """The slice's traces with the outcome; a slice chosen after others for the same outcome is counted,
+    selected and re-tested without their traces, as the search tested it."""
     outcome = test.outcome
     segment_sql = test.segment.predicate(search.features)
-    population = f" AND ({outcome.population})" if outcome.population else ""
+    earlier = " OR ".join(f"({s.predicate(search.features)})" for s in test.excluding)
+    population = outcome.population if not earlier else f"({outcome.population or 'true'}) AND NOT ({earlier})"
+    scope = f" AND ({population})" if population else ""
     if strength or near_miss:
-        where = f"({segment_sql}){population}" + ("" if strength else f" AND ({outcome.predicate})")
+        where = f"({segment_sql}){scope}" + ("" if strength else f" AND ({outcome.predicate})")
     elif _presume_unseen(engine, test, segment_sql):
         where = f"({segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT ({outcome.population}))"
+        where += f" AND NOT ({earlier})" if earlier else ""
     else:
-        where = f"({segment_sql}) AND ({outcome.predicate}){population}"
+        where = f"({segment_sql}) AND ({outcome.predicate}){scope}"
     affected_sql = f"SELECT trace_id FROM traces WHERE {where}"
     affected = sorted(str(r[0]) for r in engine.execute(affected_sql).rows)
-    return Finding(outcome=outcome, segment=test.segment, test=test, description=test.segment.describe(search.features),
-                   segment_sql=segment_sql, affected_sql=affected_sql, affected=affected, total=total,
-                   strength=strength, near_miss=near_miss)  # fmt: skip
+    whole: set[str] = set()
+    if earlier and not (strength or near_miss):
+        original = f" AND ({outcome.population})" if outcome.population else ""
+        whole = {str(r[0]) for r in engine.execute(
+            f"SELECT trace_id FROM traces WHERE ({segment_sql}) AND ({outcome.predicate}){original}").rows}  # fmt: skip
+    description = test.segment.describe(search.features)
+    if test.excluding:
+        description += " (apart from " + "; ".join(s.describe(search.features) for s in test.excluding) + ")"
+    return Finding(outcome=outcome, segment=test.segment, test=test, description=description,
+                   segment_sql=segment_sql, population_sql=population, affected_sql=affected_sql, affected=affected,
+                   total=total, strength=strength, near_miss=near_miss, whole=whole)  # fmt: skip
 
 
 def _presume_unseen(engine: SqlEngine, test: Test, segment_sql: str) -> bool:
@@ -109,20 +124,43 @@ def _presume_unseen(engine: SqlEngine, test: Test, segment_sql: str) -> bool:
     return size > 0 and test.rate > test.n / size
 
 
+def _without_remainders(made: list[Finding]) -> list[Finding]:
+    """A later slice that contains most of an earlier slice's traces (the day around a burst's windows)
+    is what is left of the same problem, not another one."""
+    kept: list[Finding] = []
+    for finding in made:
+        earlier = next((k for k in kept if k.outcome is finding.outcome and k.affected
+                        and len(finding.whole & set(k.affected)) >= 0.5 * len(k.affected)), None)  # fmt: skip
+        if earlier is None:
+            kept.append(finding)
+        else:
+            earlier.also.append(_also(finding))
+    return kept
+
+
 def _merged(problems: list[Finding]) -> list[Finding]:
     """Findings over mostly the same traces, or another outcome within a finding's own traces of the
-    same segment (retries that also make the trace slow), are one problem; the first (largest weighted
-    impact) stays."""
+    same segment (retries that also make the trace slow), are one problem. Of one segment the broader
+    description stays (it covers more of what went wrong); of two segments the sharper one, whose
+    traces have the outcome more often (a pair where a value alone also catches unrelated failures)."""
     kept: list[Finding] = []
     for finding in problems:
         mine = set(finding.affected)
-        same = next((k for k in kept if _same_problem(mine, set(k.affected), k.segment_sql == finding.segment_sql)),
-                    None)  # fmt: skip
-        if same is None:
+        index = next((i for i, k in enumerate(kept)
+                      if _same_problem(mine, set(k.affected), k.segment_sql == finding.segment_sql)), None)  # fmt: skip
+        if index is None:
             kept.append(finding)
+            continue
+        same = kept[index]
+        if same.segment_sql != finding.segment_sql and finding.test.rate > same.test.rate:
+            kept[index], finding.also = finding, [*finding.also, _also(same), *same.also]
         else:
-            same.also.append(f"{finding.outcome.name} where {finding.description} ({finding.test.k}/{finding.test.n})")
+            same.also.append(_also(finding))
     return kept
+
+
+def _also(finding: Finding) -> str:
+    return f"{finding.outcome.name} where {finding.description} ({finding.test.k}/{finding.test.n})"
 
 
 def _same_problem(a: set[str], b: set[str], same_segment: bool) -> bool:

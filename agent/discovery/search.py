@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
@@ -82,6 +82,7 @@ class Test:
     ratio: float = 1.0
     low: float = 0.0
     high: float = float("inf")
+    excluding: tuple[Segment, ...] = ()  # slices chosen before this one for the outcome: counted without them
 
     @property
     def rate(self) -> float:
@@ -276,7 +277,7 @@ class Search:
         picked: list[Test] = []
         while candidates and len(picked) < self.params.max_rounds:
             best = self._sharpest(outcome, max(candidates, key=lambda t: (t.impact, -t.q)), candidates, picked)
-            picked.append(best)
+            picked.append(replace(best, excluding=tuple(t.segment for t in picked)))
             rest = [t for t in candidates if t.segment != best.segment]
             unexplained = "NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
             candidates = self._tested_within(outcome, rest, unexplained, picked) if rest else []
