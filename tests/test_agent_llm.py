@@ -114,3 +114,43 @@ def test_scripted_model_recovers_from_bad_tool_calls(store: Store) -> None:
     starved = bench.toolbox(store.experiment_id, analysis.run_id, budget=tight, hypothesis_id=draft.id)
     verdict = LlmAnalyst(Scripted(responses=[]), model_name="scripted").test(starved, draft)
     assert verdict.status is None and "budget" in verdict.reason  # out of budget: no guess
+
+
+def _scores(result: Any) -> dict[str, Any]:
+    body = result.json()
+    cases = body["cases"] if isinstance(body, dict) else body
+    return {case["case"]: case for case in cases}
+
+
+@pytest.mark.slow
+def test_a_model_that_accepts_the_candidates_recalls_what_the_offline_analyst_does(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.accepting_script import accept
+
+    args = [
+        "evals",
+        "run",
+        "--scenario",
+        "support",
+        "--scenario",
+        "travel",
+        "--no-held-out",
+        "--random-draws",
+        "0",
+        "--controls",
+        "0",
+        "-o",
+        "json",
+    ]
+    offline = cli(*args)
+    assert offline.exit_code == 0, offline.stderr
+    with openai_server(script=accept) as (base_url, _server):
+        monkeypatch.setenv("OPENAI_BASE_URL", base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        llm = cli(*args, "--model", "gpt-4o-mini")
+    assert llm.exit_code == 0, llm.stderr
+    by_offline, by_llm = _scores(offline), _scores(llm)
+    for case in ("support", "travel"):
+        assert by_llm[case]["llm_calls"] > 0
+        assert by_llm[case]["issue_recall"] == by_offline[case]["issue_recall"] == 1.0, (case, by_llm[case]["issues"])
