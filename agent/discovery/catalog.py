@@ -54,6 +54,10 @@ class Outcome:
     about_response: bool = False  # derived from the response: response length is no cause of it
     sampled: bool = False  # observed only where an assessment was made
     structural_causes: bool = True  # whether the trace's shape (spans, counts) can be a cause of it
+    # The same test over `span_facts` (one struct per span, derived once per trace; see SPAN_FACTS), for
+    # the search's counting queries, where walking the spans once per outcome was most of the time.
+    fact: str | None = None
+    fact_population: str | None = None
 
     @property
     def weight(self) -> float:
@@ -122,33 +126,43 @@ def _slow_for_its_path(profile: Profile) -> str:
 def _keyed(outcome: Outcome, index: int) -> Outcome:
     return Outcome(f"o{index}", outcome.family, outcome.name, outcome.predicate, outcome.population,
                    outcome.explanation, outcome.truncates, outcome.about_response, outcome.sampled,
-                   outcome.structural_causes)  # fmt: skip
+                   outcome.structural_causes, outcome.fact, outcome.fact_population)  # fmt: skip
+
+
+SPAN_FACTS = (f"transform(filter(spans, s -> s.parent_id IS NOT NULL), s -> named_struct('name', s.name, "
+              f"'failed', {SPAN_FAILED}, 'empty', s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)}, "
+              f"'ms', {SPAN_MS}))")  # fmt: skip
 
 
 def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
     name = quote(span.name)
     has = f"exists(spans, s -> s.name = {name})"
+    fact_has = f"exists(span_facts, x -> x.name = {name})"
     found = []
     if span.failed >= min_support:
         found.append(Outcome("", "span_failed", f"span `{span.name}` failed",
                              f"exists(spans, s -> s.name = {name} AND {SPAN_FAILED})", has,
-                             "status ERROR or an exception event on the span", truncates=True))  # fmt: skip
+                             "status ERROR or an exception event on the span", truncates=True,
+                             fact=f"exists(span_facts, x -> x.name = {name} AND x.failed)", fact_population=fact_has))  # fmt: skip
     if min_support <= span.degenerate <= (span.calls - span.failed) / 2:
         found.append(Outcome("", "span_degenerate_output", f"span `{span.name}` returned nothing",
                              f"exists(spans, s -> s.name = {name} AND s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)})",
                              has, "the span succeeded but its output was null, empty, [] or {}, 0, or an object whose "
-                                  "one field is empty, where it usually returns something", truncates=True))  # fmt: skip
+                                  "one field is empty, where it usually returns something", truncates=True,
+                             fact=f"exists(span_facts, x -> x.name = {name} AND x.empty)", fact_population=fact_has))  # fmt: skip
     limit = max(SLOWER * span.usual_ms, MIN_SLOW_MS)
     usual = "median" if span.usual_is_median else "25th percentile"
     found.append(Outcome("", "span_slow", f"span `{span.name}` took over {limit:,.0f} ms",
                          f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", has,
-                         f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)"))  # fmt: skip
+                         f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)",
+                         fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})", fact_population=fact_has))  # fmt: skip
     if span.repeated:
         inputs = "coalesce(s.attributes['mlflow.spanInputs'], '')"
         calls = f"filter(spans, s -> s.name = {name})"
         found.append(Outcome("", "repeated_call", f"`{span.name}` was called again with the same input",
                              f"size({calls}) > size(array_distinct(transform({calls}, s -> {inputs})))", has,
-                             "two or more calls of the span in one trace with identical inputs"))  # fmt: skip
+                             "two or more calls of the span in one trace with identical inputs",
+                             fact_population=fact_has))  # fmt: skip
     return found
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.discovery.catalog import Feature, Outcome, quote
+from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome, quote
 from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
 from agent.traces.engine import SqlEngine
 
@@ -136,12 +136,16 @@ class Search:
 
     def _base(self, outcomes: list[Outcome], keys: set[str]) -> str:
         """One row per trace: a nullable boolean per outcome (NULL outside its population) and a column
-        per feature (named by their keys), so later queries test segments without re-deriving them."""
-        flags = [f"CASE WHEN {o.population or 'true'} THEN coalesce({o.predicate}, false) END AS {o.key}"
-                 for o in outcomes]  # fmt: skip
+        per feature (named by their keys), so later queries test segments without re-deriving them.
+        Span outcomes read `span_facts`, each span's facts derived once."""
+        flags = [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN coalesce({o.fact or o.predicate}, false) "
+                 f"END AS {o.key}" for o in outcomes]  # fmt: skip
         columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
                    for f in self.features.values() if f.key in keys]  # fmt: skip
-        return f"SELECT {', '.join(flags + columns)} FROM traces"
+        source = "traces"
+        if any(o.fact or o.fact_population for o in outcomes):
+            source = f"(SELECT *, {SPAN_FACTS} AS span_facts FROM traces) facts"
+        return f"SELECT {', '.join(flags + columns)} FROM {source}"
 
     def _count_singles(self) -> dict[str, dict[str, tuple[int, int]]]:
         """value -> outcome key -> (traces in the population, traces with the outcome)."""
@@ -189,8 +193,8 @@ class Search:
         """A feature that follows from the outcome is no cause of it."""
         if feature.structural and not outcome.structural_causes:
             return False
-        if outcome.about_response and feature.expression.find("length(response)") >= 0:
-            return False
+        if (outcome.about_response or outcome.truncates) and feature.expression.find("length(response)") >= 0:
+            return False  # a failed step shows in the answer: its length follows from the failure
         # A trace cut short by a failure has fewer steps, a retried one more: counts follow from these.
         return not (feature.kind == "count" and (outcome.truncates or outcome.family == "repeated_call"))
 
@@ -277,11 +281,19 @@ class Search:
         picked: list[Test] = []
         while candidates and len(picked) < self.params.max_rounds:
             best = self._sharpest(outcome, max(candidates, key=lambda t: (t.impact, -t.q)), candidates, picked)
-            picked.append(replace(best, excluding=tuple(t.segment for t in picked)))
+            overlapping = tuple(t.segment for t in picked if not self._disjoint(t.segment, best.segment))
+            picked.append(replace(best, excluding=overlapping))
             rest = [t for t in candidates if t.segment != best.segment]
             unexplained = "NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
             candidates = self._tested_within(outcome, rest, unexplained, picked) if rest else []
         return picked
+
+    def _disjoint(self, a: Segment, b: Segment) -> bool:
+        """Two values of one single-valued feature share no trace."""
+        if len(a.parts) != 1 or len(b.parts) != 1 or a.any_of or b.any_of:
+            return False
+        (key_a, value_a), (key_b, value_b) = a.parts[0], b.parts[0]
+        return key_a == key_b and value_a != value_b and not self.features[key_a].multi
 
     def _sharpest(self, outcome: Outcome, best: Test, candidates: list[Test], picked: list[Test]) -> Test:
         """A broad slice can owe its excess to a narrower one inside it (no tool calls, because one topic
