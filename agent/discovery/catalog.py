@@ -25,6 +25,7 @@ from agent.discovery.profile import (
     Profile,
     SpanProfile,
     degenerate,
+    request_field,
 )
 
 OutcomeFamily = Literal["trace_failed", "span_failed", "span_degenerate_output", "empty_response",
@@ -218,7 +219,7 @@ def features(profile: Profile) -> list[Feature]:
         found.append(_keyed_values("metadata", f"metadata `{key.key}`", f"trace_metadata[{quote(key.key)}]", key))
     for key in profile.request_fields:
         found.append(_keyed_values("request_field", f"request field `{key.key}`",
-                                   f"get_json_object(request, {quote('$.' + key.key)})", key))  # fmt: skip
+                                   request_field(key.key), key))  # fmt: skip
     if profile.request_patterns.distinct and profile.request_patterns.distinct <= max(2, profile.traces // 4):
         found.append(_keyed_values("request_pattern", "request text (digits masked)", REQUEST_PATTERN,
                                    profile.request_patterns))  # fmt: skip

@@ -224,10 +224,10 @@ def _request_fields(engine: SqlEngine, total: int) -> list[KeyProfile]:
         return []
     measured = []
     for key in keys:
-        path = _json_path(key)
+        value = request_field(key)
         rows = engine.execute(
-            f"SELECT get_json_object(request, '{path}') AS v, count(*) AS c, count(*) OVER () AS d, "
-            f"sum(count(*)) OVER () AS traces FROM traces WHERE get_json_object(request, '{path}') IS NOT NULL "
+            f"SELECT {value} AS v, count(*) AS c, count(*) OVER () AS d, "
+            f"sum(count(*)) OVER () AS traces FROM traces WHERE {value} IS NOT NULL "
             f"GROUP BY 1 ORDER BY c DESC, v LIMIT {TOP_VALUES}"
         ).rows  # fmt: skip
         if rows:
@@ -241,8 +241,11 @@ def _plain_key(key: str) -> bool:
     return key.replace("_", "").replace("-", "").isalnum() and len(key) <= 60
 
 
-def _json_path(key: str) -> str:
-    return f"$.{key}"
+def request_field(key: str) -> str:
+    """SQL: a top-level scalar field of the request, read with a regular expression rather than a JSON
+    function, because a request that is not valid JSON (broken surrogates, a cut-off body) must not stop
+    the scan: DuckDB's JSON operators fail the whole query on one malformed row."""
+    return f"nullif(regexp_extract(request, '\"{key}\" *: *\"?([^\",}}]*)', 1), '')"
 
 
 def _patterns(engine: SqlEngine) -> KeyProfile:
