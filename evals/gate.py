@@ -19,6 +19,9 @@ from evals.summary import false_issues_per_control, pooled_precision, pooled_rec
 
 THRESHOLDS = {"issue_recall": 0.8, "issue_precision": 0.8, "evidence_precision": 0.9}
 POOLED = {"recall": 0.9, "precision": 0.9}
+# What CI holds the pooled random draws to until the engine reaches POOLED: below the scores measured on
+# seeds nobody picked (recall 0.63, precision 0.84 at 5489e97), so a regression turns CI red.
+FLOOR = {"recall": 0.5, "precision": 0.75}
 MAX_FALSE_PER_CONTROL = 0.1
 PER_CASE = {None, "recording", "held_out", "experiment"}  # sources held to THRESHOLDS case by case
 
