@@ -45,7 +45,8 @@ def test_offline_analyst_holds_the_gate_on_scenarios_and_controls_and_the_floor_
     assert logged is not None
     runs = store.client().search_runs([logged.experiment_id])
     assert len(runs) == len(scores) + 1  # one per case and the pooled scores
-    assert all("issue_recall" in r.data.metrics or "pooled_recall" in r.data.metrics for r in runs)
+    # a control has no problem to recall, so not every case logs recall; every one logs its violations
+    assert all("violations" in r.data.metrics or "pooled_recall" in r.data.metrics for r in runs)
 
 
 def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(cli: CliRunner, store: Store,
