@@ -6,7 +6,6 @@ search and selects a finding's traces in its hypothesis: what the report says is
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -76,8 +75,11 @@ class Feature:
     expression: str  # SQL: a string, or an array of strings when `multi`
     multi: bool = False
     ranges: dict[str, str] = field(default_factory=dict)  # value -> readable SQL predicate, for bins
-    ordered: bool = False  # values lie on a line (time, bins): several of them can be one segment
     structural: bool = False  # describes the trace's own steps (which spans, how many)
+    below: frozenset[str] = frozenset()  # values that are the low side of a threshold ("under 4")
+    # Paired with other features' values. Not the time windows: dozens of overlapping windows, each
+    # paired with every value that leans the same way, found chance clusters of slow spans on controls.
+    paired: bool = True
 
     def predicate(self, value: str) -> str:
         if value in self.ranges:
@@ -87,7 +89,7 @@ class Feature:
         return f"{self.expression} = {quote(value)}"
 
     def describe(self, value: str) -> str:
-        return f"{self.name} is {value}" if not self.multi else f"{self.name} includes {value}"
+        return f"{self.name} is {value}" if not self.multi or value in self.ranges else f"{self.name} includes {value}"
 
 
 def quote(text: str) -> str:
@@ -245,7 +247,7 @@ def features(profile: Profile) -> list[Feature]:
                     structural=True,
                 )
             )
-    return [Feature(f"f{i}", f.kind, f.name, f.expression, f.multi, f.ranges, f.ordered, f.structural)
+    return [Feature(f"f{i}", f.kind, f.name, f.expression, f.multi, f.ranges, f.structural, f.below, f.paired)
             for i, f in enumerate(found)]  # fmt: skip
 
 
@@ -269,39 +271,58 @@ BIN_NAMES = {"spans": "spans per trace", "llm_calls": "LLM calls per trace", "to
 
 
 def _binned(measure: str, cuts: list[float]) -> Feature:
-    """Equal-height bins from the profile's quintile cut points; each bin is a range predicate."""
+    """Thresholds at the profile's equal-height cut points: a trace under 200 characters is in every
+    "under e" with e above 200 and every "e or more" with e up to 200. A cause is rarely a band between
+    two cut points; it is a side of a threshold ("more than 3 tool calls"), which a bin would split."""
     sql = MEASURES[measure]
     edges = sorted({round(c) for c in cuts})
     kind: FeatureKind = "length" if measure.endswith("_chars") else "count"
-    bounds = [None, *edges, None]
-    cases, ranges = [], {}
-    for low, high in itertools.pairwise(bounds):
-        if low is None and high is None:
-            continue
-        label = f"under {high:,}" if low is None else f"{low:,} or more" if high is None else f"{low:,} to {high - 1:,}"
-        test = " AND ".join(p for p in (None if low is None else f"{sql} >= {low}",
-                                        None if high is None else f"{sql} < {high}") if p)  # fmt: skip
-        cases.append(f"WHEN {test} THEN {quote(label)}")
-        ranges[label] = test
-    expression = f"CASE {' '.join(cases)} END" if cases else "'all'"
-    return Feature("", kind, BIN_NAMES[measure], expression, ranges=ranges, ordered=True, structural=kind == "count")
+    labels, ranges = [], {}
+    for edge in edges:
+        for label, test in ((f"under {edge:,}", f"{sql} < {edge}"), (f"{edge:,} or more", f"{sql} >= {edge}")):
+            labels.append(f"CASE WHEN {test} THEN {quote(label)} END")
+            ranges[label] = test
+    expression = f"filter(array({', '.join(labels)}), x -> x IS NOT NULL)" if labels else "array()"
+    below = frozenset(label for label in ranges if label.startswith("under "))
+    return Feature("", kind, BIN_NAMES[measure], expression, multi=True, ranges=ranges,
+                   structural=kind == "count", below=below)  # fmt: skip
+
+
+WINDOW_WIDTHS = (1, 2, 4)  # in equal-height cells: a burst is found whole whether it is short or long
 
 
 def _time_features(profile: Profile) -> list[Feature]:
-    found = [Feature("", "time", "day", "date_format(request_time, 'yyyy-MM-dd')", ordered=True),
-             Feature("", "time", "hour of the week", "date_format(request_time, 'E HH:00')", ordered=True)]  # fmt: skip
-    if not profile.windows:
-        return found
-    bounds: list[float | None] = [None, *profile.windows, None]
-    cases, ranges = [], {}
-    for low, high in itertools.pairwise(bounds):
-        label = f"{_stamp(low, 'start')} to {_stamp(high, 'end')}"
-        test = " AND ".join(p for p in (None if low is None else f"unix_millis(request_time) >= {low:.0f}",
-                                        None if high is None else f"unix_millis(request_time) < {high:.0f}") if p)  # fmt: skip
-        cases.append(f"WHEN {test} THEN {quote(label)}")
-        ranges[label] = test
-    found.append(Feature("", "time", "time window", f"CASE {' '.join(cases)} END", ranges=ranges, ordered=True))
+    found = [Feature("", "time", "day", "date_format(request_time, 'yyyy-MM-dd')"),
+             Feature("", "time", "hour of the week", "date_format(request_time, 'E HH:00')")]  # fmt: skip
+    if profile.windows:
+        found.append(_windows(profile.windows))
     return found
+
+
+def _windows(cuts: list[float]) -> Feature:
+    """Windows of one, two and four equal-height cells, starting at every cell (every other one for the
+    widest), so a burst that straddles a cut point still lies inside one window. Each trace's cell is
+    found once; the windows holding it are listed per cell."""
+    bounds: list[float | None] = [None, *cuts, None]
+    cells = len(bounds) - 1
+    windows: list[tuple[int, int]] = []
+    for width in WINDOW_WIDTHS:
+        if width <= cells:
+            windows += [(i, i + width) for i in range(0, cells - width + 1, 1 if width < 4 else 2)]
+    ranges: dict[str, str] = {}
+    holding: list[list[str]] = [[] for _ in range(cells)]
+    for first, end in windows:
+        low, high = bounds[first], bounds[end]
+        label = f"{_stamp(low, 'start')} to {_stamp(high, 'end')}"
+        ranges[label] = " AND ".join(p for p in (None if low is None else f"unix_millis(request_time) >= {low:.0f}",
+                                                 None if high is None else f"unix_millis(request_time) < {high:.0f}") if p)  # fmt: skip
+        for cell in range(first, end):
+            holding[cell].append(label)
+    cases = " ".join(f"WHEN unix_millis(request_time) < {high:.0f} THEN array({', '.join(quote(x) for x in labels)})"
+                     for high, labels in zip(cuts, holding, strict=False))  # fmt: skip
+    last = ", ".join(quote(x) for x in holding[-1])
+    return Feature("", "time", "time window", f"CASE {cases} ELSE array({last}) END", multi=True, ranges=ranges,
+                   paired=False)  # fmt: skip
 
 
 def _stamp(ms: float | None, edge: str) -> str:

@@ -36,6 +36,7 @@ class Finding:
     fdr: float = 0.05
     also: list[str] = field(default_factory=list)
     whole: set[str] = field(default_factory=set)  # with the earlier slices' traces, for a later slice
+    on_a_line: bool = False  # one window or threshold of an ordered feature
 
     @property
     def weighted_share(self) -> float:
@@ -110,7 +111,13 @@ def _finding(engine: SqlEngine, search: Search, test: Test, total: int, *, stren
         description += " (apart from " + "; ".join(s.describe(search.features) for s in test.excluding) + ")"
     return Finding(outcome=outcome, segment=test.segment, test=test, description=description,
                    segment_sql=segment_sql, population_sql=population, affected_sql=affected_sql, affected=affected,
-                   total=total, strength=strength, near_miss=near_miss, whole=whole)  # fmt: skip
+                   total=total, strength=strength, near_miss=near_miss, whole=whole,
+                   on_a_line=_on_a_line(test.segment, search))  # fmt: skip
+
+
+def _on_a_line(segment: Segment, search: Search) -> bool:
+    (key, value), *others = segment.parts
+    return not others and value in search.features[key].ranges
 
 
 def _presume_unseen(engine: SqlEngine, test: Test, segment_sql: str) -> bool:
@@ -130,12 +137,20 @@ def _without_remainders(made: list[Finding]) -> list[Finding]:
     kept: list[Finding] = []
     for finding in made:
         earlier = next((k for k in kept if k.outcome is finding.outcome and k.affected
-                        and len(finding.whole & set(k.affected)) >= 0.5 * len(k.affected)), None)  # fmt: skip
+                        and _extends(finding, k)), None)  # fmt: skip
         if earlier is None:
             kept.append(finding)
         else:
             earlier.also.append(_also(finding))
     return kept
+
+
+def _extends(later: Finding, earlier: Finding) -> bool:
+    """The later slice holds most of the earlier one's traces, or is another window or threshold of the
+    same line that shares traces with it (a burst seen through an overlapping window)."""
+    shared = len(later.whole & set(earlier.affected))
+    same_line = later.on_a_line and earlier.on_a_line and later.segment.parts[0][0] == earlier.segment.parts[0][0]
+    return shared >= 0.5 * len(earlier.affected) or (same_line and shared > 0)
 
 
 def _merged(problems: list[Finding]) -> list[Finding]:

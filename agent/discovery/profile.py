@@ -26,10 +26,16 @@ LLM_TYPES = ("'\"CHAT_MODEL\"'", "'\"LLM\"'")
 
 
 def degenerate(text: str) -> str:
-    """SQL: a JSON value that says nothing: null, "", [], {}, 0, or an object whose one field is one of those."""
+    """SQL: a JSON value that says nothing: null, "", [], {}, 0, or an object whose every field is one of
+    those (`{"results": [], "count": 0}`: zero results)."""
     squeezed = f"replace({text}, ' ', '')"
+    # [] and {} become "" by plain replacement, so the patterns need no escapes (Spark and DuckDB read
+    # backslashes in literals differently)
+    blanked = f"replace(replace({squeezed}, '[]', '\"\"'), '{{}}', '\"\"')"
+    empty = '"[^"]*":(""|null|0)'
+    fields_dropped = f"regexp_replace(regexp_replace({blanked}, '{empty},', ''), '{empty}[}}]', '}}')"
     return (f"({text} IS NULL OR (length({text}) < 200 AND ({squeezed} IN ('', '\"\"', '[]', '{{}}', 'null', '0') "
-            f"OR regexp_replace({squeezed}, '^[{{]\"[^\"]*\":', '') IN ('\"\"}}', '[]}}', '{{}}}}', 'null}}', '0}}'))))")  # fmt: skip
+            f"OR {fields_dropped} = '{{}}')))")  # fmt: skip
 
 
 @dataclass

@@ -126,7 +126,7 @@ class Search:
         singles = self._single_tests(self._count_singles())
         pairs = self._pair_tests(singles)
         score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
-        candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
+        candidates = singles + self._explaining_more(pairs, singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
                             near_misses=self._near_misses(singles, chosen), queries=self.queries,
@@ -174,7 +174,7 @@ class Search:
             key, _, raw = value.partition("=")
             segment = Segment(((key, raw),))
             for outcome in self.outcomes:
-                if not self._relevant(outcome, self.features[key]):
+                if not self._relevant(outcome, self.features[key], raw):
                     continue
                 n, k = by_outcome[outcome.key]
                 big_n, big_k = totals.get(outcome.key, (0, 0))
@@ -189,14 +189,19 @@ class Search:
         expected = n * big_k / big_n
         return k >= self.params.min_support or expected >= self.params.min_support
 
-    def _relevant(self, outcome: Outcome, feature: Feature) -> bool:
+    def _relevant(self, outcome: Outcome, feature: Feature, value: str) -> bool:
         """A feature that follows from the outcome is no cause of it."""
         if feature.structural and not outcome.structural_causes:
             return False
         if (outcome.about_response or outcome.truncates) and feature.expression.find("length(response)") >= 0:
             return False  # a failed step shows in the answer: its length follows from the failure
-        # A trace cut short by a failure has fewer steps, a retried one more: counts follow from these.
-        return not (feature.kind == "count" and (outcome.truncates or outcome.family == "repeated_call"))
+        if feature.kind != "count":
+            return True
+        # A trace cut short has fewer steps; a retried one, or one that calls a span more often (with
+        # more chances of one slow call), has more: that side of a threshold follows from the outcome.
+        if outcome.truncates:
+            return value not in feature.below
+        return outcome.family not in {"repeated_call", "span_slow"} or value in feature.below
 
     def _pair_tests(self, singles: list[Test]) -> list[Test]:
         """Pairs of values of different features, both supported and leaning the same way on their own."""
@@ -204,7 +209,8 @@ class Search:
         wanted: dict[Segment, list[Outcome]] = {}
         for outcome in self.outcomes:
             leaning = sorted((t for t in singles if t.outcome is outcome and t.k >= self.params.min_support
-                              and t.rate > t.rest_rate), key=lambda t: t.p)[: self.params.max_pair_members]  # fmt: skip
+                              and t.rate > t.rest_rate and self.features[t.segment.parts[0][0]].paired),
+                             key=lambda t: t.p)[: self.params.max_pair_members]  # fmt: skip
             for a, b in combinations(leaning, 2):
                 if a.segment.parts[0][0] != b.segment.parts[0][0]:
                     pair = Segment(tuple(sorted(a.segment.parts + b.segment.parts)))
@@ -235,30 +241,6 @@ class Search:
                     tests.append(Test(o, pair, n, k, big_n - n, big_k - k))
         return tests
 
-    def _runs(self, singles: list[Test]) -> list[Test]:
-        """Several significant windows of one time feature as one candidate (the bursts of one incident);
-        the values are disjoint, so their counts add up. Length and count bins are not joined: two bins
-        that are both bad are as likely two problems (short apologies, overlong answers) as one."""
-        groups: dict[tuple[str, str], list[Test]] = {}
-        for test in singles:
-            key = test.segment.parts[0][0]
-            feature = self.features[key]
-            if feature.kind == "time" and not feature.multi and test.worse(self.params.fdr, self.params.min_ratio):
-                groups.setdefault((test.outcome.key, key), []).append(test)
-        runs = []
-        for members in groups.values():
-            if len(members) < 2:
-                continue
-            members.sort(key=lambda t: t.segment.parts[0][1])
-            n, k = sum(t.n for t in members), sum(t.k for t in members)
-            total_n, total_k = members[0].n + members[0].n_rest, members[0].k + members[0].k_rest
-            run = Test(members[0].outcome, Segment(tuple(t.segment.parts[0] for t in members), any_of=True), n, k,
-                       total_n - n, total_k - k)  # fmt: skip
-            score([run])
-            run.q = max(t.q for t in members)  # each member passed the run's correction; the union is no new test
-            runs.append(run)
-        return runs
-
     @staticmethod
     def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:
         """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio."""
@@ -272,8 +254,38 @@ class Search:
         chosen: list[Test] = []
         for outcome in self.outcomes:
             candidates = [t for t in tests if t.outcome is outcome and t.worse(self.params.fdr, self.params.min_ratio)]
-            chosen += self._greedy(outcome, candidates)
+            chosen += self._bursts_joined(outcome, self._greedy(outcome, candidates))
         return chosen
+
+    def _bursts_joined(self, outcome: Outcome, picked: list[Test]) -> list[Test]:
+        """Several windows of one time feature chosen for one outcome are one finding (the bursts of one
+        incident), counted again as their union. Thresholds are not joined: two sides of a length that
+        are both bad are as likely two problems (short apologies, overlong answers) as one."""
+        groups: dict[str, list[Test]] = {}
+        for test in picked:
+            (key, _), *others = test.segment.parts
+            if not others and not test.segment.any_of and self.features[key].kind == "time":
+                groups.setdefault(key, []).append(test)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            union = Segment(tuple(sorted(t.segment.parts[0] for t in members)), any_of=True)
+            joined = self._counted(outcome, union)
+            joined.q = max(t.q for t in members)  # each member passed the run's correction; the union is no new test
+            picked = [t for t in picked if t not in members] + [joined]
+        return picked
+
+    def _counted(self, outcome: Outcome, segment: Segment) -> Test:
+        inside = segment.over_columns(self.features)
+        row = self._execute(
+            f"WITH base AS ({self._base([outcome], segment.keys())}) SELECT count_if({outcome.key} IS NOT NULL) AS m, "
+            f"count_if({outcome.key}) AS k, count_if(({inside}) AND {outcome.key} IS NOT NULL) AS n, "
+            f"count_if(({inside}) AND {outcome.key}) AS kk FROM base"
+        )[0]  # fmt: skip
+        n, k = int(row["n"]), int(row["kk"])
+        test = Test(outcome, segment, n, k, int(row["m"]) - n, int(row["k"]) - k)
+        score([test])
+        return test
 
     def _greedy(self, outcome: Outcome, candidates: list[Test]) -> list[Test]:
         """Largest impact first, narrowed to a sharper slice inside it when one exists; every next

@@ -508,7 +508,7 @@ class Segment:
     words: str  # e.g. "tag 'sorabi' = 'kelo'"
     sql: str  # a WHERE condition over the traces table
     members: frozenset[int]  # plan indexes
-    by_tool_calls: bool = False  # the segment depends on how many tools a trace calls
+    by_tool_calls: bool = False  # the segment depends on how many tools a trace calls, or on their inputs
 
 
 def _shape_regex(shape: str) -> str:
@@ -565,9 +565,10 @@ def _segment(rng: random.Random, agent: Agent, plans: list[Plan], family: str) -
             shape = names.shape(_pick(rng, kind.id_patterns))
             members = frozenset(p.index for p in plans if p.tool_shapes.get(kind.name) == shape
                                 and any(c.kind is kind for c in p.all_calls()))  # fmt: skip
+            # by_tool_calls: a failure that ends the trace before this call would hide the cause
             return Segment(family, f"'{kind.name}' called with an identifier shaped '{shape}'",
                            f"exists(spans, s -> s.name = '{kind.name}' AND s.attributes['mlflow.spanInputs'] "
-                           f"rlike '{_shape_regex(shape)}')", members)  # fmt: skip
+                           f"rlike '{_shape_regex(shape)}')", members, by_tool_calls=True)  # fmt: skip
         shape = names.shape(_pick(rng, agent.request_patterns))
         members = frozenset(p.index for p in plans if p.request_shape == shape)
         return Segment(family, f"requests with an identifier shaped '{shape}'",
