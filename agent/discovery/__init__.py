@@ -16,7 +16,7 @@ from agent.discovery.findings import Finding, findings
 from agent.discovery.models import DiscoveryReport, FindingKind, FindingRecord, LookedAt
 from agent.discovery.profile import profile
 from agent.discovery.search import Params, Search
-from agent.traces.engine import SqlEngine
+from agent.traces.engine import QueryResult, SqlEngine
 
 __all__ = ["DiscoveryReport", "FindingRecord", "Params", "discover"]
 
@@ -31,16 +31,44 @@ def discover(
     row_cap, timeout = engine.row_cap, engine.timeout_s
     engine.row_cap, engine.timeout_s = max(row_cap, ROW_CAP), max(timeout, TIMEOUT_S)
     try:
-        return _discover(engine, custom_outcomes, params or Params())
+        return _discover(_Counting(engine), custom_outcomes, params or Params())
     finally:
         engine.row_cap, engine.timeout_s = row_cap, timeout
 
 
-def _discover(engine: SqlEngine, custom_outcomes: dict[str, str] | None, params: Params) -> DiscoveryReport:
+class _Counting:
+    """The engine, counting the queries asked of it for the report's "How we looked"."""
+
+    def __init__(self, engine: SqlEngine) -> None:
+        self.engine, self.name, self.queries = engine, engine.name, 0
+
+    @property
+    def row_cap(self) -> int:
+        return self.engine.row_cap
+
+    @row_cap.setter
+    def row_cap(self, value: int) -> None:
+        self.engine.row_cap = value
+
+    @property
+    def timeout_s(self) -> float:
+        return self.engine.timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        self.engine.timeout_s = value
+
+    def execute(self, sql: str) -> QueryResult:
+        self.queries += 1
+        return self.engine.execute(sql)
+
+
+def _discover(engine: _Counting, custom_outcomes: dict[str, str] | None, params: Params) -> DiscoveryReport:
     started = time.perf_counter()
     for name, sql in (custom_outcomes or {}).items():
         _check_outcome(engine, name, sql)
     measured = profile(engine)
+    engine.row_cap = max(engine.row_cap, measured.traces)  # one query selects every finding's traces
     searched_outcomes = outcomes(measured, params.min_support, custom_outcomes)
     searched_features = features(measured)
     search = Search(engine, searched_outcomes, searched_features, params)
@@ -57,7 +85,7 @@ def _discover(engine: SqlEngine, custom_outcomes: dict[str, str] | None, params:
         min_support=params.min_support,
         min_ratio=params.min_ratio,
         max_pair_members=params.max_pair_members,
-        queries=search.queries + 8,
+        queries=engine.queries,
         seconds=round(time.perf_counter() - started, 2),
     )
     return DiscoveryReport(looked=looked, findings=[_record(f) for f in found])

@@ -24,6 +24,7 @@ from agent.discovery.profile import (
     Profile,
     SpanProfile,
     degenerate,
+    quote,
     request_field,
 )
 
@@ -90,10 +91,6 @@ class Feature:
 
     def describe(self, value: str) -> str:
         return f"{self.name} is {value}" if not self.multi or value in self.ranges else f"{self.name} includes {value}"
-
-
-def quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 # -- outcomes ------------------------------------------------------------------------------------------

@@ -73,18 +73,50 @@ def _finite(value: float) -> float:
 def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int, params: Params) -> list[Finding]:
     """Problems first (largest weighted impact first), then strengths, then the leads a test should refute."""
     cutoff = max((t.p for t in result.tests if t.q <= params.fdr), default=0.0)
-    made = _without_remainders([_finding(engine, search, test, total) for test in result.chosen])
-    problems = _merged(sorted(made, key=lambda f: (-f.weighted_share, -f.outcome.weight)))
-    strengths = [_finding(engine, search, t, total, strength=True) for t in result.strengths]
-    misses = [_finding(engine, search, t, total, near_miss=True) for t in result.near_misses]
-    every = [f for f in problems + strengths + misses if f.affected or f.near_miss]
+    drafts = ([_draft(search, t) for t in result.chosen] + [_draft(search, t, strength=True) for t in result.strengths]
+              + [_draft(search, t, near_miss=True) for t in result.near_misses])  # fmt: skip
+    _presume_unseen(engine, [d for d in drafts if d.outcome.family == "assessment_negative" and d.kind == "problem"])
+    wheres = [d.where for d in drafts] + [d.whole_where for d in drafts if d.whole_where]
+    selected = iter(_select(engine, wheres))
+    affected = [next(selected) for _ in drafts]
+    made = [d.finding(a, set(next(selected)) if d.whole_where else set(), total)
+            for d, a in zip(drafts, affected, strict=True)]  # fmt: skip
+    problems = _merged(sorted(_without_remainders([f for f in made if not (f.strength or f.near_miss)]),
+                              key=lambda f: (-f.weighted_share, -f.outcome.weight)))  # fmt: skip
+    others = [f for f in made if f.strength or f.near_miss]
+    every = [f for f in problems + others if f.affected or f.near_miss]
     for finding in every:
         finding.p_cutoff, finding.tests_in_run, finding.fdr = cutoff, len(result.tests), params.fdr
     return every
 
 
-def _finding(engine: SqlEngine, search: Search, test: Test, total: int, *, strength: bool = False,
-             near_miss: bool = False) -> Finding:  # fmt: skip
+@dataclass
+class _Draft:
+    """A finding before its traces are selected: every finding's traces come from one query."""
+
+    test: Test
+    kind: str  # problem, strength, near_miss
+    description: str
+    segment_sql: str
+    population: str | None
+    earlier: str  # the slices chosen before this one for the outcome, as SQL ("" when none)
+    on_a_line: bool
+    where: str = ""
+    whole_where: str = ""  # a later slice with the earlier slices' traces
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.test.outcome
+
+    def finding(self, affected: list[str], whole: set[str], total: int) -> Finding:
+        return Finding(outcome=self.outcome, segment=self.test.segment, test=self.test, description=self.description,
+                       segment_sql=self.segment_sql, population_sql=self.population,
+                       affected_sql=f"SELECT trace_id FROM traces WHERE {self.where}", affected=affected, total=total,
+                       strength=self.kind == "strength", near_miss=self.kind == "near_miss", whole=whole,
+                       on_a_line=self.on_a_line)  # fmt: skip
+
+
+def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: bool = False) -> _Draft:
     """The slice's traces with the outcome; a slice chosen after others for the same outcome is counted,
     selected and re-tested without their traces, as the search tested it."""
     outcome = test.outcome
@@ -92,27 +124,33 @@ def _finding(engine: SqlEngine, search: Search, test: Test, total: int, *, stren
     earlier = " OR ".join(f"({s.predicate(search.features)})" for s in test.excluding)
     population = outcome.population if not earlier else f"({outcome.population or 'true'}) AND NOT ({earlier})"
     scope = f" AND ({population})" if population else ""
-    if strength or near_miss:
-        where = f"({segment_sql}){scope}" + ("" if strength else f" AND ({outcome.predicate})")
-    elif _presume_unseen(engine, test, segment_sql):
-        where = f"({segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT ({outcome.population}))"
-        where += f" AND NOT ({earlier})" if earlier else ""
-    else:
-        where = f"({segment_sql}) AND ({outcome.predicate}){scope}"
-    affected_sql = f"SELECT trace_id FROM traces WHERE {where}"
-    affected = sorted(str(r[0]) for r in engine.execute(affected_sql).rows)
-    whole: set[str] = set()
-    if earlier and not (strength or near_miss):
-        original = f" AND ({outcome.population})" if outcome.population else ""
-        whole = {str(r[0]) for r in engine.execute(
-            f"SELECT trace_id FROM traces WHERE ({segment_sql}) AND ({outcome.predicate}){original}").rows}  # fmt: skip
     description = test.segment.describe(search.features)
     if test.excluding:
         description += " (apart from " + "; ".join(s.describe(search.features) for s in test.excluding) + ")"
-    return Finding(outcome=outcome, segment=test.segment, test=test, description=description,
-                   segment_sql=segment_sql, population_sql=population, affected_sql=affected_sql, affected=affected,
-                   total=total, strength=strength, near_miss=near_miss, whole=whole,
-                   on_a_line=_on_a_line(test.segment, search))  # fmt: skip
+    draft = _Draft(test, "strength" if strength else "near_miss" if near_miss else "problem", description,
+                   segment_sql, population, earlier, _on_a_line(test.segment, search))  # fmt: skip
+    if strength or near_miss:
+        draft.where = f"({segment_sql}){scope}" + ("" if strength else f" AND ({outcome.predicate})")
+        return draft
+    draft.where = f"({segment_sql}) AND ({outcome.predicate}){scope}"
+    if earlier:
+        original = f" AND ({outcome.population})" if outcome.population else ""
+        draft.whole_where = f"({segment_sql}) AND ({outcome.predicate}){original}"
+    return draft
+
+
+def _select(engine: SqlEngine, wheres: list[str]) -> list[list[str]]:
+    """The traces each WHERE clause selects, sorted, from one scan of the table."""
+    if not wheres:
+        return []
+    hits = ", ".join(f"CASE WHEN {where} THEN {i} END" for i, where in enumerate(wheres))
+    rows = engine.execute(f"SELECT trace_id, hits FROM (SELECT trace_id, filter(array({hits}), x -> x IS NOT NULL) "
+                          "AS hits FROM traces) WHERE size(hits) > 0").rows  # fmt: skip
+    selected: list[list[str]] = [[] for _ in wheres]
+    for trace_id, indexes in rows:
+        for index in indexes:
+            selected[int(index)].append(str(trace_id))
+    return [sorted(ids) for ids in selected]
 
 
 def _on_a_line(segment: Segment, search: Search) -> bool:
@@ -120,15 +158,20 @@ def _on_a_line(segment: Segment, search: Search) -> bool:
     return not others and value in search.features[key].ranges
 
 
-def _presume_unseen(engine: SqlEngine, test: Test, segment_sql: str) -> bool:
+def _presume_unseen(engine: SqlEngine, drafts: list[_Draft]) -> None:
     """A negative assessment is seen only where an assessment was made. When the share of assessed
     traces that are negative exceeds the share of the slice's finished traces that were assessed, the
     unassessed ones are taken as affected too: the likelier guess (a topic whose every rated answer is
     bad has bad unrated answers as well) and the selection closer to the truth."""
-    if test.outcome.family != "assessment_negative":
-        return False
-    size = int(engine.execute(f"SELECT count(*) FROM traces WHERE ({segment_sql}) AND state = 'OK'").rows[0][0])
-    return size > 0 and test.rate > test.n / size
+    if not drafts:
+        return
+    sizes = engine.execute("SELECT " + ", ".join(f"count_if(({d.segment_sql}) AND state = 'OK') AS s{i}"
+                                                 for i, d in enumerate(drafts)) + " FROM traces").rows[0]  # fmt: skip
+    for draft, size in zip(drafts, sizes, strict=True):
+        if int(size) > 0 and draft.test.rate > draft.test.n / int(size):
+            outcome = draft.outcome
+            draft.where = (f"({draft.segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT "
+                           f"({outcome.population}))") + (f" AND NOT ({draft.earlier})" if draft.earlier else "")  # fmt: skip
 
 
 def _without_remainders(made: list[Finding]) -> list[Finding]:

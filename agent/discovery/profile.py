@@ -32,10 +32,11 @@ def degenerate(text: str) -> str:
     # [] and {} become "" by plain replacement, so the patterns need no escapes (Spark and DuckDB read
     # backslashes in literals differently)
     blanked = f"replace(replace({squeezed}, '[]', '\"\"'), '{{}}', '\"\"')"
-    empty = '"[^"]*":(""|null|0)'
-    fields_dropped = f"regexp_replace(regexp_replace({blanked}, '{empty},', ''), '{empty}[}}]', '}}')"
-    return (f"({text} IS NULL OR (length({text}) < 200 AND ({squeezed} IN ('', '\"\"', '[]', '{{}}', 'null', '0') "
-            f"OR {fields_dropped} = '{{}}')))")  # fmt: skip
+    only_empty_fields = f'{blanked} rlike \'^[{{]"[^"]*":(""|null|0)(,"[^"]*":(""|null|0))*[}}]$\''
+    # CASE, not OR: the regular expressions run only on the short objects, not on every output
+    return (f"(CASE WHEN {text} IS NULL THEN true WHEN length({text}) >= 200 THEN false "
+            f"WHEN {squeezed} IN ('', '\"\"', '[]', '{{}}', 'null', '0') THEN true "
+            f"ELSE {only_empty_fields} END)")  # fmt: skip
 
 
 @dataclass
@@ -146,11 +147,16 @@ def _keys(engine: SqlEngine, column: str, total: int) -> list[KeyProfile]:
         "count(*) OVER (PARTITION BY k) AS d, sum(c) OVER (PARTITION BY k) AS traces FROM kv) "
         f"SELECT k, v, d, traces FROM ranked WHERE r <= {TOP_VALUES} ORDER BY k, r"
     ).rows  # fmt: skip
+    return [k for k in _key_profiles(rows) if bounded(k, total)]
+
+
+def _key_profiles(rows: list[list[Any]]) -> list[KeyProfile]:
+    """Rows of (key, value, distinct values, traces with the key), the most common values first."""
     keys: dict[str, KeyProfile] = {}
     for key, value, distinct, traces in rows:
         found = keys.setdefault(str(key), KeyProfile(str(key), int(traces), int(distinct)))
         found.top.append(str(value))
-    return [k for k in keys.values() if bounded(k, total)]
+    return list(keys.values())
 
 
 def bounded(key: KeyProfile, total: int) -> bool:
@@ -229,19 +235,19 @@ def _request_fields(engine: SqlEngine, total: int) -> list[KeyProfile]:
     keys = [k for k, count in seen.items() if count >= len(sample) / 2][:10]
     if not keys:
         return []
-    measured = []
-    for key in keys:
-        value = request_field(key)
-        rows = engine.execute(
-            f"SELECT {value} AS v, count(*) AS c, count(*) OVER () AS d, "
-            f"sum(count(*)) OVER () AS traces FROM traces WHERE {value} IS NOT NULL "
-            f"GROUP BY 1 ORDER BY c DESC, v LIMIT {TOP_VALUES}"
-        ).rows  # fmt: skip
-        if rows:
-            found = KeyProfile(key, int(rows[0][3]), int(rows[0][2]), [str(r[0]) for r in rows])
-            if bounded(found, total):
-                measured.append(found)
-    return measured
+    fields = ", ".join(f"named_struct('k', {quote(key)}, 'v', {request_field(key)})" for key in keys)
+    rows = engine.execute(
+        f"WITH kv AS (SELECT f.k AS k, f.v AS v, count(*) AS c FROM traces LATERAL VIEW explode(array({fields})) t AS f "
+        "WHERE f.v IS NOT NULL GROUP BY 1, 2), ranked AS (SELECT k, v, c, row_number() OVER (PARTITION BY k ORDER BY "
+        "c DESC, v) AS r, count(*) OVER (PARTITION BY k) AS d, sum(c) OVER (PARTITION BY k) AS traces FROM kv) "
+        f"SELECT k, v, d, traces FROM ranked WHERE r <= {TOP_VALUES} ORDER BY k, r"
+    ).rows  # fmt: skip
+    return [k for k in _key_profiles(rows) if bounded(k, total)]
+
+
+def quote(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _plain_key(key: str) -> bool:

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome, quote
+from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome
+from agent.discovery.profile import quote
 from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
 from agent.traces.engine import SqlEngine
 
@@ -110,7 +111,6 @@ class SearchResult:
     chosen: list[Test] = field(default_factory=list)  # problems, after redundancy
     strengths: list[Test] = field(default_factory=list)
     near_misses: list[Test] = field(default_factory=list)  # promising, not significant
-    queries: int = 0
     pairs_tested: int = 0
 
 
@@ -120,7 +120,6 @@ class Search:
         self.outcomes = outcomes
         self.features = {f.key: f for f in features}
         self.params = params
-        self.queries = 0
 
     def run(self) -> SearchResult:
         singles = self._single_tests(self._count_singles())
@@ -129,7 +128,7 @@ class Search:
         candidates = singles + self._explaining_more(pairs, singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
-                            near_misses=self._near_misses(singles, chosen), queries=self.queries,
+                            near_misses=self._near_misses(singles, chosen),
                             pairs_tested=len(pairs))  # fmt: skip
 
     # -- counting ------------------------------------------------------------------------------------
@@ -160,7 +159,6 @@ class Search:
         return {str(r["v"]): {o.key: (int(r[f"m_{o.key}"]), int(r[f"k_{o.key}"])) for o in self.outcomes} for r in rows}
 
     def _execute(self, sql: str) -> list[dict[str, Any]]:
-        self.queries += 1
         return self.engine.execute(sql).records()
 
     # -- tests ---------------------------------------------------------------------------------------
@@ -219,27 +217,42 @@ class Search:
             return []
         pairs = list(wanted)
         needed = sorted({o.key: o for outcomes in wanted.values() for o in outcomes}.values(), key=lambda o: o.key)
-        columns = []
-        for i, pair in enumerate(pairs):
-            inside = pair.over_columns(self.features)
-            for o in wanted[pair]:
-                columns.append(f"count_if(({inside}) AND {o.key} IS NOT NULL) AS m_{i}_{o.key}, "
-                               f"count_if(({inside}) AND {o.key}) AS k_{i}_{o.key}")  # fmt: skip
-        totals = ", ".join(
-            f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}" for o in needed
-        )
+        # each trace lists the pairs it is in, then one GROUP BY counts them all: a condition per pair
+        # per trace, not a conditional count per pair and outcome
+        labels = self._pair_labels(pairs)
         keys = set().union(*(pair.keys() for pair in pairs))
-        row = self._execute(
-            f"WITH base AS ({self._base(needed, keys)}) SELECT {totals}, {', '.join(columns)} FROM base"
-        )[0]
+        sums = ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}" for o in needed)
+        rows = self._execute(
+            f"WITH base AS ({self._base(needed, keys)}), listed AS (SELECT *, "
+            f"concat(array(-1), filter(flatten(array({labels})), x -> x >= 0)) AS ps FROM base) "
+            f"SELECT p, {sums} FROM listed LATERAL VIEW explode(ps) t AS p GROUP BY p"
+        )  # fmt: skip
+        counts = {int(r["p"]): r for r in rows}
+        totals = counts[-1]
         tests = []
         for i, pair in enumerate(pairs):
             for o in wanted[pair]:
-                n, k = int(row[f"m_{i}_{o.key}"]), int(row[f"k_{i}_{o.key}"])
-                big_n, big_k = int(row[f"m_{o.key}"]), int(row[f"k_{o.key}"])
+                row = counts.get(i)
+                n, k = (int(row[f"m_{o.key}"]), int(row[f"k_{o.key}"])) if row else (0, 0)
+                big_n, big_k = int(totals[f"m_{o.key}"]), int(totals[f"k_{o.key}"])
                 if k >= PAIR_SUPPORT * self.params.min_support and n < big_n:
                     tests.append(Test(o, pair, n, k, big_n - n, big_k - k))
         return tests
+
+    def _pair_labels(self, pairs: list[Segment]) -> str:
+        """SQL: per trace, arrays of the indexes of the pairs it is in. Pairs sharing a first member are
+        grouped under it, so the second members are looked at only in the traces the first holds."""
+        groups: dict[tuple[str, str], list[tuple[int, Segment]]] = {}
+        for i, pair in enumerate(pairs):
+            groups.setdefault(pair.parts[0], []).append((i, pair))
+        cases = []
+        for first, members in groups.items():
+            inner = ", ".join(f"CASE WHEN {Segment(pair.parts[1:]).over_columns(self.features)} THEN {i} ELSE -2 END"
+                              for i, pair in members)  # fmt: skip
+            cases.append(
+                f"CASE WHEN {Segment((first,)).over_columns(self.features)} THEN array({inner}) ELSE array(-2) END"
+            )
+        return ", ".join(cases)
 
     @staticmethod
     def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:

@@ -28,14 +28,6 @@ class Tables:
     def subset(self, mask: NDArray[np.bool_]) -> Tables:
         return Tables(k=self.k[mask], n=self.n[mask], k_rest=self.k_rest[mask], n_rest=self.n_rest[mask])
 
-    @property
-    def rate(self) -> Floats:
-        return np.divide(self.k, self.n, out=np.zeros_like(self.k), where=self.n > 0)
-
-    @property
-    def rate_rest(self) -> Floats:
-        return np.divide(self.k_rest, self.n_rest, out=np.zeros_like(self.k), where=self.n_rest > 0)
-
 
 def two_sided_p(t: Tables) -> tuple[Floats, NDArray[np.str_]]:
     """Fisher's exact test where an expected cell count is small, Pearson's chi-square (with Yates'
