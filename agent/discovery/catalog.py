@@ -101,7 +101,7 @@ def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None =
         Outcome("", "trace_failed", "the trace failed", "state = 'ERROR'", None,
                 "the trace's state is ERROR", truncates=True, about_response=True),
         Outcome("", "empty_response", "the final response is empty", degenerate("response"), "state = 'OK'",
-                "an OK trace whose response is null, empty, [] or {}, 0, or an object whose one field is empty",
+                "an OK trace whose response is null, empty, [] or {}, 0, or an object whose every field is empty",
                 truncates=True, about_response=True),
         Outcome("", "trace_slow", "the trace is among the slowest 5% of its kind", _slow_for_its_path(profile), None,
                 "execution time above the 95th percentile of traces that call the same steps (of all traces, for "
@@ -148,7 +148,7 @@ def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
         found.append(Outcome("", "span_degenerate_output", f"span `{span.name}` returned nothing",
                              f"exists(spans, s -> s.name = {name} AND s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)})",
                              has, "the span succeeded but its output was null, empty, [] or {}, 0, or an object whose "
-                                  "one field is empty, where it usually returns something", truncates=True,
+                                  "every field is empty, where it usually returns something", truncates=True,
                              fact=f"exists(span_facts, x -> x.name = {name} AND x.empty)", fact_population=fact_has))  # fmt: skip
     limit = max(SLOWER * span.usual_ms, MIN_SLOW_MS)
     usual = "median" if span.usual_is_median else "25th percentile"

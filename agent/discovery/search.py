@@ -191,8 +191,13 @@ class Search:
         """A feature that follows from the outcome is no cause of it."""
         if feature.structural and not outcome.structural_causes:
             return False
-        if (outcome.about_response or outcome.truncates) and feature.expression.find("length(response)") >= 0:
-            return False  # a failed step shows in the answer: its length follows from the failure
+        if (
+            outcome.about_response or outcome.truncates or outcome.sampled
+        ) and "length(response)" in feature.expression:
+            # A failed step shows in the answer: its length follows from the failure. A judgement is of
+            # the answer: its length is the symptom, and a threshold on it joins every problem that
+            # makes answers long or short (apologies and overlong answers) into one.
+            return False
         if feature.kind != "count":
             return True
         # A trace cut short has fewer steps; a retried one, or one that calls a span more often (with
