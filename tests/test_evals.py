@@ -92,3 +92,12 @@ def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: Cl
     (tmp_path / "empty" / case).mkdir(parents=True)
     unseen = cli(*args, "--replay", str(tmp_path / "empty"))
     assert unseen.exit_code == 2 and "was not recorded" in unseen.stderr
+
+
+def test_evals_refuse_a_missing_store_before_running_any_case(cli: CliRunner, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    message = cli.refused("--tracking-uri", f"sqlite:///{missing}", "evals", "run", "--no-held-out",
+                          "--random-draws", "0", "--controls", "0", "--scenario", "support")  # fmt: skip
+    assert "no MLflow store" in message and str(missing) in message
+    assert not (tmp_path / "nowhere").exists()
+    assert not (tmp_path / "home" / "evals").exists()  # refused before any case ran

@@ -128,6 +128,7 @@ def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Pa
 
     from agent import console
     from agent.errors import UserError
+    from agent.tracking import check_store_exists
     from evals import cases as eval_cases
     from evals.gate import failures
     from evals.runner import CaseRunner, analyst_version, log_scores
@@ -136,6 +137,7 @@ def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Pa
     if bool(experiment_id) != bool(expected):
         raise UserError("--experiment-id and --expected go together: your experiment and your labels for it")
     rt = runtime()
+    check_store_exists(rt.settings)  # the scores are logged there: say so now, not after minutes of cases
     source = random_seeds or eval_cases.default_seed_source()
     if experiment_id and expected:
         cases = [eval_cases.own_experiment(experiment_id, expected)]
