@@ -6,6 +6,7 @@ search and selects a finding's traces in its hypothesis: what the report says is
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -81,6 +82,7 @@ class Feature:
     # Paired with other features' values. Not the time windows: dozens of overlapping windows, each
     # paired with every value that leans the same way, found chance clusters of slow spans on controls.
     paired: bool = True
+    bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> [start, end) in epoch ms
 
     def predicate(self, value: str) -> str:
         if value in self.ranges:
@@ -244,7 +246,8 @@ def features(profile: Profile) -> list[Feature]:
                     structural=True,
                 )
             )
-    return [Feature(f"f{i}", f.kind, f.name, f.expression, f.multi, f.ranges, f.structural, f.below, f.paired)
+    return [Feature(f"f{i}", f.kind, f.name, f.expression, f.multi, f.ranges, f.structural, f.below, f.paired,
+                    f.bounds)
             for i, f in enumerate(found)]  # fmt: skip
 
 
@@ -307,19 +310,21 @@ def _windows(cuts: list[float]) -> Feature:
         if width <= cells:
             windows += [(i, i + width) for i in range(0, cells - width + 1, 1 if width < 4 else 2)]
     ranges: dict[str, str] = {}
+    spans: dict[str, tuple[float, float]] = {}
     holding: list[list[str]] = [[] for _ in range(cells)]
     for first, end in windows:
         low, high = bounds[first], bounds[end]
         label = f"{_stamp(low, 'start')} to {_stamp(high, 'end')}"
         ranges[label] = " AND ".join(p for p in (None if low is None else f"unix_millis(request_time) >= {low:.0f}",
                                                  None if high is None else f"unix_millis(request_time) < {high:.0f}") if p)  # fmt: skip
+        spans[label] = (-math.inf if low is None else low, math.inf if high is None else high)
         for cell in range(first, end):
             holding[cell].append(label)
     cases = " ".join(f"WHEN unix_millis(request_time) < {high:.0f} THEN array({', '.join(quote(x) for x in labels)})"
                      for high, labels in zip(cuts, holding, strict=False))  # fmt: skip
     last = ", ".join(quote(x) for x in holding[-1])
     return Feature("", "time", "time window", f"CASE {cases} ELSE array({last}) END", multi=True, ranges=ranges,
-                   paired=False)  # fmt: skip
+                   paired=False, bounds=spans)  # fmt: skip
 
 
 def _stamp(ms: float | None, edge: str) -> str:

@@ -125,7 +125,7 @@ class Search:
         singles = self._single_tests(self._count_singles())
         pairs = self._pair_tests(singles)
         score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
-        candidates = singles + self._explaining_more(pairs, singles)
+        candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
                             near_misses=self._near_misses(singles, chosen),
@@ -259,6 +259,34 @@ class Search:
             )
         return ", ".join(cases)
 
+    def _runs(self, singles: list[Test]) -> list[Test]:
+        """The significant windows of one time feature, as one candidate: the bursts of one incident.
+        Of overlapping windows the sharpest is kept, so the run's windows are disjoint and their counts
+        add up. Thresholds are not joined: two bad sides of a length are as likely two problems (short
+        apologies, overlong answers) as one."""
+        groups: dict[tuple[str, str], list[Test]] = {}
+        for test in singles:
+            (key, _), *others = test.segment.parts
+            if not others and self.features[key].kind == "time" and test.worse(self.params.fdr, self.params.min_ratio):
+                groups.setdefault((test.outcome.key, key), []).append(test)
+        runs = []
+        for members in groups.values():
+            apart: list[Test] = []
+            for test in sorted(members, key=lambda t: (-t.rate, t.p)):
+                if all(self._disjoint(test.segment, other.segment) for other in apart):
+                    apart.append(test)
+            if len(apart) < 2:
+                continue
+            apart.sort(key=lambda t: t.segment.parts[0][1])
+            n, k = sum(t.n for t in apart), sum(t.k for t in apart)
+            total_n, total_k = apart[0].n + apart[0].n_rest, apart[0].k + apart[0].k_rest
+            run = Test(apart[0].outcome, Segment(tuple(t.segment.parts[0] for t in apart), any_of=True), n, k,
+                       total_n - n, total_k - k)  # fmt: skip
+            score([run])
+            run.q = max(t.q for t in apart)  # each window passed the run's correction; the union is no new test
+            runs.append(run)
+        return runs
+
     @staticmethod
     def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:
         """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio."""
@@ -272,38 +300,8 @@ class Search:
         chosen: list[Test] = []
         for outcome in self.outcomes:
             candidates = [t for t in tests if t.outcome is outcome and t.worse(self.params.fdr, self.params.min_ratio)]
-            chosen += self._bursts_joined(outcome, self._greedy(outcome, candidates))
+            chosen += self._greedy(outcome, candidates)
         return chosen
-
-    def _bursts_joined(self, outcome: Outcome, picked: list[Test]) -> list[Test]:
-        """Several windows of one time feature chosen for one outcome are one finding (the bursts of one
-        incident), counted again as their union. Thresholds are not joined: two sides of a length that
-        are both bad are as likely two problems (short apologies, overlong answers) as one."""
-        groups: dict[str, list[Test]] = {}
-        for test in picked:
-            (key, _), *others = test.segment.parts
-            if not others and not test.segment.any_of and self.features[key].kind == "time":
-                groups.setdefault(key, []).append(test)
-        for members in groups.values():
-            if len(members) < 2:
-                continue
-            union = Segment(tuple(sorted(t.segment.parts[0] for t in members)), any_of=True)
-            joined = self._counted(outcome, union)
-            joined.q = max(t.q for t in members)  # each member passed the run's correction; the union is no new test
-            picked = [t for t in picked if t not in members] + [joined]
-        return picked
-
-    def _counted(self, outcome: Outcome, segment: Segment) -> Test:
-        inside = segment.over_columns(self.features)
-        row = self._execute(
-            f"WITH base AS ({self._base([outcome], segment.keys())}) SELECT count_if({outcome.key} IS NOT NULL) AS m, "
-            f"count_if({outcome.key}) AS k, count_if(({inside}) AND {outcome.key} IS NOT NULL) AS n, "
-            f"count_if(({inside}) AND {outcome.key}) AS kk FROM base"
-        )[0]  # fmt: skip
-        n, k = int(row["n"]), int(row["kk"])
-        test = Test(outcome, segment, n, k, int(row["m"]) - n, int(row["k"]) - k)
-        score([test])
-        return test
 
     def _greedy(self, outcome: Outcome, candidates: list[Test]) -> list[Test]:
         """Largest impact first, narrowed to a sharper slice inside it when one exists; every next
@@ -319,11 +317,17 @@ class Search:
         return picked
 
     def _disjoint(self, a: Segment, b: Segment) -> bool:
-        """Two values of one single-valued feature share no trace."""
+        """Two values of one single-valued feature, or two windows that do not overlap, share no trace."""
         if len(a.parts) != 1 or len(b.parts) != 1 or a.any_of or b.any_of:
             return False
         (key_a, value_a), (key_b, value_b) = a.parts[0], b.parts[0]
-        return key_a == key_b and value_a != value_b and not self.features[key_a].multi
+        if key_a != key_b or value_a == value_b:
+            return False
+        bounds = self.features[key_a].bounds
+        if value_a in bounds and value_b in bounds:  # windows: intervals that do not meet
+            (start_a, end_a), (start_b, end_b) = bounds[value_a], bounds[value_b]
+            return end_a <= start_b or end_b <= start_a
+        return not self.features[key_a].multi
 
     def _sharpest(self, outcome: Outcome, best: Test, candidates: list[Test], picked: list[Test]) -> Test:
         """A broad slice can owe its excess to a narrower one inside it (no tool calls, because one topic
