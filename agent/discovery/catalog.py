@@ -13,6 +13,7 @@ from typing import Literal
 
 from agent.discovery.profile import (
     ERRORED,
+    IDLE_MS,
     MEASURES,
     NEGATIVE_WORDS,
     PATH,
@@ -30,8 +31,8 @@ from agent.discovery.profile import (
 )
 
 OutcomeFamily = Literal["trace_failed", "span_failed", "span_degenerate_output", "empty_response",
-                        "assessment_negative", "assessment_error", "trace_slow", "span_slow", "repeated_call",
-                        "custom"]  # fmt: skip
+                        "assessment_negative", "assessment_error", "trace_slow", "trace_idle", "span_slow",
+                        "repeated_call", "custom"]  # fmt: skip
 FeatureKind = Literal["tag", "metadata", "span", "model", "count", "length", "time", "shape", "request_field",
                       "request_pattern"]  # fmt: skip
 
@@ -39,9 +40,10 @@ FeatureKind = Literal["tag", "metadata", "span", "model", "count", "length", "ti
 # (docs/architecture.md, "Severity"), so 38 timeouts in 500 requests outrank a slowdown in half of them.
 WEIGHTS: dict[str, float] = {"trace_failed": 1.0, "empty_response": 1.0, "span_failed": 0.8,
                              "span_degenerate_output": 0.7, "assessment_negative": 0.7, "custom": 0.7,
-                             "repeated_call": 0.4, "trace_slow": 0.15, "span_slow": 0.1, "assessment_error": 0.2}  # fmt: skip
+                             "repeated_call": 0.4, "trace_slow": 0.15, "trace_idle": 0.15, "span_slow": 0.1, "assessment_error": 0.2}  # fmt: skip
 SLOWER = 3.0  # a span is slow when it takes this many times its usual duration
 MIN_SLOW_MS = 5.0
+MIN_IDLE_MS = 20.0  # below this the time outside the steps is bookkeeping, not waiting
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,14 @@ def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None =
                 f"rare paths: {profile.p95_ms:,.0f} ms); a trace that does more steps takes longer, so its spans "
                 "and counts are not offered as causes", structural_causes=False),
     ]  # fmt: skip
+    median, p99 = profile.idle_ms
+    limit = max(SLOWER * median, MIN_IDLE_MS)
+    if p99 > limit:
+        found.append(Outcome("", "trace_idle", f"the trace waited over {limit:,.0f} ms outside its steps",
+                             f"{IDLE_MS} > {limit:.0f}", None, "time between the trace's start and end that no step "
+                             f"covers (before the first, after the last) over {SLOWER:g}x its median ({median:,.0f} ms); "
+                             "unlike the whole duration it does not grow with the number of steps, so spans and "
+                             "counts are offered as causes"))  # fmt: skip
     for span in profile.spans:
         found += _span_outcomes(span, min_support)
     for assessment in profile.assessments:

@@ -89,6 +89,7 @@ class Profile:
     request_fields: list[KeyProfile]
     request_patterns: KeyProfile
     models: list[str]
+    idle_ms: list[float]  # median and 99th percentile of the time no step covers (IDLE_MS)
     windows: list[float]  # cut points, epoch milliseconds
     p95_by_path: dict[str, float] = field(default_factory=dict)
 
@@ -100,6 +101,10 @@ TOOL_COUNT = "size(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\
 PATH = ("array_join(array_sort(array_distinct(transform(filter(spans, s -> s.parent_id IS NOT NULL), "
         "s -> s.name))), ',')")  # fmt: skip
 MIN_PATH_TRACES = 20
+# Time of the trace that no step covers: waiting before the first step or after the last one.
+_STEPS = "filter(spans, s -> s.parent_id IS NOT NULL)"
+IDLE_MS = (f"(execution_duration_ms - (unix_millis(array_max(transform({_STEPS}, s -> s.end_time))) "
+           f"- unix_millis(array_min(transform({_STEPS}, s -> s.start_time)))))")  # fmt: skip
 REQUEST_PATTERN = "regexp_replace(substr(request, 1, 80), '[0-9]+', '9')"
 MEASURES = {
     "spans": SPAN_COUNT,
@@ -113,6 +118,7 @@ MEASURES = {
 def profile(engine: SqlEngine) -> Profile:
     totals = _one(engine, "SELECT count(*) AS n, count_if(state = 'OK') AS ok, min(request_time) AS first, "
                           "max(request_time) AS last, percentile(execution_duration_ms, 0.95) AS p95, "
+                          f"percentile({IDLE_MS}, array(0.5, 0.99)) AS idle, "
                           + ", ".join(f"percentile({sql}, {QUANTILES}) AS {name}" for name, sql in MEASURES.items())
                           + " FROM traces")  # fmt: skip
     n = int(totals["n"] or 0)
@@ -122,6 +128,7 @@ def profile(engine: SqlEngine) -> Profile:
         first=totals["first"],
         last=totals["last"],
         p95_ms=float(totals["p95"] or 0),
+        idle_ms=[float(v or 0) for v in totals["idle"] or [0, 0]],
         cuts={name: sorted({float(v) for v in totals[name] or [] if v is not None}) for name in MEASURES},
         tags=_keys(engine, "tags", n),
         metadata=_keys(engine, "trace_metadata", n),

@@ -25,7 +25,7 @@ from agent.traces.engine import SqlEngine
 
 ALL = "*"
 PAIR_SUPPORT = 2  # a pair is the more specific claim, with more ways to be lucky: twice the support
-STRENGTH_OUTCOMES = {"trace_slow", "span_slow", "assessment_negative"}
+STRENGTH_OUTCOMES = {"trace_slow", "trace_idle", "span_slow", "assessment_negative"}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,15 @@ from graphs.analysts.base import HypothesisDraft
 from graphs.analysts.injections import injection_draft
 from tools.toolbox import Toolbox
 
-OPERATIONAL = {"trace_failed", "span_failed", "trace_slow", "span_slow", "repeated_call", "assessment_error"}
+OPERATIONAL = {
+    "trace_failed",
+    "span_failed",
+    "trace_slow",
+    "trace_idle",
+    "span_slow",
+    "repeated_call",
+    "assessment_error",
+}
 MAX_STRENGTHS = 2
 MAX_NEAR_MISSES = 2
 TESTING_PLAN = (
