@@ -80,7 +80,7 @@ class Feature:
     multi: bool = False
     ranges: dict[str, str] = field(default_factory=dict)  # value -> readable SQL predicate, for bins
     structural: bool = False  # describes the trace's own steps (which spans, how many)
-    below: frozenset[str] = frozenset()  # values that are the low side of a threshold ("under 4")
+    below: dict[str, str] = field(default_factory=dict)  # low side of a threshold -> its high side
     # Paired with other features' values. Not the time windows: dozens of overlapping windows, each
     # paired with every value that leans the same way, found chance clusters of slow spans on controls.
     paired: bool = True
@@ -293,7 +293,7 @@ def _binned(measure: str, cuts: list[float]) -> Feature:
             labels.append(f"CASE WHEN {test} THEN {quote(label)} END")
             ranges[label] = test
     expression = f"filter(array({', '.join(labels)}), x -> x IS NOT NULL)" if labels else "array()"
-    below = frozenset(label for label in ranges if label.startswith("under "))
+    below = {f"under {edge:,}": f"{edge:,} or more" for edge in edges}
     return Feature("", kind, BIN_NAMES[measure], expression, multi=True, ranges=ranges,
                    structural=kind == "count", below=below)  # fmt: skip
 

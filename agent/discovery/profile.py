@@ -94,7 +94,7 @@ class Profile:
     p95_by_path: dict[str, float] = field(default_factory=dict)
 
 
-QUANTILES = "array(0.2, 0.4, 0.6, 0.8)"
+QUANTILES = "array(0.1, 0.2, 0.4, 0.6, 0.8, 0.9)"  # the tails too: a cause can be the longest tenth
 SPAN_COUNT = "size(filter(spans, s -> s.parent_id IS NOT NULL))"
 LLM_COUNT = f"size(filter(spans, s -> s.attributes['mlflow.spanType'] IN ({', '.join(LLM_TYPES)})))"
 TOOL_COUNT = "size(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\"'))"

@@ -25,6 +25,7 @@ from agent.traces.engine import SqlEngine
 
 ALL = "*"
 PAIR_SUPPORT = 2  # a pair is the more specific claim, with more ways to be lucky: twice the support
+STEP_OUTCOMES = {"span_failed", "span_degenerate_output", "span_slow", "repeated_call"}
 STRENGTH_OUTCOMES = {"trace_slow", "trace_idle", "span_slow", "assessment_negative"}
 
 
@@ -165,7 +166,7 @@ class Search:
 
     def _single_tests(self, counts: dict[str, dict[str, tuple[int, int]]]) -> list[Test]:
         totals = counts.get(ALL, {})
-        tests = []
+        tests: list[Test] = []
         for value, by_outcome in counts.items():
             if value == ALL:
                 continue
@@ -178,7 +179,24 @@ class Search:
                 big_n, big_k = totals.get(outcome.key, (0, 0))
                 if self._supported(n, k, big_n, big_k):
                     tests.append(Test(outcome, segment, n, k, big_n - n, big_k - k))
-        return tests
+        return self._one_side_each(tests)
+
+    def _one_side_each(self, tests: list[Test]) -> list[Test]:
+        """The two sides of a threshold split the same traces: one table, transposed, with one p-value.
+        Counting both would make the correction twice as strict for them; the worse side stays."""
+        sides: dict[tuple[str, str, str], Test] = {}
+        kept = []
+        for test in tests:
+            (key, value), *_ = test.segment.parts
+            below = self.features[key].below
+            high = below.get(value, value)
+            if high == value and value not in below.values():
+                kept.append(test)
+                continue
+            pair = (test.outcome.key, key, high)
+            if pair not in sides or test.rate > sides[pair].rate:
+                sides[pair] = test
+        return kept + list(sides.values())
 
     def _supported(self, n: int, k: int, big_n: int, big_k: int) -> bool:
         """Enough outcome traces to be a pattern (worse), or enough expected ones to miss (better)."""
@@ -191,12 +209,11 @@ class Search:
         """A feature that follows from the outcome is no cause of it."""
         if feature.structural and not outcome.structural_causes:
             return False
-        if (
-            outcome.about_response or outcome.truncates or outcome.sampled
-        ) and "length(response)" in feature.expression:
-            # A failed step shows in the answer: its length follows from the failure. A judgement is of
-            # the answer: its length is the symptom, and a threshold on it joins every problem that
-            # makes answers long or short (apologies and overlong answers) into one.
+        answer_after = outcome.about_response or outcome.truncates or outcome.sampled or outcome.family in STEP_OUTCOMES
+        if answer_after and "length(response)" in feature.expression:
+            # The answer comes after every step: its length is no cause of what a step did, and a failed
+            # step shows in it. A judgement is of the answer: its length is the symptom, and a threshold
+            # on it joins every problem that makes answers long or short (apologies, overlong answers).
             return False
         if feature.kind != "count":
             return True

@@ -158,7 +158,8 @@ def _test_segment(
     tools: Toolbox, hypothesis: Hypothesis, stats: SegmentStatistics, evidence: list[Evidence]
 ) -> Verdict:
     plan_sql = hypothesis.sql_queries[0]
-    affected = tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True)
+    # sorted: the engine returns rows in no set order, and the traces read must not change between runs
+    affected = sorted(tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True))
     counts = _contrast(tools.execute_sql(segment_sql(stats), query_id="Q2"))
     inside, rest = counts.get("segment", {}), counts.get("rest", {})
     table = Tables(k=_floats(inside, "with_outcome"), n=_floats(inside, "traces"), k_rest=_floats(rest, "with_outcome"),
