@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from agent.discovery.catalog import Outcome
+from agent.discovery.models import FindingKind
 from agent.discovery.search import Params, Search, SearchResult, Segment, Test
 from agent.insights.models import SegmentStatistics, Severity
 from agent.traces.engine import SqlEngine
@@ -95,7 +96,7 @@ class _Draft:
     """A finding before its traces are selected: every finding's traces come from one query."""
 
     test: Test
-    kind: str  # problem, strength, near_miss
+    kind: FindingKind
     description: str
     segment_sql: str
     population: str | None

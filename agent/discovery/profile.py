@@ -33,7 +33,7 @@ def degenerate(text: str) -> str:
     # backslashes in literals differently)
     blanked = f"replace(replace({squeezed}, '[]', '\"\"'), '{{}}', '\"\"')"
     only_empty_fields = f'{blanked} rlike \'^[{{]"[^"]*":(""|null|0)(,"[^"]*":(""|null|0))*[}}]$\''
-    # CASE, not OR: the regular expressions run only on the short objects, not on every output
+    # CASE, not OR: the pattern runs only on short outputs that are not plainly empty
     return (f"(CASE WHEN {text} IS NULL THEN true WHEN length({text}) >= 200 THEN false "
             f"WHEN {squeezed} IN ('', '\"\"', '[]', '{{}}', 'null', '0') THEN true "
             f"ELSE {only_empty_fields} END)")  # fmt: skip
