@@ -6,12 +6,13 @@ lays them out. Text that came from traces is shown as quoted data, never as mark
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.insights.models import Analysis, Category, Census, Hypothesis, HypothesisStatus, Issue, IssueStatus
+from agent.insights.models import Actor, Analysis, Category, Census, Hypothesis, HypothesisStatus, Issue, IssueStatus
 
 
 class Excerpt(BaseModel):
@@ -50,6 +51,15 @@ class ReportFacts(BaseModel):
     recommendations: list[str] = Field(default_factory=list)
     analyst: str = "offline"
 
+    @property
+    def reported_issues(self) -> list[Issue]:
+        """The issues a person let through; a rejected one is listed apart and never recommended."""
+        return [i for i in self.issues if i.status is not IssueStatus.REJECTED]
+
+    @property
+    def rejected_issues(self) -> list[Issue]:
+        return [i for i in self.issues if i.status is IssueStatus.REJECTED]
+
 
 def render_markdown(facts: ReportFacts, chart_files: list[str]) -> str:
     sections = [
@@ -58,8 +68,8 @@ def render_markdown(facts: ReportFacts, chart_files: list[str]) -> str:
         _charts(chart_files),
         _issues(facts, Category.OPERATIONAL, "Operational issues"),
         _issues(facts, Category.QUALITY, "Quality issues"),
-        _refuted(facts),
-        _open_questions(facts),
+        _rejected_issues(facts),
+        _hypotheses(facts),
         _strengths(facts),
         _how_we_looked(facts),
         _next_steps(facts),
@@ -71,18 +81,17 @@ def _header(f: ReportFacts) -> str:
     a = f.analysis
     validated = sum(h.status is HypothesisStatus.VALIDATED for h in f.hypotheses)
     rejected = sum(h.status is HypothesisStatus.REJECTED for h in f.hypotheses)
-    open_issues = [i for i in f.issues if i.status is not IssueStatus.REJECTED]
     lines = [
         f"# Analysis report: {_md(a.name)}",
         "",
         "## Run information",
         "",
         f"- Analysis run: `{a.run_id}` in experiment `{a.experiment_id}` ({_md(f.tracking_uri)})",
-        f"- MLflow UI: {f.ui_link}" if f.ui_link else "- MLflow UI: `mlflow ui --backend-store-uri <the tracking URI>`",
+        _ui_line(f),
         f"- Agent thread: `{a.thread_id}`; analyst: {f.analyst}" if a.thread_id else f"- Analyst: {f.analyst}",
         f"- Hypotheses: {len(f.hypotheses)} ({validated} validated, {rejected} refuted or rejected, "
         f"{len(f.hypotheses) - validated - rejected} untested)",
-        f"- Issues: {len(open_issues)} reported ({len(f.issues) - len(open_issues)} rejected at approval)",
+        f"- Issues: {len(f.reported_issues)} reported ({len(f.rejected_issues)} rejected at approval)",
         "",
         "### The traced agent",
         "",
@@ -91,6 +100,14 @@ def _header(f: ReportFacts) -> str:
     if a.focus:
         lines += ["", "Focus areas: " + "; ".join(_md(x) for x in a.focus)]
     return "\n".join(lines)
+
+
+def _ui_line(f: ReportFacts) -> str:
+    if f.ui_link:
+        return f"- MLflow UI: {f.ui_link}"
+    run, exp = f.analysis.run_id, f.analysis.experiment_id
+    return (f"- MLflow UI: run `mlflow ui --backend-store-uri {shlex.quote(f.tracking_uri)}`, then open "
+            f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run}")  # fmt: skip
 
 
 def _statistics(f: ReportFacts) -> str:
@@ -133,9 +150,7 @@ def _charts(files: list[str]) -> str:
 
 
 def _issues(f: ReportFacts, category: Category, title: str) -> str:
-    chosen = [
-        i for i in f.issues if (i.category or Category.QUALITY) is category and i.status is not IssueStatus.REJECTED
-    ]
+    chosen = [i for i in f.reported_issues if (i.category or Category.QUALITY) is category]
     if not chosen:
         return f"## {title}\n\nNone found."
     order = {"CRITICAL": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
@@ -158,31 +173,48 @@ def _issues(f: ReportFacts, category: Category, title: str) -> str:
                     "",
                     f"`{trace_id}`:",
                     "",
-                    _quote(f"request: {ex.request or ''}\nresponse: {ex.response or ''}"),
+                    _quote(f"request: {ex.request or '(empty)'}\nresponse: {ex.response or '(empty)'}"),
                 ]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 
 
-def _refuted(f: ReportFacts) -> str:
-    refuted = [h for h in f.hypotheses if h.status is HypothesisStatus.REJECTED]
-    if not refuted:
-        return "## Refuted hypotheses\n\nNone."
-    lines = ["## Refuted hypotheses", ""]
-    for h in refuted:
-        reason = h.history[-1].reason if h.history else "no reason recorded"
-        who = f" (by {h.history[-1].actor.value})" if h.history else ""
-        lines.append(f"- {h.id}: {_md(h.statement)}. Why{who}: {_md(reason)}")
-    return "\n".join(lines)
-
-
-def _open_questions(f: ReportFacts) -> str:
-    open_ = [h for h in f.hypotheses if h.status is HypothesisStatus.TESTING]
-    if not open_:
+def _rejected_issues(f: ReportFacts) -> str:
+    if not f.rejected_issues:
         return ""
-    lines = ["## Not concluded", "", "Tested without a verdict (budget spent or no way to test offline):", ""]
-    lines += [f"- {h.id}: {_md(h.statement)} ({len(h.evidence)} evidence entries so far)" for h in open_]
+    lines = ["## Rejected at approval", "", "Left out of the issues and recommendations above:", ""]
+    for issue in f.rejected_issues:
+        last = issue.history[-1] if issue.history else None
+        why = f"{_md(last.reason)} (by {last.actor.value})" if last else "no reason recorded"
+        lines.append(f"- {issue.id}: {_md(issue.title)} ({issue.severity.value}). {why}")
     return "\n".join(lines)
+
+
+def _hypotheses(f: ReportFacts) -> str:
+    """Every hypothesis with its outcome, whoever wrote it, so nothing tested disappears from the record."""
+    if not f.hypotheses:
+        return "## Hypotheses and outcomes\n\nNone."
+    issue_of = {i.hypothesis_id: i for i in f.issues}
+    lines = ["## Hypotheses and outcomes", ""]
+    for h in f.hypotheses:
+        author = "" if h.author is Actor.AGENT else f", added by {h.author.value}"
+        lines.append(f"- {h.id}{author}: {_md(h.statement)}. Outcome: {_outcome(h, issue_of.get(h.id))}")
+    return "\n".join(lines)
+
+
+def _outcome(h: Hypothesis, issue: Issue | None) -> str:
+    last = h.history[-1] if h.history else None
+    why = _md(last.reason) if last else "no reason recorded"
+    if h.status is HypothesisStatus.REJECTED:
+        return f"refuted by {last.actor.value if last else 'unknown'}. Why: {why}"
+    if h.status is HypothesisStatus.TESTING:
+        return f"not concluded ({len(h.evidence)} evidence entries so far)"
+    if h.category is Category.STRENGTH:
+        return f"validated as a strength. {why}"
+    if issue is None:
+        return f"validated, no issue of its own (its traces are an issue's above, or it has no SQL). {why}"
+    rejected = " (rejected at approval)" if issue.status is IssueStatus.REJECTED else ""
+    return f"validated, reported as {issue.id}{rejected}"
 
 
 def _strengths(f: ReportFacts) -> str:
@@ -266,7 +298,7 @@ def render_charts(facts: ReportFacts, out_dir: Path) -> list[str]:
         ax.set_xticks([])
         ax.legend()
         files.append(_save(fig, out_dir / "errors_over_time.png"))
-    reported = [(i.id, facts.affected.get(i.id, 0)) for i in facts.issues if i.status is not IssueStatus.REJECTED]
+    reported = [(i.id, facts.affected.get(i.id, 0)) for i in facts.reported_issues]
     if reported:
         fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * len(reported)))
         ax.barh([r[0] for r in reported], [r[1] for r in reported], color="#dd8452")

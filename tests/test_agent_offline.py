@@ -163,10 +163,20 @@ def test_stop_at_each_approval_and_resume_in_new_processes(store: Store, tmp_pat
     added = [h for h in insights.list_hypotheses(run_id) if h.author is Actor.PERSON]
     assert len(added) == 1 and added[0].status is HypothesisStatus.VALIDATED
 
-    # 4. the last approval, unattended
-    last = _json(_cli_process(store, home, "resume", thread, "--approve", "auto", "-o", "json"))
-    assert last["report"] and Path(last["report"]).exists()
+    # 4. the last approval rejects one issue: the report leaves it out, and says who rejected it and why
+    dropped = third["pending"]["items"][0]["id"]
+    decision = {"reject": {dropped: "accepted trade-off"}}
+    last = _json(_cli_process(store, home, "resume", thread, "--decision", json.dumps(decision), "-o", "json"))
     assert [a.stage for a in insights.get_analysis(run_id).approvals] == ["description", "hypotheses", "issues"]
+    report = Path(last["report"]).read_text()
+    kept, rejected_part = report.split("## Rejected at approval")
+    assert f"{dropped}:" not in kept.split("## Recommendations and next steps")[-1]
+    assert f"### {dropped}:" not in kept
+    assert f"- {dropped}:" in rejected_part and "accepted trade-off (by person)" in rejected_part
+    # every hypothesis appears with its outcome, the person's among them
+    for hypothesis in insights.list_hypotheses(run_id):
+        assert f"- {hypothesis.id}" in report
+    assert f"- {added[0].id}, added by person: order questions fail. Outcome: validated" in report
 
 
 @pytest.mark.slow

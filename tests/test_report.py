@@ -37,7 +37,34 @@ def test_trace_text_is_quoted_not_rendered() -> None:
         "## Operational issues",
         "## Quality issues",
         "### I1: Stop lookup failures from breaking requests (HIGH)",
-        "## Refuted hypotheses",
+        "## Hypotheses and outcomes",
         "## Strengths",
         "## Recommendations and next steps",
     ]  # the report's own, nothing from the trace
+
+
+def _facts(**changes: object) -> ReportFacts:
+    issue = Issue(id="I1", title="Stop lookup failures", description="d", severity=Severity.HIGH, hypothesis_id="H1",
+                  evidence=[Evidence(trace_id="tr-1", rationale="r", supports=True)])  # fmt: skip
+    facts = ReportFacts(
+        analysis=Analysis(experiment_id="7", run_id="abc", name="support bot, week 48"),
+        census=Census(trace_count=1, ok_count=1, error_count=0, error_rate=0),
+        stats=SummaryStats(total=1, ok=1, errors=0, avg_ok_ms=1, p50_ok_ms=1, p95_ok_ms=1),
+        hypotheses=[], issues=[issue], excerpts={"tr-1": Excerpt(trace_id="tr-1", request="where is it?", response="")},
+        tracking_uri="sqlite:////data/my store/mlflow.db",
+    )  # fmt: skip
+    return facts.model_copy(update=changes)
+
+
+def test_an_empty_response_says_so() -> None:
+    text = render_markdown(_facts(), [])
+    assert "> response: (empty)" in text
+
+
+def test_the_report_says_how_to_open_the_run_in_mlflow() -> None:
+    text = render_markdown(_facts(), [])
+    assert "`mlflow ui --backend-store-uri 'sqlite:////data/my store/mlflow.db'`" in text
+    assert "http://127.0.0.1:5000/#/experiments/7/runs/abc" in text
+    on_a_server = render_markdown(_facts(ui_link="http://mlflow.internal/#/experiments/7/runs/abc"), [])
+    assert "MLflow UI: http://mlflow.internal/#/experiments/7/runs/abc" in on_a_server
+    assert "mlflow ui --backend-store-uri" not in on_a_server

@@ -236,9 +236,10 @@ class LlmAnalyst:
                           evidence=cited, category=hypothesis.category)  # fmt: skip
 
     def recommend(self, facts: ReportFacts) -> list[str]:
-        if not facts.issues:
+        if not facts.reported_issues:
             return []
-        issues = "\n".join(f"- {i.id} ({i.severity.value}): {i.title}. {i.description[:600]}" for i in facts.issues)
+        issues = "\n".join(f"- {i.id} ({i.severity.value}): {i.title}. {i.description[:600]}"
+                           for i in facts.reported_issues)  # fmt: skip
         return self._ask("report", render("report", issues=issues), Recommendations, None).items
 
     # -- plumbing ---------------------------------------------------------------------------------

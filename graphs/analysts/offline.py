@@ -137,7 +137,7 @@ class OfflineAnalyst:
     def recommend(self, facts: ReportFacts) -> list[str]:
         by_hypothesis = {h.id: h for h in facts.hypotheses}
         lines = []
-        for issue in facts.issues:
+        for issue in facts.reported_issues:
             source = by_hypothesis.get(issue.hypothesis_id)
             signal = signal_of(source) if source else "person"
             lines.append(f"{issue.id} ({issue.severity.value}): {RECOMMENDATION.get(signal, RECOMMENDATION['person'])}")
