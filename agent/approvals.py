@@ -37,8 +37,14 @@ class HypothesisEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^H[0-9]+$")
-    statement: str | None = None
-    testing_plan: str | None = None
+    statement: str | None = Field(default=None, min_length=1, max_length=500)
+    testing_plan: str | None = Field(default=None, min_length=1, max_length=10000)
+    sql: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Required with a new statement: the query selecting the traces it is about (the old query "
+        "tested the old statement).",
+    )
 
 
 class IssueEdit(BaseModel):

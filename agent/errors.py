@@ -32,6 +32,12 @@ class InvariantViolation(UserError):
     kind = "invariant"
 
 
+class DecisionRefused(UserError):
+    """An approval's answer that cannot be applied; nothing of it was. Ask the person again."""
+
+    kind = "decision"
+
+
 class StaleWriteError(UserError):
     """Someone else changed the object since it was read."""
 

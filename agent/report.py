@@ -208,7 +208,8 @@ def _outcome(h: Hypothesis, issue: Issue | None) -> str:
     if h.status is HypothesisStatus.REJECTED:
         return f"refuted by {last.actor.value if last else 'unknown'}. Why: {why}"
     if h.status is HypothesisStatus.TESTING:
-        return f"not concluded ({len(h.evidence)} evidence entries so far)"
+        stopped = f"; {_md(h.notes[-1])}" if h.notes else ""
+        return f"not concluded ({len(h.evidence)} evidence entries so far{stopped})"
     if h.category is Category.STRENGTH:
         return f"validated as a strength. {why}"
     if issue is None:

@@ -19,6 +19,7 @@ from agent.errors import (
     AnalysisPaused,
     AnalystError,
     ConfigurationError,
+    DecisionRefused,
     NotFoundError,
     StoreUnavailableError,
     UserError,
@@ -109,7 +110,7 @@ class AnalysisSession:
         if pending is not None:
             if decision is None:
                 return self._outcome(thread_id)
-            check_decision(pending, decision)
+            self.check(pending, decision)
             return self._drive(thread_id, Command(resume=decision.model_dump(mode="json")))
         if decision is not None:
             raise UserError(f"thread {thread_id} is not waiting for an approval (it was answered already); "
@@ -122,6 +123,19 @@ class AnalysisSession:
             self._graph().update_state(self._config(thread_id), None, as_node=RESUME_AFTER[phase])
             return self._drive(thread_id, None)
         return self._outcome(thread_id)
+
+    def check(self, request: ApprovalRequest, decision: ApprovalDecision) -> None:
+        """Refuse (DecisionRefused) a decision that cannot answer `request`, before any of it is applied."""
+        from agent.sql_runs import check_selection
+
+        check_decision(request, decision)
+
+        queries = [new.sql for new in decision.add_hypotheses] + [edit.sql for edit in decision.hypothesis_edits]
+        for query in filter(None, queries):
+            try:
+                check_selection(self._bench().table(request.experiment_id), query)
+            except UserError as refused:
+                raise DecisionRefused(f"{refused.message} ({' '.join(query.split())[:120]})") from refused
 
     def pending(self, thread_id: str) -> ApprovalRequest | None:
         return _pending(self._snapshot(thread_id))
@@ -240,18 +254,24 @@ def _pending(snapshot: Any) -> ApprovalRequest | None:
 def check_decision(request: ApprovalRequest, decision: ApprovalDecision) -> None:
     """Refuse a decision about items the request did not offer, before anything is applied."""
     if decision.stage is not None and decision.stage != request.stage:
-        raise UserError(f"the {decision.stage} approval was answered already; the thread now waits for the "
+        raise DecisionRefused(f"the {decision.stage} approval was answered already; the thread now waits for the "
                         f"{request.stage} approval: decide on that")  # fmt: skip
     offered = {item.id for item in request.items}
     named = set(decision.reject) | {e.id for e in decision.hypothesis_edits} | {e.id for e in decision.issue_edits}
     unknown = sorted(named - offered)
     if unknown:
         choices = ", ".join(sorted(offered)) or "none"
-        raise UserError(f"{', '.join(unknown)} not offered at this approval (offered: {choices}); decide on those")
+        raise DecisionRefused(
+            f"{', '.join(unknown)} not offered at this approval (offered: {choices}); decide on those"
+        )
+    unchecked = [e.id for e in decision.hypothesis_edits if e.statement and not e.sql]
+    if unchecked:
+        raise DecisionRefused(f"a new statement needs its own SQL ({', '.join(unchecked)}): the recorded query tested the "
+                        'old one; add "sql": "SELECT trace_id FROM traces WHERE ..." to the edit')  # fmt: skip
     if decision.add_hypotheses and request.stage != "hypotheses":
-        raise UserError("hypotheses can be added only at the hypotheses approval")
+        raise DecisionRefused("hypotheses can be added only at the hypotheses approval")
     if decision.description is not None and request.stage != "description":
-        raise UserError("the description can be edited only at the description approval")
+        raise DecisionRefused("the description can be edited only at the description approval")
 
 
 def resolve_model(requested: str | None, rt: Runtime) -> str:

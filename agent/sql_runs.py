@@ -46,7 +46,7 @@ def run_sql(
         hypothesis = rt.insights.get_hypothesis(run_id, hypothesis_id.upper())
         # the same query run again (a retry, a resumed test) keeps its citation id
         same = next((q.id for q in hypothesis.sql_queries if q.query.strip() == query.strip()), None)
-        qid = query_id or same or _next_query_id([q.id for q in hypothesis.sql_queries])
+        qid = query_id or same or next_query_id([q.id for q in hypothesis.sql_queries])
         summary = f"{result.row_count + result.rows_cut} rows" + _first_row(result)
         rt.insights.update_hypothesis(
             run_id, hypothesis.id, sql_queries=[SqlQuery(id=qid, query=query, result_summary=summary)]
@@ -55,12 +55,25 @@ def run_sql(
     return outcome
 
 
+def check_selection(engine: SqlEngine, query: str) -> None:
+    """A hypothesis's query names the traces it is about, so it must run and return `trace_id`."""
+    from agent.errors import UserError
+    from agent.traces.engine import TRACE_COLUMN
+    from agent.traces.sql import parse
+
+    parse(query)
+    columns = engine.execute(f"SELECT * FROM ({query}) AS selection LIMIT 0").columns
+    if TRACE_COLUMN not in columns:
+        raise UserError(f"a hypothesis's SQL selects the traces it is about, but this one returns "
+                        f"{', '.join(columns)} and no trace_id: write SELECT trace_id FROM traces WHERE ...")  # fmt: skip
+
+
 def experiment_of(rt: Runtime, run_id: str | None, experiment_id: str | None) -> str:
     """An analysis's own experiment wins over the one given; without a run, the given one or the default."""
     return rt.insights.get_analysis(run_id).experiment_id if run_id else rt.experiment_id(experiment_id)
 
 
-def _next_query_id(taken: list[str]) -> str:
+def next_query_id(taken: list[str]) -> str:
     numbers = [int(m[1]) for q in taken if (m := re.match(r"^Q(\d+)$", q))]
     return f"Q{max(numbers, default=0) + 1}"
 

@@ -84,8 +84,8 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     hypotheses = {h.id: h for h in insights.list_hypotheses(run_id)}
     reported = [i for i in insights.list_issues(run_id) if i.status is not IssueStatus.REJECTED]
     problems = {p.kind: set(p.affected_trace_ids) for p in expected.problems if not p.strength}
-    selected = {i.id: _selected(engine, hypotheses[i.hypothesis_id].sql_queries[0].query)
-                if hypotheses[i.hypothesis_id].sql_queries else set() for i in reported}  # fmt: skip
+    selections = {i.id: hypotheses[i.hypothesis_id].selection for i in reported}
+    selected = {key: _selected(engine, query.query) if query else set() for key, query in selections.items()}
 
     issue_scores = []
     for issue in reported:
@@ -175,9 +175,9 @@ def _unbacked_numbers(text: str, engine: SqlEngine, hypotheses: dict[str, Any], 
         found.append(f"the report's trace count ({shown[1] if shown else 'missing'}) is not {total}")
     for issue in issues:
         source = hypotheses[issue.hypothesis_id]
-        if not source.sql_queries or issue.status is IssueStatus.REJECTED:
+        if not source.selection or issue.status is IssueStatus.REJECTED:
             continue
-        count = len(_selected(engine, source.sql_queries[0].query))
+        count = len(_selected(engine, source.selection.query))
         line = re.search(rf"^### {issue.id}:.*?^- Traces affected: (\d+)", text, re.M | re.S)
         if not line or int(line[1]) != count:
             found.append(

@@ -104,7 +104,19 @@ def test_edit_and_reject_from_slack_are_persisted(cli: CliRunner, slack: Slack) 
     assert send(slack.url, SECRET, click(slack.fake, message, "edit_item:H2")) == 200
     modal = slack.fake.next_call("views.open")["view"]
     assert (
-        send(slack.url, SECRET, submission(modal, {"statement": "order lookups time out", "testing_plan": ""})) == 200
+        send(
+            slack.url,
+            SECRET,
+            submission(
+                modal,
+                {
+                    "statement": "order lookups time out",
+                    "testing_plan": "",
+                    "sql": "SELECT trace_id FROM traces WHERE state = 'ERROR'",
+                },
+            ),
+        )
+        == 200
     )
     slack.fake.next_call("chat.update")
     assert send(slack.url, SECRET, click(slack.fake, message, "add_hypothesis")) == 200
@@ -120,6 +132,26 @@ def test_edit_and_reject_from_slack_are_persisted(cli: CliRunner, slack: Slack) 
     assert rejected.status is HypothesisStatus.REJECTED and rejected.history[-1].actor is Actor.PERSON
     assert "not our concern" in rejected.history[-1].reason and not rejected.evidence
     assert slack.hook.rt.insights.get_hypothesis(run_id, "H2").statement == "order lookups time out"
+
+
+def test_a_refused_decision_can_still_be_changed_in_slack(cli: CliRunner, slack: Slack) -> None:
+    from agent.insights.models import Actor
+
+    first = _start(cli, slack)
+    _continue(slack, first)
+    message = _next_approval(slack)
+    assert send(slack.url, SECRET, click(slack.fake, message, "add_hypothesis")) == 200
+    modal = slack.fake.next_call("views.open")["view"]
+    no_ids = {"statement": "failed traces are order lookups", "sql": "SELECT request FROM traces WHERE state = 'ERROR'"}
+    assert send(slack.url, SECRET, submission(modal, no_ids)) == 200
+    slack.fake.next_call("chat.update")
+    assert send(slack.url, SECRET, click(slack.fake, message, "continue")) == 200
+    assert "Not applied" in slack.fake.next_call("respond")["text"]
+    # the draft stays open: the person can still change it
+    assert send(slack.url, SECRET, click(slack.fake, message, "add_hypothesis")) == 200
+    assert slack.fake.next_call("views.open")["view"]["callback_id"] == "approval_edit"
+    run_id = first["outcome"]["run_id"]
+    assert not [h for h in slack.hook.rt.insights.list_hypotheses(run_id) if h.author is Actor.PERSON]
 
 
 @pytest.mark.parametrize("forgery", ["unsigned", "bad signature", "wrong secret", "stale"])

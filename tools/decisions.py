@@ -9,6 +9,7 @@ from __future__ import annotations
 from agent.approvals import ApprovalDecision, HypothesisEdit, IssueEdit, NewHypothesis
 from agent.insights.models import Actor, Approval, HypothesisStatus, IssueStatus, SqlQuery
 from agent.runtime import Runtime
+from agent.sql_runs import next_query_id
 
 
 class PersonDecisions:
@@ -25,7 +26,14 @@ class PersonDecisions:
                                          reason=f"rejected at approval: {reason}", actor=Actor.PERSON)  # fmt: skip
 
     def edit_hypothesis(self, edit: HypothesisEdit) -> None:
-        self._insights.update_hypothesis(self._run_id, edit.id, statement=edit.statement,
+        queries: list[SqlQuery] = []
+        if edit.sql:
+            known = self._insights.get_hypothesis(self._run_id, edit.id).sql_queries
+            # the same text keeps its id, so applying a decision again after a crash adds nothing
+            same = next((q.id for q in known if q.query.strip() == edit.sql.strip()), None)
+            qid = same or next_query_id([q.id for q in known])
+            queries = [SqlQuery(id=qid, query=edit.sql, result_summary="the edited statement's query")]
+        self._insights.update_hypothesis(self._run_id, edit.id, statement=edit.statement, sql_queries=queries,
                                          testing_plan=edit.testing_plan, actor=Actor.PERSON)  # fmt: skip
 
     def add_hypothesis(self, new: NewHypothesis) -> str:

@@ -148,6 +148,11 @@ class Toolbox:
         self._emit("write", f"{hypothesis_id}: {len(evidence)} evidence entr{'y' if len(evidence) == 1 else 'ies'}")
         return self._rt.insights.update_hypothesis(self.run_id, hypothesis_id, evidence=evidence, actor=Actor.AGENT)
 
+    def note(self, hypothesis_id: str, text: str) -> Hypothesis:
+        """Why a test stopped without a verdict, kept on the hypothesis for the report and the next run."""
+        self._emit("note", f"{hypothesis_id}: {text}")
+        return self._rt.insights.update_hypothesis(self.run_id, hypothesis_id, note=text[:2000], actor=Actor.AGENT)
+
     def conclude(
         self, hypothesis_id: str, status: HypothesisStatus, evidence: Sequence[Evidence], reason: str
     ) -> Hypothesis:

@@ -54,9 +54,13 @@ def _edit(request: ApprovalRequest, decision: ApprovalDecision, offered: list[st
     item = Prompt.ask("edit which", choices=offered, console=console)
     if request.stage == "hypotheses":
         statement = Prompt.ask("new statement (empty keeps it)", default="", console=console)
+        sql = ""
+        while statement and not sql.strip():
+            sql = Prompt.ask("SQL selecting the traces of the new statement (the old query tested the old one)",
+                             console=console)  # fmt: skip
         plan = Prompt.ask("new testing plan (empty keeps it)", default="", console=console)
         decision.hypothesis_edits.append(
-            HypothesisEdit(id=item, statement=statement or None, testing_plan=plan or None)
+            HypothesisEdit(id=item, statement=statement or None, testing_plan=plan or None, sql=sql or None)
         )
     else:
         title = Prompt.ask("new title, 5-8 words (empty keeps it)", default="", console=console)

@@ -19,7 +19,15 @@ if TYPE_CHECKING:
     from agent.session import AnalysisSession, Outcome
 
 Approver = Callable[["ApprovalRequest"], "ApprovalDecision"]
-_STYLES = {"phase": "bold cyan", "sql": "dim", "search": "dim", "read": "dim", "write": "green", "note": "yellow"}
+_STYLES = {
+    "phase": "bold cyan",
+    "sql": "dim",
+    "search": "dim",
+    "read": "dim",
+    "write": "green",
+    "note": "yellow",
+    "error": "bold red",
+}
 
 
 @click.command()
@@ -164,7 +172,7 @@ def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None
         outcome = step(session)
         while outcome.pending is not None and approver is not None:
             live({"kind": "phase", "text": f"approval: {outcome.pending.stage}"})
-            outcome = session.resume(outcome.thread_id, approver(outcome.pending))
+            outcome = _answer(session, outcome, approver, live)
     except PauseRequested:
         outcome = session.resume(outcome.thread_id) if outcome else None
     except KeyboardInterrupt:
@@ -178,6 +186,23 @@ def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None
                    "resumes the analysis when it is answered", err=True)  # fmt: skip
     if outcome is not None:
         _finish(outcome, output)
+
+
+def _answer(
+    session: AnalysisSession, outcome: Outcome, approver: Approver, live: Callable[[dict[str, Any]], None]
+) -> Outcome:
+    """One approval; a decision the session refuses is asked again rather than ending the run."""
+    from agent.errors import DecisionRefused
+
+    assert outcome.pending is not None
+    decision = approver(outcome.pending)
+    try:
+        return session.resume(outcome.thread_id, decision)
+    except DecisionRefused as refused:
+        if decision.by == "auto":
+            raise
+        live({"kind": "error", "text": f"not applied: {refused.message}; decide again"})
+        return outcome
 
 
 def _finish(outcome: Outcome, output: str) -> None:

@@ -178,6 +178,18 @@ class Hypothesis(Document):
     category: Category | None = None
     author: Actor = Actor.AGENT
     statistics: SegmentStatistics | None = None
+    selection_id: str | None = Field(
+        default=None,
+        description="The query selecting the traces the statement is about: Q1 unless the statement was edited "
+        "with a query of its own.",
+    )
+    notes: list[str] = Field(default_factory=list, description="Why a test stopped without a verdict.")
+
+    @property
+    def selection(self) -> SqlQuery | None:
+        """The query that tests the statement as it reads now."""
+        wanted = self.selection_id or (self.sql_queries[0].id if self.sql_queries else None)
+        return next((q for q in self.sql_queries if q.id == wanted), None)
 
     @field_validator("id")
     @classmethod

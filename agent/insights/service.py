@@ -251,6 +251,7 @@ class Insights:
         rationale: str | None = None,
         testing_plan: str | None = None,
         reason: str | None = None,
+        note: str | None = None,
         reopen: bool = False,
         actor: Actor = Actor.AGENT,
         expected_version: int | None = None,
@@ -270,12 +271,17 @@ class Insights:
             invariants.require_status_evidence(hypothesis, target, new_evidence, actor, reason)
         if target is not hypothesis.status:
             invariants.require_no_open_issues(hypothesis, target, self._all(docs, index, "issue", Issue))
+        selection_id = invariants.require_query_for_statement(hypothesis, statement, list(sql_queries))
         self._admit_evidence(analysis, new_evidence)
         changes: dict[str, Any] = {
             "evidence": invariants.merge_evidence(hypothesis.evidence, new_evidence),
             "sql_queries": invariants.merge_queries(hypothesis.sql_queries, list(sql_queries)),
+            "notes": [*hypothesis.notes, note] if note else hypothesis.notes,
             "updated_at": utc_now(),
         }
+        if selection_id != hypothesis.selection_id:
+            # the segment's statistics described the old statement
+            changes.update(selection_id=selection_id, statistics=None)
         for field, value in (("statement", statement), ("rationale", rationale), ("testing_plan", testing_plan)):
             if value is not None:
                 changes[field] = value

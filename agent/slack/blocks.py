@@ -57,7 +57,11 @@ def edit_modal(request: ApprovalRequest, item: str, kind: str) -> dict[str, Any]
     """kind: description, hypothesis, issue, add_hypothesis, focus, reject."""
     fields = {
         "description": [("text", "Description", request.description or "", True)],
-        "hypothesis": [("statement", "New statement", "", False), ("testing_plan", "New testing plan", "", True)],
+        "hypothesis": [
+            ("statement", "New statement", "", False),
+            ("sql", "SQL selecting the traces of the new statement (needed with one)", "", True),
+            ("testing_plan", "New testing plan", "", True),
+        ],
         "issue": [
             ("title", "New title (5-8 words)", "", False),
             ("severity", "Severity (LOW, MEDIUM, HIGH, CRITICAL)", "", False),

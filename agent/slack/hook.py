@@ -18,7 +18,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from agent.approvals import ApprovalDecision, ApprovalRequest, HypothesisEdit, IssueEdit, NewHypothesis
-from agent.errors import AnalysisPaused, ConfigurationError, UserError
+from agent.errors import AnalysisPaused, ConfigurationError, DecisionRefused, UserError
 from agent.insights.models import Severity
 from agent.runtime import Runtime
 from agent.slack.blocks import approval_blocks, decided_blocks, edit_modal, summary_blocks
@@ -168,9 +168,17 @@ class SlackHook:
 
         from agent.session import AnalysisSession
 
-        pending = AnalysisSession(self.rt).pending(ref["thread"])
-        if pending is None or pending.stage != ref["stage"]:
+        session = AnalysisSession(self.rt)
+        pending = session.pending(ref["thread"])
+        draft = self.drafts.get(ref["thread"], ref["stage"])
+        if pending is None or pending.stage != ref["stage"] or draft is None:
             _already_decided(respond)
+            return
+        try:  # checked before the draft is closed, so a refused answer can still be changed
+            session.check(pending, draft.decision)
+        except DecisionRefused as refused:
+            respond(text=f"Not applied: {refused.message}. Change it and press Continue again.",
+                    replace_original=False, response_type="ephemeral")  # fmt: skip
             return
         draft = self.drafts.change(ref["thread"], ref["stage"], submit)
         if draft is None:
@@ -179,11 +187,10 @@ class SlackHook:
         self._workers.submit(self._resume, draft, user)
 
     def _resume(self, draft: Draft, user: str) -> None:
-        from agent.session import AnalysisSession, check_decision
+        from agent.session import AnalysisSession
 
         thread = draft.request.thread_id
         try:
-            check_decision(draft.request, draft.decision)
             self.client.chat_update(channel=draft.channel, ts=draft.ts, text=f"Decided: {draft.request.stage}",
                                     blocks=decided_blocks(draft.request, draft.decision, user))  # fmt: skip
             outcome = AnalysisSession(self.rt, on_event=self._milestone(thread)).resume(thread, draft.decision)
@@ -236,9 +243,11 @@ def _edit_from(meta: dict[str, str], values: dict[str, Any], user: str) -> Calla
     if kind == "focus":
         return lambda d: d.focus.append(text)
     if kind == "hypothesis":
-        edit = HypothesisEdit(
-            id=item, statement=values.get("statement") or None, testing_plan=values.get("testing_plan") or None
-        )
+        statement, sql = (values.get("statement") or "").strip(), (values.get("sql") or "").strip()
+        if statement and not sql:
+            raise UserError("a new statement needs its own SQL: the recorded query tested the old one")
+        edit = HypothesisEdit(id=item, statement=statement or None, sql=sql or None,
+                              testing_plan=values.get("testing_plan") or None)  # fmt: skip
         return lambda d: d.hypothesis_edits.append(edit)
     if kind == "issue":
         severity = (values.get("severity") or "").strip().upper()

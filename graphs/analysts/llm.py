@@ -192,7 +192,7 @@ class LlmAnalyst:
             SystemMessage(render("system")),
             HumanMessage(render("test", hypothesis_id=hypothesis.id, statement=hypothesis.statement,
                                 rationale=hypothesis.rationale, plan=hypothesis.testing_plan,
-                                sql=hypothesis.sql_queries[0].query if hypothesis.sql_queries else "none",
+                                sql=hypothesis.selection.query if hypothesis.selection else "none",
                                 tool_calls=str(calls))),
         ]  # fmt: skip
         for _turn in range(calls + 4):
@@ -225,8 +225,8 @@ class LlmAnalyst:
         if not supporting:
             return None
         numbers = "not measured (no SQL)"
-        if hypothesis.sql_queries:
-            result = tools.execute_sql(contrast_sql(hypothesis.sql_queries[0].query), record=False)
+        if hypothesis.selection:
+            result = tools.execute_sql(contrast_sql(hypothesis.selection.query), record=False)
             numbers = _table(result.columns, result.rows)
         prompt = render("issue", hypothesis_id=hypothesis.id, statement=hypothesis.statement, numbers=numbers,
                         evidence="\n".join(f"- {e.trace_id}: {e.rationale}" for e in supporting.values()))  # fmt: skip

@@ -23,6 +23,7 @@ from agent.insights.models import (
     HypothesisStatus,
     SegmentStatistics,
     Severity,
+    SqlQuery,
 )
 from agent.report import ReportFacts
 from agent.traces.engine import QueryResult
@@ -92,28 +93,29 @@ class OfflineAnalyst:
     # -- test ---------------------------------------------------------------------------------------
 
     def test(self, tools: Toolbox, hypothesis: Hypothesis) -> Verdict:
-        if not hypothesis.sql_queries:
+        selection = hypothesis.selection
+        if selection is None:
             return Verdict(status=None, reason="no SQL to test with offline; add a query selecting the traces "
                                                "concerned, or run with an LLM (--model)")  # fmt: skip
         evidence: list[Evidence] = []
         try:
             if hypothesis.statistics is not None:
-                return _test_segment(tools, hypothesis, hypothesis.statistics, evidence)
-            return _test_selection(tools, hypothesis, evidence)
+                return _test_segment(tools, selection, hypothesis.statistics, evidence)
+            return _test_selection(tools, selection, evidence)
         except BudgetExhausted as spent:
             return Verdict(status=None, evidence=evidence, reason=f"stopped: {spent}")
 
     # -- issues -------------------------------------------------------------------------------------
 
     def draft_issue(self, tools: Toolbox, hypothesis: Hypothesis) -> IssueDraft | None:
-        if hypothesis.category is Category.STRENGTH or not hypothesis.sql_queries:
+        query = hypothesis.selection
+        if hypothesis.category is Category.STRENGTH or query is None:
             return None
-        query = hypothesis.sql_queries[0]
         affected = set(_selected(tools, query.query))
         for issue in tools.list_issues():
             source = tools.get_hypothesis(issue.hypothesis_id)
-            if source.sql_queries:
-                other = set(_selected(tools, source.sql_queries[0].query))
+            if source.selection:
+                other = set(_selected(tools, source.selection.query))
                 if len(affected & other) >= SAME_TRACES * len(affected | other):
                     return None  # the same traces: already reported as that issue
         contrast = _contrast(tools.execute_sql(contrast_sql(query.query), record=False))
@@ -154,10 +156,7 @@ def _family(hypothesis: Hypothesis) -> str:
     return hypothesis.statistics.outcome_family if hypothesis.statistics else "a person's hypothesis"
 
 
-def _test_segment(
-    tools: Toolbox, hypothesis: Hypothesis, stats: SegmentStatistics, evidence: list[Evidence]
-) -> Verdict:
-    plan_sql = hypothesis.sql_queries[0]
+def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, evidence: list[Evidence]) -> Verdict:
     # sorted: the engine returns rows in no set order, and the traces read must not change between runs
     affected = sorted(tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True))
     counts = _contrast(tools.execute_sql(segment_sql(stats), query_id="Q2"))
@@ -198,10 +197,9 @@ def _refute(
     return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=f"the pattern does not hold: {numbers}")
 
 
-def _test_selection(tools: Toolbox, hypothesis: Hypothesis, evidence: list[Evidence]) -> Verdict:
+def _test_selection(tools: Toolbox, plan_sql: SqlQuery, evidence: list[Evidence]) -> Verdict:
     """A hypothesis without the engine's figures (a person's, a model's): it holds when its query
     selects at least MIN_TRACES traces and the ones read agree."""
-    plan_sql = hypothesis.sql_queries[0]
     affected = tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True)
     contrast = _contrast(tools.execute_sql(contrast_sql(plan_sql.query)))
     total = sum(int(row["traces"]) for row in contrast.values())

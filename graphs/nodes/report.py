@@ -61,8 +61,8 @@ def gather(tools: Toolbox, analyst: str) -> ReportFacts:
     excerpts: dict[str, Excerpt] = {}
     for issue in issues:
         source = hypotheses.get(issue.hypothesis_id)
-        if source and source.sql_queries:
-            count = tools.execute_sql(f"SELECT count(DISTINCT trace_id) AS n FROM ({source.sql_queries[0].query}) a",
+        if source and source.selection:
+            count = tools.execute_sql(f"SELECT count(DISTINCT trace_id) AS n FROM ({source.selection.query}) a",
                                       record=False)  # fmt: skip
             affected[issue.id] = int(count.rows[0][0])
         if issue.status is IssueStatus.REJECTED:

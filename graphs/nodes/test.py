@@ -6,7 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.errors import InvariantViolation
+from agent.errors import InvariantViolation, UserError
 from agent.insights.models import HypothesisStatus
 from graphs.context import AnalysisContext
 from graphs.nodes.common import toolbox
@@ -24,10 +24,17 @@ def test_hypothesis(task: TestTask, runtime: Runtime[AnalysisContext]) -> dict[s
     if hypothesis.status is not HypothesisStatus.TESTING:
         return {"tested": [hypothesis.id]}  # rejected at approval, or concluded before a crash
     phase(runtime, f"test {hypothesis.id}: {hypothesis.statement}\n  plan: {hypothesis.testing_plan}")
-    verdict = runtime.context.analyst.test(tools, hypothesis)
+    try:
+        verdict = runtime.context.analyst.test(tools, hypothesis)
+    except UserError as refused:
+        # a bad query in this hypothesis (a person's SQL, a model's) stops this branch only
+        tools.note(hypothesis.id, f"test stopped: {refused.message}")
+        phase(runtime, f"test {hypothesis.id}: left TESTING ({refused.message})")
+        return {"tested": [hypothesis.id]}
     if verdict.status is None:
         if verdict.evidence:
             tools.record_evidence(hypothesis.id, verdict.evidence)
+        tools.note(hypothesis.id, verdict.reason)
         phase(runtime, f"test {hypothesis.id}: left TESTING ({verdict.reason}; {budget.summary()})")
         return {"tested": [hypothesis.id]}
     try:
@@ -36,5 +43,6 @@ def test_hypothesis(task: TestTask, runtime: Runtime[AnalysisContext]) -> dict[s
         # The analyst's verdict did not meet the evidence rules: keep what it found, decide nothing.
         if verdict.evidence:
             tools.record_evidence(hypothesis.id, verdict.evidence)
+        tools.note(hypothesis.id, f"verdict refused by the rules: {refused}")
         phase(runtime, f"test {hypothesis.id}: verdict refused, left TESTING ({refused})")
     return {"tested": [hypothesis.id]}

@@ -1,0 +1,68 @@
+"""What a person decides at the hypotheses approval is checked before anything is applied, and a bad
+query in one hypothesis stops only that hypothesis's test."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Store
+from tests.helpers import CliRunner
+
+ERRORS_SQL = "SELECT trace_id FROM traces WHERE state = 'ERROR'"
+
+
+def paused_at_hypotheses(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
+    monkeypatch.setattr("sys.stdin", io.StringIO("q\n"))
+    first = cli("run", "--approve", "cli", "-o", "json")
+    assert first.exit_code == 0, first.stderr
+    thread, run_id = first.json()["thread_id"], first.json()["run_id"]
+    second = cli.ok("resume", thread, "--decision", json.dumps({"stage": "description"}), "-o", "json")
+    assert second.json()["pending"]["stage"] == "hypotheses"
+    return thread, run_id
+
+
+def test_decisions_are_checked_and_one_bad_query_stops_only_its_own_test(
+    cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.insights.models import HypothesisStatus
+    from agent.insights.service import Insights
+
+    thread, run_id = paused_at_hypotheses(cli, monkeypatch)
+    insights = Insights(store.client())
+    before = insights.list_hypotheses(run_id)
+
+    # refused before anything is applied: a query without trace_id, a new statement without its own query
+    no_ids = {"add_hypotheses": [{"statement": "refunds fail", "sql": "SELECT request FROM traces WHERE state = 'ERROR'"}]}  # fmt: skip
+    assert "no trace_id" in cli.refused("resume", thread, "--decision", json.dumps(no_ids))
+    old_sql = {"hypothesis_edits": [{"id": "H1", "statement": "every failed request is slow"}]}
+    assert "needs its own SQL" in cli.refused("resume", thread, "--decision", json.dumps(old_sql))
+    assert insights.list_hypotheses(run_id) == before
+    assert cli.ok("list", "-o", "json").json()[0]["waiting_for"] == "hypotheses"
+
+    # a query that cannot be tested (written outside the approval, as a model might): it stops its own test only
+    cli.ok("insights", "create-hypothesis", "--run-id", run_id, "--statement", "long requests fail",
+           "--rationale", "census", "--testing-plan", "Q1", "--sql-query",
+           json.dumps({"id": "Q1", "query": "SELECT request FROM traces"}))  # fmt: skip
+    broken = insights.list_hypotheses(run_id)[-1].id
+    edit = {"hypothesis_edits": [{"id": "H1", "statement": "requests that fail", "sql": ERRORS_SQL}]}
+    after = cli.ok("resume", thread, "--decision", json.dumps(edit), "-o", "json").json()
+    assert after["pending"]["stage"] == "issues"
+
+    stuck = insights.get_hypothesis(run_id, broken)
+    assert stuck.status is HypothesisStatus.TESTING and stuck.notes[-1].startswith("test stopped: ")
+    edited = insights.get_hypothesis(run_id, "H1")
+    assert edited.statement == "requests that fail" and edited.selection is not None
+    assert edited.selection.query == ERRORS_SQL and edited.statistics is None
+    failed = set(store.traces.failed_ids())  # type: ignore[attr-defined]
+    assert edited.status is HypothesisStatus.VALIDATED
+    assert {e.trace_id for e in edited.evidence if e.supports} <= failed  # tested by the new query, not the old
+    others = [h for h in insights.list_hypotheses(run_id) if h.id not in {broken, "H1"}]
+    assert others and all(h.status is not HypothesisStatus.TESTING or h.notes for h in others)
+
+    done = cli.ok("resume", thread, "--approve", "auto", "-o", "json").json()
+    report = Path(done["report"]).read_text(encoding="utf-8")
+    assert f"- {broken}, added by person: long requests fail. Outcome: not concluded" in report
