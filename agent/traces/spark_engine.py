@@ -7,6 +7,7 @@ local Spark is the oracle our DuckDB translation is checked against. Needs the `
 from __future__ import annotations
 
 import threading
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,8 @@ if TYPE_CHECKING:
 
 def export_parquet(duckdb_path: Path, parquet_path: Path) -> Path:
     """Write the traces table as Parquet (atomically: Spark never sees a half-written file)."""
-    partial = parquet_path.with_suffix(".partial")
+    # two processes may export the same table at once; each writes its own file before the rename
+    partial = parquet_path.with_name(f"{parquet_path.name}.{uuid.uuid4().hex}.partial")
     with duckdb.connect(str(duckdb_path), read_only=True) as con:
         con.execute(f"COPY traces TO '{partial}' (FORMAT parquet)")
     partial.replace(parquet_path)

@@ -4,11 +4,19 @@ The file lives in the cache directory, keyed by tracking URI and experiment. A s
 store's list of traces with the table's (one grouped query on SQL stores; a metadata scan elsewhere):
 it adds traces it has not seen, whatever their timestamps, re-reads traces that were still in progress
 or whose assessments changed, and drops traces deleted from the store.
+
+DuckDB lets one process write a file or many read it, never both, and every command of every process
+on a home reads this file (a second `run`, `slack serve`, `traces execute-sql`). So the file at the
+cache path is never written: a sync copies it, changes the copy and renames the copy over it, one
+sync at a time under a lock file. Readers open it read-only whenever they like; a connection that was
+open across the rename keeps reading the old file (its inode lives on), the next one sees the new one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
+from agent.locks import file_lock
 from agent.traces.links import batches, id_filter
 from agent.traces.table import TABLE, to_arrow
 from agent.tracking import retry_transient
@@ -56,33 +65,37 @@ class TraceTableSync:
         self.path = path
 
     def sync(self, refresh: bool = False, on_traces: Callable[[int], None] | None = None) -> SyncReport:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         tick = on_traces or (lambda _n: None)
-        with duckdb.connect(str(self.path)) as con:
-            full = refresh or not _initialised(con)
-            if full:
-                _create(con)
-            known = dict(con.execute("SELECT trace_id, state FROM traces").fetchall())
+        with file_lock(_beside(self.path, ".lock")):  # another process's sync ends before ours reads the table
+            previous = None if refresh else _previous(self.path)
+            full = previous is None
+            known, recorded = previous or ({}, {})
             snapshot = self._snapshot()
             if not known:
                 added = [t for page in self._pages(None, include_spans=True) for t in _ticked(page, tick)]
                 refreshed: list[Trace] = []
             else:
                 added = self._fetch_ids([tid for tid in snapshot if tid not in known], tick)
-                refreshed = self._fetch_ids(self._stale_ids(con, known, snapshot), tick)
-            _upsert(con, added + refreshed, snapshot)
+                refreshed = self._fetch_ids(_stale_ids(known, recorded, snapshot), tick)
             gone = [tid for tid in known if tid not in snapshot]
-            _delete(con, gone)
-            total = int(con.execute("SELECT count(*) FROM traces").fetchone()[0])  # type: ignore[index]
+            if not (full or added or refreshed or gone):
+                return SyncReport(self.path, 0, 0, len(known), False)
+            partial = _beside(self.path, ".partial")
+            for leftover in (partial, _beside(partial, ".wal")):  # from a sync that was killed
+                leftover.unlink(missing_ok=True)
+            if not full:
+                shutil.copyfile(self.path, partial)
+            with duckdb.connect(str(partial)) as con:
+                if full:
+                    _create(con)
+                _upsert(con, added + refreshed, snapshot)
+                _delete(con, gone)
+                total = int(con.execute("SELECT count(*) FROM traces").fetchone()[0])  # type: ignore[index]
+                con.execute("CHECKPOINT")  # the rename moves one file: nothing may stay behind in its WAL
+            # a WAL at the cache path (an in-place writer before this one died) would be replayed onto ours
+            _beside(self.path, ".wal").unlink(missing_ok=True)
+            os.replace(partial, self.path)
         return SyncReport(self.path, len(added), len(refreshed), total, full, len(gone))
-
-    def _stale_ids(self, con: duckdb.DuckDBPyConnection, known: dict[str, str], current: Fingerprints) -> list[str]:
-        """Traces still running at the last sync, and traces whose assessments changed since."""
-        in_progress = [tid for tid, state in known.items() if state == "IN_PROGRESS" and tid in current]
-        rows = con.execute("SELECT trace_id, n_assessments, assessed_ms FROM _sync_traces").fetchall()
-        recorded: Fingerprints = {tid: (count, stamp) for tid, count, stamp in rows}
-        changed = [tid for tid, fingerprint in current.items() if tid in known and recorded.get(tid) != fingerprint]
-        return sorted(set(in_progress) | set(changed))
 
     def _fetch_ids(self, trace_ids: list[str], tick: Callable[[int], None]) -> list[Trace]:
         found: list[Trace] = []
@@ -114,6 +127,30 @@ class TraceTableSync:
             for page in self._pages(None, include_spans=False)
             for trace in page
         }
+
+
+def _beside(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+def _previous(path: Path) -> tuple[dict[str, str], Fingerprints] | None:
+    """Each synced trace's state and assessment fingerprint, or None when the table must be built
+    afresh: no file yet, an older schema, or a WAL (an in-place writer before this one died there)."""
+    if not path.exists() or _beside(path, ".wal").exists():
+        return None
+    with duckdb.connect(str(path), read_only=True) as con:
+        if not _initialised(con):
+            return None
+        known = dict(con.execute("SELECT trace_id, state FROM traces").fetchall())
+        rows = con.execute("SELECT trace_id, n_assessments, assessed_ms FROM _sync_traces").fetchall()
+    return known, {tid: (count, stamp) for tid, count, stamp in rows}
+
+
+def _stale_ids(known: dict[str, str], recorded: Fingerprints, current: Fingerprints) -> list[str]:
+    """Traces still running at the last sync, and traces whose assessments changed since."""
+    in_progress = [tid for tid, state in known.items() if state == "IN_PROGRESS" and tid in current]
+    changed = [tid for tid, fingerprint in current.items() if tid in known and recorded.get(tid) != fingerprint]
+    return sorted(set(in_progress) | set(changed))
 
 
 def _ticked(page: list[Trace], tick: Callable[[int], None]) -> list[Trace]:
