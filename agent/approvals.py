@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agent.insights.models import Category, Severity
 
@@ -81,6 +81,20 @@ class ApprovalDecision(BaseModel):
     hypothesis_edits: list[HypothesisEdit] = Field(default_factory=list)
     issue_edits: list[IssueEdit] = Field(default_factory=list)
     add_hypotheses: list[NewHypothesis] = Field(default_factory=list)
+
+    @field_validator("description")
+    @classmethod
+    def _description_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("a corrected description cannot be blank; leave it out to keep the current one")
+        return value
+
+    @field_validator("focus")
+    @classmethod
+    def _focus_not_blank(cls, value: list[str]) -> list[str]:
+        if any(not area.strip() for area in value):
+            raise ValueError("a focus area cannot be blank")
+        return value
 
     def summary(self) -> str:
         parts = ["approved"]

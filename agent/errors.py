@@ -32,6 +32,12 @@ class InvariantViolation(UserError):
     kind = "invariant"
 
 
+class InvalidInput(UserError):
+    """A value an analysis document cannot hold: blank, too long, malformed."""
+
+    kind = "invalid"
+
+
 class DecisionRefused(UserError):
     """An approval's answer that cannot be applied; nothing of it was. Ask the person again."""
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from agent.errors import ConfigurationError
+from agent.errors import ConfigurationError, NotFoundError
 from agent.settings import Settings
 
 if TYPE_CHECKING:
@@ -79,9 +79,24 @@ class Runtime:
         return DuckDBEngine(path)
 
     def experiment_id(self, explicit: str | None = None) -> str:
+        """The experiment asked for, once the store confirms it exists (and is not deleted)."""
         experiment_id = explicit or self.settings.experiment_id
         if not experiment_id:
             raise ConfigurationError("no experiment given; pass --experiment-id or set MLFLOW_EXPERIMENT_ID")
+        from mlflow.exceptions import MlflowException
+
+        from agent.tracking import retry_transient
+
+        missing = NotFoundError(f"no experiment {experiment_id} in {self.settings.display_uri()}; "
+                                "`analyze-experiment doctor` lists the experiments there")  # fmt: skip
+        try:
+            experiment = retry_transient(self.client.get_experiment)(experiment_id)
+        except MlflowException as error:
+            if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
+                raise missing from error
+            raise
+        if experiment.lifecycle_stage != "active":
+            raise missing
         return experiment_id
 
     def run_link(self, run_id: str, experiment_id: str | None = None) -> str | None:

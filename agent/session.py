@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from graphs.analysts.base import Analyst
 
 RECURSION_LIMIT = 200
+DECISION_EXAMPLE = '{"reject": {"H2": "not our concern"}, "focus": ["refunds"]}'
 DEFAULT_MODEL = "gpt-4o-mini"
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -73,12 +75,14 @@ class AnalysisSession:
         self._engine = engine
         self._compiled: Any = None
         self._workbench: Any = None
+        self._report_path: str | None = None
 
     # -- the public verbs ----------------------------------------------------------------------------
 
     def start(self, options: RunOptions) -> Outcome:
         model = resolve_model(options.model, self.rt)
         make_analyst(model, self.rt, self._llm_http_client)  # refuse a bad model before anything is written
+        self._preflight(options)
         thread_id = "ax-" + secrets.token_hex(4)
         first: dict[str, Any] = {
             "thread_id": thread_id,
@@ -96,9 +100,31 @@ class AnalysisSession:
         with thread_lock(self.rt.settings.home, thread_id):
             return self._drive(thread_id, first)
 
-    def resume(self, thread_id: str, decision: ApprovalDecision | None = None) -> Outcome:
+    def resume(
+        self, thread_id: str, decision: ApprovalDecision | None = None, report_path: str | None = None
+    ) -> Outcome:
+        if report_path:
+            check_report_path(report_path)
+            self._report_path = report_path
         with thread_lock(self.rt.settings.home, thread_id):
             return self._resume(thread_id, decision)
+
+    def _preflight(self, options: RunOptions) -> None:
+        """Refuse now what would fail mid-way, before a thread or an analysis run exists."""
+        from agent.sql_runs import check_outcome
+        from agent.traces.links import TraceLinks
+
+        if any(not area.strip() for area in options.focus):
+            raise UserError("a --focus area is blank; name what to look at, e.g. --focus 'refund answers'")
+        if options.name is not None and not options.name.strip():
+            raise UserError("--name is blank; give the analysis a name or leave --name out")
+        if options.report_path:
+            check_report_path(options.report_path)
+        TraceLinks(self.rt.client).require_linking_support()
+        bench = self._bench()
+        bench.require_traces(options.experiment_id)
+        for name, sql in options.outcomes.items():
+            check_outcome(bench.table(options.experiment_id), name, sql)
 
     def _resume(self, thread_id: str, decision: ApprovalDecision | None) -> Outcome:
         from langgraph.types import Command
@@ -137,6 +163,14 @@ class AnalysisSession:
             except UserError as refused:
                 raise DecisionRefused(f"{refused.message} ({' '.join(query.split())[:120]})") from refused
 
+    def forget(self, thread_id: str) -> ThreadInfo:
+        """Drop a thread from this home; its analysis run, and all it recorded, stay in MLflow."""
+        with thread_lock(self.rt.settings.home, thread_id):
+            self._snapshot(thread_id)  # refuses an unknown thread
+            info = self._info(thread_id)
+            self._graph().checkpointer.delete_thread(thread_id)
+        return info
+
     def pending(self, thread_id: str) -> ApprovalRequest | None:
         return _pending(self._snapshot(thread_id))
 
@@ -162,7 +196,8 @@ class AnalysisSession:
         values = graph.get_state(config).values or (graph_input if isinstance(graph_input, dict) else {})
         limits = Limits(max_hypotheses=int(values.get("max_hypotheses", 10)))
         context = AnalysisContext(workbench=self._bench(), analyst=make_analyst(values["model"], self.rt, self._llm_http_client),
-                                  reports_dir=self.rt.settings.home / "reports", limits=limits)  # fmt: skip
+                                  reports_dir=self.rt.settings.home / "reports", limits=limits,
+                                  report_path=Path(self._report_path) if self._report_path else None)  # fmt: skip
         config["max_concurrency"] = limits.parallel
         from agent.llm_tracing import flush_analyst_traces
 
@@ -251,8 +286,47 @@ def _pending(snapshot: Any) -> ApprovalRequest | None:
     return None
 
 
+def check_report_path(path: str) -> None:
+    """The report is written last: a path that cannot be written is refused before the analysis starts."""
+    import tempfile
+
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"--report {path} is a directory; give the markdown file to write, e.g. {target / 'report.md'}")
+    ancestor = next(p for p in [target.parent, *target.parent.parents] if p.exists())
+    try:  # the folders the report needs must be creatable here; the probe leaves nothing behind
+        with tempfile.TemporaryDirectory(dir=ancestor):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write the report at {path} ({error.strerror} in {ancestor}); choose another "
+                        "--report path") from error  # fmt: skip
+
+
+def parse_decision(text: str) -> ApprovalDecision:
+    """A decision given as JSON (`--decision`, the API): refused in one line that says how to fix it."""
+    from pydantic import ValidationError
+
+    try:
+        return ApprovalDecision.model_validate_json(text)
+    except ValidationError as error:
+        raise DecisionRefused(f"--decision: {_first_problem(error)}; the format is in `analyze-experiment insights "
+                              f"schema decision`, e.g. '{DECISION_EXAMPLE}'") from error  # fmt: skip
+
+
+def _first_problem(error: Any) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the decision"
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}"
+
+
 def check_decision(request: ApprovalRequest, decision: ApprovalDecision) -> None:
     """Refuse a decision about items the request did not offer, before anything is applied."""
+    from pydantic import ValidationError
+
+    try:  # front ends build decisions field by field; check the whole as the graph will read it
+        ApprovalDecision.model_validate(decision.model_dump())
+    except ValidationError as error:
+        raise DecisionRefused(_first_problem(error)) from error
     if decision.stage is not None and decision.stage != request.stage:
         raise DecisionRefused(f"the {decision.stage} approval was answered already; the thread now waits for the "
                         f"{request.stage} approval: decide on that")  # fmt: skip

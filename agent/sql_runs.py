@@ -68,9 +68,33 @@ def check_selection(engine: SqlEngine, query: str) -> None:
                         f"{', '.join(columns)} and no trace_id: write SELECT trace_id FROM traces WHERE ...")  # fmt: skip
 
 
+def check_outcome(engine: SqlEngine, name: str, condition: str) -> None:
+    """An outcome of a person's is a boolean over `traces`: it must evaluate before the analysis starts."""
+    from agent.errors import UserError
+
+    try:
+        engine.execute(f"SELECT count_if(({condition})) AS n FROM traces")
+    except UserError as refused:
+        raise UserError(f"--outcome {name}={condition} is not a true/false condition over traces: "
+                        f"{refused.message}") from refused  # fmt: skip
+
+
 def experiment_of(rt: Runtime, run_id: str | None, experiment_id: str | None) -> str:
-    """An analysis's own experiment wins over the one given; without a run, the given one or the default."""
-    return rt.insights.get_analysis(run_id).experiment_id if run_id else rt.experiment_id(experiment_id)
+    """The analysis's own experiment (refused when another is named, or when the analysis is finished: its
+    results would be linked to it); without a run, the one given or the default."""
+    from agent.errors import InvariantViolation
+    from agent.insights import invariants
+
+    if not run_id:
+        return rt.experiment_id(experiment_id)
+    analysis = rt.insights.get_analysis(run_id)
+    if experiment_id and experiment_id != analysis.experiment_id:
+        raise InvariantViolation(
+            f"run {run_id} belongs to experiment {analysis.experiment_id}, not {experiment_id}; "
+            "drop --experiment-id or pass the run of an analysis of that experiment"
+        )
+    invariants.require_writable(analysis)
+    return analysis.experiment_id
 
 
 def next_query_id(taken: list[str]) -> str:

@@ -223,7 +223,7 @@ def test_unknown_objects_and_runs(cli: CliRunner, store: Store, flow: Workflow) 
     assert "does not exist" in cli.refused("insights", "get-analysis", "-r", "0" * 32)
     plain_run = store.client().create_run(store.experiment_id).info.run_id
     assert "not an analysis run" in cli.refused("insights", "get-analysis", "-r", plain_run)
-    assert "does not exist" in cli.refused("insights", "list-analyses", "--experiment-id", "424242")
+    assert "no experiment 424242" in cli.refused("insights", "list-analyses", "--experiment-id", "424242")
 
 
 def test_json_errors_for_scripts(cli: CliRunner, run_id: str) -> None:

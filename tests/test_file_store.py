@@ -33,3 +33,6 @@ def test_file_store_reads_but_refuses_analysis(
     )
     assert "mlflow migrate-filestore" in message
     assert client.search_runs([experiment_id]) == []
+    run = cli.refused("--tracking-uri", str(store), "run", "-x", experiment_id, "--approve", "auto")
+    assert "mlflow migrate-filestore" in run
+    assert cli.ok("--tracking-uri", str(store), "list", "-o", "json").json() == []  # no thread for a refused run

@@ -47,6 +47,13 @@ class Workbench:
     def decisions(self, run_id: str) -> PersonDecisions:
         return PersonDecisions(self.rt, run_id)
 
+    def require_traces(self, experiment_id: str) -> None:
+        if not self.rt.traces.search(experiment_id, max_results=1).traces:
+            raise NotFoundError(
+                f"experiment {experiment_id} has no traces to analyse; check --experiment-id "
+                "(`analyze-experiment traces search --experiment-id ...`) or try `run --demo`"
+            )
+
     def open_analysis(
         self,
         experiment_id: str,
@@ -61,11 +68,6 @@ class Workbench:
         existing = insights.find_analysis(experiment_id, thread_id)
         if existing is not None:
             return existing
-        page = self.rt.traces.search(experiment_id, max_results=1)
-        if not page.traces:
-            raise NotFoundError(
-                f"experiment {experiment_id} has no traces to analyse; check --experiment-id "
-                "(`analyze-experiment traces search --experiment-id ...`) or try `run --demo`"
-            )
+        self.require_traces(experiment_id)
         on_event(ToolEvent(kind="write", text=f"create analysis run in experiment {experiment_id}"))
         return insights.create_analysis(experiment_id, name, thread_id=thread_id, focus=focus, outcomes=outcomes)

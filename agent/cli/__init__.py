@@ -16,7 +16,7 @@ from agent.cli.demo import demo
 from agent.cli.doctor import doctor
 from agent.cli.evals import evals
 from agent.cli.insights import insights
-from agent.cli.run import list_threads, resume, run
+from agent.cli.run import forget, list_threads, resume, run
 from agent.cli.runs import runs
 from agent.cli.slack import slack
 from agent.cli.traces import traces
@@ -55,6 +55,7 @@ cli.add_command(runs)
 cli.add_command(run)
 cli.add_command(resume)
 cli.add_command(list_threads)
+cli.add_command(forget)
 cli.add_command(slack)
 
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as unexpected:
         if state.debug:
             raise
-        refusal = _store_refusal(unexpected)
+        refusal = _store_refusal(unexpected) or _missing_driver(unexpected)
         if refusal:
             _fail(state, "store_refused", refusal, 2)
         message = f"unexpected {type(unexpected).__name__}: {unexpected} (rerun with --debug for details)"
@@ -97,6 +98,18 @@ def _store_refusal(error: Exception) -> str | None:
     if type(error).__module__.startswith("mlflow") and code in _ACCESS_CODES:
         return f"the tracking store refused access ({getattr(error, 'message', error)}); check the credentials"
     return None
+
+
+_DRIVERS = {"psycopg": "'analyze-experiment[postgres]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+            "pymysql": "pymysql"}  # fmt: skip
+
+
+def _missing_driver(error: Exception) -> str | None:
+    """A database store whose driver is not installed: name what to install."""
+    module = getattr(error, "name", None) if isinstance(error, ModuleNotFoundError) else None
+    if module not in _DRIVERS:
+        return None
+    return f"this tracking URI needs the {module} driver, which is not installed: `pip install {_DRIVERS[module]}`"
 
 
 def _fail(state: CliState, kind: str, message: str, code: int) -> None:

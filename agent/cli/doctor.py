@@ -9,7 +9,8 @@ from agent.cli.common import experiment_option, output_option, runtime
 
 @click.command()
 @experiment_option
-@click.option("--sample", default=5, show_default=True, help="How many traces to search as a check.")
+@click.option("--sample", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="How many traces to search as a check.")  # fmt: skip
 @output_option
 def doctor(experiment_id: str | None, sample: int, output: str) -> None:
     """Check the connection: which store and experiment, how many traces, and a sample search."""

@@ -31,7 +31,7 @@ _STYLES = {
 
 
 @click.command()
-@click.option("--experiment-id", help="The experiment to analyse. [default: $MLFLOW_EXPERIMENT_ID]")
+@click.option("--experiment-id", "-x", help="The experiment to analyse. [default: $MLFLOW_EXPERIMENT_ID]")
 @click.option("--demo", "use_demo", is_flag=True, help="Analyse the demo experiment (created on first use).")
 @click.option("--model", help="Chat model for the analyst, or 'offline'. [default: offline without an endpoint]")
 @click.option("--focus", multiple=True, help="An area to look at first (repeatable).")
@@ -96,16 +96,27 @@ def parse_outcomes(given: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.argument("thread_id")
 @click.option("--approve", type=click.Choice(["cli", "auto"]), help="Who approves the remaining steps.")
-@click.option("--decision", "decision_json", help="Answer the pending approval with this JSON decision.")
+@click.option("--decision", "decision_json", metavar="JSON",
+              help="Answer the pending approval; the format: `analyze-experiment insights schema decision`.")  # fmt: skip
+@click.option("--report", "report_path", type=click.Path(path_type=Path),
+              help="Write the markdown report here (instead of the path the run started with).")  # fmt: skip
 @output_option
-def resume(thread_id: str, approve: str | None, decision_json: str | None, output: str) -> None:
-    """Resume a paused or interrupted analysis thread."""
-    from agent.approvals import ApprovalDecision
+def resume(thread_id: str, approve: str | None, decision_json: str | None, report_path: Path | None,
+           output: str) -> None:  # fmt: skip
+    """Resume a paused or interrupted analysis thread.
 
-    decision = ApprovalDecision.model_validate_json(decision_json) if decision_json else None
+    \b
+    analyze-experiment resume ax-1a2b3c4d                  # carry on; ask at the terminal
+    analyze-experiment resume ax-1a2b3c4d --approve auto   # approve the rest unattended
+    analyze-experiment resume ax-1a2b3c4d --decision '{"reject": {"H2": "not our concern"}}'
+    """
+    from agent.session import parse_decision
+
+    decision = parse_decision(decision_json) if decision_json else None
     # Without a terminal or --approve, resume carries on to the next approval and says how to answer it.
     approver = _approver(approve, required=False) if decision is None or approve else None
-    _carry(lambda session: session.resume(thread_id, decision), approver, output)
+    report = str(report_path.resolve()) if report_path else None
+    _carry(lambda session: session.resume(thread_id, decision, report), approver, output)
 
 
 @click.command(name="list")
@@ -127,6 +138,26 @@ def list_threads(output: str) -> None:
     for t in threads:
         table.add_row(t.thread_id, t.experiment_id or "", t.run_id or "", t.phase, t.waiting_for or "", t.report or "")
     show(table)
+
+
+@click.command()
+@click.argument("thread_id")
+@output_option
+def forget(thread_id: str, output: str) -> None:
+    """Remove a thread from `list`; its analysis run and everything it recorded stay in MLflow.
+
+    \b
+    analyze-experiment forget ax-1a2b3c4d
+    """
+    from agent.console import emit_json
+    from agent.session import AnalysisSession
+
+    gone = AnalysisSession(runtime()).forget(thread_id)
+    if output == "json":
+        emit_json({"forgotten": gone.model_dump()})
+        return
+    kept = f"; its analysis run {gone.run_id} stays in MLflow" if gone.run_id else ""
+    click.echo(f"forgot thread {thread_id}{kept}")
 
 
 def _approver(approve: str | None, required: bool = True) -> Approver | None:

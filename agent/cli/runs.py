@@ -24,6 +24,7 @@ def link_traces(run_id: str, trace_ids: tuple[str, ...], output: str) -> None:
 
     rt = runtime()
     analysis = rt.insights.get_analysis(run_id)
+    invariants.require_writable(analysis)
     links = TraceLinks(rt.client)
     wanted = list(dict.fromkeys(trace_ids))
     missing = set(wanted) - links.existing(analysis.experiment_id, wanted)

@@ -25,13 +25,18 @@ def traces() -> None:
 
 
 def _fields(extract_fields: str | None) -> list[str]:
-    return [f.strip() for f in extract_fields.split(",") if f.strip()] if extract_fields else []
+    from agent.traces.views import check_field_paths
+
+    fields = [f.strip() for f in extract_fields.split(",") if f.strip()] if extract_fields else []
+    check_field_paths(fields)
+    return fields
 
 
 @traces.command("search")
 @experiment_option
 @click.option("--filter-string", "-f", help="MLflow trace filter, e.g. \"trace.status = 'ERROR'\" (AND only).")
-@click.option("--max-results", "-n", default=100, show_default=True)
+@click.option("--max-results", "-n", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Traces per page (1-1000); page on with --page-token.")  # fmt: skip
 @click.option("--order-by", help="Comma-separated, e.g. 'timestamp_ms DESC,execution_time_ms DESC'.")
 @click.option("--page-token", help="Continue from a previous search's next_page_token.")
 @run_id_option("Link every returned trace to this analysis run.", required=False)
@@ -103,8 +108,10 @@ def get(trace_id: str, run_id: str | None, extract_fields: str | None, full: boo
 @run_id_option("Analysis run: link the trace ids in the result to it.", required=False)
 @click.option("--hypothesis-id", "-H", help="Record the query in this hypothesis's lineage (needs --run-id).")
 @click.option("--query-id", "-q", help="The lineage id, like Q3. [default: the next free one]")
-@click.option("--max-rows", default=1000, show_default=True, help="Rows returned; the rest are counted.")
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds before the query is stopped.")
+@click.option("--max-rows", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Rows returned; the rest are counted.")  # fmt: skip
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds before the query is stopped.")  # fmt: skip
 @click.option("--refresh", is_flag=True, help="Rebuild the local traces table from scratch first.")
 @engine_options
 @output_option

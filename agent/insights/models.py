@@ -9,13 +9,22 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("cannot be blank")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_not_blank)]
 
 
 class AnalysisStatus(StrEnum):
@@ -73,7 +82,7 @@ class Evidence(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     trace_id: str = Field(min_length=1, max_length=200)
-    rationale: str = Field(min_length=1, max_length=4000)
+    rationale: Text = Field(min_length=1, max_length=4000)
     supports: bool
 
 
@@ -81,7 +90,7 @@ class SqlQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^Q[0-9]+$", description="Query id such as Q1, cited by testing plans.")
-    query: str = Field(min_length=1, max_length=20000)
+    query: Text = Field(min_length=1, max_length=20000)
     result_summary: str | None = Field(default=None, max_length=4000, description="What it showed.")
 
 
@@ -109,7 +118,7 @@ class Approval(BaseModel):
 class Analysis(Document):
     experiment_id: str
     run_id: str
-    name: str = Field(min_length=1, max_length=250)
+    name: Text = Field(min_length=1, max_length=250)
     description: str = Field(default="", max_length=5000)
     status: AnalysisStatus = AnalysisStatus.ACTIVE
     history: list[StatusChange] = Field(default_factory=list)
@@ -168,9 +177,9 @@ class SegmentStatistics(BaseModel):
 
 class Hypothesis(Document):
     id: str
-    statement: str = Field(min_length=1, max_length=500)
-    rationale: str = Field(min_length=1, max_length=5000)
-    testing_plan: str = Field(min_length=1, max_length=10000)
+    statement: Text = Field(min_length=1, max_length=500)
+    rationale: Text = Field(min_length=1, max_length=5000)
+    testing_plan: Text = Field(min_length=1, max_length=10000)
     status: HypothesisStatus = HypothesisStatus.TESTING
     evidence: list[Evidence] = Field(default_factory=list)
     sql_queries: list[SqlQuery] = Field(default_factory=list)
@@ -201,8 +210,8 @@ class Hypothesis(Document):
 
 class Issue(Document):
     id: str
-    title: str
-    description: str = Field(min_length=1, max_length=10000)
+    title: Text
+    description: Text = Field(min_length=1, max_length=10000)
     severity: Severity
     status: IssueStatus = IssueStatus.OPEN
     hypothesis_id: str

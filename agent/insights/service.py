@@ -6,14 +6,15 @@ tools always act as the agent, so text inside a trace cannot make the agent act 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from agent import failpoints
-from agent.errors import NotFoundError, StaleWriteError
+from agent.errors import InvalidInput, NotFoundError, StaleWriteError
 from agent.insights import invariants
 from agent.insights.documents import DocumentIndex, RunDocuments
 from agent.insights.models import (
@@ -48,6 +49,23 @@ ANALYSIS_DOC = ("analysis", "analysis")
 CENSUS_DOC = ("census", "census")
 _ID_ATTEMPTS = 50
 D = TypeVar("D", bound=BaseModel)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _refuses_invalid(method: Callable[P, R]) -> Callable[P, R]:
+    """A value the documents cannot hold (blank, too long, malformed) is the caller's to fix: one line."""
+
+    @functools.wraps(method)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "value"
+            raise InvalidInput(f"{where}: {first['msg'].removeprefix('Value error, ')}") from error
+
+    return checked
 
 
 class Insights:
@@ -59,6 +77,7 @@ class Insights:
 
     # -- analyses ---------------------------------------------------------------------------------
 
+    @_refuses_invalid
     def create_analysis(
         self,
         experiment_id: str,
@@ -69,6 +88,9 @@ class Insights:
         focus: Sequence[str] = (),
         outcomes: dict[str, str] | None = None,
     ) -> Analysis:
+        # validated before the run exists, so a value the document cannot hold creates nothing
+        draft = Analysis(experiment_id=experiment_id, run_id="-", name=name, description=description,
+                         thread_id=thread_id, focus=list(focus), outcomes=dict(outcomes or {}))  # fmt: skip
         self._links.require_linking_support()
         self._require_experiment(experiment_id)
         tags = {ANALYSIS_TAG: "true", STATUS_TAG: AnalysisStatus.ACTIVE.value}
@@ -79,8 +101,7 @@ class Insights:
         run = retry_transient(self._client.create_run)(experiment_id, run_name=run_name or name, tags=tags)
         run_id = run.info.run_id
         failpoints.reach("analysis.run_created")
-        analysis = Analysis(experiment_id=experiment_id, run_id=run_id, name=name, description=description,
-                            thread_id=thread_id, focus=list(focus), outcomes=dict(outcomes or {}))  # fmt: skip
+        analysis = draft.model_copy(update={"run_id": run_id})
         try:
             version = RunDocuments(self._client, run_id).write(*ANALYSIS_DOC, _dump(analysis), 0)
         except BaseException:
@@ -118,6 +139,7 @@ class Insights:
             retry_transient(self._client.delete_run)(run.info.run_id)
         return None
 
+    @_refuses_invalid
     def record_approval(
         self, run_id: str, approval: Approval, *, description: str | None = None, focus: Sequence[str] = ()
     ) -> Analysis:
@@ -152,6 +174,7 @@ class Insights:
         for path in paths:
             retry_transient(self._client.log_artifact)(run_id, path, artifact_path)
 
+    @_refuses_invalid
     def update_analysis(
         self,
         run_id: str,
@@ -172,6 +195,8 @@ class Insights:
         if name is not None:
             changes["name"] = name
         if description is not None:
+            if not description.strip():
+                raise InvalidInput("description: cannot be blank; describe what the traced agent does")
             changes["description"] = description
         if status is not None and status is not analysis.status:
             changes["status"] = status
@@ -184,6 +209,7 @@ class Insights:
 
     # -- census ---------------------------------------------------------------------------------
 
+    @_refuses_invalid
     def save_census(self, run_id: str, census: Census) -> Census:
         docs, index = self._open(run_id)
         invariants.require_writable(self._analysis(docs, index))
@@ -204,6 +230,7 @@ class Insights:
 
     # -- hypotheses -------------------------------------------------------------------------------
 
+    @_refuses_invalid
     def create_hypothesis(
         self,
         run_id: str,
@@ -239,6 +266,7 @@ class Insights:
         )
         return self._create_numbered(docs, "hypothesis", "H", draft, [h.id for h in existing])
 
+    @_refuses_invalid
     def update_hypothesis(
         self,
         run_id: str,
@@ -303,6 +331,7 @@ class Insights:
 
     # -- issues -----------------------------------------------------------------------------------
 
+    @_refuses_invalid
     def create_issue(
         self,
         run_id: str,
@@ -339,6 +368,7 @@ class Insights:
         issue = self._create_numbered(docs, "issue", "I", draft, [i.id for i in existing])
         return self._ensure_native(docs, analysis, issue, actor, known_before=False)
 
+    @_refuses_invalid
     def update_issue(
         self,
         run_id: str,

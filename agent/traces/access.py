@@ -97,3 +97,16 @@ class TraceAccess:
                 f"run {run_id} belongs to experiment {run.info.experiment_id}, not {experiment_id}; "
                 "traces are linked only to an analysis of their own experiment"
             )
+        require_open_run(run_id, run.data.tags)
+
+
+def require_open_run(run_id: str, tags: dict[str, str]) -> None:
+    """A finished analysis is read-only: what is read later is not linked to it."""
+    from agent.insights.service import STATUS_TAG
+
+    status = tags.get(STATUS_TAG)
+    if status not in (None, "ACTIVE"):
+        raise InvariantViolation(
+            f"analysis {run_id} is {status} and read-only; read without --run-id, or reopen it with "
+            f"`insights update-analysis --run-id {run_id} --status ACTIVE --reason ...`"
+        )

@@ -205,6 +205,27 @@ def parse_field_path(path: str) -> list[str]:
     return segments
 
 
+def check_field_paths(paths: list[str]) -> None:
+    """Refuse a path that can match nothing in MLflow's trace JSON, rather than silently returning less."""
+    import dataclasses
+
+    from mlflow.entities import TraceInfo
+
+    from agent.errors import UserError
+
+    known = {"info": {f.name for f in dataclasses.fields(TraceInfo)}, "data": {"spans"}}
+    for path in paths:
+        try:
+            segments = parse_field_path(path)
+        except ValueError as error:
+            raise UserError(str(error)) from error
+        top, below = segments[0], segments[1:2]
+        choices = known.get(top)
+        if choices is None or (below and below[0] != "*" and below[0] not in choices):
+            fields = ", ".join(f"{name}.{key}" for name in known for key in sorted(known[name]))
+            raise UserError(f"--extract-fields {path!r} matches nothing in a trace; fields start with one of: {fields}")
+
+
 def extract_fields(document: dict[str, Any], paths: list[str]) -> dict[str, Any]:
     """Keep only the given dotted paths (`*` matches every list item or key), preserving structure."""
     result: dict[str, Any] = {}
