@@ -159,3 +159,18 @@ def test_forget_drops_the_thread_and_keeps_its_analysis(cli: CliRunner, store: S
 
 def _takes_output(argv: list[str]) -> bool:
     return argv[0] not in {"--tracking-uri", "--env-file"} and "--approve" not in argv[:1]
+
+
+def test_the_readme_decisions_follow_the_published_schema(cli: CliRunner) -> None:
+    import re
+
+    from agent.session import parse_decision
+
+    schema = cli.ok("insights", "schema", "decision").json()
+    assert {"reject", "hypothesis_edits", "issue_edits", "add_hypotheses", "focus"} <= set(schema["properties"])
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Answering an approval with `--decision`")[1].split("```json")[1].split("```")[0]
+    examples = re.split(r"\n(?=\{)", section.strip())
+    assert len(examples) == 3
+    for example in examples:
+        parse_decision(example)  # a README example the tool refuses fails here

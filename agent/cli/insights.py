@@ -453,16 +453,26 @@ def preview_issues(run_id: str | None, experiment_id: str | None, max_traces: in
 
 
 @insights.command("schema")
-@click.argument("name", type=click.Choice(["analysis", "census", "hypothesis", "issue", "trace-summary", "trace-view"]))
+@click.argument(
+    "name",
+    type=click.Choice(["analysis", "census", "hypothesis", "issue", "trace-summary", "trace-view", "decision"]),
+)
 def schema(name: str) -> None:
-    """Print the JSON Schema of an object that `--output json` emits."""
+    """Print the JSON Schema of an object that `--output json` emits, or of `resume --decision`.
+
+    \b
+    analyze-experiment insights schema decision
+    analyze-experiment insights schema hypothesis
+    """
     from pydantic import BaseModel
 
     from agent import console
+    from agent.approvals import ApprovalDecision
     from agent.insights import models
     from agent.traces import views
 
     by_name: dict[str, type[BaseModel]] = {
+        "decision": ApprovalDecision,
         "analysis": models.Analysis,
         "census": models.Census,
         "hypothesis": models.Hypothesis,
