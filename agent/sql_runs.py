@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from agent.runtime import Runtime
 from agent.traces.engine import QueryResult, SqlEngine
+from agent.wording import count, number
 
 
 class SqlOutcome(BaseModel):
@@ -47,7 +48,7 @@ def run_sql(
         # the same query run again (a retry, a resumed test) keeps its citation id
         same = next((q.id for q in hypothesis.sql_queries if q.query.strip() == query.strip()), None)
         qid = query_id or same or next_query_id([q.id for q in hypothesis.sql_queries])
-        summary = f"{result.row_count + result.rows_cut} rows" + _first_row(result)
+        summary = count(result.row_count + result.rows_cut, "row") + _first_row(result)
         rt.insights.update_hypothesis(
             run_id, hypothesis.id, sql_queries=[SqlQuery(id=qid, query=query, result_summary=summary)]
         )
@@ -105,5 +106,5 @@ def next_query_id(taken: list[str]) -> str:
 def _first_row(result: QueryResult) -> str:
     if not result.rows:
         return ""
-    pairs = ", ".join(f"{c}={v}" for c, v in zip(result.columns, result.rows[0], strict=False))
+    pairs = ", ".join(f"{c}={number(v)}" for c, v in zip(result.columns, result.rows[0], strict=False))
     return f"; first: {pairs[:300]}"

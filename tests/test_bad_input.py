@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -174,3 +175,14 @@ def test_the_readme_decisions_follow_the_published_schema(cli: CliRunner) -> Non
     assert len(examples) == 3
     for example in examples:
         parse_decision(example)  # a README example the tool refuses fails here
+
+
+def test_the_live_view_shows_one_line_per_step(cli: CliRunner) -> None:
+    normal = cli.ok("run", "--approve", "auto").stderr.splitlines()
+    verbose = cli.ok("run", "--approve", "auto", "--verbose").stderr.splitlines()
+    quiet = cli.ok("run", "--approve", "auto", "--quiet")
+    assert not [line for line in normal if line.lstrip().startswith("SELECT")]  # queries only with --verbose
+    assert [line for line in verbose if line.lstrip().startswith("SELECT")]
+    assert any(line.startswith("test H1: ") for line in normal) and len(normal) < len(verbose) / 2
+    assert not re.search(r"\d\.\d{5,}", "\n".join(normal))  # rounded for reading
+    assert quiet.stderr.strip() == "" and quiet.stdout.startswith("report: ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -254,3 +255,14 @@ def test_hypothesis_behind_an_open_issue_keeps_its_status(cli: CliRunner, store:
     assert "open issue(s) I1" in cli.refused(*validated.set_status("REJECTED", fine, supports=False))
     cli.ok("insights", "update-issue", "-r", validated.run_id, "-I", "I1", "--status", "REJECTED", "--reason", "dup")
     cli.ok(*validated.set_status("REJECTED", fine, supports=False))
+
+
+def test_what_people_read_is_rounded_and_counted(cli: CliRunner, validated: Workflow) -> None:
+    sql = "SELECT avg(execution_duration_ms) / 7 AS ms FROM traces"
+    cli.ok("traces", "execute-sql", "-r", validated.run_id, "-H", "H1", "--sql", sql)
+    hypothesis = as_json(cli, [*validated.get("hypothesis", "H1"), "-o", "json"])
+    (summary,) = [q["result_summary"] for q in hypothesis["sql_queries"] if q["query"] == sql]
+    assert summary.startswith("1 row; first: ms=") and not re.search(r"\d\.\d{4,}", summary)
+    exact = cli.ok("traces", "execute-sql", "--sql", sql, "-o", "json").json()["result"]["rows"][0][0]
+    assert re.search(r"\.\d{4,}", repr(exact))  # JSON keeps full precision
+    assert "`insights list-hypotheses`" in cli.refused(*validated.get("hypothesis", "H9"))

@@ -30,6 +30,14 @@ _STYLES = {
 }
 
 
+def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--verbose shows every query and read in full; --quiet only errors and the result."""
+    func = click.option("--quiet", "verbosity", flag_value="quiet", help="Show only errors and the result.")(func)
+    func = click.option("--verbose", "-v", "verbosity", flag_value="verbose",
+                        help="Show every query, search and read in full.")(func)  # fmt: skip
+    return click.option("--normal", "verbosity", flag_value="normal", default=True, hidden=True)(func)
+
+
 @click.command()
 @click.option("--experiment-id", "-x", help="The experiment to analyse. [default: $MLFLOW_EXPERIMENT_ID]")
 @click.option("--demo", "use_demo", is_flag=True, help="Analyse the demo experiment (created on first use).")
@@ -44,10 +52,11 @@ _STYLES = {
 @click.option("--slack-channel", help="Channel for --approve slack. [default: $SLACK_CHANNEL]")
 @click.option("--max-hypotheses", type=click.IntRange(1, 50), default=10, show_default=True)
 @click.option("--name", help="Name of the analysis run.")
+@verbosity_options
 @output_option
 def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tuple[str, ...], outcomes: tuple[str, ...],
         report_path: Path | None, approve: str | None, slack_channel: str | None, max_hypotheses: int,
-        name: str | None, output: str) -> None:  # fmt: skip
+        name: str | None, verbosity: str, output: str) -> None:  # fmt: skip
     """Analyse an experiment: describe, census, hypothesize, test, report issues.
 
     \b
@@ -68,7 +77,7 @@ def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tup
     options = RunOptions(experiment_id=rt.experiment_id(experiment_id), model=model, focus=list(focus), outcomes=custom,
                          report_path=str(report_path.resolve()) if report_path else None,
                          max_hypotheses=max_hypotheses, name=name)  # fmt: skip
-    _carry(lambda session: session.start(options), approver, output, hook)
+    _carry(lambda session: session.start(options), approver, output, hook, verbosity)
 
 
 def parse_outcomes(given: tuple[str, ...]) -> dict[str, str]:
@@ -100,9 +109,10 @@ def parse_outcomes(given: tuple[str, ...]) -> dict[str, str]:
               help="Answer the pending approval; the format: `analyze-experiment insights schema decision`.")  # fmt: skip
 @click.option("--report", "report_path", type=click.Path(path_type=Path),
               help="Write the markdown report here (instead of the path the run started with).")  # fmt: skip
+@verbosity_options
 @output_option
 def resume(thread_id: str, approve: str | None, decision_json: str | None, report_path: Path | None,
-           output: str) -> None:  # fmt: skip
+           verbosity: str, output: str) -> None:  # fmt: skip
     """Resume a paused or interrupted analysis thread.
 
     \b
@@ -116,7 +126,7 @@ def resume(thread_id: str, approve: str | None, decision_json: str | None, repor
     # Without a terminal or --approve, resume carries on to the next approval and says how to answer it.
     approver = _approver(approve, required=False) if decision is None or approve else None
     report = str(report_path.resolve()) if report_path else None
-    _carry(lambda session: session.resume(thread_id, decision, report), approver, output)
+    _carry(lambda session: session.resume(thread_id, decision, report), approver, output, verbosity=verbosity)
 
 
 @click.command(name="list")
@@ -192,11 +202,11 @@ def _slack_hook(channel: str | None) -> Callable[[ApprovalRequest], None]:
 
 
 def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None, output: str,
-           slack: Callable[[ApprovalRequest], None] | None = None) -> None:  # fmt: skip
+           slack: Callable[[ApprovalRequest], None] | None = None, verbosity: str = "normal") -> None:  # fmt: skip
     from agent.cli.approve import PauseRequested
     from agent.session import AnalysisSession
 
-    live = _live(output)
+    live = _live(output, verbosity)
     session = AnalysisSession(runtime(), on_event=live)
     outcome: Outcome | None = None
     try:
@@ -250,22 +260,31 @@ def _finish(outcome: Outcome, output: str) -> None:
                    f"`analyze-experiment resume {outcome.thread_id}`")  # fmt: skip
 
 
-def _live(output: str) -> Callable[[dict[str, Any]], None]:
+# What each level of the live view shows: the steps (one line each), or every tool call in full.
+_SHOWN = {"quiet": {"error"}, "normal": {"phase", "write", "note", "error"}}
+
+
+def _live(output: str, verbosity: str = "normal") -> Callable[[dict[str, Any]], None]:
     if output == "json":
         return lambda _event: None
     from agent.console import err, plain
 
     out: Console = err
+    shown = _SHOWN.get(verbosity)
 
     def show(event: dict[str, Any]) -> None:
         kind = str(event.get("kind", "note"))
+        if shown is not None and kind not in shown:
+            return
         prefix = f"[{event['hypothesis_id']}] " if event.get("hypothesis_id") else ""
         body = str(event.get("text", ""))
-        if kind == "sql" and len(body) > 200:
-            body = body[:199] + "… (full query in the hypothesis lineage)" if prefix else body[:199] + "…"
+        if verbosity != "verbose":  # one line per step, cut to the terminal's width
+            body = body.splitlines()[0] if body else ""
         text = plain(prefix + body)
         text.stylize(_STYLES.get(kind, ""))
-        out.print(text)
+        if verbosity != "verbose":
+            text.truncate(max(out.width - 1, 20), overflow="ellipsis")
+        out.print(text, soft_wrap=verbosity != "verbose")
 
     return show
 

@@ -38,6 +38,7 @@ from agent.insights.models import (
 from agent.insights.native_issues import NativeIssues
 from agent.traces.links import TraceLinks
 from agent.tracking import retry_transient
+from agent.wording import plural
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -450,7 +451,9 @@ class Insights:
     def _one(self, docs: RunDocuments, index: DocumentIndex, kind: str, doc_id: str, model: type[D], run_id: str) -> D:
         body = docs.read(kind, doc_id, index=index)
         if body is None:
-            raise NotFoundError(f"no {kind} {doc_id} in analysis {run_id}; list them with `insights list-{kind}s`")
+            raise NotFoundError(
+                f"no {kind} {doc_id} in analysis {run_id}; list them with `insights list-{plural(kind)}`"
+            )
         return model.model_validate(body)
 
     def _all(self, docs: RunDocuments, index: DocumentIndex, kind: str, model: type[D]) -> list[D]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
+from agent.wording import count, number
 from graphs.context import AnalysisContext
 from graphs.nodes.common import toolbox
 from graphs.progress import phase
@@ -15,6 +16,6 @@ from graphs.state import AnalysisState
 def census(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
     phase(runtime, "census: computing the baseline (error rate, latency, spans, tools, markers)")
     baseline = toolbox(state, runtime).compute_census()
-    phase(runtime, f"census: {baseline.trace_count} traces, error rate {baseline.error_rate:.1%}, "
-                   f"p95 {baseline.latency_ms.get('p95')} ms")  # fmt: skip
+    phase(runtime, f"census: {count(baseline.trace_count, 'trace')}, error rate {baseline.error_rate:.1%}, "
+                   f"p95 {number(baseline.latency_ms.get('p95'))} ms")  # fmt: skip
     return {"phase": "hypothesize"}
