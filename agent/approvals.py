@@ -20,6 +20,7 @@ class ApprovalItem(BaseModel):
     id: str
     title: str
     detail: str = ""
+    severity: Severity | None = Field(default=None, description="An issue's current severity.")
 
 
 class ApprovalRequest(BaseModel):

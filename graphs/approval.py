@@ -53,7 +53,7 @@ def build_request(stage: Stage, state: AnalysisState, tools: Toolbox) -> Approva
         items = [ApprovalItem(id=h.id, title=h.statement, detail=f"{h.rationale}\nPlan: {h.testing_plan}")
                  for h in tools.list_hypotheses(HypothesisStatus.TESTING)]  # fmt: skip
     elif stage == "issues":
-        items = [ApprovalItem(id=i.id, title=f"{i.title} ({i.severity.value})", detail=i.description)
+        items = [ApprovalItem(id=i.id, title=f"{i.title} ({i.severity.value})", detail=i.description, severity=i.severity)
                  for i in tools.list_issues() if i.status is IssueStatus.OPEN]  # fmt: skip
     return ApprovalRequest(thread_id=state["thread_id"], run_id=state["run_id"], experiment_id=state["experiment_id"],
                            stage=stage, question=QUESTIONS[stage], description=analysis.description, focus=analysis.focus,

@@ -216,9 +216,10 @@ def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None
             outcome = _answer(session, outcome, approver, live)
     except PauseRequested:
         outcome = session.resume(outcome.thread_id) if outcome else None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C anywhere, Ctrl-D at a prompt
         threads = session.threads()
-        hint = f"`analyze-experiment resume {threads[0].thread_id}`" if threads else "`analyze-experiment list`"
+        thread = outcome.thread_id if outcome else threads[0].thread_id if threads else None
+        hint = f"`analyze-experiment resume {thread}`" if thread else "`analyze-experiment list`"
         click.echo(f"\nstopped; the analysis is saved; carry on with {hint}", err=True)
         sys.exit(130)
     if outcome is not None and outcome.pending is not None and slack is not None:

@@ -1,0 +1,50 @@
+"""The approvals at the terminal, answered through stdin: every change confirmed, ids in any case,
+cancelling, refusing empty reasons, asking before dropping changes, Ctrl-D like Ctrl-C."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from tests.conftest import Store
+from tests.helpers import CliRunner
+
+
+def answering(monkeypatch: pytest.MonkeyPatch, *answers: str) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("".join(a + "\n" for a in answers)))
+
+
+def test_a_person_decides_at_the_terminal(cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.insights.models import Actor, HypothesisStatus
+    from agent.insights.service import Insights
+
+    answering(monkeypatch,
+              "a",                              # the description as it is
+              "r", "",                          # reject... cancelled
+              "r", "h2", "", "not ours",        # lower-case id; an empty reason is asked again
+              "q", "n",                         # pause? not with a change made: keep deciding
+              "a",
+              "e", "i1", "", "high",            # an issue: same title, severity HIGH
+              "a")  # fmt: skip
+    result = cli("run", "--approve", "cli", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    said = " ".join(result.stderr.split())
+    assert "H2 will be rejected: not ours" in said and "an answer is needed" in said
+    assert "pause and drop the changes made here" in said and "I1 edited" in said
+    assert re.search(r"  H2  \S", result.stderr)  # titles listed next to ids when choosing
+    assert re.search(r"now (LOW|MEDIUM|CRITICAL)", said)  # the current severity, before the change
+    run_id = result.json()["run_id"]
+    insights = Insights(store.client())
+    rejected = insights.get_hypothesis(run_id, "H2")
+    assert rejected.status is HypothesisStatus.REJECTED and rejected.history[-1].actor is Actor.PERSON
+    assert insights.get_issue(run_id, "I1").severity.value == "HIGH"
+
+
+def test_ctrl_d_at_a_prompt_stops_like_ctrl_c(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    answering(monkeypatch)  # nothing to read: the prompt meets end of input
+    result = cli("run", "--approve", "cli")
+    assert result.exit_code == 130
+    (thread,) = [t["thread_id"] for t in cli.ok("list", "-o", "json").json()]
+    assert f"analyze-experiment resume {thread}" in result.stderr
