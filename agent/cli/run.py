@@ -140,13 +140,26 @@ def list_threads(output: str) -> None:
     if output == "json":
         emit_json([t.model_dump() for t in threads])
         return
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="analysis threads")
-    for column in ("thread", "experiment", "run", "phase", "waiting for", "report"):
-        table.add_column(column)
+    table = Table(
+        title="analysis threads",
+        box=box.SIMPLE_HEAD,
+        caption="report paths: `list -o json`",
+        show_edge=False,
+        pad_edge=False,
+    )
+    # ids are copied into `resume` and `insights ...`: never cut; the other columns wrap instead
+    table.add_column("thread", no_wrap=True, min_width=max((len(t.thread_id) for t in threads), default=6))
+    table.add_column("updated", no_wrap=True)
+    table.add_column("exp", max_width=8)
+    table.add_column("run", no_wrap=True, min_width=max((len(t.run_id or "") for t in threads), default=3))
+    table.add_column("state")
     for t in threads:
-        table.add_row(t.thread_id, t.experiment_id or "", t.run_id or "", t.phase, t.waiting_for or "", t.report or "")
+        state = f"waiting: {t.waiting_for}" if t.waiting_for else t.phase
+        updated = (t.updated_at or "")[5:16].replace("T", " ")  # MM-DD HH:MM, UTC like every time here
+        table.add_row(t.thread_id, updated, t.experiment_id or "", t.run_id or "", state)
     show(table)
 
 
@@ -257,8 +270,9 @@ def _finish(outcome: Outcome, output: str) -> None:
         click.echo(f"report: {outcome.report}")
         click.echo(f"analysis run: {outcome.run_id} (COMPLETED)")
     elif outcome.pending is not None:
-        click.echo(f"paused for approval of the {outcome.pending.stage}; answer with "
-                   f"`analyze-experiment resume {outcome.thread_id}`")  # fmt: skip
+        # the command on a line of its own, so a narrow terminal never wraps the thread id
+        click.echo(f"paused for approval of the {outcome.pending.stage}; answer with:\n"
+                   f"  analyze-experiment resume {outcome.thread_id}")  # fmt: skip
 
 
 # What each level of the live view shows: the steps (one line each), or every tool call in full.
