@@ -48,3 +48,16 @@ def test_ctrl_d_at_a_prompt_stops_like_ctrl_c(cli: CliRunner, monkeypatch: pytes
     assert result.exit_code == 130
     (thread,) = [t["thread_id"] for t in cli.ok("list", "-o", "json").json()]
     assert f"analyze-experiment resume {thread}" in result.stderr
+
+
+@pytest.mark.parametrize("focus", ["password resets", "reranking latency"])
+def test_a_focus_area_is_examined_first(cli: CliRunner, store: Store, focus: str) -> None:
+    from agent.insights.service import Insights
+
+    plain_run = cli.ok("run", "--approve", "auto", "-o", "json").json()["run_id"]
+    focused_run = cli.ok("run", "--approve", "auto", "--focus", focus, "-o", "json").json()["run_id"]
+    insights = Insights(store.client())
+    before = [h.statement for h in insights.list_hypotheses(plain_run)]
+    after = [h.statement for h in insights.list_hypotheses(focused_run)]
+    stem = focus.split()[0][:6]  # "passwo", "rerank"
+    assert stem in after[0].lower() and stem not in before[0].lower()

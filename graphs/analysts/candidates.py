@@ -26,6 +26,7 @@ OPERATIONAL = {
 }
 MAX_STRENGTHS = 2
 MAX_NEAR_MISSES = 2
+FOCUS_SHARE = 0.5  # a finding is about a focus area when most of its traces mention it
 TESTING_PLAN = (
     "1. Q1 selects the affected traces (the segment's traces with the outcome). 2. Count the segment against the "
     "rest of the outcome's population again and recompute the test: keep the claim only if its p-value is within "
@@ -43,7 +44,7 @@ def discovery(tools: Toolbox, census: Census) -> DiscoveryReport:
 
 def candidates(tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
     report = discovery(tools, census)
-    problems = _focused([f for f in report.findings if f.kind == "problem"], analysis.focus)
+    problems = _focused(tools, [f for f in report.findings if f.kind == "problem"], analysis.focus)
     strengths = [f for f in report.findings if f.kind == "strength"][:MAX_STRENGTHS]
     misses = [f for f in report.findings if f.kind == "near_miss"][:MAX_NEAR_MISSES]
     injected = injection_draft(tools, census)
@@ -52,10 +53,30 @@ def candidates(tools: Toolbox, census: Census, analysis: Analysis, limit: int) -
     return [*chosen, *extras, *(_draft(f, census) for f in misses)][:limit]
 
 
-def _focused(findings: list[FindingRecord], focus: list[str]) -> list[FindingRecord]:
-    """Findings that mention a focus area go first; the rest keep the engine's order."""
+def _focused(tools: Toolbox, findings: list[FindingRecord], focus: list[str]) -> list[FindingRecord]:
+    """Findings about a focus area go first: named in the statement, or most of their traces mention it.
+
+    A focus area is words, matched as stems ("refunds" finds "refund"); a finding's relevance is the
+    share of its traces mentioning each word, averaged over the words, so a word every trace has
+    ("order") does not decide alone. The rest keep the engine's order."""
+    stems = _stems(focus)
+    if not stems or not findings:
+        return findings
+    text = "lower(coalesce(request, '') || ' ' || coalesce(response, ''))"
+    shares = ", ".join(f"avg(CASE WHEN {text} LIKE '%{w}%' THEN 1.0 ELSE 0.0 END) AS s{i}" for i, w in enumerate(stems))
+    relevance = {}
+    for finding in findings:
+        result = tools.execute_sql(f"SELECT {shares} FROM traces WHERE trace_id IN (SELECT trace_id FROM "
+                                   f"({finding.affected_sql}) a)", record=False)  # fmt: skip
+        values = [float(v or 0) for v in result.rows[0]] if result.rows else [0.0]
+        named = any(w in finding.statement.lower() for w in stems)
+        relevance[finding.statement] = 1.0 if named else sum(values) / len(values)
+    return sorted(findings, key=lambda f: -r if (r := relevance[f.statement]) >= FOCUS_SHARE else 0.0)
+
+
+def _stems(focus: list[str]) -> list[str]:
     words = {w.lower() for area in focus for w in re.findall(r"[A-Za-z0-9_]{3,}", area)}
-    return sorted(findings, key=lambda f: not any(w in f.statement.lower() for w in words))
+    return sorted({re.sub(r"(ies|es|s|ing|ed)$", "", w) if len(w) > 5 else w for w in words} - {""})
 
 
 def _draft(finding: FindingRecord, census: Census) -> HypothesisDraft:
