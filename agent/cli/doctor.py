@@ -13,7 +13,12 @@ from agent.cli.common import experiment_option, output_option, runtime
               help="How many traces to search as a check.")  # fmt: skip
 @output_option
 def doctor(experiment_id: str | None, sample: int, output: str) -> None:
-    """Check the connection: which store and experiment, how many traces, and a sample search."""
+    """Check the connection: which store and experiment, how many traces, and a sample search.
+
+    \b
+    analyze-experiment doctor
+    analyze-experiment doctor -x 1 --sample 10
+    """
     from agent import console
     from agent.diagnosis import diagnose
 

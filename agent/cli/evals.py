@@ -22,7 +22,12 @@ def evals() -> None:
 def load(recordings: tuple[str, ...], experiment_name: str | None, output: str) -> None:
     """Load recordings (directories, or committed scenarios: support, travel, data, injection, all), or
     random draws as `evals run` makes them (random-<seed>, control-<seed>), into new experiments of the
-    tracking store."""
+    tracking store.
+
+    \b
+    analyze-experiment evals load support travel
+    analyze-experiment evals load ./my-recording
+    """
     import re
 
     from agent import console
@@ -75,7 +80,11 @@ def _load_draw(rt: Any, name: str, kind: str, seed: str, experiment_name: str | 
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Directory to write the recording to.")
 @output_option
 def record(experiment_id: str | None, out: Path, output: str) -> None:
-    """Record an experiment's traces (for example real production traffic) as an eval set."""
+    """Record an experiment's traces (for example real production traffic) as an eval set.
+
+    \b
+    analyze-experiment evals record -x 1 --out ./my-recording
+    """
     from agent import console
     from agent.simulation.recordings import record_experiment
 
@@ -122,6 +131,10 @@ def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Pa
     Over the random draws: recall and precision per outcome family and per cause family, and false
     issues per control. Each case runs in a fresh store under the home directory; scores are logged as
     runs of the `analyze-experiment-evals` experiment in the tracking store, to compare analyst versions.
+
+    \b
+    analyze-experiment evals run --scenario support
+    analyze-experiment evals run --random-seeds commit --jobs 2 --gate
     """
     import os
     import time

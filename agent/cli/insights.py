@@ -79,7 +79,11 @@ def _queries(values: tuple[str, ...]) -> list[Any]:
 @click.option("--run-name", help="MLflow run name. [default: the name]")
 @output_option
 def create_analysis(experiment_id: str | None, name: str, description: str, run_name: str | None, output: str) -> None:
-    """Start an analysis: a new MLflow run in the experiment."""
+    """Start an analysis: a new MLflow run in the experiment.
+
+    \b
+    analyze-experiment insights create-analysis -x 1 --name 'support bot, week 48'
+    """
     from agent import console
 
     rt = runtime()
@@ -89,9 +93,9 @@ def create_analysis(experiment_id: str | None, name: str, description: str, run_
 
 @insights.command("update-analysis")
 @run_id_option()
-@click.option("--name")
-@click.option("--description")
-@click.option("--status", type=UpperChoice(ANALYSIS_STATUSES))
+@click.option("--name", help="A new name for the analysis run.")
+@click.option("--description", help="What the traced agent does, in your words.")
+@click.option("--status", type=UpperChoice(ANALYSIS_STATUSES), help="COMPLETED makes it read-only; ACTIVE reopens it.")
 @click.option("--reason", help="Why the status changes (kept in the history).")
 @expected_version_option
 @output_option
@@ -104,7 +108,12 @@ def update_analysis(
     expected_version: int | None,
     output: str,
 ) -> None:
-    """Rename, describe, complete (read-only) or reopen (ACTIVE) an analysis."""
+    """Rename, describe, complete (read-only) or reopen (ACTIVE) an analysis.
+
+    \b
+    analyze-experiment insights update-analysis -r RUN_ID --description 'A support bot'
+    analyze-experiment insights update-analysis -r RUN_ID --status COMPLETED --reason 'report sent'
+    """
     from agent import console
     from agent.insights.models import AnalysisStatus
 
@@ -123,7 +132,11 @@ def update_analysis(
 @run_id_option()
 @output_option
 def get_analysis(run_id: str, output: str) -> None:
-    """Show one analysis."""
+    """Show one analysis.
+
+    \b
+    analyze-experiment insights get-analysis -r RUN_ID -o json
+    """
     from agent import console
 
     analysis = runtime().insights.get_analysis(run_id)
@@ -132,10 +145,14 @@ def get_analysis(run_id: str, output: str) -> None:
 
 @insights.command("list-analyses")
 @experiment_option
-@click.option("--status", type=UpperChoice(ANALYSIS_STATUSES))
+@click.option("--status", type=UpperChoice(ANALYSIS_STATUSES), help="Only analyses with this status.")
 @output_option
 def list_analyses(experiment_id: str | None, status: str | None, output: str) -> None:
-    """List the analyses of an experiment, newest first."""
+    """List the analyses of an experiment, newest first.
+
+    \b
+    analyze-experiment insights list-analyses -x 1 --status ACTIVE
+    """
     from agent import console
     from agent.insights.models import AnalysisStatus
 
@@ -153,7 +170,11 @@ def list_analyses(experiment_id: str | None, status: str | None, output: str) ->
 @engine_options
 @output_option
 def create_baseline_census(run_id: str, refresh: bool, engine: str | None, table_name: str | None, output: str) -> None:
-    """Compute the census with SQL over every trace of the experiment and store it on the run."""
+    """Compute the census with SQL over every trace of the experiment and store it on the run.
+
+    \b
+    analyze-experiment insights create-baseline-census -r RUN_ID
+    """
     from agent import console
     from agent.traces.census import compute_census
 
@@ -170,7 +191,11 @@ def create_baseline_census(run_id: str, refresh: bool, engine: str | None, table
 @run_id_option()
 @output_option
 def get_baseline_census(run_id: str, output: str) -> None:
-    """Show the stored census."""
+    """Show the stored census.
+
+    \b
+    analyze-experiment insights get-baseline-census -r RUN_ID
+    """
     from agent import console
 
     census = runtime().insights.get_census(run_id)
@@ -197,7 +222,13 @@ def create_hypothesis(
     sql_query: tuple[str, ...],
     output: str,
 ) -> None:
-    """Add a hypothesis (status TESTING). Needs the census first."""
+    """Add a hypothesis (status TESTING). Needs the census first.
+
+    \b
+    analyze-experiment insights create-hypothesis -r RUN_ID --statement 'Refund answers fail' \
+        --rationale 'census: 12% of refund traces fail' --testing-plan 'Q1 selects them' \
+        --sql-query '{"id": "Q1", "query": "SELECT trace_id FROM traces WHERE state = ''ERROR''"}'
+    """
     from agent import console
     from agent.insights.models import Actor
 
@@ -215,13 +246,15 @@ def create_hypothesis(
 
 @insights.command("update-hypothesis")
 @run_id_option()
-@click.option("--hypothesis-id", "-H", required=True)
-@click.option("--status", type=UpperChoice(HYPOTHESIS_STATUSES))
+@click.option("--hypothesis-id", "-H", required=True, help="The hypothesis, like H1.")
+@click.option(
+    "--status", type=UpperChoice(HYPOTHESIS_STATUSES), help="The verdict; needs new --evidence that supports it."
+)
 @evidence_option
 @sql_query_option
-@click.option("--statement")
-@click.option("--rationale")
-@click.option("--testing-plan")
+@click.option("--statement", help="A new statement; needs a new --sql-query that tests it.")
+@click.option("--rationale", help="A new rationale (why test it; cite the census).")
+@click.option("--testing-plan", help="A new testing plan, citing query ids.")
 @click.option("--reason", help="Why the status changes. [default: the new evidence's rationale]")
 @click.option("--reopen", is_flag=True, help="Reopen a REJECTED hypothesis (with --status TESTING).")
 @expected_version_option
@@ -240,7 +273,12 @@ def update_hypothesis(
     expected_version: int | None,
     output: str,
 ) -> None:
-    """Record evidence and queries, or change the status (which needs new evidence)."""
+    """Record evidence and queries, or change the status (which needs new evidence).
+
+    \b
+    analyze-experiment insights update-hypothesis -r RUN_ID -H H1 --status VALIDATED \
+        --evidence '{"trace_id": "tr-...", "rationale": "the lookup timed out", "supports": true}'
+    """
     from agent import console
     from agent.insights.models import Actor, HypothesisStatus
 
@@ -263,10 +301,14 @@ def update_hypothesis(
 
 @insights.command("get-hypothesis")
 @run_id_option()
-@click.option("--hypothesis-id", "-H", required=True)
+@click.option("--hypothesis-id", "-H", required=True, help="The hypothesis, like H1.")
 @output_option
 def get_hypothesis(run_id: str, hypothesis_id: str, output: str) -> None:
-    """Show one hypothesis with its evidence, queries and history."""
+    """Show one hypothesis with its evidence, queries and history.
+
+    \b
+    analyze-experiment insights get-hypothesis -r RUN_ID -H H1
+    """
     from agent import console
 
     hypothesis = runtime().insights.get_hypothesis(run_id, hypothesis_id.upper())
@@ -275,10 +317,14 @@ def get_hypothesis(run_id: str, hypothesis_id: str, output: str) -> None:
 
 @insights.command("list-hypotheses")
 @run_id_option()
-@click.option("--status", type=UpperChoice(HYPOTHESIS_STATUSES))
+@click.option("--status", type=UpperChoice(HYPOTHESIS_STATUSES), help="Only hypotheses with this status.")
 @output_option
 def list_hypotheses(run_id: str, status: str | None, output: str) -> None:
-    """List the hypotheses of an analysis."""
+    """List the hypotheses of an analysis.
+
+    \b
+    analyze-experiment insights list-hypotheses -r RUN_ID --status VALIDATED
+    """
     from agent import console
     from agent.insights.models import HypothesisStatus
 
@@ -291,7 +337,11 @@ def list_hypotheses(run_id: str, status: str | None, output: str) -> None:
 @click.option("--max-traces", default=20, show_default=True, help="Evidence traces to show in all.")
 @output_option
 def preview_hypotheses(run_id: str, max_traces: int, output: str) -> None:
-    """Each hypothesis with excerpts of its evidence traces."""
+    """Each hypothesis with excerpts of its evidence traces.
+
+    \b
+    analyze-experiment insights preview-hypotheses -r RUN_ID
+    """
     from agent import console
     from agent.previews import PreviewItem, build_previews
     from agent.traces.links import TraceLinks
@@ -316,13 +366,23 @@ def preview_hypotheses(run_id: str, max_traces: int, output: str) -> None:
 @click.option("--hypothesis-id", "-H", required=True, help="The VALIDATED hypothesis it comes from.")
 @click.option("--title", required=True, help="5-8 words, specific and fix-oriented.")
 @click.option("--description", required=True, help="What, why, impact, with numbers and denominators.")
-@click.option("--severity", required=True, type=UpperChoice(SEVERITIES))
+@click.option(
+    "--severity",
+    required=True,
+    type=UpperChoice(SEVERITIES),
+    help="LOW, MEDIUM, HIGH or CRITICAL: the share of traffic affected, weighted by what happened to it.",
+)
 @evidence_option
 @output_option
 def create_issue(
     run_id: str, hypothesis_id: str, title: str, description: str, severity: str, evidence: tuple[str, ...], output: str
 ) -> None:
-    """Promote a VALIDATED hypothesis to an issue (evidence traces must be linked)."""
+    """Promote a VALIDATED hypothesis to an issue (evidence traces must be linked).
+
+    \b
+    analyze-experiment insights create-issue -r RUN_ID -H H1 --severity HIGH \
+        --title 'Stop refund lookups from timing out' --description '12 of 40 refund traces fail'
+    """
     from agent import console
     from agent.insights.models import Actor, Severity
 
@@ -340,11 +400,11 @@ def create_issue(
 
 @insights.command("update-issue")
 @run_id_option()
-@click.option("--issue-id", "-I", required=True)
-@click.option("--status", type=UpperChoice(ISSUE_STATUSES))
-@click.option("--severity", type=UpperChoice(SEVERITIES))
-@click.option("--title")
-@click.option("--description")
+@click.option("--issue-id", "-I", required=True, help="The issue, like I1.")
+@click.option("--status", type=UpperChoice(ISSUE_STATUSES), help="The new status; a reason is kept in its history.")
+@click.option("--severity", type=UpperChoice(SEVERITIES), help="LOW, MEDIUM, HIGH or CRITICAL.")
+@click.option("--title", help="A new title, 5-8 words, fix-oriented.")
+@click.option("--description", help="A new description: what, why, impact, with numbers.")
 @evidence_option
 @click.option("--reason", help="Why the status changes (kept in the history).")
 @expected_version_option
@@ -361,7 +421,11 @@ def update_issue(
     expected_version: int | None,
     output: str,
 ) -> None:
-    """Change an issue's status, severity, wording or evidence."""
+    """Change an issue's status, severity, wording or evidence.
+
+    \b
+    analyze-experiment insights update-issue -r RUN_ID -I I1 --severity CRITICAL
+    """
     from agent import console
     from agent.insights.models import Actor, IssueStatus, Severity
 
@@ -381,12 +445,16 @@ def update_issue(
 
 
 @insights.command("get-issue")
-@click.option("--issue-id", "-I", required=True)
+@click.option("--issue-id", "-I", required=True, help="The issue, like I1.")
 @run_id_option("The analysis run; without it, every analysis of the experiment is searched.", required=False)
 @experiment_option
 @output_option
 def get_issue(issue_id: str, run_id: str | None, experiment_id: str | None, output: str) -> None:
-    """Show one issue."""
+    """Show one issue.
+
+    \b
+    analyze-experiment insights get-issue -r RUN_ID -I I1
+    """
     from agent import console
     from agent.errors import NotFoundError, UserError
 
@@ -414,7 +482,12 @@ def get_issue(issue_id: str, run_id: str | None, experiment_id: str | None, outp
 @experiment_option
 @output_option
 def list_issues(run_id: str | None, experiment_id: str | None, output: str) -> None:
-    """List issues of one analysis (--run-id) or of every analysis of the experiment."""
+    """List issues of one analysis (--run-id) or of every analysis of the experiment.
+
+    \b
+    analyze-experiment insights list-issues -r RUN_ID
+    analyze-experiment insights list-issues -x 1
+    """
     from agent import console
 
     rt = runtime()
@@ -432,7 +505,11 @@ def list_issues(run_id: str | None, experiment_id: str | None, output: str) -> N
 @click.option("--max-traces", default=20, show_default=True, help="Evidence traces to show in all.")
 @output_option
 def preview_issues(run_id: str | None, experiment_id: str | None, max_traces: int, output: str) -> None:
-    """Each issue with excerpts of its evidence traces."""
+    """Each issue with excerpts of its evidence traces.
+
+    \b
+    analyze-experiment insights preview-issues -r RUN_ID
+    """
     from agent import console
     from agent.previews import PreviewItem, build_previews
     from agent.traces.links import TraceLinks

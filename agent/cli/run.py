@@ -50,7 +50,8 @@ def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--approve", type=click.Choice(["cli", "auto", "slack"]),
               help="Who approves: you at the terminal, nobody, or your team in Slack.")  # fmt: skip
 @click.option("--slack-channel", help="Channel for --approve slack. [default: $SLACK_CHANNEL]")
-@click.option("--max-hypotheses", type=click.IntRange(1, 50), default=10, show_default=True)
+@click.option("--max-hypotheses", type=click.IntRange(1, 50), default=10, show_default=True,
+              help="How many hypotheses to derive from the census and test.")  # fmt: skip
 @click.option("--name", help="Name of the analysis run.")
 @verbosity_options
 @output_option
@@ -63,6 +64,11 @@ def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tup
     It pauses for your approval after the description, the hypotheses and the issues.
     `--approve auto` runs unattended and prints the report path. Ctrl-C leaves a
     resumable analysis: `analyze-experiment resume THREAD_ID`.
+
+    \b
+    analyze-experiment run --demo --approve auto
+    analyze-experiment run -x 1 --focus 'refund answers'
+    analyze-experiment run -x 1 --approve auto --report out/report.md -o json
     """
     from agent.session import RunOptions
 
@@ -132,7 +138,12 @@ def resume(thread_id: str, approve: str | None, decision_json: str | None, repor
 @click.command(name="list")
 @output_option
 def list_threads(output: str) -> None:
-    """Analysis threads, paused and finished, newest first."""
+    """Analysis threads, paused and finished, newest first.
+
+    \b
+    analyze-experiment list
+    analyze-experiment list -o json
+    """
     from agent.console import emit_json, show
     from agent.session import AnalysisSession
 

@@ -17,7 +17,11 @@ def runs() -> None:
 @click.option("--trace-id", "-t", "trace_ids", multiple=True, required=True, help="Repeatable.")
 @output_option
 def link_traces(run_id: str, trace_ids: tuple[str, ...], output: str) -> None:
-    """Link traces of the run's experiment to the run (any number; batched for MLflow)."""
+    """Link traces of the run's experiment to the run (any number; batched for MLflow).
+
+    \b
+    analyze-experiment runs link-traces -r RUN_ID -t tr-0123... -t tr-4567...
+    """
     from agent import console
     from agent.insights import invariants
     from agent.traces.links import TraceLinks

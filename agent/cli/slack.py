@@ -19,7 +19,11 @@ def slack() -> None:
     "--socket-mode", is_flag=True, help="Connect out to Slack instead (needs SLACK_APP_TOKEN; no public URL)."
 )
 def serve(host: str, port: int, socket_mode: bool) -> None:
-    """Receive approval clicks and resume the paused analyses they answer."""
+    """Receive approval clicks and resume the paused analyses they answer.
+
+    \b
+    analyze-experiment slack serve --port 3000
+    """
     from agent.errors import ConfigurationError
     from agent.slack.hook import SlackHook
     from agent.slack.server import http_server

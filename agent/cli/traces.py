@@ -52,7 +52,12 @@ def search(
     extract_fields: str | None,
     output: str,
 ) -> None:
-    """Search the experiment's traces."""
+    """Search the experiment's traces.
+
+    \b
+    analyze-experiment traces search -x 1 -f "trace.status = 'ERROR'" -n 20
+    analyze-experiment traces search -x 1 -r RUN_ID   # and link them to the analysis
+    """
     from agent import console
     from agent.traces.views import extract_fields as project
     from agent.traces.views import needs_spans, summarize
@@ -79,13 +84,18 @@ def search(
 
 
 @traces.command("get")
-@click.option("--trace-id", "-t", required=True)
+@click.option("--trace-id", "-t", required=True, help="The trace, like tr-0123abcd... (from `traces search`).")
 @run_id_option("Link the trace to this analysis run before showing it.", required=False)
 @click.option("--extract-fields", help=DEFAULT_FIELDS_HELP)
 @click.option("--full", is_flag=True, help="MLflow's complete trace JSON instead of the readable view.")
 @output_option
 def get(trace_id: str, run_id: str | None, extract_fields: str | None, full: bool, output: str) -> None:
-    """Read one trace: inputs, outputs, span tree, errors and assessments."""
+    """Read one trace: inputs, outputs, span tree, errors and assessments.
+
+    \b
+    analyze-experiment traces get -t tr-0123... -r RUN_ID
+    analyze-experiment traces get -t tr-0123... --extract-fields info.state,data.spans.*.name
+    """
     from agent import console
     from agent.traces.views import extract_fields as project
     from agent.traces.views import view
@@ -118,7 +128,12 @@ def get(trace_id: str, run_id: str | None, extract_fields: str | None, full: boo
 def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypothesis_id: str | None,
                 query_id: str | None, max_rows: int, timeout: float, refresh: bool, engine: str | None,
                 table_name: str | None, output: str) -> None:  # fmt: skip
-    """Run read-only SQL over the experiment's traces table (Databricks SQL, on a local DuckDB copy)."""
+    """Run read-only SQL over the experiment's traces table (Databricks SQL, on a local DuckDB copy).
+
+    \b
+    analyze-experiment traces execute-sql -x 1 --sql "SELECT state, count(*) FROM traces GROUP BY 1"
+    analyze-experiment traces execute-sql -r RUN_ID -H H1 --sql "SELECT trace_id FROM traces WHERE state = 'ERROR'"
+    """
     from agent import console
     from agent.errors import UserError
     from agent.sql_runs import experiment_of, run_sql
