@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -20,9 +21,11 @@ from rich.tree import Tree
 
 from agent.insights.models import Analysis, Census, Evidence, Hypothesis, Issue
 from agent.traces.views import TraceSummary, TraceView
+from agent.wording import count
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
+WIDE = 110  # columns from which tables show their less important columns
 
 
 def emit_json(data: Any) -> None:
@@ -153,15 +156,45 @@ def census_view(census: Census) -> Group:
     for key in ("quality_markers", "long_tail", "latency_ok_ms", "latency_error_ms"):
         record = census.sections.get(key)
         if record:
-            parts.append(_records_table(f"{key.replace('_', ' ')} ({ids.get(key, '?')})", [record]))
+            parts += _single_record_tables(key.replace("_", " "), ids.get(key, "?"), record)
     return Group(*parts)
 
 
-def _records_table(title: str, rows: list[dict[str, Any]]) -> Table:
-    table = Table(*rows[0].keys(), title=title, title_justify="left")
+def _single_record_tables(name: str, query_id: str, record: dict[str, Any]) -> list[Table]:
+    """Counts and length percentiles side by side overflow 80 columns, so percentiles of a length get
+    a table of their own whose title says the unit once."""
+    lengths = {k.removesuffix("_chars"): v for k, v in record.items() if k.startswith("p") and k.endswith("_chars")}
+    rest = {k: v for k, v in record.items() if k.removesuffix("_chars") not in lengths}
+    tables = [_records_table(f"{name} ({query_id})", [rest], caption=_long_tail_caption(rest))] if rest else []
+    if lengths:
+        tables.append(_records_table(f"response length in characters ({query_id})", [lengths]))
+    return tables
+
+
+def _records_table(title: str, rows: list[dict[str, Any]], caption: str | None = None) -> Table:
+    # spaced headers wrap onto two lines in a narrow terminal instead of being cut to "empty_respo…"
+    table = Table(*[_header(key) for key in rows[0]], title=title, title_justify="left", caption=caption,
+                  caption_justify="left", min_width=len(title))  # fmt: skip
     for row in rows:
         table.add_row(*[plain(_cell(key, value)) for key, value in row.items()])
     return table
+
+
+def _header(key: str) -> str:
+    name = key.replace("_", " ")
+    return name.removesuffix(" chars") + " (chars)" if name.endswith(" chars") else name
+
+
+def _long_tail_caption(record: dict[str, Any]) -> str | None:
+    """The long tail as a sentence: its count only means something next to its denominator and cut."""
+    if not {"long_responses", "ok_responses", "longer_than_chars"} <= record.keys():
+        return None
+    long, total, cut = record["long_responses"], record["ok_responses"], record["longer_than_chars"]
+    if not total or cut is None:
+        return "no OK responses to measure"
+    median = record.get("median_chars")
+    basis = f", {cut / median:g} times the median of {_num(median)}" if median else ""
+    return f"{long:,} of {total:,} OK responses ({long / total:.1%}) are longer than {_num(cut)} characters{basis}"
 
 
 def _cell(key: str, value: Any) -> Any:
@@ -175,24 +208,34 @@ def _cell(key: str, value: Any) -> Any:
 
 
 def trace_summaries_table(summaries: Sequence[TraceSummary], linked_to: str | None) -> Table:
-    title = f"{len(summaries)} traces" + (f", linked to run {linked_to}" if linked_to else "")
-    table = Table(title=title)
-    table.add_column("trace id", no_wrap=True)
-    table.add_column("time", no_wrap=True)
-    for name in ("state", "ms"):
+    title = count(len(summaries), "trace") + (f", linked to run {linked_to}" if linked_to else "")
+    table = _id_table(title, "trace id", [s.trace_id for s in summaries])
+    table.add_column("time (UTC)", no_wrap=True, min_width=11)
+    table.add_column("state", no_wrap=True, min_width=5)
+    table.add_column("ms", no_wrap=True, min_width=6, justify="right")
+    # what gives way when the terminal is narrow: text columns, then their width; never the id
+    kept = ("request", "response", "name")[: _fitting(out.width, (0, 90, WIDE))]
+    texts = [name for name in ("name", "request", "response") if name in kept]
+    ids = max((len(s.trace_id) for s in summaries), default=8)
+    room = min(40, max(8, (out.width - ids - 22 - 3 * (3 + len(texts))) // len(texts)))
+    for name in texts:
         table.add_column(name, no_wrap=True)
-    for name in ("name", "request", "response"):
-        table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=40)
     for s in summaries:
-        table.add_row(
-            s.trace_id,
-            s.request_time[:16].replace("T", " "),
-            _status(s.state),
-            _num(s.execution_duration_ms),
-            plain(s.name),
-            plain(_short(s.request_preview)),
-            plain(_short(s.response_preview)),
-        )
+        values = {"name": s.name, "request": s.request_preview, "response": s.response_preview}
+        table.add_row(s.trace_id, s.request_time[5:16].replace("T", " "), _status(s.state),
+                      _num(s.execution_duration_ms), *[plain(_short(values[t], room)) for t in texts])  # fmt: skip
+    return table
+
+
+def _fitting(width: int, floors: tuple[int, ...]) -> int:
+    """How many of the optional columns fit: one per floor the width reaches."""
+    return sum(width >= floor for floor in floors)
+
+
+def _id_table(title: str, id_header: str, ids: Sequence[str], **options: Any) -> Table:
+    """A table whose first column holds ids people copy into other commands: never wrapped or cut."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, **options)
+    table.add_column(id_header, no_wrap=True, min_width=max((len(i) for i in ids), default=len(id_header)))
     return table
 
 
@@ -301,17 +344,16 @@ def diagnosis_view(report: Any) -> Group:
 def previews_view(previews: Sequence[Any]) -> Group:
     parts: list[Any] = []
     for p in previews:
-        table = Table("trace", "supports", "state", "request", "response", "rationale", box=None)
-        table.columns[0].no_wrap = True
+        table = _id_table("", "trace", [e.trace_id for e in p.evidence])
+        table.add_column("+/-", no_wrap=True, min_width=3)
+        table.add_column("state", no_wrap=True, min_width=5)
+        wide = out.width >= WIDE
+        for name in ("request", "response", "rationale") if wide else ("rationale",):
+            table.add_column(name, ratio=1)
         for e in p.evidence:
-            table.add_row(
-                e.trace_id,
-                "yes" if e.supports else "no",
-                plain(e.state or "?"),
-                plain(_short(e.request_excerpt, 50)),
-                plain(_short(e.response_excerpt, 50)),
-                plain(_short(e.rationale, 60)),
-            )
+            texts = [plain(_short(e.request_excerpt, 50)), plain(_short(e.response_excerpt, 50))] if wide else []
+            table.add_row(e.trace_id, "+" if e.supports else "-", plain(e.state or "?"), *texts,
+                          plain(_short(e.rationale, 120)))  # fmt: skip
         caption = f"{p.evidence_not_shown} more evidence traces not shown" if p.evidence_not_shown else None
         title = Text(f"{p.id} [{p.status}] ") + plain(p.title)
         parts.append(Panel(Group(table, Text(caption or "", style="dim")), title=title, title_align="left"))

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from agent.insights.models import Actor, Analysis, Category, Census, Hypothesis, HypothesisStatus, Issue, IssueStatus
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from matplotlib.axes import Axes
+    from matplotlib.axis import Axis
+    from matplotlib.figure import Figure
 
 
 class Excerpt(BaseModel):
@@ -277,44 +284,18 @@ def _next_steps(f: ReportFacts) -> str:
 
 def render_charts(facts: ReportFacts, out_dir: Path) -> list[str]:
     """PNG charts (latency distribution, errors over time, issues by affected traces)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out_dir.mkdir(parents=True, exist_ok=True)
-    files: list[str] = []
-    c = facts.charts
-    if c.durations_ms:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        ax.hist([d / 1000 for d in c.durations_ms], bins=40, color="#4878a8")
-        ax.set(title="Latency of OK traces", xlabel="seconds", ylabel="traces")
-        files.append(_save(fig, out_dir / "latency_distribution.png"))
-    if c.errors_by_hour:
-        fig, ax = plt.subplots(figsize=(7, 3.2))
-        labels = [h for h, _, _ in c.errors_by_hour]
-        ax.bar(range(len(labels)), [t for _, t, _ in c.errors_by_hour], color="#c8d8e8", label="traces")
-        ax.bar(range(len(labels)), [e for _, _, e in c.errors_by_hour], color="#c44e52", label="errors")
-        ax.set(title="Traces and errors per hour", ylabel="traces")
-        ax.set_xticks([])
-        ax.legend()
-        files.append(_save(fig, out_dir / "errors_over_time.png"))
-    reported = [(i.id, facts.affected.get(i.id, 0)) for i in facts.reported_issues]
-    if reported:
-        fig, ax = plt.subplots(figsize=(7, 0.5 + 0.4 * len(reported)))
-        ax.barh([r[0] for r in reported], [r[1] for r in reported], color="#dd8452")
-        ax.invert_yaxis()
-        ax.set(title="Issues by affected traces", xlabel="traces")
-        files.append(_save(fig, out_dir / "issues_by_affected_traces.png"))
-    return files
+    charts = {
+        "latency_distribution.png": latency_chart(facts),
+        "errors_over_time.png": errors_over_time_chart(facts),
+        "issues_by_affected_traces.png": issues_chart(facts),
+    }
+    return [_save(fig, out_dir / name) for name, fig in charts.items() if fig is not None]
 
 
-def _save(fig: Any, path: Path) -> str:
+def _save(fig: Figure, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return str(path)
 
 
@@ -336,3 +317,176 @@ def _pct(value: Any) -> str:
 
 def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f} ms"
+
+
+# -- charts -----------------------------------------------------------------------------------------
+
+MAX_TIME_TICKS = 8
+ISSUE_TITLE_WIDTH = 44  # characters per label line; two lines leave the bars half of 10 inches
+SEVERITY_COLOURS = {"CRITICAL": "#67000d", "HIGH": "#cb181d", "MEDIUM": "#fd8d3c", "LOW": "#9ecae1"}
+
+
+def latency_chart(facts: ReportFacts) -> Figure | None:
+    seconds = [d / 1000 for d in facts.charts.durations_ms]
+    if not seconds:
+        return None
+    fig, ax = _figure(8, 3.4)
+    log = _log_scaled(seconds)
+    ax.hist(seconds, bins=_log_bins(seconds) if log else 40, color="#4878a8")
+    if log:
+        ax.set_xscale("log")
+        _plain_numbers(ax.xaxis)
+    for name, ms, style in (("median", facts.stats.p50_ok_ms, "--"), ("p95", facts.stats.p95_ok_ms, ":")):
+        if ms is not None:
+            ax.axvline(ms / 1000, color="#222222", linestyle=style, linewidth=1.2, label=f"{name} {ms / 1000:,.2f} s")
+    _integer_ticks(ax.yaxis)
+    ax.set_xlabel("latency (seconds, log scale)" if log else "latency (seconds)")
+    ax.set_ylabel("OK traces")
+    _title_and_legend(ax, f"Latency of OK traces ({len(seconds):,})")
+    return fig
+
+
+def errors_over_time_chart(facts: ReportFacts) -> Figure | None:
+    rows = facts.charts.errors_by_hour
+    if not rows:
+        return None
+    fig, ax = _figure(8, 3.6)
+    hours = _parse_hours([h for h, _, _ in rows])
+    if hours is None:
+        _labelled_bars(ax, [h for h, _, _ in rows], [t for _, t, _ in rows], [e for _, _, e in rows])
+    else:
+        timed = sorted(zip(hours, rows, strict=True))  # offsets converted to UTC can change the order
+        _hourly_bars(ax, [h for h, _ in timed], [r[1] for _, r in timed], [r[2] for _, r in timed])
+    _integer_ticks(ax.yaxis)
+    ax.set_ylabel("traces per hour")
+    _title_and_legend(ax, "Traces and errors per hour")
+    return fig
+
+
+def issues_chart(facts: ReportFacts) -> Figure | None:
+    # an issue whose query was not counted sorts last rather than posing as zero affected traces
+    issues = sorted(facts.reported_issues, key=lambda i: -facts.affected.get(i.id, -1))
+    if not issues:
+        return None
+    from matplotlib.patches import Patch
+
+    fig, ax = _figure(10, 1.2 + 0.62 * len(issues))
+    counts = [facts.affected.get(i.id) for i in issues]
+    colours = [SEVERITY_COLOURS.get(i.severity.value, "#888888") for i in issues]
+    bars = ax.barh(range(len(issues)), [c or 0 for c in counts], color=colours)
+    ax.set_yticks(range(len(issues)), [_issue_label(i) for i in issues], fontsize=9)
+    ax.invert_yaxis()
+    ax.bar_label(bars, ["not counted" if c is None else f"{c:,}" for c in counts], padding=3, fontsize=9)
+    ax.margins(x=0.15)
+    _integer_ticks(ax.xaxis)
+    ax.set_xlabel("traces affected (selected by the issue's query)")
+    shown = [s for s in SEVERITY_COLOURS if any(i.severity.value == s for i in issues)]
+    ax.set_title("Issues by affected traces", loc="left")
+    # beside the plot, not in it: with equal counts every bar reaches the right edge
+    ax.legend(handles=[Patch(color=SEVERITY_COLOURS[s], label=s) for s in shown], title="severity",
+              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title_fontsize=8)  # fmt: skip
+    return fig
+
+
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
+    # a Figure with its own Agg canvas: no pyplot state, no window, safe from any thread
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
+
+
+def _title_and_legend(ax: Axes, title: str) -> None:
+    """Title on the left and legend on the right, both above the plot, so neither hides a bar."""
+    ax.set_title(title, loc="left")
+    handles = ax.get_legend_handles_labels()[0]
+    if handles:
+        ax.legend(loc="lower right", bbox_to_anchor=(1, 1), ncols=len(handles), frameon=False, fontsize=9)
+
+
+def _integer_ticks(axis: Axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _plain_numbers(axis: Axis) -> None:
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+
+
+def _log_scaled(seconds: list[float]) -> bool:
+    """A few very slow traces squeeze every other one into the first bin of a linear axis."""
+    ordered = sorted(seconds)
+    median = ordered[len(ordered) // 2]
+    return ordered[0] > 0 and ordered[-1] > 20 * median
+
+
+def _log_bins(seconds: list[float], count: int = 40) -> list[float]:
+    low, high = min(seconds), max(seconds)
+    return [low * (high / low) ** (k / count) for k in range(count + 1)]
+
+
+def _parse_hours(values: list[str]) -> list[datetime] | None:
+    """The engines return hours as naive UTC timestamps or ISO strings with an offset; None if any
+    one is neither, and the chart falls back to the labels as given."""
+    from datetime import UTC, datetime
+
+    try:
+        parsed = [datetime.fromisoformat(v) for v in values]
+    except ValueError:
+        return None
+    return [p.astimezone(UTC).replace(tzinfo=None) if p.tzinfo else p for p in parsed]
+
+
+def _hourly_bars(ax: Axes, hours: list[datetime], traces: list[int], errors: list[int]) -> None:
+    """Bars at their real time, so hours without traffic show as gaps, on an axis of hours since the first."""
+    from datetime import timedelta
+
+    one = timedelta(hours=1)
+    x = [(h - hours[0]) / one for h in hours]
+    ax.bar(x, traces, width=0.9, align="edge", color="#9fbcd8", linewidth=0, label=f"all traces ({sum(traces):,})")
+    ax.bar(x, errors, width=0.9, align="edge", color="#c44e52", linewidth=0, label=f"failed ({sum(errors):,})")
+    ax.set_xlim(-0.5, x[-1] + 1.5)
+    ticks, pattern = _time_ticks(hours[0], hours[-1] + one)
+    ax.set_xticks([(t - hours[0]) / one for t in ticks], [t.strftime(pattern) for t in ticks], rotation=30,
+                  ha="right")  # fmt: skip
+    ax.set_xlabel(f"hour starting, UTC ({hours[0]:%Y-%m-%d %H:%M} to {hours[-1]:%Y-%m-%d %H:%M})")
+
+
+def _time_ticks(start: datetime, end: datetime) -> tuple[list[datetime], str]:
+    """Fewer than MAX_TIME_TICKS whole hours within [start, end], on multiples of the step since
+    midnight so labels read 00:00, 06:00, 12:00; for longer spans whole days, labelled by date alone."""
+    import math
+    from datetime import timedelta
+
+    span = (end - start) / timedelta(hours=1)
+    step = next((s for s in (1, 2, 3, 4, 6, 12) if span / s < MAX_TIME_TICKS), None)
+    step = step or 24 * (math.floor(span / (24 * MAX_TIME_TICKS)) + 1)
+    midnight = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = math.ceil((start - midnight) / timedelta(hours=step))
+    ticks = [midnight + timedelta(hours=step * k) for k in range(first, first + MAX_TIME_TICKS + 1)]
+    return [t for t in ticks if t <= end], "%b %d" if step >= 24 else "%b %d %H:%M"
+
+
+def _labelled_bars(ax: Axes, labels: list[str], traces: list[int], errors: list[int]) -> None:
+    import math
+
+    positions = range(len(labels))
+    ax.bar(positions, traces, color="#9fbcd8", label=f"all traces ({sum(traces):,})")
+    ax.bar(positions, errors, color="#c44e52", label=f"failed ({sum(errors):,})")
+    shown = positions[:: math.ceil(len(labels) / MAX_TIME_TICKS)]
+    ax.set_xticks(shown, [labels[i] for i in shown], rotation=30, ha="right", fontsize=8)
+    ax.set_xlabel("hour")
+
+
+def _issue_label(issue: Issue) -> str:
+    import textwrap
+
+    # "$" would start matplotlib's math mode in a title that came from a model or a trace
+    title = issue.title.replace("$", r"\$")
+    lines = textwrap.wrap(title, ISSUE_TITLE_WIDTH, max_lines=2, placeholder=" …")
+    return "\n".join([f"{issue.id} · {issue.severity.value}", *lines])

@@ -87,7 +87,7 @@ class AnalysisSession:
         first: dict[str, Any] = {
             "thread_id": thread_id,
             "experiment_id": options.experiment_id,
-            "name": options.name or f"analysis {thread_id}",
+            "name": options.name or self._default_name(options.experiment_id, thread_id),
             "model": model,
             "max_hypotheses": options.max_hypotheses,
             "tracking_uri": self.rt.settings.display_uri(),
@@ -108,6 +108,15 @@ class AnalysisSession:
             self._report_path = report_path
         with thread_lock(self.rt.settings.home, thread_id):
             return self._resume(thread_id, decision)
+
+    def _default_name(self, experiment_id: str, thread_id: str) -> str:
+        """What the report is titled: the experiment, the day and the thread, e.g. 'support-bot, 2026-11-28 (ax-…)'."""
+        from datetime import UTC, datetime
+
+        from agent.tracking import retry_transient
+
+        experiment = retry_transient(self.rt.client.get_experiment)(experiment_id).name
+        return f"{experiment}, {datetime.now(UTC):%Y-%m-%d} ({thread_id})"
 
     def _preflight(self, options: RunOptions) -> None:
         """Refuse now what would fail mid-way, before a thread or an analysis run exists."""

@@ -79,7 +79,7 @@ def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cl
 
     text = report.read_text()
     for section in ("## Run information", "## Summary statistics", "## Operational issues", "## Quality issues",
-                    "## Refuted hypotheses", "## Strengths", "## Recommendations and next steps"):  # fmt: skip
+                    "## Hypotheses and outcomes", "## Strengths", "## Recommendations and next steps"):  # fmt: skip
         assert section in text
     for issue in insights.list_issues(run_id):
         assert f"### {issue.id}:" in text

@@ -59,5 +59,5 @@ def test_a_focus_area_is_examined_first(cli: CliRunner, store: Store, focus: str
     insights = Insights(store.client())
     before = [h.statement for h in insights.list_hypotheses(plain_run)]
     after = [h.statement for h in insights.list_hypotheses(focused_run)]
-    stem = focus.split()[0][:6]  # "passwo", "rerank"
+    stem = focus.split(maxsplit=1)[0][:6]  # "passwo", "rerank"
     assert stem in after[0].lower() and stem not in before[0].lower()
