@@ -21,7 +21,7 @@ from rich.tree import Tree
 
 from agent.insights.models import Analysis, Census, Evidence, Hypothesis, Issue
 from agent.traces.views import TraceSummary, TraceView
-from agent.wording import count
+from agent.wording import count, number
 
 out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False)
@@ -81,7 +81,7 @@ def analyses_table(analyses: Sequence[Analysis]) -> Table:
 
 
 def hypotheses_table(hypotheses: Sequence[Hypothesis]) -> Table:
-    table = Table("id", "status", "statement", "evidence (+/-)", "queries", title=f"{len(hypotheses)} hypotheses")
+    table = Table("id", "status", "statement", "evidence (+/-)", "queries", title=count(len(hypotheses), "hypothesis"))
     for h in hypotheses:
         table.add_row(
             h.id, _status(h.status.value), plain(h.statement), _evidence_counts(h.evidence), str(len(h.sql_queries))
@@ -115,7 +115,9 @@ def hypothesis_panel(h: Hypothesis) -> Panel:
 
 def issues_table(issues: Iterable[tuple[str | None, Issue]]) -> Table:
     rows = list(issues)
-    table = Table("id", "severity", "status", "title", "hypothesis", "evidence", "run id", title=f"{len(rows)} issues")
+    table = Table(
+        "id", "severity", "status", "title", "hypothesis", "evidence", "run id", title=count(len(rows), "issue")
+    )
     for run_id, i in rows:
         table.add_row(
             i.id,
@@ -362,9 +364,9 @@ def previews_view(previews: Sequence[Any]) -> Group:
 
 def query_view(outcome: Any) -> Group:
     result = outcome.result
-    table = Table(*result.columns, title=f"{result.row_count} rows")
+    table = Table(*result.columns, title=count(result.row_count, "row"))
     for row in result.rows:
-        table.add_row(*[plain(json.dumps(v, default=str) if isinstance(v, list | dict) else v) for v in row])
+        table.add_row(*[plain(_query_cell(v)) for v in row])
     parts: list[Any] = [table]
     if result.rows_cut:
         parts.append(Text(f"{result.rows_cut} more rows not shown (raise --max-rows or aggregate)", style="yellow"))
@@ -373,6 +375,13 @@ def query_view(outcome: Any) -> Group:
     if outcome.recorded_as:
         parts.append(Text(f"recorded as {outcome.recorded_as}", style="dim"))
     return Group(*parts)
+
+
+def _query_cell(value: Any) -> Any:
+    """Floats rounded for reading (the JSON output keeps them exact); lists and maps as JSON."""
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=str)
+    return number(value) if isinstance(value, float) else value
 
 
 def json_text(data: Any) -> str:

@@ -173,15 +173,13 @@ def _issues(f: ReportFacts, category: Category, title: str) -> str:
             "",
             _quote(issue.description),
         ]
-        for trace_id in ids[:2]:
-            ex = f.excerpts.get(trace_id)
+        for evidence in issue.evidence[:2]:
+            ex = f.excerpts.get(evidence.trace_id)
             if ex:
-                lines += [
-                    "",
-                    f"`{trace_id}`:",
-                    "",
-                    _quote(f"request: {ex.request or '(empty)'}\nresponse: {ex.response or '(empty)'}"),
-                ]
+                # what the trace shows of the finding first (a slow span's time, the failing step), then its text
+                shown = (f"what it shows: {evidence.rationale}\nrequest: {ex.request or '(empty)'}\n"
+                         f"response: {ex.response or '(empty)'}")  # fmt: skip
+                lines += ["", f"`{evidence.trace_id}`:", "", _quote(shown)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
 

@@ -263,6 +263,8 @@ def test_what_people_read_is_rounded_and_counted(cli: CliRunner, validated: Work
     hypothesis = as_json(cli, [*validated.get("hypothesis", "H1"), "-o", "json"])
     (summary,) = [q["result_summary"] for q in hypothesis["sql_queries"] if q["query"] == sql]
     assert summary.startswith("1 row; first: ms=") and not re.search(r"\d\.\d{4,}", summary)
+    shown = cli.ok("traces", "execute-sql", "--sql", sql).stdout
+    assert "1 row" in shown and not re.search(r"\d\.\d{4,}", shown)
     exact = cli.ok("traces", "execute-sql", "--sql", sql, "-o", "json").json()["result"]["rows"][0][0]
     assert re.search(r"\.\d{4,}", repr(exact))  # JSON keeps full precision
     assert "`insights list-hypotheses`" in cli.refused(*validated.get("hypothesis", "H9"))

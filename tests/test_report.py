@@ -61,6 +61,15 @@ def test_an_empty_response_says_so() -> None:
     assert "> response: (empty)" in text
 
 
+def test_evidence_is_quoted_with_what_it_shows_of_the_finding() -> None:
+    issue = Issue(id="I1", title="Fix the slow lookup step now", description="d", severity=Severity.HIGH,
+                  hypothesis_id="H1", evidence=[Evidence(trace_id="tr-1", rationale="slowest span lookup 9,120 ms",
+                                                         supports=True)])  # fmt: skip
+    text = render_markdown(_facts(issues=[issue]), [])
+    quoted = text.split("`tr-1`:")[1]
+    assert quoted.index("what it shows: slowest span lookup 9,120 ms") < quoted.index("request: where is it?")
+
+
 def test_the_report_says_how_to_open_the_run_in_mlflow() -> None:
     text = render_markdown(_facts(), [])
     assert "`mlflow ui --backend-store-uri 'sqlite:////data/my store/mlflow.db'`" in text
