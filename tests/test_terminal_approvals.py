@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,14 @@ def test_a_focus_area_is_examined_first(cli: CliRunner, store: Store, focus: str
     after = [h.statement for h in insights.list_hypotheses(focused_run)]
     stem = focus.split(maxsplit=1)[0][:6]  # "passwo", "rerank"
     assert stem in after[0].lower() and stem not in before[0].lower()
+
+
+def test_resume_writes_the_report_where_it_is_told(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    answering(monkeypatch, "q")
+    thread = cli.ok("run", "--approve", "cli", "-o", "json").json()["thread_id"]
+    assert "cannot write the report" in cli.refused("resume", thread, "--report", "/proc/nope/report.md")
+    wanted = tmp_path / "reports" / "week-48.md"
+    done = cli.ok("resume", thread, "--approve", "auto", "--report", str(wanted), "-o", "json").json()
+    assert done["report"] == str(wanted) and wanted.read_text(encoding="utf-8").startswith("# Analysis report")
