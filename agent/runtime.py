@@ -114,5 +114,7 @@ class Runtime:
         from agent.redaction import redact
 
         s = self.settings
-        secrets = [s.databricks_token, s.openai_api_key, s.slack_bot_token, s.slack_signing_secret, s.slack_app_token]
+        # Not the MLflow username: an identity, not a secret, and replacing a short name everywhere would mangle text.
+        secrets = [s.databricks_token, s.openai_api_key, s.slack_bot_token, s.slack_signing_secret, s.slack_app_token,
+                   s.mlflow_tracking_password, s.mlflow_tracking_token]  # fmt: skip
         return redact(text, [secret.get_secret_value() for secret in secrets if secret])

@@ -45,6 +45,10 @@ class Settings(BaseModel):
     databricks_token: SecretStr | None = None
     databricks_profile: str | None = None
     databricks_warehouse_id: str | None = None
+    mlflow_tracking_username: SecretStr | None = None
+    mlflow_tracking_password: SecretStr | None = None
+    mlflow_tracking_token: SecretStr | None = None
+    artifacts_progress_bar: str = "false"
     trace_table_name: str | None = None
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
@@ -83,11 +87,18 @@ class Settings(BaseModel):
         return self.tracking_uri
 
     def mlflow_environment(self) -> dict[str, str]:
-        """Variables MLflow itself reads (Databricks auth); applied to the process before connecting.
+        """Variables MLflow itself reads (server and Databricks auth, switches); applied to the process
+        before connecting, because MLflow reads them there and never from our --env-file.
 
         The tracking URI is not among them: it is passed to each client explicitly.
         """
-        env: dict[str, str] = {}
+        # MLflow's artifact downloads draw a progress bar on every read (with tqdm installed).
+        env = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": self.artifacts_progress_bar}
+        for name, secret in (("MLFLOW_TRACKING_USERNAME", self.mlflow_tracking_username),
+                             ("MLFLOW_TRACKING_PASSWORD", self.mlflow_tracking_password),
+                             ("MLFLOW_TRACKING_TOKEN", self.mlflow_tracking_token)):  # fmt: skip
+            if secret:
+                env[name] = secret.get_secret_value()
         if self.databricks_host:
             env["DATABRICKS_HOST"] = self.databricks_host
         if self.databricks_token:
@@ -144,6 +155,10 @@ def load_settings(
         databricks_token=SecretStr(values["DATABRICKS_TOKEN"]) if values.get("DATABRICKS_TOKEN") else None,
         databricks_profile=values.get("DATABRICKS_CONFIG_PROFILE") or None,
         databricks_warehouse_id=values.get("DATABRICKS_WAREHOUSE_ID") or None,
+        mlflow_tracking_username=_secret(values, "MLFLOW_TRACKING_USERNAME"),
+        mlflow_tracking_password=_secret(values, "MLFLOW_TRACKING_PASSWORD"),
+        mlflow_tracking_token=_secret(values, "MLFLOW_TRACKING_TOKEN"),
+        artifacts_progress_bar=values.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR") or "false",
         trace_table_name=values.get("MLFLOW_TRACE_TABLE_NAME") or None,
         openai_api_key=SecretStr(values["OPENAI_API_KEY"]) if values.get("OPENAI_API_KEY") else None,
         openai_base_url=values.get("OPENAI_BASE_URL") or None,

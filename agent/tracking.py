@@ -76,7 +76,7 @@ def retry_transient(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def prepare_environment(settings: Settings) -> None:
-    """MLflow reads auth and a few switches from the process environment."""
+    """MLflow reads auth and a few switches from the process environment, not from our env file."""
     os.environ.update(settings.mlflow_environment())
     # Keep MLflow off the network unless the user asked otherwise.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -94,17 +94,68 @@ def check_store_exists(settings: Settings) -> None:
         return
     path = local_store_path(settings.tracking_uri)
     if path is not None and not path.exists():
-        raise ConfigurationError(f"there is no MLflow store at {path}; check MLFLOW_TRACKING_URI (or --tracking-uri)")
+        what = "file" if settings.store_kind == "sqlite" else "directory"
+        raise ConfigurationError(
+            f"there is no MLflow store at {path} (no such {what}); check MLFLOW_TRACKING_URI (or --tracking-uri)"
+        )
+
+
+def create_sqlite_store(settings: Settings) -> None:
+    """For commands that write new data (demo): a SQLite store that does not exist yet is created, as
+    MLflow would; only commands that read refuse a missing one. MLflow adds its tables on first use."""
+    import sqlite3
+
+    path = local_store_path(settings.tracking_uri) if settings.store_kind == "sqlite" else None
+    if path is None or path.exists():
+        return
+    try:
+        _require_creatable_directory(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).close()
+    except (OSError, sqlite3.Error) as error:
+        raise ConfigurationError(
+            f"cannot create the SQLite store {path} ({error}); pass --tracking-uri sqlite:///PATH "
+            "with PATH in a directory you can write to"
+        ) from error
+
+
+def _require_creatable_directory(folder: Path) -> None:
+    """Refuse before creating any directory, so a path that cannot be made leaves nothing behind."""
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"{existing} is not writable")
 
 
 def local_store_path(uri: str) -> Path | None:
     parsed = urlparse(uri)
     if parsed.scheme == "sqlite":
         raw = uri.split("://", 1)[1]
-        return None if raw in {"", "/:memory:"} else Path(raw[1:] if raw.startswith("/") else raw)
+        return None if raw in {"", "/:memory:"} else Path(raw[1:] if raw.startswith("/") else raw).absolute()
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     return None
+
+
+def file_store_path(uri: str) -> Path | None:
+    """The directory of a file store (a file:// URI or a bare path), None for any other store."""
+    scheme = urlparse(uri).scheme
+    if scheme == "file" or (not scheme and not uri.startswith("databricks")):
+        return Path(unquote(urlparse(uri).path)).absolute()
+    return None
+
+
+def file_store_refusal(uri: str) -> str | None:
+    """Why an analysis cannot use a file store, and the way out; None for other stores."""
+    path = file_store_path(uri)
+    if path is None:
+        return None
+    return (
+        f"the file store {path} cannot link traces to runs, which analyses need (MLflow keeps file stores "
+        f"in maintenance mode); migrate it with `mlflow migrate-filestore --source {path} --target "
+        "sqlite:///mlflow.db` and use that URI"
+    )
 
 
 def unreachable_store(settings: Settings) -> str | None:
@@ -141,11 +192,22 @@ def connect(settings: Settings) -> MlflowClient:
     if problem:
         raise StoreUnavailableError(problem)
     prepare_environment(settings)
-    # MLflow's INFO lines (migrations, queue flushes) are noise on a command line; warnings stay.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow import MlflowClient
 
+    quiet_mlflow_logging()
     return MlflowClient(tracking_uri=settings.tracking_uri)
+
+
+def quiet_mlflow_logging() -> None:
+    """MLflow's INFO lines (creating and migrating a new store, queue flushes) are noise on a command
+    line; warnings and errors stay. Importing mlflow sets its loggers to INFO, so this must come after
+    that import. A user who sets MLFLOW_LOGGING_LEVEL gets what they asked for."""
+    import mlflow  # noqa: F401
+
+    if os.environ.get("MLFLOW_LOGGING_LEVEL"):
+        return
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @contextmanager

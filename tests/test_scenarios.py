@@ -99,7 +99,7 @@ def test_loading_refuses_unknown_and_duplicate(cli: CliRunner) -> None:
 def test_demo_scenarios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runner = CliRunner(capsys)
     made = runner.ok("demo", "--scenario", "travel", "--traces", "40", "-o", "json").json()
-    assert (made["name"], made["traces"]) == ("demo-travel", 40)
+    assert (made["name"], made["traces"]) == ("demo-travel-40-s7", 40)
     assert "'nope' is not one of" in runner.refused("demo", "--scenario", "nope")
 
 

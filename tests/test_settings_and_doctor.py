@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -175,3 +176,116 @@ def test_every_command_fails_fast_on_a_dead_server(cli: CliRunner) -> None:
         result = cli("--tracking-uri", f"http://127.0.0.1:{port}", "insights", "list-analyses", "-x", "1")
     assert result.exit_code == 1
     assert f"nothing answers at http://127.0.0.1:{port}" in result.stderr
+
+
+PASSWORD = "s3cret-pass-0123456789"
+MLFLOW_TOKEN = "mlflow-token-abcdef0123456789"
+
+
+@pytest.fixture
+def guarded_server() -> Iterator[tuple[str, list[str]]]:
+    """Stands in for an `mlflow server` behind auth: records the credentials each call brings, refuses
+    them all, and carelessly echoes them back."""
+    import base64
+
+    seen: list[str] = []
+
+    class Guarded(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            header = self.headers.get("Authorization", "")
+            seen.append(header)
+            scheme, _, value = header.partition(" ")
+            shown = base64.b64decode(value).decode() if scheme == "Basic" else value
+            body = json.dumps({"error_code": "PERMISSION_DENIED", "message": f"{shown!r} may not read this"})
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Guarded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("credentials", "header", "secret"),
+    [
+        (
+            f"MLFLOW_TRACKING_USERNAME=alice\nMLFLOW_TRACKING_PASSWORD={PASSWORD}\n",
+            "Basic " + base64.b64encode(f"alice:{PASSWORD}".encode()).decode(),
+            PASSWORD,
+        ),
+        (f"MLFLOW_TRACKING_TOKEN={MLFLOW_TOKEN}\n", f"Bearer {MLFLOW_TOKEN}", MLFLOW_TOKEN),
+    ],
+)
+def test_env_file_credentials_reach_the_tracking_server(
+    tmp_path: Path, guarded_server: tuple[str, list[str]], credentials: str, header: str, secret: str
+) -> None:
+    """They were read from --env-file but never exported, so MLflow's client logged in without them."""
+    from tests.helpers import cli_process
+
+    url, seen = guarded_server
+    env_file = tmp_path / "server.env"
+    env_file.write_text(credentials)
+    for output in ("table", "json"):
+        done = cli_process(url, tmp_path / "home", "--env-file", str(env_file), "doctor", "-x", "1", "-o", output)
+        assert done.returncode == 2, done.stderr
+        assert "may not read this" in done.stderr  # the server's answer got through...
+        assert secret not in done.stdout + done.stderr  # ...without the secret it echoed
+    assert seen and set(seen) == {header}
+
+
+def test_settings_never_show_mlflow_credentials(tmp_path: Path) -> None:
+    env_file = tmp_path / "server.env"
+    env_file.write_text(f"MLFLOW_TRACKING_USERNAME=alice\nMLFLOW_TRACKING_PASSWORD={PASSWORD}\n"
+                        f"MLFLOW_TRACKING_TOKEN={MLFLOW_TOKEN}\n")  # fmt: skip
+    settings = load_settings({}, env_file=env_file)
+    assert PASSWORD not in repr(settings) + str(settings.model_dump()) and MLFLOW_TOKEN not in repr(settings)
+    from agent.runtime import Runtime
+
+    assert Runtime(settings).redact(f"p={PASSWORD} t={MLFLOW_TOKEN}") == "p=*** t=***"
+
+
+def test_mlflow_artifact_progress_bars_are_off_unless_asked_for(
+    cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR as BAR
+
+    monkeypatch.setenv(BAR.name, "placeholder")  # so that the end of the test puts back what was there
+    monkeypatch.delenv(BAR.name)
+    cli.ok("doctor", "-o", "json")
+    assert BAR.get() is False
+    env_file = tmp_path / "bars.env"
+    env_file.write_text(f"{BAR.name}=true\n")
+    cli.ok("--env-file", str(env_file), "doctor", "-o", "json")
+    assert BAR.get() is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("store", "command", "expected"),
+    [
+        ("embedded", ("demo", "--traces", "2"), []),
+        ("new sqlite file", ("demo", "--traces", "2"), []),
+        ("embedded", ("doctor",), ["error: no experiment chosen"]),  # connects before anything imports MLflow
+    ],
+)
+def test_a_new_store_prints_no_mlflow_info_lines(
+    tmp_path: Path, store: str, command: tuple[str, ...], expected: list[str]
+) -> None:
+    """MLflow logs "Creating initial MLflow database tables" and "Updating database tables" at INFO."""
+    from tests.helpers import cli_process
+
+    uri = "" if store == "embedded" else f"sqlite:///{tmp_path / 'new.db'}"
+    done = cli_process(uri, tmp_path / "home", *command)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == len(expected), done.stderr
+    assert all(line.startswith(start) for line, start in zip(lines, expected, strict=True)), done.stderr

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from agent.cli.common import output_option, runtime, state
+
+if TYPE_CHECKING:
+    from agent.demo import DemoExperiment
 
 
 @click.command()
@@ -20,7 +25,17 @@ from agent.cli.common import output_option, runtime, state
 @click.option("--tracking-uri", help="Store to write to. [default: $MLFLOW_TRACKING_URI or the embedded store]")
 @output_option
 def demo(traces: int, seed: int, scenario: str, tracking_uri: str | None, output: str) -> None:
-    """Create (or reuse) a demo experiment of simulated agent traffic with known problems."""
+    """Create (or reuse) a demo experiment of simulated agent traffic with known problems.
+
+    Each scenario, --traces and --seed has its own experiment (demo-support-500-s7): the same ones
+    reuse it, others create another beside it; no experiment is ever replaced or deleted. A SQLite
+    --tracking-uri that does not exist yet is created.
+
+    \b
+    analyze-experiment demo
+    analyze-experiment demo --scenario travel --traces 200 --seed 3
+    analyze-experiment demo --tracking-uri sqlite:///team/mlflow.db
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agent import console
@@ -39,15 +54,21 @@ def demo(traces: int, seed: int, scenario: str, tracking_uri: str | None, output
     if output == "json":
         console.emit_json(made)
         return
-    verb = "created" if made.created else "reused"
     prefix = "analyze-experiment" + (
         "" if rt.settings.tracking_uri_is_default else f" --tracking-uri '{made.tracking_uri}'"
     )
     lines = [
-        f"{verb} experiment {made.experiment_id} ({made.name}: {made.traces} traces) in {made.tracking_uri}",
+        _what_happened(made),
         "analyse it:",
         f"  {prefix} doctor --experiment-id {made.experiment_id}",
         f"  {prefix} insights create-analysis --experiment-id {made.experiment_id} --name '{made.name} analysis'",
         f"  {prefix} insights create-baseline-census --run-id <the run id it prints>",
     ]
     click.echo("\n".join(lines))  # plain lines: commands must survive copy and paste unwrapped
+
+
+def _what_happened(made: DemoExperiment) -> str:
+    where = f"experiment {made.experiment_id} ({made.name}: {made.traces} traces) in {made.tracking_uri}"
+    if made.created:
+        return f"created {where}"
+    return f"reused {where}; it already held this scenario, size and seed, and nothing in it changed"

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlparse
 
 from agent.errors import UserError
-from agent.tracking import retry_transient
+from agent.tracking import file_store_refusal, retry_transient
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -65,14 +63,9 @@ class TraceLinks:
 
     def require_linking_support(self) -> None:
         """File stores cannot link traces to runs, so an analysis there could not keep its record."""
-        uri = self._client.tracking_uri
-        if urlparse(uri).scheme in {"file", ""}:
-            source = Path(unquote(urlparse(uri).path)).parent
-            raise UserError(
-                "this file store cannot link traces to runs (MLflow keeps file stores in maintenance "
-                f"mode); migrate it with `mlflow migrate-filestore --source {source} --target "
-                "sqlite:///mlflow.db` and use that URI"
-            )
+        refusal = file_store_refusal(self._client.tracking_uri)
+        if refusal:
+            raise UserError(refusal)
 
     def link(self, run_id: str, trace_ids: Iterable[str]) -> int:
         """Link traces to the run in batches MLflow accepts; linking twice is harmless."""
