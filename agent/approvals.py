@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agent.insights.models import Category, Severity
+from agent.insights.models import Category, Severity, Text
 
 Stage = Literal["description", "hypotheses", "issues"]
 
@@ -38,13 +38,13 @@ class HypothesisEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^H[0-9]+$")
-    statement: str | None = Field(default=None, min_length=1, max_length=500)
-    testing_plan: str | None = Field(default=None, min_length=1, max_length=10000)
-    sql: str | None = Field(
+    statement: Text | None = Field(default=None, max_length=500)
+    testing_plan: Text | None = Field(default=None, max_length=10000)
+    sql: Text | None = Field(
         default=None,
-        min_length=1,
-        description="Required with a new statement: the query selecting the traces it is about (the old query "
-        "tested the old statement).",
+        max_length=20000,
+        description="The query selecting the traces the statement is about; required with a new statement (the "
+        "old query tested the old one). Given alone, it replaces the query that tests the statement.",
     )
 
 
@@ -52,18 +52,18 @@ class IssueEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^I[0-9]+$")
-    title: str | None = None
+    title: Text | None = Field(default=None, description="5-8 words, specific and fix-oriented.")
     severity: Severity | None = None
-    description: str | None = None
+    description: Text | None = Field(default=None, max_length=10000)
 
 
 class NewHypothesis(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    statement: str = Field(min_length=1, max_length=500)
-    rationale: str | None = None
-    testing_plan: str | None = None
-    sql: str | None = Field(default=None, description="A query selecting the traces the hypothesis is about.")
+    statement: Text = Field(max_length=500)
+    rationale: Text | None = Field(default=None, max_length=5000)
+    testing_plan: Text | None = Field(default=None, max_length=10000)
+    sql: Text | None = Field(default=None, max_length=20000, description="A query selecting the traces it is about.")
     category: Category | None = None
 
 

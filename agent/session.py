@@ -120,7 +120,7 @@ class AnalysisSession:
 
     def _preflight(self, options: RunOptions) -> None:
         """Refuse now what would fail mid-way, before a thread or an analysis run exists."""
-        from agent.sql_runs import check_outcome
+        from agent.discovery import check_outcome
         from agent.traces.links import TraceLinks
 
         if any(not area.strip() for area in options.focus):
@@ -129,6 +129,7 @@ class AnalysisSession:
             raise UserError("--name is blank; give the analysis a name or leave --name out")
         if options.report_path:
             check_report_path(options.report_path)
+        self.rt.experiment_id(options.experiment_id)  # exists and is not deleted, whoever calls
         TraceLinks(self.rt.client).require_linking_support()
         bench = self._bench()
         bench.require_traces(options.experiment_id)
@@ -142,20 +143,25 @@ class AnalysisSession:
 
         snapshot = self._snapshot(thread_id)
         pending = _pending(snapshot)
+        done = snapshot.values.get("report")
+        if self._report_path and done:
+            raise UserError(f"thread {thread_id} is complete; its report is at {done}; copy it from there")
+        # a report path given on resume is kept in the thread, for this step and any later resume
+        update = {"report_path": self._report_path} if self._report_path else None
         if pending is not None:
             if decision is None:
                 return self._outcome(thread_id)
             self.check(pending, decision)
-            return self._drive(thread_id, Command(resume=decision.model_dump(mode="json")))
+            return self._drive(thread_id, Command(resume=decision.model_dump(mode="json"), update=update))
         if decision is not None:
             raise UserError(f"thread {thread_id} is not waiting for an approval (it was answered already); "
                             "see `analyze-experiment list`")  # fmt: skip
-        if snapshot.next:
-            return self._drive(thread_id, None)  # stopped mid-phase (Ctrl-C or a crash): carry on
+        if snapshot.next:  # stopped mid-phase (Ctrl-C or a crash): carry on
+            return self._drive(thread_id, Command(update=update) if update else None)
         phase = snapshot.values.get("phase", "")
-        if not snapshot.values.get("report") and phase in RESUME_AFTER:
+        if not done and phase in RESUME_AFTER:
             # Stopped between steps with no next step recorded: carry on after the last finished phase.
-            self._graph().update_state(self._config(thread_id), None, as_node=RESUME_AFTER[phase])
+            self._graph().update_state(self._config(thread_id), update, as_node=RESUME_AFTER[phase])
             return self._drive(thread_id, None)
         return self._outcome(thread_id)
 
@@ -205,8 +211,7 @@ class AnalysisSession:
         values = graph.get_state(config).values or (graph_input if isinstance(graph_input, dict) else {})
         limits = Limits(max_hypotheses=int(values.get("max_hypotheses", 10)))
         context = AnalysisContext(workbench=self._bench(), analyst=make_analyst(values["model"], self.rt, self._llm_http_client),
-                                  reports_dir=self.rt.settings.home / "reports", limits=limits,
-                                  report_path=Path(self._report_path) if self._report_path else None)  # fmt: skip
+                                  reports_dir=self.rt.settings.home / "reports", limits=limits)  # fmt: skip
         config["max_concurrency"] = limits.parallel
         from agent.llm_tracing import flush_analyst_traces
 
@@ -347,6 +352,15 @@ def check_decision(request: ApprovalRequest, decision: ApprovalDecision) -> None
         raise DecisionRefused(
             f"{', '.join(unknown)} not offered at this approval (offered: {choices}); decide on those"
         )
+    from agent.errors import InvariantViolation
+    from agent.insights.invariants import require_title_length
+
+    for edit in decision.issue_edits:
+        try:
+            if edit.title is not None:
+                require_title_length(edit.title)
+        except InvariantViolation as refused:
+            raise DecisionRefused(f"{edit.id}: {refused.message}") from refused
     unchecked = [e.id for e in decision.hypothesis_edits if e.statement and not e.sql]
     if unchecked:
         raise DecisionRefused(f"a new statement needs its own SQL ({', '.join(unchecked)}): the recorded query tested the "

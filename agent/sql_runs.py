@@ -69,17 +69,6 @@ def check_selection(engine: SqlEngine, query: str) -> None:
                         f"{', '.join(columns)} and no trace_id: write SELECT trace_id FROM traces WHERE ...")  # fmt: skip
 
 
-def check_outcome(engine: SqlEngine, name: str, condition: str) -> None:
-    """An outcome of a person's is a boolean over `traces`: it must evaluate before the analysis starts."""
-    from agent.errors import UserError
-
-    try:
-        engine.execute(f"SELECT count_if(({condition})) AS n FROM traces")
-    except UserError as refused:
-        raise UserError(f"--outcome {name}={condition} is not a true/false condition over traces: "
-                        f"{refused.message}") from refused  # fmt: skip
-
-
 def experiment_of(rt: Runtime, run_id: str | None, experiment_id: str | None) -> str:
     """The analysis's own experiment (refused when another is named, or when the analysis is finished: its
     results would be linked to it); without a run, the one given or the default."""

@@ -23,4 +23,3 @@ class AnalysisContext:
     analyst: Analyst
     reports_dir: Path
     limits: Limits = field(default_factory=Limits)
-    report_path: Path | None = None  # given on resume: wins over the path the run started with

@@ -13,6 +13,7 @@ from tests.conftest import Store
 from tests.helpers import CliRunner
 
 ERRORS_SQL = "SELECT trace_id FROM traces WHERE state = 'ERROR'"
+SUCCESS_SQL = "SELECT trace_id FROM traces WHERE state = 'OK'"
 
 
 def paused_at_hypotheses(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
@@ -48,21 +49,34 @@ def test_decisions_are_checked_and_one_bad_query_stops_only_its_own_test(
            "--rationale", "census", "--testing-plan", "Q1", "--sql-query",
            json.dumps({"id": "Q1", "query": "SELECT request FROM traces"}))  # fmt: skip
     broken = insights.list_hypotheses(run_id)[-1].id
-    edit = {"hypothesis_edits": [{"id": "H1", "statement": "requests that fail", "sql": ERRORS_SQL}]}
+    edit = {"hypothesis_edits": [{"id": "H1", "statement": "requests that succeed", "sql": SUCCESS_SQL}]}
     after = cli.ok("resume", thread, "--decision", json.dumps(edit), "-o", "json").json()
     assert after["pending"]["stage"] == "issues"
 
     stuck = insights.get_hypothesis(run_id, broken)
     assert stuck.status is HypothesisStatus.TESTING and stuck.notes[-1].startswith("test stopped: ")
     edited = insights.get_hypothesis(run_id, "H1")
-    assert edited.statement == "requests that fail" and edited.selection is not None
-    assert edited.selection.query == ERRORS_SQL and edited.statistics is None
-    failed = set(store.traces.failed_ids())  # type: ignore[attr-defined]
-    assert edited.status is HypothesisStatus.VALIDATED
-    assert {e.trace_id for e in edited.evidence if e.supports} <= failed  # tested by the new query, not the old
+    assert edited.statement == "requests that succeed" and edited.selection is not None
+    assert edited.selection.query == SUCCESS_SQL and edited.statistics is None
+    succeeded = set(store.traces.ok_ids())  # type: ignore[attr-defined]
+    read = {e.trace_id for e in edited.evidence}
+    assert read and read <= succeeded  # tested by the new query; the engine's H1 was about failed traces
     others = [h for h in insights.list_hypotheses(run_id) if h.id not in {broken, "H1"}]
     assert others and all(h.status is not HypothesisStatus.TESTING or h.notes for h in others)
 
     done = cli.ok("resume", thread, "--approve", "auto", "-o", "json").json()
     report = Path(done["report"]).read_text(encoding="utf-8")
     assert f"- {broken}, added by person: long requests fail. Outcome: not concluded" in report
+
+
+def test_a_decision_is_checked_whole_before_any_of_it_applies() -> None:
+    from agent.approvals import ApprovalDecision, ApprovalItem, ApprovalRequest, IssueEdit
+    from agent.errors import DecisionRefused
+    from agent.session import check_decision
+
+    request = ApprovalRequest(thread_id="ax-1", run_id="r", experiment_id="1", stage="issues", question="?",
+                              items=[ApprovalItem(id="I1", title="a"), ApprovalItem(id="I2", title="b")])  # fmt: skip
+    # the rejection would be applied before the edit; the short title must stop both
+    decision = ApprovalDecision(reject={"I1": "dup"}, issue_edits=[IssueEdit(id="I2", title="Too short")])
+    with pytest.raises(DecisionRefused, match="I2: issue titles must be"):
+        check_decision(request, decision)

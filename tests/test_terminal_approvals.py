@@ -71,5 +71,8 @@ def test_resume_writes_the_report_where_it_is_told(
     thread = cli.ok("run", "--approve", "cli", "-o", "json").json()["thread_id"]
     assert "cannot write the report" in cli.refused("resume", thread, "--report", "/proc/nope/report.md")
     wanted = tmp_path / "reports" / "week-48.md"
-    done = cli.ok("resume", thread, "--approve", "auto", "--report", str(wanted), "-o", "json").json()
+    paused = cli.ok("resume", thread, "--decision", '{"stage": "description"}', "--report", str(wanted), "-o", "json")
+    assert paused.json()["pending"]["stage"] == "hypotheses"
+    done = cli.ok("resume", thread, "--approve", "auto", "-o", "json").json()  # a later resume keeps the path
     assert done["report"] == str(wanted) and wanted.read_text(encoding="utf-8").startswith("# Analysis report")
+    assert "is complete" in cli.refused("resume", thread, "--report", str(tmp_path / "other.md"))

@@ -26,14 +26,14 @@ class PersonDecisions:
                                          reason=f"rejected at approval: {reason}", actor=Actor.PERSON)  # fmt: skip
 
     def edit_hypothesis(self, edit: HypothesisEdit) -> None:
-        queries: list[SqlQuery] = []
+        selection = None
         if edit.sql:
             known = self._insights.get_hypothesis(self._run_id, edit.id).sql_queries
             # the same text keeps its id, so applying a decision again after a crash adds nothing
             same = next((q.id for q in known if q.query.strip() == edit.sql.strip()), None)
             qid = same or next_query_id([q.id for q in known])
-            queries = [SqlQuery(id=qid, query=edit.sql, result_summary="the edited statement's query")]
-        self._insights.update_hypothesis(self._run_id, edit.id, statement=edit.statement, sql_queries=queries,
+            selection = SqlQuery(id=qid, query=edit.sql, result_summary="a person's query for the statement")
+        self._insights.update_hypothesis(self._run_id, edit.id, statement=edit.statement, selection=selection,
                                          testing_plan=edit.testing_plan, actor=Actor.PERSON)  # fmt: skip
 
     def add_hypothesis(self, new: NewHypothesis) -> str:

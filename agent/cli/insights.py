@@ -282,12 +282,16 @@ def update_hypothesis(
     from agent import console
     from agent.insights.models import Actor, HypothesisStatus
 
+    queries = _queries(sql_query)
+    # a new statement is tested by the first query given with it (the old one tested the old statement)
+    selection = queries.pop(0) if statement and queries else None
     hypothesis = runtime().insights.update_hypothesis(
         run_id,
         hypothesis_id.upper(),
         status=HypothesisStatus(status) if status else None,
         evidence=_evidence(evidence),
-        sql_queries=_queries(sql_query),
+        sql_queries=queries,
+        selection=selection,
         statement=statement,
         rationale=rationale,
         testing_plan=testing_plan,

@@ -66,7 +66,7 @@ class _Counting:
 def _discover(engine: _Counting, custom_outcomes: dict[str, str] | None, params: Params) -> DiscoveryReport:
     started = time.perf_counter()
     for name, sql in (custom_outcomes or {}).items():
-        _check_outcome(engine, name, sql)
+        check_outcome(engine, name, sql)
     measured = profile(engine)
     engine.row_cap = max(engine.row_cap, measured.traces)  # one query selects every finding's traces
     searched_outcomes = outcomes(measured, params.min_support, custom_outcomes)
@@ -91,7 +91,7 @@ def _discover(engine: _Counting, custom_outcomes: dict[str, str] | None, params:
     return DiscoveryReport(looked=looked, findings=[_record(f) for f in found])
 
 
-def _check_outcome(engine: SqlEngine, name: str, sql: str) -> None:
+def check_outcome(engine: SqlEngine, name: str, sql: str) -> None:
     """A person's outcome must be a boolean the table can evaluate; say which one is not."""
     from agent.errors import UserError
 

@@ -126,18 +126,14 @@ def require_all_present(missing: Iterable[str], problem: str, remedy: str) -> No
         raise InvariantViolation(f"{problem}: {shown}; {remedy}")
 
 
-def require_query_for_statement(hypothesis: Hypothesis, statement: str | None, new: list[SqlQuery]) -> str | None:
-    """An edited claim is tested by a query of its own, never by the one written for the old claim.
-
-    Returns the id of the query that selects the traces of the statement from now on."""
-    if statement is None or statement.strip() == hypothesis.statement.strip() or not hypothesis.sql_queries:
-        return hypothesis.selection_id
-    if not new:
+def require_query_for_statement(hypothesis: Hypothesis, statement: str | None, selection: SqlQuery | None) -> None:
+    """An edited claim is tested by a query of its own, never by the one written for the old claim."""
+    changed = statement is not None and statement.strip() != hypothesis.statement.strip()
+    if changed and hypothesis.sql_queries and selection is None:
         raise InvariantViolation(
             f"the statement of {hypothesis.id} changed but no SQL came with it: {hypothesis.selection_id or 'Q1'} "
             "tested the old statement; give the new one its query (SELECT trace_id FROM traces WHERE ...)"
         )
-    return new[0].id
 
 
 def merge_evidence(existing: list[Evidence], new: list[Evidence]) -> list[Evidence]:

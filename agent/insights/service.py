@@ -276,6 +276,7 @@ class Insights:
         status: HypothesisStatus | None = None,
         evidence: Sequence[Evidence] = (),
         sql_queries: Sequence[SqlQuery] = (),
+        selection: SqlQuery | None = None,
         statement: str | None = None,
         rationale: str | None = None,
         testing_plan: str | None = None,
@@ -300,17 +301,18 @@ class Insights:
             invariants.require_status_evidence(hypothesis, target, new_evidence, actor, reason)
         if target is not hypothesis.status:
             invariants.require_no_open_issues(hypothesis, target, self._all(docs, index, "issue", Issue))
-        selection_id = invariants.require_query_for_statement(hypothesis, statement, list(sql_queries))
+        invariants.require_query_for_statement(hypothesis, statement, selection)
         self._admit_evidence(analysis, new_evidence)
+        queries = [*sql_queries, *([selection] if selection else [])]
         changes: dict[str, Any] = {
             "evidence": invariants.merge_evidence(hypothesis.evidence, new_evidence),
-            "sql_queries": invariants.merge_queries(hypothesis.sql_queries, list(sql_queries)),
-            "notes": [*hypothesis.notes, note] if note else hypothesis.notes,
+            "sql_queries": invariants.merge_queries(hypothesis.sql_queries, queries),
+            "notes": [*hypothesis.notes, note] if note and note not in hypothesis.notes else hypothesis.notes,
             "updated_at": utc_now(),
         }
-        if selection_id != hypothesis.selection_id:
-            # the segment's statistics described the old statement
-            changes.update(selection_id=selection_id, statistics=None)
+        if selection is not None and selection.id != (hypothesis.selection.id if hypothesis.selection else None):
+            # the engine's statistics described the old selection
+            changes.update(selection_id=selection.id, statistics=None)
         for field, value in (("statement", statement), ("rationale", rationale), ("testing_plan", testing_plan)):
             if value is not None:
                 changes[field] = value

@@ -18,7 +18,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from agent.approvals import ApprovalDecision, ApprovalRequest, HypothesisEdit, IssueEdit, NewHypothesis
-from agent.errors import AnalysisPaused, ConfigurationError, DecisionRefused, UserError
+from agent.errors import AnalysisPaused, ConfigurationError, UserError
 from agent.insights.models import Severity
 from agent.runtime import Runtime
 from agent.slack.blocks import approval_blocks, decided_blocks, edit_modal, summary_blocks
@@ -158,14 +158,6 @@ class SlackHook:
         if ref is None:
             return
         user = body["user"]["id"]
-
-        def submit(draft: Draft) -> bool:
-            if draft.submitted:
-                return False
-            draft.submitted = True
-            draft.decision.by = f"slack:{user}"
-            return True
-
         from agent.session import AnalysisSession
 
         session = AnalysisSession(self.rt)
@@ -174,17 +166,34 @@ class SlackHook:
         if pending is None or pending.stage != ref["stage"] or draft is None:
             _already_decided(respond)
             return
+        checked = draft.decision.model_copy(deep=True)
         try:  # checked before the draft is closed, so a refused answer can still be changed
-            session.check(pending, draft.decision)
-        except DecisionRefused as refused:
-            respond(text=f"Not applied: {refused.message}. Change it and press Continue again.",
-                    replace_original=False, response_type="ephemeral")  # fmt: skip
+            session.check(pending, checked)
+        except UserError as refused:
+            _not_applied(respond, self.rt.redact(refused.message))
             return
-        draft = self.drafts.change(ref["thread"], ref["stage"], submit)
-        if draft is None:
-            _already_decided(respond)
+        except Exception as failed:  # the store or the table failing: say so, the draft stays open
+            log.exception("checking the decision for %s failed", ref["thread"])
+            _not_applied(respond, self.rt.redact(f"it could not be checked ({failed})"))
             return
-        self._workers.submit(self._resume, draft, user)
+
+        def submit(draft: Draft) -> bool:
+            # an edit saved while the check ran was not checked: the person presses Continue again
+            if draft.submitted or draft.decision != checked:
+                return False
+            draft.submitted = True
+            draft.decision.by = f"slack:{user}"
+            return True
+
+        submitted = self.drafts.change(ref["thread"], ref["stage"], submit)
+        if submitted is None:
+            current = self.drafts.get(ref["thread"], ref["stage"])
+            if current is not None and not current.submitted:
+                _not_applied(respond, "it changed while it was being checked")
+            else:
+                _already_decided(respond)
+            return
+        self._workers.submit(self._resume, submitted, user)
 
     def _resume(self, draft: Draft, user: str) -> None:
         from agent.session import AnalysisSession
@@ -227,6 +236,11 @@ class SlackHook:
             return
         self.client.chat_update(channel=draft.channel, ts=draft.ts, text=f"Approval needed: {draft.request.stage}",
                                 blocks=approval_blocks(draft.request, draft.decision))  # fmt: skip
+
+
+def _not_applied(respond: Callable[..., Any], reason: str) -> None:
+    respond(text=f"Not applied: {reason}. Change it if needed and press Continue again.", replace_original=False,
+            response_type="ephemeral")  # fmt: skip
 
 
 def _already_decided(respond: Callable[..., Any]) -> None:

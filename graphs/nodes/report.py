@@ -40,8 +40,7 @@ EXCERPT_CHARS = 300
 def report(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
     phase(runtime, "report: summary statistics, issues and charts")
     tools = toolbox(state, runtime)
-    chosen = runtime.context.report_path or state.get("report_path")
-    path = Path(chosen or runtime.context.reports_dir / state["thread_id"] / "report.md")
+    path = Path(state.get("report_path") or runtime.context.reports_dir / state["thread_id"] / "report.md")
     facts = gather(tools, runtime.context.analyst.name)
     facts.recommendations = runtime.context.analyst.recommend(facts)
     charts = render_charts(facts, path.parent)
