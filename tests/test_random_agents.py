@@ -292,4 +292,6 @@ def test_a_draw_loads_by_name_and_bad_seed_options_are_refused(cli: CliRunner) -
     assert loaded[0]["traces"] == cases.RANDOM_TRACES and loaded[0]["descriptions"]
     assert "already exists" in cli.refused("evals", "load", "random-2053")
     assert "--random-seeds takes" in cli.refused("evals", "run", "--random-seeds", "someday", "--no-held-out")
-    assert "development set has 30" in cli.refused("evals", "run", "--random-draws", "31", "--no-held-out")
+    assert "development set has 30" in cli.refused(
+        "evals", "run", "--random-draws", "31", "--random-seeds", "dev", "--no-held-out"
+    )
