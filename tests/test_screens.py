@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +13,16 @@ from tests.conftest import Store
 from tests.helpers import CliRunner
 
 
-@pytest.fixture(params=[80, 110])
-def width(request: pytest.FixtureRequest) -> Iterator[int]:
+@pytest.fixture
+def set_width() -> Iterator[Callable[[int], None]]:
     from agent import console
 
     before = console.out.width
-    console.out.width = request.param
-    yield request.param
+
+    def set_to(columns: int) -> None:
+        console.out.width = columns
+
+    yield set_to
     console.out.width = before
 
 
@@ -27,27 +30,28 @@ def lines_fit(text: str, width: int) -> bool:
     return all(len(line) <= width for line in text.splitlines())
 
 
-def test_ids_are_whole_at_any_width(cli: CliRunner, store: Store, width: int) -> None:
+def test_ids_are_whole_at_any_width(cli: CliRunner, store: Store, set_width: Callable[[int], None]) -> None:
     done = cli.ok("run", "--approve", "auto", "-o", "json").json()
     title = Path(done["report"]).read_text(encoding="utf-8").splitlines()[0]
     experiment = store.client().get_experiment(store.experiment_id).name
     assert re.fullmatch(rf"# Analysis report: {experiment}, \d{{4}}-\d\d-\d\d \({done['thread_id']}\)", title)
-    screens = {
-        "list": cli.ok("list").stdout,
-        "traces search": cli.ok("traces", "search", "-n", "5").stdout,
-        "doctor": cli.ok("doctor").stdout,
-        "preview-issues": cli.ok("insights", "preview-issues", "-r", done["run_id"]).stdout,
+    commands = {
+        "list": ["list"],
+        "traces search": ["traces", "search", "-n", "5"],
+        "doctor": ["doctor"],
+        "preview-issues": ["insights", "preview-issues", "-r", done["run_id"]],
     }
     ids = {
         "list": [done["thread_id"], done["run_id"]],
         "traces search": [t["trace_id"] for t in cli.ok("traces", "search", "-n", "5", "-o", "json").json()["traces"]],
         "doctor": [t["trace_id"] for t in cli.ok("doctor", "-o", "json").json()["sample"]],
-        "preview-issues": re.findall(
-            r"tr-[0-9a-f]{32}", str(cli.ok("insights", "preview-issues", "-r", done["run_id"], "-o", "json").json())
-        ),
+        "preview-issues": re.findall(r"tr-[0-9a-f]{32}", cli.ok(*commands["preview-issues"], "-o", "json").stdout),
     }
-    for name, screen in screens.items():
-        assert ids[name], name
-        for wanted in ids[name]:
-            assert wanted in screen, f"{name} at {width} columns cuts {wanted}:\n{screen}"
-        assert lines_fit(screen, width), f"{name} is wider than {width} columns:\n{screen}"
+    for width in (80, 110):
+        set_width(width)
+        for name, argv in commands.items():
+            screen = cli.ok(*argv).stdout
+            assert ids[name], name
+            for wanted in ids[name]:
+                assert wanted in screen, f"{name} at {width} columns cuts {wanted}:\n{screen}"
+            assert lines_fit(screen, width), f"{name} is wider than {width} columns:\n{screen}"
