@@ -131,6 +131,53 @@ def test_nothing_planted_gives_no_problem(tmp_path: Path) -> None:
         assert report.looked.tests > 10  # it did look
 
 
+def _calls_table(tmp_path: Path, calls: dict[str, int], slow: dict[str, float], count: int = 900) -> DuckDBEngine:
+    """A tool `tamsin` called `calls[zone]` times per trace, each call slow (20x its usual time) with
+    chance `slow[zone]`: the zone decides how often the tool is called and how often one call is slow."""
+    rng = random.Random(11)
+    rows = []
+    for i in range(count):
+        trace_id, zone, start = f"tr-{i:05d}", rng.choice(sorted(calls)), T0 + timedelta(minutes=i * 11)
+        spans = [_span(trace_id, f"tamsin-{j}", "TOOL", start, 2000 if rng.random() < slow[zone] else rng.uniform(80, 120),
+                       inputs={"n": j}, outputs={"rows": [1]}) for j in range(calls[zone])]  # fmt: skip
+        for span in spans:
+            span["name"] = "tamsin"
+        rows.append({
+            "trace_id": trace_id, "client_request_id": None, "request_time": start, "state": "OK",
+            "execution_duration_ms": 3000, "request": json.dumps({"ask": "x"}), "response": json.dumps({"text": "y"}),
+            "request_preview": None, "response_preview": None, "trace_metadata": [], "tags": [("zone", zone)],
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
+            "spans": [{**_span(trace_id, "root", "AGENT", start, 3000), "parent_id": None, "span_id": f"{trace_id}-root"},
+                      *spans], "assessments": [],
+        })  # fmt: skip
+    tmp_path.mkdir()
+    path = tmp_path / "calls.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("rows", pa.Table.from_pylist(rows, schema=SCHEMA))
+        con.execute("CREATE TABLE traces AS SELECT * FROM rows")
+    return DuckDBEngine(path, row_cap=100_000)
+
+
+def test_more_calls_are_more_chances_not_a_cause(tmp_path: Path) -> None:
+    """East calls the tool six times as often as the other zones. When each call is no slower, east has
+    more slow traces, but no more than its calls explain: no finding. When each call is slower, it is one."""
+    calls = {"north": 1, "east": 6, "south": 1, "west": 1}
+    usual = {"north": 0.04, "south": 0.04, "west": 0.04}
+    as_often = _calls_table(tmp_path / "same", calls, {**usual, "east": 0.04})
+    slow_traces = as_often.execute("SELECT tags['zone'] = 'east' AS east, avg(CASE WHEN exists(spans, s -> s.name = 'tamsin' AND "
+                                   "unix_millis(s.end_time) - unix_millis(s.start_time) > 1000) THEN 1.0 ELSE 0.0 END) "
+                                   "AS rate FROM traces GROUP BY 1").records()  # fmt: skip
+    rate = {r["east"]: r["rate"] for r in slow_traces}
+    assert rate[True] > 3 * rate[False]  # more slow traces in east, by its calls alone
+    assert _slow_segments(as_often) == []
+    slower = _calls_table(tmp_path / "slower", calls, {**usual, "east": 0.3})
+    assert _slow_segments(slower) == ["tag `zone` is east"]
+
+
+def _slow_segments(engine: DuckDBEngine) -> list[str]:
+    return [f.statistics.segment for f in _problems(discover(engine)) if f.statistics.outcome_family == "span_slow"]
+
+
 def test_a_persons_outcome_is_searched_and_a_broken_one_refused(tmp_path: Path) -> None:
     from agent.errors import UserError
 

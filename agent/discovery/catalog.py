@@ -62,6 +62,9 @@ class Outcome:
     # the search's counting queries, where walking the spans once per outcome was most of the time.
     fact: str | None = None
     fact_population: str | None = None
+    # SQL: the trace's chances of the outcome (the span's calls). A trace that calls a span more often has
+    # more chances of one slow or repeated call, so a higher count is a cause only beyond that (search.py).
+    exposure: str | None = None
 
     @property
     def weight(self) -> float:
@@ -85,6 +88,7 @@ class Feature:
     # paired with every value that leans the same way, found chance clusters of slow spans on controls.
     paired: bool = True
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> [start, end) in epoch ms
+    counts_repeats: bool = False  # a count that a repeated call raises: no cause of the repeat
 
     def predicate(self, value: str) -> str:
         if value in self.ranges:
@@ -138,7 +142,7 @@ def _slow_for_its_path(profile: Profile) -> str:
 def _keyed(outcome: Outcome, index: int) -> Outcome:
     return Outcome(f"o{index}", outcome.family, outcome.name, outcome.predicate, outcome.population,
                    outcome.explanation, outcome.truncates, outcome.about_response, outcome.sampled,
-                   outcome.structural_causes, outcome.fact, outcome.fact_population)  # fmt: skip
+                   outcome.structural_causes, outcome.fact, outcome.fact_population, outcome.exposure)  # fmt: skip
 
 
 SPAN_FACTS = (f"transform(filter(spans, s -> s.parent_id IS NOT NULL), s -> named_struct('name', s.name, "
@@ -167,14 +171,15 @@ def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
     found.append(Outcome("", "span_slow", f"span `{span.name}` took over {limit:,.0f} ms",
                          f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", has,
                          f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)",
-                         fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})", fact_population=fact_has))  # fmt: skip
+                         fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})", fact_population=fact_has,
+                         exposure=f"size(filter(span_facts, x -> x.name = {name}))"))  # fmt: skip
     if span.repeated:
         inputs = "coalesce(s.attributes['mlflow.spanInputs'], '')"
         calls = f"filter(spans, s -> s.name = {name})"
         found.append(Outcome("", "repeated_call", f"`{span.name}` was called again with the same input",
                              f"size({calls}) > size(array_distinct(transform({calls}, s -> {inputs})))", has,
                              "two or more calls of the span in one trace with identical inputs",
-                             fact_population=fact_has))  # fmt: skip
+                             fact_population=fact_has, exposure=f"size(array_distinct(transform({calls}, s -> {inputs})))"))  # fmt: skip
     return found
 
 
@@ -257,7 +262,7 @@ def features(profile: Profile) -> list[Feature]:
                 )
             )
     return [Feature(f"f{i}", f.kind, f.name, f.expression, f.multi, f.ranges, f.structural, f.below, f.paired,
-                    f.bounds)
+                    f.bounds, f.counts_repeats)
             for i, f in enumerate(found)]  # fmt: skip
 
 
@@ -276,7 +281,7 @@ def _models_expression() -> str:
     return f"array_distinct(filter(transform(spans, s -> replace(coalesce({picks}), '\"', '')), m -> m IS NOT NULL))"
 
 
-BIN_NAMES = {"spans": "spans per trace", "llm_calls": "LLM calls per trace", "tool_calls": "tool calls per trace",
+BIN_NAMES = {"spans": "spans per trace", "llm_calls": "LLM calls per trace", "tool_calls": "distinct tool calls per trace",
              "request_chars": "request length (characters)", "response_chars": "response length (characters)"}  # fmt: skip
 
 
@@ -295,7 +300,7 @@ def _binned(measure: str, cuts: list[float]) -> Feature:
     expression = f"filter(array({', '.join(labels)}), x -> x IS NOT NULL)" if labels else "array()"
     below = {f"under {edge:,}": f"{edge:,} or more" for edge in edges}
     return Feature("", kind, BIN_NAMES[measure], expression, multi=True, ranges=ranges,
-                   structural=kind == "count", below=below)  # fmt: skip
+                   structural=kind == "count", below=below, counts_repeats=measure in {"spans", "llm_calls"})  # fmt: skip
 
 
 WINDOW_WIDTHS = (1, 2, 4)  # in equal-height cells: a burst is found whole whether it is short or long

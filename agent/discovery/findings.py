@@ -64,6 +64,7 @@ class Finding:
             n=t.n, k=t.k, n_rest=t.n_rest, k_rest=t.k_rest, risk_ratio=_finite(t.ratio), ci_low=_finite(t.low),
             ci_high=_finite(t.high), p_value=t.p, q_value=t.q, p_cutoff=self.p_cutoff, test=t.method,
             tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength,
+            explained_ratio=_finite(t.explained),
         )  # fmt: skip
 
 

@@ -97,7 +97,11 @@ class Profile:
 QUANTILES = "array(0.1, 0.2, 0.4, 0.6, 0.8, 0.9)"  # the tails too: a cause can be the longest tenth
 SPAN_COUNT = "size(filter(spans, s -> s.parent_id IS NOT NULL))"
 LLM_COUNT = f"size(filter(spans, s -> s.attributes['mlflow.spanType'] IN ({', '.join(LLM_TYPES)})))"
-TOOL_COUNT = "size(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\"'))"
+# A call repeated with the same input counts once: a repeat must not move its own trace up a threshold.
+TOOL_COUNT = (
+    "size(array_distinct(transform(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\"'), "
+    "s -> concat(s.name, ':', coalesce(s.attributes['mlflow.spanInputs'], '')))))"
+)
 PATH = ("array_join(array_sort(array_distinct(transform(filter(spans, s -> s.parent_id IS NOT NULL), "
         "s -> s.name))), ',')")  # fmt: skip
 MIN_PATH_TRACES = 20

@@ -85,6 +85,7 @@ class Test:
     low: float = 0.0
     high: float = float("inf")
     excluding: tuple[Segment, ...] = ()  # slices chosen before this one for the outcome: counted without them
+    explained: float = 1.0  # the risk ratio the segment's extra chances (more calls of the span) account for
 
     @property
     def rate(self) -> float:
@@ -100,7 +101,7 @@ class Test:
         return self.k - self.n * self.rest_rate
 
     def worse(self, fdr: float, floor: float = 1.0) -> bool:
-        return self.q <= fdr and self.low > floor
+        return self.q <= fdr and self.low > max(floor, self.explained)
 
     def better(self, fdr: float, floor: float = 1.0) -> bool:
         return self.q <= fdr and self.high < 1 / floor
@@ -142,29 +143,30 @@ class Search:
                  f"END AS {o.key}" for o in outcomes]  # fmt: skip
         columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
                    for f in self.features.values() if f.key in keys]  # fmt: skip
+        flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.exposure} END AS x_{o.key}"
+                  for o in outcomes if o.exposure]  # fmt: skip
         source = "traces"
         if any(o.fact or o.fact_population for o in outcomes):
             source = f"(SELECT *, {SPAN_FACTS} AS span_facts FROM traces) facts"
         return f"SELECT {', '.join(flags + columns)} FROM {source}"
 
-    def _count_singles(self) -> dict[str, dict[str, tuple[int, int]]]:
-        """value -> outcome key -> (traces in the population, traces with the outcome)."""
-        sums = ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
-                         for o in self.outcomes)  # fmt: skip
+    def _count_singles(self) -> dict[str, dict[str, tuple[int, int, int]]]:
+        """value -> outcome key -> (traces in the population, traces with the outcome, their chances)."""
+        sums = _sums(self.outcomes)
         singles = ", ".join(f"concat('{f.key}=', {f.key})" for f in self.features.values() if not f.multi)
         multis = "".join(f", transform({f.key}, x -> concat('{f.key}=', x))" for f in self.features.values() if f.multi)
         values = f"flatten(array(array('{ALL}', {singles}){multis}))"
         sql = (f"WITH base AS ({self._base(self.outcomes, set(self.features))}), valued AS (SELECT *, {values} AS fv "
                f"FROM base) SELECT v, {sums} FROM valued LATERAL VIEW explode(fv) t AS v GROUP BY v")  # fmt: skip
         rows = self._execute(sql)
-        return {str(r["v"]): {o.key: (int(r[f"m_{o.key}"]), int(r[f"k_{o.key}"])) for o in self.outcomes} for r in rows}
+        return {str(r["v"]): {o.key: _counted(r, o) for o in self.outcomes} for r in rows}
 
     def _execute(self, sql: str) -> list[dict[str, Any]]:
         return self.engine.execute(sql).records()
 
     # -- tests ---------------------------------------------------------------------------------------
 
-    def _single_tests(self, counts: dict[str, dict[str, tuple[int, int]]]) -> list[Test]:
+    def _single_tests(self, counts: dict[str, dict[str, tuple[int, int, int]]]) -> list[Test]:
         totals = counts.get(ALL, {})
         tests: list[Test] = []
         for value, by_outcome in counts.items():
@@ -175,10 +177,11 @@ class Search:
             for outcome in self.outcomes:
                 if not self._relevant(outcome, self.features[key], raw):
                     continue
-                n, k = by_outcome[outcome.key]
-                big_n, big_k = totals.get(outcome.key, (0, 0))
+                n, k, chances = by_outcome[outcome.key]
+                big_n, big_k, all_chances = totals.get(outcome.key, (0, 0, 0))
                 if self._supported(n, k, big_n, big_k):
-                    tests.append(Test(outcome, segment, n, k, big_n - n, big_k - k))
+                    explained = _explained(n, chances, big_n, all_chances)
+                    tests.append(Test(outcome, segment, n, k, big_n - n, big_k - k, explained=explained))
         return self._one_side_each(tests)
 
     def _one_side_each(self, tests: list[Test]) -> list[Test]:
@@ -217,11 +220,11 @@ class Search:
             return False
         if feature.kind != "count":
             return True
-        # A trace cut short has fewer steps; a retried one, or one that calls a span more often (with
-        # more chances of one slow call), has more: that side of a threshold follows from the outcome.
+        # A trace cut short has fewer steps, and a repeated call adds one: that side of a threshold follows
+        # from the outcome. More calls of a span, more chances of a slow one: priced in by `explained`.
         if outcome.truncates:
             return value not in feature.below
-        return outcome.family not in {"repeated_call", "span_slow"} or value in feature.below
+        return outcome.family != "repeated_call" or not feature.counts_repeats or value in feature.below
 
     def _pair_tests(self, singles: list[Test]) -> list[Test]:
         """Pairs of values of different features, both supported and leaning the same way on their own."""
@@ -243,7 +246,7 @@ class Search:
         # per trace, not a conditional count per pair and outcome
         labels = self._pair_labels(pairs)
         keys = set().union(*(pair.keys() for pair in pairs))
-        sums = ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}" for o in needed)
+        sums = _sums(needed)
         rows = self._execute(
             f"WITH base AS ({self._base(needed, keys)}), listed AS (SELECT *, "
             f"concat(array(-1), filter(flatten(array({labels})), x -> x >= 0)) AS ps FROM base) "
@@ -255,10 +258,12 @@ class Search:
         for i, pair in enumerate(pairs):
             for o in wanted[pair]:
                 row = counts.get(i)
-                n, k = (int(row[f"m_{o.key}"]), int(row[f"k_{o.key}"])) if row else (0, 0)
-                big_n, big_k = int(totals[f"m_{o.key}"]), int(totals[f"k_{o.key}"])
+                n, k, chances = _counted(row, o) if row else (0, 0, 0)
+                big_n, big_k, all_chances = _counted(totals, o)
                 if k >= PAIR_SUPPORT * self.params.min_support and n < big_n:
-                    tests.append(Test(o, pair, n, k, big_n - n, big_k - k))
+                    tests.append(
+                        Test(o, pair, n, k, big_n - n, big_k - k, explained=_explained(n, chances, big_n, all_chances))
+                    )
         return tests
 
     def _pair_labels(self, pairs: list[Segment]) -> str:
@@ -382,7 +387,7 @@ class Search:
         for i, c in enumerate(candidates):
             n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
             if k >= self.params.min_support and 0 < n < big_n:
-                again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k))
+                again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained))
         score(again, previous=len(candidates))
         return [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
 
@@ -403,6 +408,29 @@ class Search:
         leads = [t for t in tests if t.p <= 0.05 and t.q > self.params.fdr and t.rate > t.rest_rate
                  and t.k >= self.params.min_support and (t.outcome.key, t.segment) not in taken]  # fmt: skip
         return sorted(leads, key=lambda t: t.p)[:2]
+
+
+def _sums(outcomes: list[Outcome]) -> str:
+    """Per outcome: traces in its population, traces with it and, where calls are chances, the calls."""
+    return ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
+                     + (f", sum(x_{o.key}) AS e_{o.key}" if o.exposure else "") for o in outcomes)  # fmt: skip
+
+
+def _counted(row: dict[str, Any], outcome: Outcome) -> tuple[int, int, int]:
+    chances = int(row.get(f"e_{outcome.key}") or 0) if outcome.exposure else 0
+    return int(row[f"m_{outcome.key}"]), int(row[f"k_{outcome.key}"]), chances
+
+
+def _explained(n: int, chances: int, big_n: int, all_chances: int) -> float:
+    """The risk ratio that more chances alone would give: calls per trace in the segment over calls per
+    trace elsewhere. A trace's chance of at least one bad call grows at most in proportion to its calls,
+    so a segment is worse than its calls explain only when the ratio's lower bound exceeds this."""
+    rest_n, rest_chances = big_n - n, all_chances - chances
+    if not chances or not n or not rest_n:
+        return 1.0
+    if rest_chances <= 0:
+        return float("inf")
+    return max((chances / n) / (rest_chances / rest_n), 1.0)
 
 
 def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:

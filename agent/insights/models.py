@@ -173,6 +173,10 @@ class SegmentStatistics(BaseModel):
     tests_in_run: int
     fdr: float
     strength: bool = False
+    explained_ratio: float = Field(
+        default=1.0,
+        description="The risk ratio the segment's extra calls of the span account for; the interval must clear it.",
+    )
 
 
 class Hypothesis(Document):

@@ -105,7 +105,10 @@ def rationale(finding: FindingRecord, census: Census) -> str:
 
 def describe_test(s: SegmentStatistics) -> str:
     test = "Fisher's exact test" if s.test == "fisher" else "chi-square test"
-    return f"{test} p = {s.p_value:.2g}, Benjamini-Hochberg q = {s.q_value:.2g} over {s.tests_in_run} tests (FDR {s.fdr:g})"
+    text = f"{test} p = {s.p_value:.2g}, Benjamini-Hochberg q = {s.q_value:.2g} over {s.tests_in_run} tests (FDR {s.fdr:g})"
+    if s.explained_ratio > 1:
+        text += f"; the segment calls the span more often, which alone explains a risk ratio of {s.explained_ratio:.2f}"
+    return text
 
 
 def _bound(value: float) -> str:

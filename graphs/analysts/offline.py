@@ -169,7 +169,8 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     numbers = (f"Q2 counts {k}/{n} in the segment against {k_rest}/{n_rest} elsewhere: risk ratio {ratio:.2f} "
                f"(95% CI {low:.2f} to {high:.2f}), p = {float(p[0]):.2g} against the run's cutoff {stats.p_cutoff:.2g} "
                f"({stats.tests_in_run} tests, FDR {stats.fdr:g})")  # fmt: skip
-    holds = float(p[0]) <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > MIN_RATIO)
+    floor = max(MIN_RATIO, stats.explained_ratio)
+    holds = float(p[0]) <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > floor)
     if not holds:
         return _refute(tools, stats, evidence, affected, numbers)
     for trace_id in _spread(affected, READS_PER_TEST):
