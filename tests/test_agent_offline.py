@@ -226,3 +226,30 @@ def test_a_person_steers_the_analysis_at_the_terminal(store: Store, tmp_path: Pa
     assert rejected.status is HypothesisStatus.REJECTED and rejected.history[-1].actor is Actor.PERSON
     assert "not what we care about" in rejected.history[-1].reason and not rejected.evidence
     assert [a.by for a in analysis.approvals] == ["cli", "cli", "cli"]
+
+
+def test_a_sampled_judgement_is_shown_with_traces_that_were_judged(store: Store, cli: CliRunner) -> None:
+    """A code scorer runs on a third of the traces. The issue's traces include the unjudged traces of
+    the slice (presumed affected), but the traces read as evidence are ones the scorer rated negative."""
+    from agent.insights.models import HypothesisStatus
+    from agent.insights.service import Insights
+    from agent.traces.engine import DuckDBEngine
+    from agent.traces.sync import TraceTableSync
+
+    experiment_id = cli.ok("evals", "load", "random-40197", "-o", "json").json()[0]["experiment_id"]
+    run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
+    insights = Insights(store.client())
+    judged = [h for h in insights.list_hypotheses(run_id, HypothesisStatus.VALIDATED)
+              if h.statistics and h.statistics.outcome_family == "assessment_negative"]  # fmt: skip
+    assert judged, "the sampled judgement's problem was found"
+    table = TraceTableSync(store.client(), experiment_id, store.db_path.parent / "judged.duckdb")
+    table.sync()
+    engine = DuckDBEngine(table.path, row_cap=100_000)
+    for hypothesis in judged:
+        stats = hypothesis.statistics
+        assert stats is not None
+        selected = {str(r[0]) for r in engine.execute(hypothesis.sql_queries[0].query).rows}
+        negative = {str(r[0]) for r in engine.execute(f"SELECT trace_id FROM traces WHERE {stats.outcome_sql}").rows}
+        assert selected - negative, "the selection presumes some unjudged traces affected"
+        read = {e.trace_id for e in hypothesis.evidence if e.supports}
+        assert read and read <= negative & selected

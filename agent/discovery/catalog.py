@@ -189,10 +189,11 @@ def _assessment_outcomes(assessment: AssessmentProfile, min_support: int) -> lis
     found = []
     negative, rule = _negative(assessment)
     if negative:
-        valid = f"exists(assessments, a -> {same} AND NOT {ERRORED})"
+        # A failed request has no answer to judge: its rating is the failure's symptom, counted there.
+        valid = f"state = 'OK' AND exists(assessments, a -> {same} AND NOT {ERRORED})"
         found.append(Outcome("", "assessment_negative", f"{label} is negative",
                              f"exists(assessments, a -> {same} AND NOT {ERRORED} AND {negative})", valid,
-                             f"{rule}; only traces with a valid {label}", sampled=True))  # fmt: skip
+                             f"{rule}; only answered (OK) traces with a valid {label}", sampled=True))  # fmt: skip
     if assessment.errored >= min_support:
         found.append(Outcome("", "assessment_error", f"{label} errored", f"exists(assessments, a -> {same} AND {ERRORED})",
                              f"exists(assessments, a -> {same})", "an error recorded, or no value", sampled=True))  # fmt: skip

@@ -173,13 +173,22 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     holds = float(p[0]) <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > floor)
     if not holds:
         return _refute(tools, stats, evidence, affected, numbers)
-    for trace_id in _spread(affected, READS_PER_TEST):
+    for trace_id in _spread(_seen_first(tools, stats, affected), READS_PER_TEST):
         read = tools.get_trace(trace_id)
         evidence.append(Evidence(trace_id=trace_id, supports=True,
                                  rationale=f"selected by {plan_sql.id} ({stats.outcome}); {_gist(read, subject(stats.outcome))}"))  # fmt: skip
     if not evidence:
         return Verdict(status=None, reason=f"{numbers}, but {plan_sql.id} selects no trace to read")
     return Verdict(status=HypothesisStatus.VALIDATED, evidence=evidence, reason=numbers)
+
+
+def _seen_first(tools: Toolbox, stats: SegmentStatistics, affected: list[str]) -> list[str]:
+    """The affected traces where the outcome was seen. A selection may presume traces affected that
+    nobody judged (a sampled assessment, see discovery.findings); a claim is shown with ones judged."""
+    population = f" AND ({stats.population_sql})" if stats.population_sql else ""
+    seen = set(_selected(tools, f"SELECT trace_id FROM traces WHERE ({stats.segment_sql}) AND ({stats.outcome_sql})"
+                                f"{population}"))  # fmt: skip
+    return [t for t in affected if t in seen] or affected
 
 
 def _refute(
