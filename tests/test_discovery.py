@@ -48,6 +48,7 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
         trace_id = f"tr-{i:05d}"
         code = rng.choice(["QX-", "#", ""]) + str(rng.randrange(100, 999_999))
         row: dict[str, Any] = {
+            "index": i,
             "zone": rng.choice(["north", "south", "east", "west"]),
             "tier": rng.choice(["gold", "silver", "bronze"]),
             "code": code,
@@ -114,6 +115,25 @@ def test_a_burst_over_several_windows_is_one_finding(tmp_path: Path) -> None:
     top = _problems(discover(engine))[0]
     selected = _selected(engine, top.affected_sql)
     assert len(affected & selected) / len(affected | selected) >= 0.8
+
+
+def test_a_second_burst_is_found_once_the_first_no_longer_counts_as_the_rest(tmp_path: Path) -> None:
+    """A strong burst and a weaker one of the same failure. Against a rest that holds the strong
+    burst, the weaker one is not significant; once the strong one is explained, it is."""
+    bursts: dict[str, set[str]] = {"strong": set(), "weak": set()}
+
+    def two_bursts(row: dict[str, Any], rng: random.Random) -> bool:
+        hour = (row["at"] - T0).total_seconds() / 3600
+        burst = "strong" if 30 <= hour < 40 else "weak" if 110 <= hour < 124 else None
+        if burst and rng.random() < (0.9 if burst == "strong" else 0.22):
+            bursts[burst].add(f"tr-{row['index']:05d}")
+            return True
+        return False
+
+    engine, _ = _table(tmp_path, 700, two_bursts)
+    found = [_selected(engine, f.affected_sql) for f in _problems(discover(engine))]
+    for burst, traces in bursts.items():
+        assert max(len(traces & s) / len(traces | s) for s in found) >= 0.5, burst
 
 
 def test_an_identifier_shape_is_found(tmp_path: Path) -> None:

@@ -321,21 +321,30 @@ class Search:
     def _choose(self, tests: list[Test]) -> list[Test]:
         chosen: list[Test] = []
         for outcome in self.outcomes:
-            candidates = [t for t in tests if t.outcome is outcome and t.worse(self.params.fdr, self.params.min_ratio)]
-            chosen += self._greedy(outcome, candidates)
+            mine = [t for t in tests if t.outcome is outcome]
+            candidates = [t for t in mine if t.worse(self.params.fdr, self.params.min_ratio)]
+            # once a slice explains some of the outcome, a second one no longer competes with its traces
+            # in "the rest": every slice leaning worse is counted again, not only the first survivors
+            leaning = [t for t in mine if t.k >= self.params.min_support and t.rate > t.rest_rate]
+            chosen += self._greedy(outcome, candidates, leaning, len(tests))
         return chosen
 
-    def _greedy(self, outcome: Outcome, candidates: list[Test]) -> list[Test]:
+    def _greedy(self, outcome: Outcome, candidates: list[Test], leaning: list[Test], run_size: int) -> list[Test]:
         """Largest impact first, narrowed to a sharper slice inside it when one exists; every next
-        candidate is re-tested on the traces not yet explained."""
+        slice is re-tested on the traces not yet explained, corrected as strictly as the first pass."""
         picked: list[Test] = []
         while candidates and len(picked) < self.params.max_rounds:
             best = self._sharpest(outcome, max(candidates, key=lambda t: (t.impact, -t.q)), candidates, picked)
             overlapping = tuple(t.segment for t in picked if not self._disjoint(t.segment, best.segment))
             picked.append(replace(best, excluding=overlapping))
-            rest = [t for t in candidates if t.segment != best.segment]
+            taken = {t.segment for t in picked}
+            survivors = [t for t in candidates if t.segment not in taken]
+            taken |= {t.segment for t in survivors}
+            newcomers = list({t.segment: t for t in leaning if t.segment not in taken}.values())
             unexplained = "NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
-            candidates = self._tested_within(outcome, rest, unexplained, picked) if rest else []
+            # the first pass's survivors were corrected over the run already; the others are now
+            candidates = [*self._tested_within(outcome, survivors, unexplained, picked, len(survivors)),
+                          *self._tested_within(outcome, newcomers, unexplained, picked, run_size)]  # fmt: skip
         return picked
 
     def _disjoint(self, a: Segment, b: Segment) -> bool:
@@ -362,7 +371,7 @@ class Search:
             within = f"({best.segment.over_columns(self.features)})"
             if picked:
                 within += " AND NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
-            sharper = [t for t in self._tested_within(outcome, inside, within, [best, *picked])
+            sharper = [t for t in self._tested_within(outcome, inside, within, [best, *picked], len(inside))
                        if t.n >= 0.2 * best.n]  # fmt: skip
             if not sharper:
                 return best
@@ -370,9 +379,13 @@ class Search:
             best = next(t for t in candidates if t.segment == narrowed.segment)
         return best
 
-    def _tested_within(self, outcome: Outcome, candidates: list[Test], where: str, context: list[Test]) -> list[Test]:
-        """The candidates counted and tested again on the traces `where` selects (BH over them);
-        `context` are the segments `where` mentions."""
+    def _tested_within(
+        self, outcome: Outcome, candidates: list[Test], where: str, context: list[Test], family: int
+    ) -> list[Test]:
+        """The candidates counted and tested again on the traces `where` selects, corrected as one of
+        `family` tests; `context` are the segments `where` mentions."""
+        if not candidates:
+            return []
         columns = ", ".join(
             f"count_if(({c.segment.over_columns(self.features)}) AND {outcome.key} IS NOT NULL) AS m{i}, "
             f"count_if(({c.segment.over_columns(self.features)}) AND {outcome.key}) AS k{i}" for i, c in enumerate(candidates)
@@ -388,7 +401,7 @@ class Search:
             n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
             if k >= self.params.min_support and 0 < n < big_n:
                 again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained))
-        score(again, previous=len(candidates))
+        score(again, previous=max(family, len(candidates)))
         return [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
 
     def _strengths(self, tests: list[Test], chosen: list[Test]) -> list[Test]:
