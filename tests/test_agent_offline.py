@@ -228,6 +228,7 @@ def test_a_person_steers_the_analysis_at_the_terminal(store: Store, tmp_path: Pa
     assert [a.by for a in analysis.approvals] == ["cli", "cli", "cli"]
 
 
+@pytest.mark.slow
 def test_a_sampled_judgement_is_shown_with_traces_that_were_judged(store: Store, cli: CliRunner) -> None:
     """A code scorer runs on a third of the traces. The issue's traces include the unjudged traces of
     the slice (presumed affected), but the traces read as evidence are ones the scorer rated negative."""

@@ -131,9 +131,18 @@ def test_a_second_burst_is_found_once_the_first_no_longer_counts_as_the_rest(tmp
         return False
 
     engine, _ = _table(tmp_path, 700, two_bursts)
-    found = [_selected(engine, f.affected_sql) for f in _problems(discover(engine))]
+    problems = _problems(discover(engine))
+    found = [_selected(engine, f.affected_sql) for f in problems]
     for burst, traces in bursts.items():
         assert max(len(traces & s) / len(traces | s) for s in found) >= 0.5, burst
+    for finding in problems:  # each finding's figures are what its own SQL counts (what the analyst re-counts)
+        s = finding.statistics
+        where = f" WHERE {s.population_sql}" if s.population_sql else ""
+        counted = engine.execute(f"SELECT {s.segment_sql} AS inside, count(*) AS n, count_if({s.outcome_sql}) AS k "
+                                 f"FROM traces{where} GROUP BY 1").records()  # fmt: skip
+        by_side = {bool(r["inside"]): (r["n"], r["k"]) for r in counted}
+        assert by_side[True] == (s.n, s.k) and by_side[False] == (s.n_rest, s.k_rest), s.segment
+        assert s.p_value <= s.p_cutoff
 
 
 def test_an_identifier_shape_is_found(tmp_path: Path) -> None:

@@ -88,7 +88,9 @@ def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int
     others = [f for f in made if f.strength or f.near_miss]
     every = [f for f in problems + others if f.affected or f.near_miss]
     for finding in every:
-        finding.p_cutoff, finding.tests_in_run, finding.fdr = cutoff, len(result.tests), params.fdr
+        # a slice re-tested on the traces the earlier ones leave passed its own correction there
+        own = finding.test.p if finding.test.q <= params.fdr else 0.0
+        finding.p_cutoff, finding.tests_in_run, finding.fdr = max(cutoff, own), len(result.tests), params.fdr
     return every
 
 
@@ -127,8 +129,12 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
     population = outcome.population if not earlier else f"({outcome.population or 'true'}) AND NOT ({earlier})"
     scope = f" AND ({population})" if population else ""
     description = test.segment.describe(search.features)
-    if test.excluding:
-        description += " (apart from " + "; ".join(s.describe(search.features) for s in test.excluding) + ")"
+    inside = [s.describe(search.features) for s in test.excluding if not search.disjoint(s, test.segment)]
+    beside = [s.describe(search.features) for s in test.excluding if search.disjoint(s, test.segment)]
+    if inside:
+        description += " (apart from " + "; ".join(inside) + ")"
+    if beside:
+        description += " (against the rest less " + "; ".join(beside) + ")"
     draft = _Draft(test, "strength" if strength else "near_miss" if near_miss else "problem", description,
                    segment_sql, population, earlier, _on_a_line(test.segment, search))  # fmt: skip
     if strength or near_miss:

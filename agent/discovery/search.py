@@ -295,7 +295,7 @@ class Search:
         for members in groups.values():
             apart: list[Test] = []
             for test in sorted(members, key=lambda t: (-t.rate, t.p)):
-                if all(self._disjoint(test.segment, other.segment) for other in apart):
+                if all(self.disjoint(test.segment, other.segment) for other in apart):
                     apart.append(test)
             if len(apart) < 2:
                 continue
@@ -335,8 +335,8 @@ class Search:
         picked: list[Test] = []
         while candidates and len(picked) < self.params.max_rounds:
             best = self._sharpest(outcome, max(candidates, key=lambda t: (t.impact, -t.q)), candidates, picked)
-            overlapping = tuple(t.segment for t in picked if not self._disjoint(t.segment, best.segment))
-            picked.append(replace(best, excluding=overlapping))
+            # counted against the rest less every slice chosen before it, as _tested_within counted it
+            picked.append(replace(best, excluding=tuple(t.segment for t in picked)))
             taken = {t.segment for t in picked}
             survivors = [t for t in candidates if t.segment not in taken]
             taken |= {t.segment for t in survivors}
@@ -347,7 +347,7 @@ class Search:
                           *self._tested_within(outcome, newcomers, unexplained, picked, run_size)]  # fmt: skip
         return picked
 
-    def _disjoint(self, a: Segment, b: Segment) -> bool:
+    def disjoint(self, a: Segment, b: Segment) -> bool:
         """Two values of one single-valued feature, or two windows that do not overlap, share no trace."""
         if len(a.parts) != 1 or len(b.parts) != 1 or a.any_of or b.any_of:
             return False
