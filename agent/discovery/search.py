@@ -343,8 +343,8 @@ class Search:
             newcomers = list({t.segment: t for t in leaning if t.segment not in taken}.values())
             unexplained = "NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
             # the first pass's survivors were corrected over the run already; the others are now
-            candidates = [*self._tested_within(outcome, survivors, unexplained, picked, len(survivors)),
-                          *self._tested_within(outcome, newcomers, unexplained, picked, run_size)]  # fmt: skip
+            candidates = self._tested_within(outcome, [(survivors, len(survivors)), (newcomers, run_size)],
+                                             unexplained, picked)  # fmt: skip
         return picked
 
     def disjoint(self, a: Segment, b: Segment) -> bool:
@@ -371,7 +371,7 @@ class Search:
             within = f"({best.segment.over_columns(self.features)})"
             if picked:
                 within += " AND NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
-            sharper = [t for t in self._tested_within(outcome, inside, within, [best, *picked], len(inside))
+            sharper = [t for t in self._tested_within(outcome, [(inside, len(inside))], within, [best, *picked])
                        if t.n >= 0.2 * best.n]  # fmt: skip
             if not sharper:
                 return best
@@ -380,10 +380,11 @@ class Search:
         return best
 
     def _tested_within(
-        self, outcome: Outcome, candidates: list[Test], where: str, context: list[Test], family: int
+        self, outcome: Outcome, groups: list[tuple[list[Test], int]], where: str, context: list[Test]
     ) -> list[Test]:
-        """The candidates counted and tested again on the traces `where` selects, corrected as one of
-        `family` tests; `context` are the segments `where` mentions."""
+        """Groups of candidates counted again (in one query) on the traces `where` selects and tested,
+        each group corrected as `family` tests (a group, family pair); `context`: the segments in `where`."""
+        candidates = [c for group, _ in groups for c in group]
         if not candidates:
             return []
         columns = ", ".join(
@@ -396,13 +397,17 @@ class Search:
             f"count_if({outcome.key}) AS k, {columns} FROM base WHERE {where}"
         )[0]  # fmt: skip
         big_n, big_k = int(row["m"]), int(row["k"])
-        again = []
-        for i, c in enumerate(candidates):
-            n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
-            if k >= self.params.min_support and 0 < n < big_n:
-                again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained))
-        score(again, previous=max(family, len(candidates)))
-        return [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
+        worse, first = [], 0
+        for group, family in groups:
+            again = []
+            for i, c in enumerate(group, start=first):
+                n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
+                if k >= self.params.min_support and 0 < n < big_n:
+                    again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained))
+            score(again, previous=max(family, len(group)))
+            worse += [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
+            first += len(group)
+        return worse
 
     def _strengths(self, tests: list[Test], chosen: list[Test]) -> list[Test]:
         """Slices that are faster or better judged. Not failing less: a request that never calls a
