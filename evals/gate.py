@@ -19,9 +19,10 @@ from evals.summary import false_issues_per_control, pooled_precision, pooled_rec
 
 THRESHOLDS = {"issue_recall": 0.8, "issue_precision": 0.8, "evidence_precision": 0.9}
 POOLED = {"recall": 0.9, "precision": 0.9}
-# What CI holds the pooled random draws to until the engine reaches POOLED: below the scores measured on
-# seeds nobody picked (recall 0.63, precision 0.84 at 5489e97), so a regression turns CI red.
-FLOOR = {"recall": 0.5, "precision": 0.75}
+# What CI holds the pooled random draws to until the analyst reaches POOLED on every set of seeds: below
+# the lowest scores measured on sets nobody picked (recall 0.76, precision 0.92 on ceff82e's draws at
+# 0af2429; sets of 30 draws swing by about 0.1), so a regression turns CI red and chance does not.
+FLOOR = {"recall": 0.6, "precision": 0.8}
 MAX_FALSE_PER_CONTROL = 0.1
 PER_CASE = {None, "recording", "held_out", "experiment"}  # sources held to THRESHOLDS case by case
 
