@@ -328,7 +328,7 @@ class Search:
             mine = [t for t in tests if t.outcome is outcome]
             candidates = [t for t in mine if t.worse(self.params.fdr, self.params.min_ratio)]
             # once a slice explains some of the outcome, a second one no longer competes with its traces
-            # in "the rest": every slice leaning worse is counted again, not only the first survivors
+            # in "the rest": the strongest leads are counted again too, not only the first survivors
             leaning = sorted((t for t in mine if t.k >= self.params.min_support and t.rate > t.rest_rate
                               and t.p <= LEAD_P), key=lambda t: t.p)[:MAX_NEWCOMERS]  # fmt: skip
             chosen += self._greedy(outcome, candidates, leaning, len(tests))
@@ -387,8 +387,8 @@ class Search:
     def _tested_within(
         self, outcome: Outcome, groups: list[tuple[list[Test], int]], where: str, context: list[Test]
     ) -> list[Test]:
-        """Groups of candidates counted again (in one query) on the traces `where` selects and tested,
-        each group corrected as `family` tests (a group, family pair); `context`: the segments in `where`."""
+        """Candidates counted again, in one query, on the traces `where` selects; each (group, family)
+        is corrected as one of `family` tests. `context`: the segments `where` mentions."""
         candidates = [c for group, _ in groups for c in group]
         if not candidates:
             return []
