@@ -167,10 +167,9 @@ def _calls_table(tmp_path: Path, calls: dict[str, int], slow: dict[str, float], 
     rows = []
     for i in range(count):
         trace_id, zone, start = f"tr-{i:05d}", rng.choice(sorted(calls)), T0 + timedelta(minutes=i * 11)
-        spans = [_span(trace_id, f"tamsin-{j}", "TOOL", start, 2000 if rng.random() < slow[zone] else rng.uniform(80, 120),
-                       inputs={"n": j}, outputs={"rows": [1]}) for j in range(calls[zone])]  # fmt: skip
-        for span in spans:
-            span["name"] = "tamsin"
+        # named per call for distinct span ids, then all called `tamsin`
+        spans = [{**_span(trace_id, f"tamsin-{j}", "TOOL", start, 2000 if rng.random() < slow[zone] else rng.uniform(80, 120),
+                          inputs={"n": j}, outputs={"rows": [1]}), "name": "tamsin"} for j in range(calls[zone])]  # fmt: skip
         rows.append({
             "trace_id": trace_id, "client_request_id": None, "request_time": start, "state": "OK",
             "execution_duration_ms": 3000, "request": json.dumps({"ask": "x"}), "response": json.dumps({"text": "y"}),

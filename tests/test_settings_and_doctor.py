@@ -114,20 +114,20 @@ def test_env_file_that_does_not_exist(cli: CliRunner) -> None:
     assert "does not exist" in cli.refused("--env-file", "missing.env", "doctor")
 
 
+def _deny(handler: BaseHTTPRequestHandler, message: str) -> None:
+    """A 403 in Databricks' error shape, echoing what the server was sent (a leak the client must redact)."""
+    body = json.dumps({"error_code": "PERMISSION_DENIED", "message": message})
+    handler.send_response(403)
+    handler.send_header("Content-Type", "application/json")
+    handler.end_headers()
+    handler.wfile.write(body.encode())
+
+
 class EchoingDatabricks(BaseHTTPRequestHandler):
     """A stand-in Databricks that refuses every call and, carelessly, echoes the credentials back."""
 
     def do_GET(self) -> None:
-        body = json.dumps(
-            {
-                "error_code": "PERMISSION_DENIED",
-                "message": f"token {self.headers.get('Authorization')} may not read this",
-            }
-        )
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(body.encode())
+        _deny(self, f"token {self.headers.get('Authorization')} may not read this")
 
     do_POST = do_GET
 
@@ -196,11 +196,7 @@ def guarded_server() -> Iterator[tuple[str, list[str]]]:
             seen.append(header)
             scheme, _, value = header.partition(" ")
             shown = base64.b64decode(value).decode() if scheme == "Basic" else value
-            body = json.dumps({"error_code": "PERMISSION_DENIED", "message": f"{shown!r} may not read this"})
-            self.send_response(403)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
+            _deny(self, f"{shown!r} may not read this")
 
         do_POST = do_GET
 

@@ -129,12 +129,13 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
     population = outcome.population if not earlier else f"({outcome.population or 'true'}) AND NOT ({earlier})"
     scope = f" AND ({population})" if population else ""
     description = test.segment.describe(search.features)
-    inside = [s.describe(search.features) for s in test.excluding if not search.disjoint(s, test.segment)]
-    beside = [s.describe(search.features) for s in test.excluding if search.disjoint(s, test.segment)]
-    if inside:
-        description += " (apart from " + "; ".join(inside) + ")"
-    if beside:
-        description += " (against the rest less " + "; ".join(beside) + ")"
+    sides: dict[bool, list[str]] = {False: [], True: []}  # disjoint from this slice or not
+    for earlier_slice in test.excluding:
+        sides[search.disjoint(earlier_slice, test.segment)].append(earlier_slice.describe(search.features))
+    if sides[False]:
+        description += " (apart from " + "; ".join(sides[False]) + ")"
+    if sides[True]:
+        description += " (against the rest less " + "; ".join(sides[True]) + ")"
     draft = _Draft(test, "strength" if strength else "near_miss" if near_miss else "problem", description,
                    segment_sql, population, earlier, _on_a_line(test.segment, search))  # fmt: skip
     if strength or near_miss:
