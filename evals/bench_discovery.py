@@ -60,6 +60,7 @@ That gives the engine 41 features and 28 outcomes; the run fails unless the 100k
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import re
@@ -69,6 +70,8 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -320,15 +323,31 @@ class TimedEngine:
         vars(engine_module)["to_duckdb"] = timed_translate  # the name `DuckDBEngine.execute` calls
 
     def execute(self, sql: str) -> Any:
+        with self._timed(sql) as record:
+            result = self.inner.execute(sql)
+            record["rows"] = result.row_count + result.rows_cut
+            return result
+
+    @contextmanager
+    def derived(self, sql: str) -> Iterator[TimedEngine]:
+        """The engine's derived table, its building timed as one query; the table's own queries are
+        timed and logged with this engine's."""
+        with ExitStack() as stack:
+            with self._timed(sql):
+                table = stack.enter_context(self.inner.derived(sql))
+            over_table = copy.copy(self)  # the same query list, log and worker marks
+            over_table.inner = table
+            yield over_table
+
+    @contextmanager
+    def _timed(self, sql: str) -> Iterator[dict[str, Any]]:
         record: dict[str, Any] = {"n": len(self.queries) + 1, "caller": _caller(), "chars": len(sql), "sql": sql,
                                   "translate_s": 0.0, "seconds": None, "rows": None}  # fmt: skip
         self.queries.append(record)
         self._log.write(json.dumps({"n": record["n"], "caller": record["caller"], "started": True, "sql": sql}) + "\n")
         started = time.perf_counter()
         try:
-            result = self.inner.execute(sql)
-            record["rows"] = result.row_count + result.rows_cut
-            return result
+            yield record
         finally:
             record["seconds"] = time.perf_counter() - started
             record["analysis_rss_mb"] = _status_mb("self", "VmRSS")

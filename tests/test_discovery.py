@@ -19,7 +19,7 @@ from scipy import stats as scipy_stats
 
 from agent.discovery import DiscoveryReport, discover
 from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
-from agent.traces.engine import DuckDBEngine
+from agent.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
 from agent.traces.table import SCHEMA
 
 T0 = datetime(2026, 2, 2, 0, 0, 0)
@@ -143,6 +143,30 @@ def test_a_second_burst_is_found_once_the_first_no_longer_counts_as_the_rest(tmp
         by_side = {bool(r["inside"]): (r["n"], r["k"]) for r in counted}
         assert by_side[True] == (s.n, s.k) and by_side[False] == (s.n_rest, s.k_rest), s.segment
         assert s.p_value <= s.p_cutoff
+
+
+class _Inlined:
+    """An engine that cannot hold a derived table (as on Databricks): every count derives the rows again."""
+
+    def __init__(self, engine: DuckDBEngine) -> None:
+        self.engine, self.name = engine, engine.name
+        self.row_cap, self.timeout_s = engine.row_cap, engine.timeout_s
+
+    def execute(self, sql: str) -> QueryResult:
+        return self.engine.execute(sql)
+
+
+def test_an_engine_without_derived_tables_finds_the_same(tmp_path: Path) -> None:
+    def pair_and_burst(row: dict[str, Any], rng: random.Random) -> bool:
+        hour = (row["at"] - T0).total_seconds() / 3600
+        return (row["zone"] == "west" and row["tier"] == "gold") or (60 <= hour < 70 and rng.random() < 0.7)
+
+    engine, _ = _table(tmp_path, 700, pair_and_burst)
+    held, inlined = discover(engine), discover(_Inlined(engine))
+    assert isinstance(engine, DerivingEngine) and not isinstance(_Inlined(engine), DerivingEngine)
+    assert len(_problems(held)) >= 2
+    assert [f.model_dump() for f in inlined.findings] == [f.model_dump() for f in held.findings]
+    assert inlined.looked.tests == held.looked.tests and held.looked.queries == inlined.looked.queries + 1
 
 
 def test_an_identifier_shape_is_found(tmp_path: Path) -> None:

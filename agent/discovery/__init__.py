@@ -10,13 +10,15 @@ engine protocol, so it runs on DuckDB, Spark and Databricks alike. The census st
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agent.discovery.catalog import features, outcomes
 from agent.discovery.findings import Finding, findings
 from agent.discovery.models import DiscoveryReport, FindingKind, FindingRecord, LookedAt
 from agent.discovery.profile import profile
 from agent.discovery.search import Params, Search
-from agent.traces.engine import QueryResult, SqlEngine
+from agent.traces.engine import DerivingEngine, QueryResult, SqlEngine
 
 __all__ = ["DiscoveryReport", "FindingRecord", "Params", "discover"]
 
@@ -37,10 +39,11 @@ def discover(
 
 
 class _Counting:
-    """The engine, counting the queries asked of it for the report's "How we looked"."""
+    """The engine, counting the queries asked of it (and of the tables derived from it) for the report's
+    "How we looked"."""
 
-    def __init__(self, engine: SqlEngine) -> None:
-        self.engine, self.name, self.queries = engine, engine.name, 0
+    def __init__(self, engine: SqlEngine, parent: _Counting | None = None) -> None:
+        self.engine, self.name, self.parent, self.queries = engine, engine.name, parent, 0
 
     @property
     def row_cap(self) -> int:
@@ -59,8 +62,25 @@ class _Counting:
         self.engine.timeout_s = value
 
     def execute(self, sql: str) -> QueryResult:
-        self.queries += 1
+        self.tally()
         return self.engine.execute(sql)
+
+    def tally(self) -> None:
+        if self.parent:
+            self.parent.tally()
+        else:
+            self.queries += 1
+
+    @contextmanager
+    def base_table(self, sql: str) -> Iterator[_Counting | None]:
+        """The rows `sql` selects as a table (counted as one query), or None where the engine cannot
+        hold one and every count derives them again."""
+        if not isinstance(self.engine, DerivingEngine):
+            yield None
+            return
+        self.tally()
+        with self.engine.derived(sql) as table:
+            yield _Counting(table, parent=self)
 
 
 def _discover(engine: _Counting, custom_outcomes: dict[str, str] | None, params: Params) -> DiscoveryReport:
@@ -72,7 +92,8 @@ def _discover(engine: _Counting, custom_outcomes: dict[str, str] | None, params:
     searched_outcomes = outcomes(measured, params.min_support, custom_outcomes)
     searched_features = features(measured)
     search = Search(engine, searched_outcomes, searched_features, params)
-    result = search.run()
+    with engine.base_table(search.base_sql()) as table:
+        result = search.run(table)
     found = findings(engine, search, result, measured.traces, params)
     looked = LookedAt(
         traces=measured.traces,

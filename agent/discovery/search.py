@@ -126,8 +126,16 @@ class Search:
         self.outcomes = outcomes
         self.features = {f.key: f for f in features}
         self.params = params
+        self.table: SqlEngine | None = None  # the base rows held as `traces`, where the engine can hold them
 
-    def run(self) -> SearchResult:
+    def base_sql(self) -> str:
+        """Every outcome and feature per trace: what `run(table)` expects the table to hold."""
+        return self._base(self.outcomes, set(self.features))
+
+    def run(self, table: SqlEngine | None = None) -> SearchResult:
+        """`table`: an engine whose `traces` rows are `base_sql()`'s, so each count reads them instead of
+        deriving every feature again from the spans and JSON (five times faster at 100k traces)."""
+        self.table = table
         singles = self._single_tests(self._count_singles())
         pairs = self._pair_tests(singles)
         score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
@@ -143,6 +151,8 @@ class Search:
         """One row per trace: a nullable boolean per outcome (NULL outside its population) and a column
         per feature (named by their keys), so later queries test segments without re-deriving them.
         Span outcomes read `span_facts`, each span's facts derived once."""
+        if self.table is not None:
+            return "SELECT * FROM traces"
         flags = [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN coalesce({o.fact or o.predicate}, false) "
                  f"END AS {o.key}" for o in outcomes]  # fmt: skip
         columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
@@ -166,7 +176,7 @@ class Search:
         return {str(r["v"]): {o.key: _counted(r, o) for o in self.outcomes} for r in rows}
 
     def _execute(self, sql: str) -> list[dict[str, Any]]:
-        return self.engine.execute(sql).records()
+        return (self.table or self.engine).execute(sql).records()
 
     # -- tests ---------------------------------------------------------------------------------------
 

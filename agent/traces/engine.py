@@ -7,9 +7,13 @@ that configuration before any user SQL runs. DuckDB has no statement timeout: a 
 
 from __future__ import annotations
 
+import copy
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -59,6 +63,16 @@ class SqlEngine(Protocol):
     def execute(self, sql: str) -> QueryResult: ...
 
 
+@runtime_checkable
+class DerivingEngine(SqlEngine, Protocol):
+    """An engine that can hold a query's rows as a table, for work that asks many questions of the same
+    derived rows (the discovery engine's one row per trace). Engines without it get the query inlined."""
+
+    def derived(self, sql: str) -> AbstractContextManager[SqlEngine]:
+        """An engine whose `traces` table holds the rows `sql` selects, dropped on exit."""
+        ...
+
+
 class DuckDBEngine:
     name = "duckdb"
 
@@ -97,6 +111,23 @@ class DuckDBEngine:
             raise self._explain(reply, translated)
         return QueryResult(columns=reply["columns"], rows=clean(reply["rows"]), row_count=len(reply["rows"]),
                            rows_cut=reply["rows_cut"], engine=self.name, executed_sql=translated)  # fmt: skip
+
+    @contextmanager
+    def derived(self, sql: str) -> Iterator[DuckDBEngine]:
+        """The rows in a scratch database, written by a sandbox worker under the query's own lockdown."""
+        from agent.traces.sandbox import sandbox
+
+        translated = to_duckdb(sql)
+        with tempfile.TemporaryDirectory(prefix="analyze-experiment-") as scratch:
+            target = Path(scratch) / "derived.duckdb"
+            request = {"derive": {"path": str(self.path), "target": str(target), "config": self._config,
+                                  "sql": translated, "timeout_s": self.timeout_s}}  # fmt: skip
+            reply = sandbox(self.heap_bytes).run(request, self.timeout_s)
+            if "error" in reply:
+                raise self._explain(reply, translated)
+            engine = copy.copy(self)
+            engine.path = target
+            yield engine
 
     def _explain(self, reply: dict[str, Any], translated: str) -> UserError:
         kind, message = reply["error"], reply.get("message", "")

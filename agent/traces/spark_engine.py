@@ -6,11 +6,14 @@ local Spark is the oracle our DuckDB translation is checked against. Needs the `
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
@@ -20,7 +23,9 @@ from agent.traces.sql import check_translatable, parse
 from agent.traces.worker import json_safe
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, Row, SparkSession
+
+T = TypeVar("T")
 
 
 def export_parquet(duckdb_path: Path, parquet_path: Path) -> Path:
@@ -60,9 +65,34 @@ class SparkEngine:
         self.row_cap = row_cap
 
     def execute(self, sql: str) -> QueryResult:
+        translated = self._translate(sql)
+        frame, rows, cut = self._guarded(lambda session: self._fetch(session.sql(translated)))
+        kept = rows[: self.row_cap]
+        return QueryResult(columns=list(frame.columns), rows=[[_plain(v) for v in row] for row in kept],
+                           row_count=len(kept), rows_cut=cut, engine=self.name, executed_sql=translated)  # fmt: skip
+
+    @contextmanager
+    def derived(self, sql: str) -> Iterator[SparkEngine]:
+        """The rows written as Parquet in a scratch directory, read as `traces` by a new engine."""
+        translated = self._translate(sql)
+        with tempfile.TemporaryDirectory(prefix="analyze-experiment-") as scratch:
+            target = Path(scratch) / "derived.parquet"
+            self._guarded(lambda session: session.sql(translated).write.parquet(str(target)))
+            yield SparkEngine(target, timeout_s=self.timeout_s, row_cap=self.row_cap)
+
+    @staticmethod
+    def _translate(sql: str) -> str:
         tree = parse(sql)
         check_translatable(sql, tree)
-        translated = tree.sql(dialect="spark")  # OSS Spark has no col:path on strings; this writes get_json_object
+        return tree.sql(dialect="spark")  # OSS Spark has no col:path on strings; this writes get_json_object
+
+    def _fetch(self, frame: DataFrame) -> tuple[DataFrame, list[Row], int]:
+        rows = frame.take(self.row_cap + 1)
+        cut = frame.count() - self.row_cap if len(rows) > self.row_cap else 0
+        return frame, rows, cut
+
+    def _guarded(self, work: Callable[[SparkSession], T]) -> T:
+        """`work` with this engine's Parquet as `traces`, cancelled at the deadline; errors become one line."""
         session = spark_session()
         session.read.parquet(str(self.parquet)).createOrReplaceTempView("traces")
         stopped = threading.Event()
@@ -74,9 +104,7 @@ class SparkEngine:
         timer = threading.Timer(self.timeout_s, cancel)
         timer.start()
         try:
-            frame = session.sql(translated)
-            rows = frame.take(self.row_cap + 1)
-            cut = frame.count() - self.row_cap if len(rows) > self.row_cap else 0
+            return work(session)
         except Exception as error:
             if stopped.is_set():
                 raise SqlTimeout(f"the query was stopped after {self.timeout_s:g} s; narrow it") from error
@@ -84,9 +112,6 @@ class SparkEngine:
             raise UserError(f"the query failed on Spark: {first[:300]}") from error
         finally:
             timer.cancel()
-        kept = rows[: self.row_cap]
-        return QueryResult(columns=list(frame.columns), rows=[[_plain(v) for v in row] for row in kept],
-                           row_count=len(kept), rows_cut=cut, engine=self.name, executed_sql=translated)  # fmt: skip
 
 
 def _plain(value: Any) -> Any:

@@ -17,7 +17,12 @@ import struct
 import sys
 import threading
 import uuid
-from typing import IO, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
 
 MAX_CELL_CHARS = 20_000
 MAX_CELL_ITEMS = 1_000
@@ -43,15 +48,61 @@ def run_query(path: str, config: dict[str, Any], sql: str, row_cap: int, timeout
     """One query on a fresh read-only connection; a reply dict with rows, or with an error kind."""
     import duckdb
 
+    def fetch(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchmany(row_cap)
+        cut = _count_rest(cursor)
+        return {"columns": columns, "rows": [[bounded(json_safe(v)) for v in row] for row in rows], "rows_cut": cut}
+
+    return _guarded(lambda: duckdb.connect(path, read_only=True, config=config), fetch, timeout_s)
+
+
+def derive_table(path: str, target: str, config: dict[str, Any], sql: str, timeout_s: float) -> dict[str, Any]:
+    """A new database at `target` whose `traces` table holds the rows of `sql` over the table at `path`.
+    The source is attached before the connection is locked down exactly as a query's is, so the SQL runs
+    with the same restrictions and can write nothing but the new table."""
+    import duckdb
+
+    def connect() -> duckdb.DuckDBPyConnection:
+        setup = {k: v for k, v in config.items() if k not in _LOCKING}
+        con = duckdb.connect(target, config=setup)
+        con.execute(f"ATTACH {_literal(path)} AS source (READ_ONLY)")
+        for name in _LOCKING:
+            con.execute(f"SET {name} = {config[name]}")
+        con.execute("USE source")
+        return con
+
+    def create(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+        table = f'"{Path(target).stem}".main.traces'
+        con.execute(f"CREATE TABLE {table} AS {sql}")
+        count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+        return {"rows": count[0] if count else 0}
+
+    return _guarded(connect, create, timeout_s)
+
+
+_LOCKING = ("enable_external_access", "lock_configuration")  # set once the source is attached, in this order
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _guarded(
+    connect: Callable[[], duckdb.DuckDBPyConnection],
+    work: Callable[[duckdb.DuckDBPyConnection], dict[str, Any]],
+    timeout_s: float,
+) -> dict[str, Any]:
+    """`work` on a connection, interrupted at the deadline; DuckDB's errors become reply kinds."""
+    import duckdb
+
     try:
-        with duckdb.connect(path, read_only=True, config=config) as con:
+        with connect() as con:
             timer = threading.Timer(timeout_s, con.interrupt)
             timer.start()
             try:
-                cursor = con.execute(sql)
-                columns = [d[0] for d in cursor.description or []]
-                rows = cursor.fetchmany(row_cap)
-                cut = _count_rest(cursor)
+                return work(con)
             finally:
                 timer.cancel()
     except duckdb.InterruptException:
@@ -60,7 +111,6 @@ def run_query(path: str, config: dict[str, Any], sql: str, row_cap: int, timeout
         return {"error": "permission", "message": _first_line(error)}
     except (duckdb.Error, MemoryError) as error:
         return {"error": "failed", "message": _first_line(error)}
-    return {"columns": columns, "rows": [[bounded(json_safe(v)) for v in row] for row in rows], "rows_cut": cut}
 
 
 def _count_rest(cursor: Any) -> int:
@@ -115,7 +165,7 @@ def serve(heap_bytes: int) -> None:
         except EOFError:
             return
         try:
-            reply = run_query(**request)
+            reply = derive_table(**request["derive"]) if "derive" in request else run_query(**request)
         except MemoryError:
             reply = {"error": "failed", "message": "out of memory"}
         send(replies, reply)

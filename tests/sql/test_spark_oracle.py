@@ -43,3 +43,14 @@ def test_row_cap_on_spark(tmp_path: Path, spark: SparkEngine) -> None:
     capped = SparkEngine(spark.parquet, row_cap=2)
     result = capped.execute("SELECT trace_id FROM traces ORDER BY trace_id")
     assert result.rows == [["tr-1"], ["tr-2"]] and result.rows_cut == 4
+
+
+def test_a_derived_table_on_spark_holds_the_querys_rows(spark: SparkEngine) -> None:
+    per_state = "SELECT state, count(*) AS n FROM traces GROUP BY state ORDER BY state"
+    with spark.derived("SELECT trace_id, state, size(spans) AS spans FROM traces") as derived:
+        assert derived.execute(per_state).rows == spark.execute(per_state).rows
+        assert derived.execute("SELECT sum(spans) AS n FROM traces").rows == [[sum(
+            row[0] for row in spark.execute("SELECT size(spans) AS n FROM traces").rows
+        )]]  # fmt: skip
+        scratch = derived.parquet
+    assert not scratch.exists()

@@ -1,0 +1,60 @@
+"""A derived table: a query's rows held as the `traces` table of a scratch database, written by a sandbox
+worker under the same lockdown as any query, and gone when the work is done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.traces.engine import DerivingEngine, DuckDBEngine, SqlTimeout
+from agent.traces.sandbox import SqlSandbox
+from agent.traces.sql import SqlRefused
+from tests.sql.fixture_table import build
+
+PER_STATE = "SELECT state, count(*) AS n FROM traces GROUP BY state ORDER BY state"
+
+
+def test_a_derived_table_holds_the_querys_rows_until_the_work_is_done(tmp_path: Path) -> None:
+    engine = DuckDBEngine(build(tmp_path / "traces.duckdb"))
+    assert isinstance(engine, DerivingEngine)
+    with engine.derived("SELECT trace_id, state, size(spans) AS spans FROM traces") as derived:
+        assert derived.execute(PER_STATE).rows == engine.execute(PER_STATE).rows
+        assert (
+            derived.execute("SELECT sum(spans) AS n FROM traces").rows
+            == engine.execute("SELECT sum(size(spans)) AS n FROM traces").rows
+        )
+        scratch = derived.path
+        assert scratch.exists() and scratch.parent != tmp_path
+    assert not scratch.parent.exists()
+    assert engine.execute("SELECT count(*) AS n FROM traces").rows == [[6]]
+
+
+def test_a_derived_table_is_checked_and_stopped_like_any_query(tmp_path: Path) -> None:
+    engine = DuckDBEngine(build(tmp_path / "traces.duckdb"), timeout_s=0.5)
+    with pytest.raises(SqlRefused), engine.derived("SELECT * FROM read_text('/etc/hostname')"):
+        pass
+    endless = "SELECT count(*) AS n FROM traces a, traces b, traces c, traces d, traces e, traces f, traces g, " \
+              "traces h, traces i WHERE md5(a.trace_id || b.trace_id || c.trace_id || d.trace_id || e.trace_id " \
+              "|| f.trace_id || g.trace_id || h.trace_id || i.trace_id) LIKE '%zzzz%'"  # fmt: skip
+    with pytest.raises(SqlTimeout), engine.derived(endless):
+        pass
+
+
+def test_the_worker_locks_the_connection_down_before_the_derived_query_runs(tmp_path: Path) -> None:
+    """Below the SQL checks: once the source is attached, nothing else can be read, written or attached."""
+    engine = DuckDBEngine(build(tmp_path / "traces.duckdb"))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("top-secret-line")
+    pool = SqlSandbox(engine.heap_bytes)
+    escapes = [f"SELECT * FROM read_text('{secret}')", f"SELECT 1 AS x; COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+               f"SELECT 1 AS x; ATTACH '{tmp_path / 'other.duckdb'}' AS other"]  # fmt: skip
+    try:
+        for i, sql in enumerate(escapes):
+            request = {"path": str(engine.path), "target": str(tmp_path / f"derived{i}.duckdb"),
+                       "config": engine._config, "sql": sql, "timeout_s": 30}  # fmt: skip
+            reply = pool.run({"derive": request}, timeout_s=30)
+            assert reply.get("error") == "permission", (sql, reply)
+        assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()
+    finally:
+        pool.close()
