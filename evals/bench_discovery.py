@@ -6,7 +6,8 @@ wall time, peak memory of the analysis process and of the SQL worker, and which 
 What is measured. Each size runs in a fresh Python process (`--child`) that calls `discover` on a
 `DuckDBEngine` over a synthetic traces table, exactly as the census does (same engine, same sandbox;
 only the memory limit and timeout are raised, to 3 GB and 600 s by default, and the row cap stays at
-the production 1,000). Reported per size:
+the production 1,000); the per-trace rows are a derived table
+(`DuckDBEngine.derived`), built once and timed as one query. Reported per size:
 
 - seconds: `discover`'s wall time, split into SQL (time inside `engine.execute`, of which translation
   by sqlglot is timed apart) and Python (profiling, statistics, selection);
