@@ -54,12 +54,14 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
             "code": code,
             "at": T0 + timedelta(minutes=i * 7 * 24 * 60 / count),
             "failed": rng.random() < 0.02,
+            "slow": False,  # a plant may make the tool ten times slower
         }
         if plant(row, rng):
             row["failed"] = True
             affected.add(trace_id)
         start = row["at"]
-        spans = [_span(trace_id, "quillon", "TOOL", start, rng.uniform(50, 150), failed=row["failed"],
+        spans = [_span(trace_id, "quillon", "TOOL", start, rng.uniform(50, 150) * (10 if row["slow"] else 1),
+                       failed=row["failed"],
                        inputs={"code": code}, outputs=None if row["failed"] else {"rows": [1]}),
                  _span(trace_id, "brevik", "CHAT_MODEL", start, rng.uniform(300, 900), outputs={"content": "ok"})]  # fmt: skip
         rows.append({
@@ -167,6 +169,22 @@ def test_an_engine_without_derived_tables_finds_the_same(tmp_path: Path) -> None
     assert len(_problems(held)) >= 2
     assert [f.model_dump() for f in inlined.findings] == [f.model_dump() for f in held.findings]
     assert inlined.looked.tests == held.looked.tests and held.looked.queries == inlined.looked.queries + 1
+
+
+def test_a_strength_counts_what_its_sql_selects(tmp_path: Path) -> None:
+    """Only one zone never sees the slow tool: a strength, whose count comes from the search's figures
+    and must be what its SQL selects."""
+
+    def slow_elsewhere(row: dict[str, Any], rng: random.Random) -> bool:
+        row["slow"] = row["zone"] != "north" and rng.random() < 0.3
+        return False
+
+    engine, _ = _table(tmp_path, 600, slow_elsewhere)
+    report = discover(engine)
+    strengths = [f for f in report.findings if f.kind == "strength"]
+    assert any("north" in f.statistics.segment for f in strengths)
+    for finding in [f for f in report.findings if f.kind != "problem"]:
+        assert finding.affected_count == len(_selected(engine, finding.affected_sql)), finding.statement
 
 
 def test_an_identifier_shape_is_found(tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ class Finding:
     segment_sql: str
     population_sql: str | None  # where the outcome can happen, less the slices chosen before this one
     affected_sql: str
-    affected: list[str]
+    affected: list[str]  # a problem's traces (a strength's and a lead's are only counted)
+    affected_count: int
     total: int
     strength: bool = False
     near_miss: bool = False
@@ -41,7 +42,7 @@ class Finding:
 
     @property
     def weighted_share(self) -> float:
-        return self.outcome.weight * len(self.affected) / max(self.total, 1)
+        return self.outcome.weight * self.affected_count / max(self.total, 1)
 
     @property
     def severity(self) -> Severity:
@@ -78,15 +79,17 @@ def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int
     drafts = ([_draft(search, t) for t in result.chosen] + [_draft(search, t, strength=True) for t in result.strengths]
               + [_draft(search, t, near_miss=True) for t in result.near_misses])  # fmt: skip
     _presume_unseen(engine, [d for d in drafts if d.outcome.family == "assessment_negative" and d.kind == "problem"])
-    wheres = [d.where for d in drafts] + [d.whole_where for d in drafts if d.whole_where]
-    selected = iter(_select(engine, wheres))
-    affected = [next(selected) for _ in drafts]
-    made = [d.finding(a, set(next(selected)) if d.whole_where else set(), total)
-            for d, a in zip(drafts, affected, strict=True)]  # fmt: skip
-    problems = _merged(sorted(_without_remainders([f for f in made if not (f.strength or f.near_miss)]),
-                              key=lambda f: (-f.weighted_share, -f.outcome.weight)))  # fmt: skip
-    others = [f for f in made if f.strength or f.near_miss]
-    every = [f for f in problems + others if f.affected or f.near_miss]
+    # a problem's traces are compared with other problems' and linked; a strength's traces are its slice's
+    # population and a lead's its slice's outcome traces, which the search counted
+    listed = [d for d in drafts if d.kind == "problem"]
+    selected = iter(_select(engine, [d.where for d in listed] + [d.whole_where for d in listed if d.whole_where]))
+    affected = [next(selected) for _ in listed]
+    problems = [d.finding(a, len(a), set(next(selected)) if d.whole_where else set(), total)
+                for d, a in zip(listed, affected, strict=True)]  # fmt: skip
+    others = [d.finding([], d.test.n if d.kind == "strength" else d.test.k, set(), total)
+              for d in drafts if d.kind != "problem"]  # fmt: skip
+    problems = _merged(sorted(_without_remainders(problems), key=lambda f: (-f.weighted_share, -f.outcome.weight)))
+    every = [f for f in problems + others if f.affected_count or f.near_miss]
     for finding in every:
         # a slice re-tested on the traces the earlier ones leave passed its own correction there
         own = finding.test.p if finding.test.q <= params.fdr else 0.0
@@ -112,10 +115,11 @@ class _Draft:
     def outcome(self) -> Outcome:
         return self.test.outcome
 
-    def finding(self, affected: list[str], whole: set[str], total: int) -> Finding:
+    def finding(self, affected: list[str], count: int, whole: set[str], total: int) -> Finding:
         return Finding(outcome=self.outcome, segment=self.test.segment, test=self.test, description=self.description,
                        segment_sql=self.segment_sql, population_sql=self.population,
-                       affected_sql=f"SELECT trace_id FROM traces WHERE {self.where}", affected=affected, total=total,
+                       affected_sql=f"SELECT trace_id FROM traces WHERE {self.where}", affected=affected,
+                       affected_count=count, total=total,
                        strength=self.kind == "strength", near_miss=self.kind == "near_miss", whole=whole,
                        on_a_line=self.on_a_line)  # fmt: skip
 
