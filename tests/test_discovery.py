@@ -27,7 +27,7 @@ Plant = Callable[[dict[str, Any], random.Random], bool]  # marks a trace as affe
 
 
 def _span(trace_id: str, name: str, kind: str, start: datetime, ms: float, *, failed: bool = False,
-          inputs: Any = None, outputs: Any = None) -> dict[str, Any]:  # fmt: skip
+          inputs: Any = None, outputs: Any = None, error: str = "boom") -> dict[str, Any]:  # fmt: skip
     attributes = {"mlflow.spanType": json.dumps(kind)}
     if inputs is not None:
         attributes["mlflow.spanInputs"] = json.dumps(inputs)
@@ -35,7 +35,7 @@ def _span(trace_id: str, name: str, kind: str, start: datetime, ms: float, *, fa
         attributes["mlflow.spanOutputs"] = json.dumps(outputs)
     return {"name": name, "span_id": f"{trace_id}-{name}", "trace_id": trace_id, "parent_id": f"{trace_id}-root",
             "start_time": start, "end_time": start + timedelta(milliseconds=ms),
-            "status_code": "ERROR" if failed else "OK", "status_message": "boom" if failed else None,
+            "status_code": "ERROR" if failed else "OK", "status_message": error if failed else None,
             "attributes": list(attributes.items()), "events": []}  # fmt: skip
 
 
@@ -55,13 +55,14 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
             "at": T0 + timedelta(minutes=i * 7 * 24 * 60 / count),
             "failed": rng.random() < 0.02,
             "slow": False,  # a plant may make the tool ten times slower
+            "error": "boom",  # the failure's message
         }
         if plant(row, rng):
             row["failed"] = True
             affected.add(trace_id)
         start = row["at"]
         spans = [_span(trace_id, "quillon", "TOOL", start, rng.uniform(50, 150) * (10 if row["slow"] else 1),
-                       failed=row["failed"],
+                       failed=row["failed"], error=row["error"],
                        inputs={"code": code}, outputs=None if row["failed"] else {"rows": [1]}),
                  _span(trace_id, "brevik", "CHAT_MODEL", start, rng.uniform(300, 900), outputs={"content": "ok"})]  # fmt: skip
         rows.append({
@@ -185,6 +186,27 @@ def test_a_strength_counts_what_its_sql_selects(tmp_path: Path) -> None:
     assert any("north" in f.statistics.segment for f in strengths)
     for finding in [f for f in report.findings if f.kind != "problem"]:
         assert finding.affected_count == len(_selected(engine, finding.affected_sql)), finding.statement
+
+
+def test_one_recurring_error_stands_out_where_failures_alone_do_not(tmp_path: Path) -> None:
+    """Failures in the background, each with its own message, and one tier where a third of the
+    failures raise the same error (ids in it differ): the failure rate alone hardly moves there, the
+    error's does."""
+    words = ["disk", "socket", "quota", "parse", "lock", "cache", "token", "route"]
+
+    def one_error(row: dict[str, Any], rng: random.Random) -> bool:
+        row["failed"] = rng.random() < 0.12
+        row["error"] = f"{rng.choice(words).title()}Error: {rng.choice(words)} {rng.choice(words)} {rng.choice(words)}"
+        if row["failed"] and row["tier"] == "gold" and rng.random() < 0.4:
+            row["error"] = f"QuotaExceeded: key {rng.randrange(10_000)} over its limit"
+            return True
+        return False
+
+    engine, affected = _table(tmp_path, 900, one_error)
+    problems = _problems(discover(engine))
+    found = [f for f in problems if "QuotaExceeded: key 9 over its limit" in f.statement]
+    assert found and "gold" in found[0].statistics.segment, [f.statement for f in problems]
+    assert _selected(engine, found[0].affected_sql) == affected
 
 
 def test_an_identifier_shape_is_found(tmp_path: Path) -> None:

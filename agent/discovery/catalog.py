@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from agent.discovery.profile import (
+    ERROR_SIGNATURE,
     ERRORED,
     IDLE_MS,
     MEASURES,
@@ -32,17 +33,18 @@ from agent.discovery.profile import (
 
 OutcomeFamily = Literal["trace_failed", "span_failed", "span_degenerate_output", "empty_response",
                         "assessment_negative", "assessment_error", "trace_slow", "trace_idle", "span_slow",
-                        "repeated_call", "custom"]  # fmt: skip
+                        "repeated_call", "error", "custom"]  # fmt: skip
 FeatureKind = Literal["tag", "metadata", "span", "model", "count", "length", "time", "shape", "request_field",
                       "request_pattern"]  # fmt: skip
 
 # How much one affected trace weighs, by what happened to it: a failed request weighs ten slow spans
 # (docs/architecture.md, "Severity"), so 38 timeouts in 500 requests outrank a slowdown in half of them.
 WEIGHTS: dict[str, float] = {"trace_failed": 1.0, "empty_response": 1.0, "span_failed": 0.8,
-                             "span_degenerate_output": 0.7, "assessment_negative": 0.7, "custom": 0.7,
+                             "span_degenerate_output": 0.7, "error": 0.8, "assessment_negative": 0.7, "custom": 0.7,
                              "repeated_call": 0.4, "trace_slow": 0.15, "trace_idle": 0.15, "span_slow": 0.1, "assessment_error": 0.2}  # fmt: skip
 SLOWER = 3.0  # a span is slow when it takes this many times its usual duration
 MIN_SLOW_MS = 5.0
+MAX_ERROR_SHARE = 0.8  # of the traces with a failed span
 MIN_IDLE_MS = 20.0  # below this the time outside the steps is bookkeeping, not waiting
 
 
@@ -128,9 +130,25 @@ def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None =
         found += _span_outcomes(span, min_support)
     for assessment in profile.assessments:
         found += _assessment_outcomes(assessment, min_support)
+    found += _error_outcomes(profile, min_support)
     for name, sql in (custom or {}).items():
         found.append(Outcome("", "custom", name, f"({sql})", None, f"a person's definition: {sql}"))
     return [_keyed(o, i) for i, o in enumerate(found)]
+
+
+def _error_outcomes(profile: Profile, min_support: int) -> list[Outcome]:
+    """One error raised again and again. An incident tends to raise one error while failures in the
+    background vary, so against a rest where that error is rare its slice stands out where "failed" alone
+    is diluted. A signature on nearly every failing trace says no more than "failed" and is left out."""
+    found = []
+    for signature, traces in profile.errors.items():
+        if min_support <= traces <= MAX_ERROR_SHARE * profile.failing:
+            shown = signature.replace("`", "'")
+            found.append(Outcome("", "error", f"the trace hit the error `{shown}`",
+                                 f"exists(spans, s -> {SPAN_FAILED} AND {ERROR_SIGNATURE} = {quote(signature)})", None,
+                                 "a span failed with this error (its status message, else its exception, with numbers "
+                                 "blanked)", truncates=True, about_response=True))  # fmt: skip
+    return found
 
 
 def _slow_for_its_path(profile: Profile) -> str:

@@ -22,6 +22,12 @@ SPAN_MS = "(unix_millis(s.end_time) - unix_millis(s.start_time))"
 SPAN_OUTPUTS = "s.attributes['mlflow.spanOutputs']"
 SPAN_FAILED = "(s.status_code = 'ERROR' OR size(filter(s.events, e -> e.name = 'exception')) > 0)"
 MODEL_KEYS = ("mlflow.llm.model", "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
+# A failed span's error, as a signature: its status message (else its exception's type and message) with
+# numbers blanked, so one error raised with different ids or counts is one signature.
+ERROR_TEXT = ("coalesce(nullif(s.status_message, ''), element_at(transform(filter(s.events, e -> e.name = 'exception'), "
+              "e -> concat_ws(': ', e.attributes['exception.type'], e.attributes['exception.message'])), 1))")  # fmt: skip
+ERROR_SIGNATURE = f"substr(regexp_replace({ERROR_TEXT}, '[0-9]+', '9'), 1, 120)"
+ERRORS = 10  # the most common error signatures are profiled
 LLM_TYPES = ("'\"CHAT_MODEL\"'", "'\"LLM\"'")
 
 
@@ -92,6 +98,8 @@ class Profile:
     idle_ms: list[float]  # median and 99th percentile of the time no step covers (IDLE_MS)
     windows: list[float]  # cut points, epoch milliseconds
     p95_by_path: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # error signature -> traces with a span failing so
+    failing: int = 0  # traces with any failed span
 
 
 QUANTILES = "array(0.1, 0.2, 0.4, 0.6, 0.8, 0.9)"  # the tails too: a cause can be the longest tenth
@@ -143,6 +151,7 @@ def profile(engine: SqlEngine) -> Profile:
         models=_models(engine),
         windows=_windows(engine, n),
         p95_by_path=_p95_by_path(engine),
+        **_errors(engine),
     )
 
 
@@ -289,6 +298,18 @@ def _models(engine: SqlEngine) -> list[str]:
         f"WHERE coalesce({picks}) IS NOT NULL ORDER BY m LIMIT {TOP_VALUES}"
     ).rows  # fmt: skip
     return [str(r[0]) for r in rows]
+
+
+def _errors(engine: SqlEngine) -> dict[str, Any]:
+    """The most common error signatures of failed spans, each with the traces it occurs in, and how many
+    traces have any failed span."""
+    signatures = f"array_distinct(filter(transform(filter(spans, s -> {SPAN_FAILED}), s -> {ERROR_SIGNATURE}), x -> x IS NOT NULL))"
+    rows = engine.execute(
+        f"WITH failing AS (SELECT {signatures} AS signatures FROM traces WHERE exists(spans, s -> {SPAN_FAILED})) "
+        "SELECT signature, count(*) AS traces, (SELECT count(*) FROM failing) AS failing FROM failing "
+        f"LATERAL VIEW explode(signatures) t AS signature GROUP BY signature ORDER BY traces DESC, signature LIMIT {ERRORS}"
+    ).rows  # fmt: skip
+    return {"errors": {str(sig): int(n) for sig, n, _ in rows}, "failing": int(rows[0][2]) if rows else 0}
 
 
 def _windows(engine: SqlEngine, total: int) -> list[float]:

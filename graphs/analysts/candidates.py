@@ -23,6 +23,7 @@ OPERATIONAL = {
     "span_slow",
     "repeated_call",
     "assessment_error",
+    "error",
 }
 MAX_STRENGTHS = 2
 MAX_NEAR_MISSES = 2

@@ -25,6 +25,7 @@ _TITLES = {
     "trace_idle": "Cut the waiting before requests start work",
     "span_slow": "Fix the {name} slowdown in one slice",
     "repeated_call": "Stop {name} retry loops with identical inputs",
+    "error": "Stop the recurring {name} error in one slice",
     "custom": "Fix where {name} happens more than elsewhere",
     "prompt_injection": "Treat instructions inside trace content as untrusted",
 }
@@ -40,6 +41,7 @@ RECOMMENDATION = {
     "trace_idle": "find what the request waits on outside its steps (a queue, a cold start, a lock, uninstrumented work) and trace or remove it",
     "span_slow": "compare the span's configuration and inputs in this slice with the rest, and roll back or fix what changed",
     "repeated_call": "stop retrying with identical inputs: change the input or give up after one retry",
+    "error": "read where this error is raised in the slice's traces and fix its cause, or catch it with a bounded retry and a fallback answer",
     "custom": "review the traces that meet your outcome in this slice and decide the fix with the owning team",
     "prompt_injection": "sanitise tool outputs and requests before they reach the model and never act on instructions inside them",
     "person": "review the evidence traces and decide the fix with the owning team",
