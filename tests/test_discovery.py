@@ -54,6 +54,7 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
             "code": code,
             "at": T0 + timedelta(minutes=i * 7 * 24 * 60 / count),
             "failed": rng.random() < 0.02,
+            "tool_ms": rng.uniform(50, 150),
             "slow": False,  # a plant may make the tool ten times slower
             "error": "boom",  # the failure's message
         }
@@ -61,7 +62,7 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
             row["failed"] = True
             affected.add(trace_id)
         start = row["at"]
-        spans = [_span(trace_id, "quillon", "TOOL", start, rng.uniform(50, 150) * (10 if row["slow"] else 1),
+        spans = [_span(trace_id, "quillon", "TOOL", start, row["tool_ms"] * (10 if row["slow"] else 1),
                        failed=row["failed"], error=row["error"],
                        inputs={"code": code}, outputs=None if row["failed"] else {"rows": [1]}),
                  _span(trace_id, "brevik", "CHAT_MODEL", start, rng.uniform(300, 900), outputs={"content": "ok"})]  # fmt: skip
@@ -207,6 +208,27 @@ def test_one_recurring_error_stands_out_where_failures_alone_do_not(tmp_path: Pa
     found = [f for f in problems if "QuotaExceeded: key 9 over its limit" in f.statement]
     assert found and "gold" in found[0].statistics.segment, [f.statement for f in problems]
     assert _selected(engine, found[0].affected_sql) == affected
+
+
+def test_a_slowdown_stands_out_of_a_span_whose_durations_spread_wide(tmp_path: Path) -> None:
+    """The tool's durations spread over an order of magnitude, so a third of its calls take three times
+    its 25th percentile: that is its normal, and one zone where it is ten times slower must still stand
+    out."""
+
+    affected: set[str] = set()
+
+    def slow_in_one_zone(row: dict[str, Any], rng: random.Random) -> bool:
+        row["tool_ms"] = 100 * np.exp(rng.gauss(0, 1.3))
+        row["slow"] = row["zone"] == "east" and rng.random() < 0.3
+        if row["slow"]:
+            affected.add(f"tr-{row['index']:05d}")
+        return False
+
+    engine, _ = _table(tmp_path, 500, slow_in_one_zone)
+    found = [f for f in _problems(discover(engine)) if "quillon" in f.statement and "took over" in f.statement]
+    assert found and "east" in found[0].statistics.segment, [f.statement for f in _problems(discover(engine))]
+    selected = _selected(engine, found[0].affected_sql)
+    assert len(selected & affected) >= 0.6 * len(selected)  # mostly slowed calls, not the span's own tail
 
 
 def test_an_identifier_shape_is_found(tmp_path: Path) -> None:

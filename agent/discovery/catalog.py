@@ -44,6 +44,10 @@ WEIGHTS: dict[str, float] = {"trace_failed": 1.0, "empty_response": 1.0, "span_f
                              "repeated_call": 0.4, "trace_slow": 0.15, "trace_idle": 0.15, "span_slow": 0.1, "assessment_error": 0.2}  # fmt: skip
 SLOWER = 3.0  # a span is slow when it takes this many times its usual duration
 MIN_SLOW_MS = 5.0
+# A span whose 90th percentile lies this far above its "slow" line gets a second line there: a third of
+# its calls may take 3x its 25th percentile as a matter of course, which dilutes a real slowdown; but the
+# first line stays, since a slowdown in more than a tenth of the calls lifts the 90th percentile too.
+TAIL_GAP = 1.25
 MAX_ERROR_SHARE = 0.8  # of the traces with a failed span
 MIN_IDLE_MS = 20.0  # below this the time outside the steps is bookkeeping, not waiting
 
@@ -136,6 +140,15 @@ def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None =
     return [_keyed(o, i) for i, o in enumerate(found)]
 
 
+def _slow_span(span: SpanProfile, limit: float, explanation: str) -> Outcome:
+    name = quote(span.name)
+    return Outcome("", "span_slow", f"span `{span.name}` took over {limit:,.0f} ms",
+                   f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", f"exists(spans, s -> s.name = {name})",
+                   explanation, fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})",
+                   fact_population=f"exists(span_facts, x -> x.name = {name})",
+                   exposure=f"size(filter(span_facts, x -> x.name = {name}))")  # fmt: skip
+
+
 def _error_outcomes(profile: Profile, min_support: int) -> list[Outcome]:
     """One error raised again and again. An incident tends to raise one error while failures in the
     background vary, so against a rest where that error is rare its slice stands out where "failed" alone
@@ -186,11 +199,11 @@ def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
                              fact=f"exists(span_facts, x -> x.name = {name} AND x.empty)", fact_population=fact_has))  # fmt: skip
     limit = max(SLOWER * span.usual_ms, MIN_SLOW_MS)
     usual = "median" if span.usual_is_median else "25th percentile"
-    found.append(Outcome("", "span_slow", f"span `{span.name}` took over {limit:,.0f} ms",
-                         f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", has,
-                         f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)",
-                         fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})", fact_population=fact_has,
-                         exposure=f"size(filter(span_facts, x -> x.name = {name}))"))  # fmt: skip
+    found.append(_slow_span(span, limit, f"over {SLOWER:g}x the span's usual duration (its {usual}, "
+                                         f"{span.usual_ms:,.0f} ms)"))  # fmt: skip
+    if span.tail_ms > TAIL_GAP * limit:
+        found.append(_slow_span(span, span.tail_ms, "over the span's 90th percentile: its durations spread so wide that "
+                                                    f"{SLOWER:g}x its usual one is common"))  # fmt: skip
     if span.repeated:
         inputs = "coalesce(s.attributes['mlflow.spanInputs'], '')"
         calls = f"filter(spans, s -> s.name = {name})"

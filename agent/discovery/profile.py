@@ -63,6 +63,7 @@ class SpanProfile:
     calls: int
     usual_ms: float  # the 25th percentile, or the median where a fast path makes the 25th unusual
     usual_is_median: bool
+    tail_ms: float  # the 90th percentile
     failed: int
     degenerate: int
     repeated: bool = False
@@ -188,7 +189,7 @@ def bounded(key: KeyProfile, total: int) -> bool:
 def _spans(engine: SqlEngine) -> list[SpanProfile]:
     rows = engine.execute(
         f"SELECT s.name AS name, max(s.attributes['mlflow.spanType']) AS type, count(DISTINCT trace_id) AS traces, "
-        f"count(*) AS calls, percentile(CASE WHEN s.status_code <> 'ERROR' THEN {SPAN_MS} END, array(0.25, 0.4, 0.5)) AS q, count_if({SPAN_FAILED}) AS failed, "
+        f"count(*) AS calls, percentile(CASE WHEN s.status_code <> 'ERROR' THEN {SPAN_MS} END, array(0.25, 0.4, 0.5, 0.9)) AS q, count_if({SPAN_FAILED}) AS failed, "
         f"count_if(s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)}) AS empty "
         "FROM traces LATERAL VIEW explode(spans) t AS s WHERE s.parent_id IS NOT NULL GROUP BY s.name "
         f"ORDER BY traces DESC, name LIMIT {SPAN_NAMES}"
@@ -209,10 +210,11 @@ def _usual(quantiles: list[float] | None) -> dict[str, Any]:
     """The span's usual duration, over its successful calls (a call that fails at once is no measure of
     how long the work takes): its 25th percentile, so that a slowdown in half the traffic does not
     become the norm; but its median when over 60% of calls would exceed three times that (a fast path,
-    such as a cache hit, has made the 25th percentile unusual)."""
-    p25, p40, p50 = (float(v or 0) for v in (quantiles or [0, 0, 0]))
+    such as a cache hit, has made the 25th percentile unusual). And its 90th percentile: a span whose
+    durations spread wide is not slow for being in its own long tail."""
+    p25, p40, p50, p90 = (float(v or 0) for v in (quantiles or [0, 0, 0, 0]))
     fast_path = p40 > 3 * p25
-    return {"usual_ms": p50 if fast_path else p25, "usual_is_median": fast_path}
+    return {"usual_ms": p50 if fast_path else p25, "usual_is_median": fast_path, "tail_ms": p90}
 
 
 NEGATIVE_WORDS = ("no", "fail", "failed", "false", "incorrect", "wrong", "bad", "negative", "unsafe", "irrelevant",
