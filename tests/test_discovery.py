@@ -39,6 +39,13 @@ def _span(trace_id: str, name: str, kind: str, start: datetime, ms: float, *, fa
             "attributes": list(attributes.items()), "events": []}  # fmt: skip
 
 
+def _judgement(trace_id: str, error: str | None) -> dict[str, Any]:
+    """A judge's verdict on the trace, or the error it recorded instead."""
+    return {"assessment_id": f"a-{trace_id}", "name": "verity", "source": {"source_type": "LLM_JUDGE", "source_id": "j"},
+            "feedback": {"value": None if error else json.dumps("yes"), "error": error}, "expectation": None,
+            "rationale": None, "metadata": [], "span_id": None}  # fmt: skip
+
+
 def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[DuckDBEngine, set[str]]:
     """`count` traces of an agent with a tool `quillon` and a model step `brevik`, tags `zone` and
     `tier`, a request with an order code; `plant` may make a trace fail and marks it affected."""
@@ -75,7 +82,7 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
             "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
             "spans": [{**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
                       *spans],
-            "assessments": [],
+            "assessments": [_judgement(trace_id, row["judged"])] if "judged" in row else [],
         })  # fmt: skip
     path = tmp_path / f"traces-{seed}.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -229,6 +236,29 @@ def test_a_slowdown_stands_out_of_a_span_whose_durations_spread_wide(tmp_path: P
     assert found and "east" in found[0].statistics.segment, [f.statement for f in _problems(discover(engine))]
     selected = _selected(engine, found[0].affected_sql)
     assert len(selected & affected) >= 0.6 * len(selected)  # mostly slowed calls, not the span's own tail
+
+
+def test_one_recurring_judge_error_stands_out(tmp_path: Path) -> None:
+    """The judge errors on a fifth of the traces, each time with a message of its own, and on a tenth of
+    gold traces with the same one besides: errors alone hardly rise there; that error, in that tier, is
+    the finding."""
+    words = ["parse", "schema", "token", "field", "quote", "brace"]
+
+    def one_error(row: dict[str, Any], rng: random.Random) -> bool:
+        row["judged"] = (
+            f"judge failed: {rng.choice(words)} {rng.choice(words)} {rng.choice(words)}" if rng.random() < 0.2 else None
+        )
+        if row["tier"] == "gold" and rng.random() < 0.1:
+            row["judged"] = f"judge failed: timed out after {rng.randrange(20, 40)} s"
+            recurring.add(f"tr-{row['index']:05d}")
+        return False
+
+    recurring: set[str] = set()
+    engine, _ = _table(tmp_path, 900, one_error)
+    problems = _problems(discover(engine))
+    found = [f for f in problems if "judge failed: timed out after 9 s" in f.statement]
+    assert found and "gold" in found[0].statistics.segment, [f.statement for f in problems]
+    assert _selected(engine, found[0].affected_sql) == recurring
 
 
 def test_an_identifier_shape_is_found(tmp_path: Path) -> None:

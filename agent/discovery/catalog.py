@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from agent.discovery.profile import (
+    ASSESSMENT_ERROR_SIGNATURE,
     ERROR_SIGNATURE,
     ERRORED,
     IDLE_MS,
@@ -228,6 +229,13 @@ def _assessment_outcomes(assessment: AssessmentProfile, min_support: int) -> lis
     if assessment.errored >= min_support:
         found.append(Outcome("", "assessment_error", f"{label} errored", f"exists(assessments, a -> {same} AND {ERRORED})",
                              f"exists(assessments, a -> {same})", "an error recorded, or no value", sampled=True))  # fmt: skip
+    for signature, traces in assessment.errors.items():  # one error recorded again and again (see _error_outcomes)
+        if min_support <= traces <= MAX_ERROR_SHARE * assessment.errored:
+            shown = signature.replace("`", "'")
+            found.append(Outcome("", "assessment_error", f"{label} errored with `{shown}`",
+                                 f"exists(assessments, a -> {same} AND {ASSESSMENT_ERROR_SIGNATURE} = {quote(signature)})",
+                                 f"exists(assessments, a -> {same})", "this error recorded (numbers blanked)",
+                                 sampled=True))  # fmt: skip
     return found
 
 

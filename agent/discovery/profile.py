@@ -28,6 +28,7 @@ ERROR_TEXT = ("coalesce(nullif(s.status_message, ''), element_at(transform(filte
               "e -> concat_ws(': ', e.attributes['exception.type'], e.attributes['exception.message'])), 1))")  # fmt: skip
 ERROR_SIGNATURE = f"substr(regexp_replace({ERROR_TEXT}, '[0-9]+', '9'), 1, 120)"
 ERRORS = 10  # the most common error signatures are profiled
+ASSESSMENT_ERROR_SIGNATURE = "substr(regexp_replace(a.feedback.error, '[0-9]+', '9'), 1, 120)"
 LLM_TYPES = ("'\"CHAT_MODEL\"'", "'\"LLM\"'")
 
 
@@ -79,6 +80,7 @@ class AssessmentProfile:
     words: int
     low: float | None
     high: float | None
+    errors: dict[str, int] = field(default_factory=dict)  # error signature -> traces where it was recorded
 
 
 @dataclass
@@ -232,9 +234,26 @@ def _assessments(engine: SqlEngine) -> list[AssessmentProfile]:
         "FROM traces LATERAL VIEW explode(assessments) t AS a WHERE a.expectation IS NULL OR a.feedback IS NOT NULL "
         "GROUP BY 1, 2 ORDER BY traces DESC, name LIMIT 40"
     ).records()  # fmt: skip
+    errors = _assessment_errors(engine)
     return [AssessmentProfile(name=str(r["name"]), source=str(r["source"] or "UNKNOWN"), traces=int(r["traces"]),
                               errored=int(r["errored"]), booleans=int(r["booleans"]), words=int(r["words"]),
-                              low=_float(r["low"]), high=_float(r["high"])) for r in rows if r["name"]]  # fmt: skip
+                              low=_float(r["low"]), high=_float(r["high"]),
+                              errors=errors.get((str(r["name"]), str(r["source"] or "UNKNOWN")), {}))
+            for r in rows if r["name"]]  # fmt: skip
+
+
+def _assessment_errors(engine: SqlEngine) -> dict[tuple[str, str], dict[str, int]]:
+    """Per assessment, its most common error signatures (numbers blanked) and the traces with each."""
+    rows = engine.execute(
+        f"SELECT a.name AS name, a.source.source_type AS source, {ASSESSMENT_ERROR_SIGNATURE} AS signature, "
+        "count(DISTINCT trace_id) AS traces FROM traces LATERAL VIEW explode(assessments) t AS a "
+        f"WHERE a.feedback.error IS NOT NULL GROUP BY 1, 2, 3 ORDER BY traces DESC, signature LIMIT {4 * ERRORS}"
+    ).rows  # fmt: skip
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for name, source, signature, traces in rows:
+        if name and signature:
+            found.setdefault((str(name), str(source or "UNKNOWN")), {})[str(signature)] = int(traces)
+    return found
 
 
 def _float(value: Any) -> float | None:
