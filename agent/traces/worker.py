@@ -28,6 +28,7 @@ MAX_CELL_CHARS = 20_000
 MAX_CELL_ITEMS = 1_000
 _COUNT_BATCH = 10_000
 _HEADER = struct.Struct("!Q")
+_LOCKING = ("enable_external_access", "lock_configuration")  # a derived table's: set once its source is attached
 
 
 def send(stream: IO[bytes], message: Any) -> None:
@@ -67,10 +68,14 @@ def derive_table(path: str, target: str, config: dict[str, Any], sql: str, timeo
     def connect() -> duckdb.DuckDBPyConnection:
         setup = {k: v for k, v in config.items() if k not in _LOCKING}
         con = duckdb.connect(target, config=setup)
-        con.execute(f"ATTACH {_literal(path)} AS source (READ_ONLY)")
-        for name in _LOCKING:
-            con.execute(f"SET {name} = {config[name]}")
-        con.execute("USE source")
+        try:
+            con.execute(f"ATTACH {_literal(path)} AS source (READ_ONLY)")
+            for name in _LOCKING:
+                con.execute(f"SET {name} = {config[name]}")
+            con.execute("USE source")
+        except BaseException:
+            con.close()
+            raise
         return con
 
     def create(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -80,9 +85,6 @@ def derive_table(path: str, target: str, config: dict[str, Any], sql: str, timeo
         return {"rows": count[0] if count else 0}
 
     return _guarded(connect, create, timeout_s)
-
-
-_LOCKING = ("enable_external_access", "lock_configuration")  # set once the source is attached, in this order
 
 
 def _literal(text: str) -> str:

@@ -58,3 +58,12 @@ def test_the_worker_locks_the_connection_down_before_the_derived_query_runs(tmp_
         assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()
     finally:
         pool.close()
+
+
+def test_a_derived_table_over_a_missing_table_fails_in_one_line(tmp_path: Path) -> None:
+    from agent.errors import UserError
+
+    engine = DuckDBEngine(tmp_path / "missing.duckdb")
+    with pytest.raises(UserError, match="the query failed"), engine.derived("SELECT trace_id FROM traces"):
+        pass
+    assert not (tmp_path / "missing.duckdb").exists()
