@@ -39,10 +39,10 @@ def _span(trace_id: str, name: str, kind: str, start: datetime, ms: float, *, fa
             "attributes": list(attributes.items()), "events": []}  # fmt: skip
 
 
-def _judgement(trace_id: str, error: str | None) -> dict[str, Any]:
+def _judgement(trace_id: str, error: str | None, verdict: str = "yes") -> dict[str, Any]:
     """A judge's verdict on the trace, or the error it recorded instead."""
     return {"assessment_id": f"a-{trace_id}", "name": "verity", "source": {"source_type": "LLM_JUDGE", "source_id": "j"},
-            "feedback": {"value": None if error else json.dumps("yes"), "error": error}, "expectation": None,
+            "feedback": {"value": None if error else json.dumps(verdict), "error": error}, "expectation": None,
             "rationale": None, "metadata": [], "span_id": None}  # fmt: skip
 
 
@@ -82,7 +82,7 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
             "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
             "spans": [{**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
                       *spans],
-            "assessments": [_judgement(trace_id, row["judged"])] if "judged" in row else [],
+            "assessments": [_judgement(trace_id, row["judged"], row.get("verdict", "yes"))] if "judged" in row else [],
         })  # fmt: skip
     path = tmp_path / f"traces-{seed}.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -178,6 +178,27 @@ def test_an_engine_without_derived_tables_finds_the_same(tmp_path: Path) -> None
     assert len(_problems(held)) >= 2
     assert [f.model_dump() for f in inlined.findings] == [f.model_dump() for f in held.findings]
     assert inlined.looked.tests == held.looked.tests and held.looked.queries == inlined.looked.queries + 1
+    for finding in held.findings:
+        assert finding.affected_count == len(_selected(engine, finding.affected_sql)), finding.statement
+
+
+def test_a_slice_whose_judged_answers_are_bad_counts_its_unjudged_ones_too(tmp_path: Path) -> None:
+    """Two traces in five are judged. In gold most judged answers are bad, more than the share judged,
+    so its unjudged answers are presumed bad as well: the finding counts what its SQL selects, from the
+    derived table and without one."""
+
+    def judged_sparsely(row: dict[str, Any], rng: random.Random) -> bool:
+        if rng.random() < 0.4:
+            row["judged"] = None
+            row["verdict"] = "no" if rng.random() < (0.7 if row["tier"] == "gold" else 0.05) else "yes"
+        return False
+
+    engine, _ = _table(tmp_path, 900, judged_sparsely)
+    held, inlined = discover(engine), discover(_Inlined(engine))
+    found = [f for f in _problems(held) if "gold" in f.statistics.segment and "verity" in f.statement]
+    assert found, [f.statement for f in _problems(held)]
+    assert found[0].affected_count == len(_selected(engine, found[0].affected_sql)) > found[0].statistics.k
+    assert [f.model_dump() for f in inlined.findings] == [f.model_dump() for f in held.findings]
 
 
 def test_a_strength_counts_what_its_sql_selects(tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def _discover(engine: _Counting, custom_outcomes: dict[str, str] | None, params:
     search = Search(engine, searched_outcomes, searched_features, params)
     with engine.base_table(search.base_sql()) as table:
         result = search.run(table)
-    found = findings(engine, search, result, measured.traces, params)
+        found = findings(search, result, measured.traces, params)
     looked = LookedAt(
         traces=measured.traces,
         outcomes=[f"{o.name}: {o.explanation}" for o in searched_outcomes],

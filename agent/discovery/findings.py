@@ -12,7 +12,6 @@ from agent.discovery.catalog import Outcome
 from agent.discovery.models import FindingKind
 from agent.discovery.search import Params, Search, SearchResult, Segment, Test
 from agent.insights.models import SegmentStatistics, Severity
-from agent.traces.engine import SqlEngine
 
 SAME_TRACES = 0.8  # overlap (of the smaller set) above which two findings are one
 # Weighted share of traffic affected -> severity (docs/architecture.md, "Severity").
@@ -73,18 +72,19 @@ def _finite(value: float) -> float:
     return min(value, 1e9)
 
 
-def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int, params: Params) -> list[Finding]:
-    """Problems first (largest weighted impact first), then strengths, then the leads a test should refute."""
+def findings(search: Search, result: SearchResult, total: int, params: Params) -> list[Finding]:
+    """Problems first (largest weighted impact first), then strengths, then the leads a test should refute.
+    Traces are selected from the search's base rows, where each segment and outcome is a column."""
     cutoff = max((t.p for t in result.tests if t.q <= params.fdr), default=0.0)
     drafts = ([_draft(search, t) for t in result.chosen] + [_draft(search, t, strength=True) for t in result.strengths]
               + [_draft(search, t, near_miss=True) for t in result.near_misses])  # fmt: skip
-    _presume_unseen(engine, [d for d in drafts if d.outcome.family == "assessment_negative" and d.kind == "problem"])
+    _presume_unseen(search, [d for d in drafts if d.outcome.family == "assessment_negative" and d.kind == "problem"])
     # a problem's traces are compared with other problems' and linked; a strength's traces are its slice's
     # population and a lead's its slice's outcome traces, which the search counted
     listed = [d for d in drafts if d.kind == "problem"]
-    selected = iter(_select(engine, [d.where for d in listed] + [d.whole_where for d in listed if d.whole_where]))
+    selected = iter(search.select([d.rows_where for d in listed] + [d.rows_whole for d in listed if d.rows_whole]))
     affected = [next(selected) for _ in listed]
-    problems = [d.finding(a, len(a), set(next(selected)) if d.whole_where else set(), total)
+    problems = [d.finding(a, len(a), set(next(selected)) if d.rows_whole else set(), total)
                 for d, a in zip(listed, affected, strict=True)]  # fmt: skip
     others = [d.finding([], d.test.n if d.kind == "strength" else d.test.k, set(), total)
               for d in drafts if d.kind != "problem"]  # fmt: skip
@@ -99,17 +99,22 @@ def findings(engine: SqlEngine, search: Search, result: SearchResult, total: int
 
 @dataclass
 class _Draft:
-    """A finding before its traces are selected: every finding's traces come from one query."""
+    """A finding before its traces are selected: every finding's traces come from one query. Each
+    selection is written twice: over `traces` for the person (`where`), and over the search's base
+    rows (`rows_where`), which select the same traces without deriving the features again."""
 
     test: Test
     kind: FindingKind
     description: str
     segment_sql: str
+    segment_rows: str
     population: str | None
     earlier: str  # the slices chosen before this one for the outcome, as SQL ("" when none)
+    earlier_rows: str
     on_a_line: bool
     where: str = ""
-    whole_where: str = ""  # a later slice with the earlier slices' traces
+    rows_where: str = ""
+    rows_whole: str = ""  # a later slice with the earlier slices' traces
 
     @property
     def outcome(self) -> Outcome:
@@ -130,6 +135,7 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
     outcome = test.outcome
     segment_sql = test.segment.predicate(search.features)
     earlier = " OR ".join(f"({s.predicate(search.features)})" for s in test.excluding)
+    earlier_rows = " OR ".join(f"({s.over_columns(search.features)})" for s in test.excluding)
     population = outcome.population if not earlier else f"({outcome.population or 'true'}) AND NOT ({earlier})"
     scope = f" AND ({population})" if population else ""
     description = test.segment.describe(search.features)
@@ -141,29 +147,17 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
     if sides[True]:
         description += " (against the rest less " + "; ".join(sides[True]) + ")"
     draft = _Draft(test, "strength" if strength else "near_miss" if near_miss else "problem", description,
-                   segment_sql, population, earlier, _on_a_line(test.segment, search))  # fmt: skip
+                   segment_sql, test.segment.over_columns(search.features), population, earlier, earlier_rows,
+                   _on_a_line(test.segment, search))  # fmt: skip
     if strength or near_miss:
         draft.where = f"({segment_sql}){scope}" + ("" if strength else f" AND ({outcome.predicate})")
         return draft
     draft.where = f"({segment_sql}) AND ({outcome.predicate}){scope}"
+    # the outcome's column is true only inside its population
+    draft.rows_where = f"({draft.segment_rows}) AND {outcome.key}" + (f" AND NOT ({earlier_rows})" if earlier else "")
     if earlier:
-        original = f" AND ({outcome.population})" if outcome.population else ""
-        draft.whole_where = f"({segment_sql}) AND ({outcome.predicate}){original}"
+        draft.rows_whole = f"({draft.segment_rows}) AND {outcome.key}"
     return draft
-
-
-def _select(engine: SqlEngine, wheres: list[str]) -> list[list[str]]:
-    """The traces each WHERE clause selects, sorted, from one scan of the table."""
-    if not wheres:
-        return []
-    hits = ", ".join(f"CASE WHEN {where} THEN {i} END" for i, where in enumerate(wheres))
-    rows = engine.execute(f"SELECT trace_id, hits FROM (SELECT trace_id, filter(array({hits}), x -> x IS NOT NULL) "
-                          "AS hits FROM traces) WHERE size(hits) > 0").rows  # fmt: skip
-    selected: list[list[str]] = [[] for _ in wheres]
-    for trace_id, indexes in rows:
-        for index in indexes:
-            selected[int(index)].append(str(trace_id))
-    return [sorted(ids) for ids in selected]
 
 
 def _on_a_line(segment: Segment, search: Search) -> bool:
@@ -171,20 +165,22 @@ def _on_a_line(segment: Segment, search: Search) -> bool:
     return not others and value in search.features[key].ranges
 
 
-def _presume_unseen(engine: SqlEngine, drafts: list[_Draft]) -> None:
+def _presume_unseen(search: Search, drafts: list[_Draft]) -> None:
     """A negative assessment is seen only where an assessment was made. When the share of assessed
     traces that are negative exceeds the share of the slice's finished traces that were assessed, the
     unassessed ones are taken as affected too: the likelier guess (a topic whose every rated answer is
     bad has bad unrated answers as well) and the selection closer to the truth."""
     if not drafts:
         return
-    sizes = engine.execute("SELECT " + ", ".join(f"count_if(({d.segment_sql}) AND state = 'OK') AS s{i}"
-                                                 for i, d in enumerate(drafts)) + " FROM traces").rows[0]  # fmt: skip
+    sizes = search.count([f"({d.segment_rows}) AND finished" for d in drafts])
     for draft, size in zip(drafts, sizes, strict=True):
-        if int(size) > 0 and draft.test.rate > draft.test.n / int(size):
+        if size > 0 and draft.test.rate > draft.test.n / size:
             outcome = draft.outcome
             draft.where = (f"({draft.segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT "
                            f"({outcome.population}))") + (f" AND NOT ({draft.earlier})" if draft.earlier else "")  # fmt: skip
+            # outside its population the outcome's column is NULL
+            draft.rows_where = (f"({draft.segment_rows}) AND finished AND coalesce({outcome.key}, true)"
+                                + (f" AND NOT ({draft.earlier_rows})" if draft.earlier else ""))  # fmt: skip
 
 
 def _without_remainders(made: list[Finding]) -> list[Finding]:

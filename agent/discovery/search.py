@@ -130,7 +130,7 @@ class Search:
 
     def base_sql(self) -> str:
         """Every outcome and feature per trace: what `run(table)` expects the table to hold."""
-        return self._base(self.outcomes, set(self.features))
+        return self._base(self.outcomes, set(self.features), ids=True)
 
     def run(self, table: SqlEngine | None = None) -> SearchResult:
         """`table`: an engine whose `traces` rows are `base_sql()`'s, so each count reads them instead of
@@ -147,13 +147,36 @@ class Search:
 
     # -- counting ------------------------------------------------------------------------------------
 
-    def _base(self, outcomes: list[Outcome], keys: set[str]) -> str:
+    def select(self, wheres: list[str]) -> list[list[str]]:
+        """The traces each condition over the base rows selects (sorted), from one scan of them."""
+        if not wheres:
+            return []
+        hits = ", ".join(f"CASE WHEN {where} THEN {i} END" for i, where in enumerate(wheres))
+        rows = self._execute(f"WITH base AS ({self._base(self.outcomes, set(self.features), ids=True)}) "
+                             f"SELECT trace_id, hits FROM (SELECT trace_id, filter(array({hits}), x -> x IS NOT NULL) "
+                             "AS hits FROM base) WHERE size(hits) > 0")  # fmt: skip
+        selected: list[list[str]] = [[] for _ in wheres]
+        for row in rows:
+            for index in row["hits"]:
+                selected[int(index)].append(str(row["trace_id"]))
+        return [sorted(ids) for ids in selected]
+
+    def count(self, conditions: list[str]) -> list[int]:
+        """The base rows each condition over them holds, from one scan."""
+        counts = ", ".join(f"count_if({c}) AS c{i}" for i, c in enumerate(conditions))
+        base = self._base(self.outcomes, set(self.features), ids=True)
+        row = self._execute(f"WITH base AS ({base}) SELECT {counts} FROM base")[0]
+        return [int(row[f"c{i}"]) for i in range(len(conditions))]
+
+    def _base(self, outcomes: list[Outcome], keys: set[str], ids: bool = False) -> str:
         """One row per trace: a nullable boolean per outcome (NULL outside its population) and a column
-        per feature (named by their keys), so later queries test segments without re-deriving them.
-        Span outcomes read `span_facts`, each span's facts derived once."""
+        per feature (named by their keys), so later queries test segments without re-deriving them;
+        with `ids`, the trace's id and whether it finished, to select traces by them. Span outcomes read
+        `span_facts`, each span's facts derived once."""
         if self.table is not None:
             return "SELECT * FROM traces"
-        flags = [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN coalesce({o.fact or o.predicate}, false) "
+        flags = ["trace_id", "state = 'OK' AS finished"] if ids else []
+        flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN coalesce({o.fact or o.predicate}, false) "
                  f"END AS {o.key}" for o in outcomes]  # fmt: skip
         columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
                    for f in self.features.values() if f.key in keys]  # fmt: skip
