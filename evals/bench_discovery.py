@@ -82,7 +82,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 OUT = ROOT / "bench-results" / "discovery"
-GENERATOR = 1  # bump when the generated data changes: cached tables of another version are not reused
+GENERATOR = 2  # bump when the generated data or its layout changes: cached tables of another version are not reused
 TARGET_S = {100_000: 10.0, 1_000_000: 60.0}
 TARGET_MB = 4096
 MIN_FEATURES, MIN_OUTCOMES = 40, 20
@@ -277,15 +277,15 @@ def ensure_table(size: int) -> tuple[Path, float | None]:
 
 def build_table(size: int) -> None:
     path = table_path(size)
-    import duckdb
     import pyarrow as pa
 
+    from agent.traces.sync import writable
     from agent.traces.table import SCHEMA
 
     partial = path.with_suffix(".partial")
     partial.unlink(missing_ok=True)
-    with duckdb.connect(str(partial), config={"memory_limit": "6GB", "threads": "2",
-                                              "preserve_insertion_order": "false"}) as con:  # fmt: skip
+    with writable(partial) as con:  # in the row groups a sync writes
+        con.execute("SET memory_limit = '6GB'; SET threads = 2; SET preserve_insertion_order = false")
         con.register("empty", pa.Table.from_pylist([], schema=SCHEMA))
         con.execute("CREATE TABLE traces AS SELECT * FROM empty")
         con.unregister("empty")
@@ -293,7 +293,7 @@ def build_table(size: int) -> None:
                                  "WHERE table_name = 'traces'").fetchall())  # fmt: skip
         con.execute(MACROS)
         con.execute(GENERATE.format(n=size, span=types["spans"][:-2], assessment=types["assessments"][:-2]))
-        con.execute("CHECKPOINT")
+        con.execute("CHECKPOINT cache")
     partial.rename(path)
 
 

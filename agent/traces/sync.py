@@ -27,7 +27,7 @@ import pyarrow as pa
 
 from agent.locks import file_lock
 from agent.traces.links import batches, id_filter
-from agent.traces.table import TABLE, to_arrow
+from agent.traces.table import ROW_GROUP_SIZE, TABLE, to_arrow
 from agent.tracking import retry_transient
 
 if TYPE_CHECKING:
@@ -85,13 +85,13 @@ class TraceTableSync:
                 leftover.unlink(missing_ok=True)
             if not full:
                 shutil.copyfile(self.path, partial)
-            with duckdb.connect(str(partial)) as con:
+            with writable(partial) as con:
                 if full:
                     _create(con)
                 _upsert(con, added + refreshed, snapshot)
                 _delete(con, gone)
                 total = int(con.execute("SELECT count(*) FROM traces").fetchone()[0])  # type: ignore[index]
-                con.execute("CHECKPOINT")  # the rename moves one file: nothing may stay behind in its WAL
+                con.execute("CHECKPOINT cache")  # the rename moves one file: nothing may stay behind in its WAL
             # a WAL at the cache path (an in-place writer before this one died) would be replayed onto ours
             _beside(self.path, ".wal").unlink(missing_ok=True)
             os.replace(partial, self.path)
@@ -192,6 +192,20 @@ def _initialised(con: duckdb.DuckDBPyConnection) -> bool:
         return False
     version = con.execute("SELECT value FROM _sync_meta WHERE key = 'schema'").fetchone()
     return version is not None and version[0] == SCHEMA_VERSION
+
+
+def writable(path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection whose current database is the file at `path`, which it writes in row groups of
+    ROW_GROUP_SIZE (a setting of the attachment, not of the file)."""
+    con = duckdb.connect()
+    try:
+        quoted = str(path).replace("'", "''")
+        con.execute(f"ATTACH '{quoted}' AS cache (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute("USE cache")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _create(con: duckdb.DuckDBPyConnection) -> None:

@@ -18,7 +18,6 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -59,16 +58,20 @@ def run_query(path: str, config: dict[str, Any], sql: str, row_cap: int, timeout
     return _guarded(lambda: duckdb.connect(path, read_only=True, config=config), fetch, timeout_s)
 
 
-def derive_table(path: str, target: str, config: dict[str, Any], sql: str, timeout_s: float) -> dict[str, Any]:
-    """A new database at `target` whose `traces` table holds the rows of `sql` over the table at `path`.
-    The source is attached before the connection is locked down exactly as a query's is, so the SQL runs
-    with the same restrictions and can write nothing but the new table."""
+def derive_table(
+    path: str, target: str, config: dict[str, Any], sql: str, timeout_s: float, row_group_size: int
+) -> dict[str, Any]:
+    """A new database at `target` whose `traces` table holds the rows of `sql` over the table at `path`,
+    in row groups of `row_group_size`. The source is attached before the connection is locked down
+    exactly as a query's is, so the SQL runs with the same restrictions and can write nothing but the
+    new table."""
     import duckdb
 
     def connect() -> duckdb.DuckDBPyConnection:
         setup = {k: v for k, v in config.items() if k not in _LOCKING}
-        con = duckdb.connect(target, config=setup)
+        con = duckdb.connect(config=setup)
         try:
+            con.execute(f"ATTACH {_literal(target)} AS derived (ROW_GROUP_SIZE {int(row_group_size)})")
             con.execute(f"ATTACH {_literal(path)} AS source (READ_ONLY)")
             for name in _LOCKING:
                 con.execute(f"SET {name} = {config[name]}")
@@ -79,7 +82,7 @@ def derive_table(path: str, target: str, config: dict[str, Any], sql: str, timeo
         return con
 
     def create(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-        table = f'"{Path(target).stem}".main.traces'
+        table = "derived.main.traces"
         con.execute(f"CREATE TABLE {table} AS {sql}")
         count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
         return {"rows": count[0] if count else 0}

@@ -10,6 +10,8 @@ import pytest
 from agent.traces.engine import DerivingEngine, DuckDBEngine, SqlTimeout
 from agent.traces.sandbox import SqlSandbox
 from agent.traces.sql import SqlRefused
+from agent.traces.sync import writable
+from agent.traces.table import ROW_GROUP_SIZE
 from tests.sql.fixture_table import build
 
 PER_STATE = "SELECT state, count(*) AS n FROM traces GROUP BY state ORDER BY state"
@@ -52,7 +54,7 @@ def test_the_worker_locks_the_connection_down_before_the_derived_query_runs(tmp_
     try:
         for i, sql in enumerate(escapes):
             request = {"path": str(engine.path), "target": str(tmp_path / f"derived{i}.duckdb"),
-                       "config": engine._config, "sql": sql, "timeout_s": 30}  # fmt: skip
+                       "config": engine._config, "sql": sql, "timeout_s": 30, "row_group_size": 2048}  # fmt: skip
             reply = pool.run({"derive": request}, timeout_s=30)
             assert reply.get("error") == "permission", (sql, reply)
         assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()
@@ -67,3 +69,23 @@ def test_a_derived_table_over_a_missing_table_fails_in_one_line(tmp_path: Path) 
     with pytest.raises(UserError, match="the query failed"), engine.derived("SELECT trace_id FROM traces"):
         pass
     assert not (tmp_path / "missing.duckdb").exists()
+
+
+def test_traces_and_derived_tables_are_stored_in_groups_both_cores_can_scan(tmp_path: Path) -> None:
+    """DuckDB scans a table in parallel by row group: both the synced table and a derived one are
+    written in groups of ROW_GROUP_SIZE rows, not DuckDB's default of 122,880."""
+    import duckdb
+
+    def groups(path: Path) -> int:
+        with duckdb.connect(str(path), read_only=True) as con:
+            found = con.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('traces')").fetchone()
+        return int(found[0]) if found else 0
+
+    rows = 3 * ROW_GROUP_SIZE
+    with writable(tmp_path / "traces.duckdb") as con:
+        con.execute(f"CREATE TABLE traces AS SELECT 'tr-' || range AS trace_id, 'OK' AS state FROM range({rows})")
+        con.execute("CHECKPOINT cache")
+    engine = DuckDBEngine(tmp_path / "traces.duckdb")
+    assert groups(engine.path) == 3
+    with engine.derived("SELECT trace_id, state = 'OK' AS finished FROM traces") as derived:
+        assert groups(derived.path) == 3
