@@ -116,14 +116,12 @@ class DuckDBEngine:
     def derived(self, sql: str) -> Iterator[DuckDBEngine]:
         """The rows in a scratch database, written by a sandbox worker under the query's own lockdown."""
         from agent.traces.sandbox import sandbox
-        from agent.traces.table import ROW_GROUP_SIZE
 
         translated = to_duckdb(sql)
         with tempfile.TemporaryDirectory(prefix="analyze-experiment-") as scratch:
             target = Path(scratch) / "derived.duckdb"
             request = {"derive": {"path": str(self.path), "target": str(target), "config": self._config,
-                                  "sql": translated, "timeout_s": self.timeout_s,
-                                  "row_group_size": ROW_GROUP_SIZE}}  # fmt: skip
+                                  "sql": translated, "timeout_s": self.timeout_s}}  # fmt: skip
             reply = sandbox(self.heap_bytes).run(request, self.timeout_s)
             if "error" in reply:
                 raise self._explain(reply, translated)

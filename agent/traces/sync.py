@@ -27,7 +27,8 @@ import pyarrow as pa
 
 from agent.locks import file_lock
 from agent.traces.links import batches, id_filter
-from agent.traces.table import ROW_GROUP_SIZE, TABLE, to_arrow
+from agent.traces.table import TABLE, to_arrow
+from agent.traces.worker import ROW_GROUP_SIZE
 from agent.tracking import retry_transient
 
 if TYPE_CHECKING:

@@ -18,11 +18,6 @@ if TYPE_CHECKING:
     from mlflow.entities import Trace
 
 TABLE = "traces"
-# DuckDB scans a table in parallel by row group, 122,880 rows by default, so a table of 100k traces is
-# one group read by one thread. In groups of 16,384 rows both cores work on tables from about 30k traces
-# (discovery at 100k traces, evals/bench_discovery.py: 2x faster per query; 8,192 gains nothing more).
-# DuckDB keeps no such setting in the file: every writer attaches with it (agent.traces.sync.writable).
-ROW_GROUP_SIZE = 16_384
 _STR = pa.string()
 _TS = pa.timestamp("us")
 _MAP = pa.map_(pa.string(), pa.string())

@@ -11,7 +11,7 @@ from agent.traces.engine import DerivingEngine, DuckDBEngine, SqlTimeout
 from agent.traces.sandbox import SqlSandbox
 from agent.traces.sql import SqlRefused
 from agent.traces.sync import writable
-from agent.traces.table import ROW_GROUP_SIZE
+from agent.traces.worker import ROW_GROUP_SIZE
 from tests.sql.fixture_table import build
 
 PER_STATE = "SELECT state, count(*) AS n FROM traces GROUP BY state ORDER BY state"
@@ -54,7 +54,7 @@ def test_the_worker_locks_the_connection_down_before_the_derived_query_runs(tmp_
     try:
         for i, sql in enumerate(escapes):
             request = {"path": str(engine.path), "target": str(tmp_path / f"derived{i}.duckdb"),
-                       "config": engine._config, "sql": sql, "timeout_s": 30, "row_group_size": 2048}  # fmt: skip
+                       "config": engine._config, "sql": sql, "timeout_s": 30}  # fmt: skip
             reply = pool.run({"derive": request}, timeout_s=30)
             assert reply.get("error") == "permission", (sql, reply)
         assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()
