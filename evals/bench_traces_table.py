@@ -57,16 +57,16 @@ FROM range({{n}}) t(i)
 
 def census_child(size: int) -> None:
     """Runs in its own process: build a table of `size` traces, time the census, report peak RSS."""
-    import duckdb
-
     from agent.traces.census import compute_census
     from agent.traces.engine import DuckDBEngine
+    from agent.traces.sync import writable
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "traces.duckdb"
         started = time.perf_counter()
-        with duckdb.connect(str(path)) as con:
+        with writable(path) as con:  # in the row groups a sync writes
             con.execute(GENERATE.replace("{n}", str(size)))
+            con.execute("CHECKPOINT cache")
         built = time.perf_counter() - started
         engine = DuckDBEngine(path, memory_limit="3GB", timeout_s=600)
         started = time.perf_counter()
