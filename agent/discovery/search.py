@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
@@ -137,8 +139,9 @@ class Search:
         deriving every feature again from the spans and JSON (five times faster at 100k traces)."""
         self.table = table
         singles = self._single_tests(self._count_singles())
-        pairs = self._pair_tests(singles)
+        pairs, possible = self._pair_tests(singles)
         score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
+        self._correct_for_untested_pairs(pairs, possible)
         candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
@@ -263,20 +266,23 @@ class Search:
             return value not in feature.below
         return outcome.family != "repeated_call" or not feature.counts_repeats or value in feature.below
 
-    def _pair_tests(self, singles: list[Test]) -> list[Test]:
-        """Pairs of values of different features, both supported and leaning the same way on their own."""
+    def _pair_tests(self, singles: list[Test]) -> tuple[list[Test], int]:
+        """Pairs of values of different features, both supported and leaning the same way on their own:
+        the most promising few per outcome are counted; also returned, how many such pairs there were."""
         score(singles)
         wanted: dict[Segment, list[Outcome]] = {}
+        possible = 0
         for outcome in self.outcomes:
             leaning = sorted((t for t in singles if t.outcome is outcome and t.k >= self.params.min_support
                               and t.rate > t.rest_rate and self.features[t.segment.parts[0][0]].paired),
-                             key=lambda t: t.p)[: self.params.max_pair_members]  # fmt: skip
-            for a, b in combinations(leaning, 2):
+                             key=lambda t: t.p)  # fmt: skip
+            possible += _cross_feature_pairs(leaning)
+            for a, b in combinations(leaning[: self.params.max_pair_members], 2):
                 if a.segment.parts[0][0] != b.segment.parts[0][0]:
                     pair = Segment(tuple(sorted(a.segment.parts + b.segment.parts)))
                     wanted.setdefault(pair, []).append(outcome)
         if not wanted:
-            return []
+            return [], possible
         pairs = list(wanted)
         needed = sorted({o.key: o for outcomes in wanted.values() for o in outcomes}.values(), key=lambda o: o.key)
         # each trace lists the pairs it is in, then one GROUP BY counts them all: a condition per pair
@@ -301,7 +307,19 @@ class Search:
                     tests.append(
                         Test(o, pair, n, k, big_n - n, big_k - k, explained=_explained(n, chances, big_n, all_chances))
                     )
-        return tests
+        return tests, possible
+
+    def _correct_for_untested_pairs(self, pairs: list[Test], possible: int) -> None:
+        """The pairs counted were picked, by their members' p-values, from every pair of leaning values:
+        the run's correction alone would count only the picked ones, and a chance pair of two weak
+        leaners passed it on negative controls. So a pair must also pass a correction over every pair
+        it was picked from, as if each untested one had been tested and found nothing."""
+        if not pairs:
+            return
+        p = np.concatenate([np.array([t.p for t in pairs]), np.ones(max(possible - len(pairs), 0))])
+        family = benjamini_hochberg(p, dependent=self.params.dependent_tests)[: len(pairs)]
+        for test, q in zip(pairs, family, strict=True):
+            test.q = max(test.q, float(q))
 
     def _pair_labels(self, pairs: list[Segment]) -> str:
         """SQL: per trace, arrays of the indexes of the pairs it is in. Pairs sharing a first member are
@@ -464,6 +482,12 @@ class Search:
         leads = [t for t in tests if t.p <= 0.05 and t.q > self.params.fdr and t.rate > t.rest_rate
                  and t.k >= self.params.min_support and (t.outcome.key, t.segment) not in taken]  # fmt: skip
         return sorted(leads, key=lambda t: t.p)[:2]
+
+
+def _cross_feature_pairs(tests: list[Test]) -> int:
+    """How many pairs of the tests' values belong to two different features."""
+    per_feature = Counter(t.segment.parts[0][0] for t in tests)
+    return math.comb(len(tests), 2) - sum(math.comb(n, 2) for n in per_feature.values())
 
 
 def _sums(outcomes: list[Outcome]) -> str:
