@@ -419,7 +419,9 @@ class Search:
     def _sharpest(self, outcome: Outcome, best: Test, candidates: list[Test], picked: list[Test]) -> Test:
         """A broad slice can owe its excess to a narrower one inside it (no tool calls, because one topic
         is answered badly): drill down while a candidate with a higher rate is significantly worse than
-        the rest of the slice itself."""
+        the rest of the slice itself, and that rest is no worse than the traffic outside the slice. A
+        rest that is worse too means the excess spans the broad slice (a burst longer than the window
+        inside it), and the narrower one would report part of it."""
         for _ in range(3):
             inside = [t for t in candidates if t.rate > best.rate and t.segment != best.segment]
             if not inside:
@@ -432,8 +434,16 @@ class Search:
             if not sharper:
                 return best
             narrowed = max(sharper, key=lambda t: (t.impact, -t.q))
+            if self._rest_is_worse(narrowed, best):
+                return best
             best = next(t for t in candidates if t.segment == narrowed.segment)
         return best
+
+    def _rest_is_worse(self, narrowed: Test, broad: Test) -> bool:
+        """The broad slice less the narrower one (counted within it) against the traffic outside it."""
+        rest = Test(broad.outcome, broad.segment, narrowed.n_rest, narrowed.k_rest, broad.n_rest, broad.k_rest)
+        score([rest])
+        return rest.worse(self.params.fdr, self.params.min_ratio)
 
     def _tested_within(
         self, outcome: Outcome, groups: list[tuple[list[Test], int]], where: str, context: list[Test]
