@@ -40,6 +40,9 @@ class Problem(BaseModel):
     cause_family: str | None = None
     power: float | None = None
     description: str | None = None
+    # Traces where the outcome cannot be seen (an assessment nobody made): a judge's verdict on 60% of
+    # the traces shows a bad-answer problem in those only, so matching compares selections there alone.
+    unobserved_trace_ids: list[str] = Field(default_factory=list)
 
 
 class Expected(BaseModel):

@@ -6,7 +6,10 @@ query selects overlap the problem's affected traces with a Jaccard index of at l
 recall is the share of labelled (non-strength) problems matched by some issue; issue precision the
 share of reported issues that match a problem; evidence precision the share of reported issues'
 evidence traces that lie in the affected set of the problem their issue matched (evidence of an
-unmatched issue counts as wrong).
+unmatched issue counts as wrong). The Jaccard index leaves out the traces where a random draw's
+outcome cannot be seen (`unobserved_trace_ids`: no assessment was made there), from both sides: the
+power that puts a problem in the recall is computed where it can be seen, and no analyst can tell a
+bad answer nobody rated from a good one.
 
 For the pooled scores of random draws (`evals.summary`) each problem records whether it was found and
 each unmatched issue the problem its query overlaps most (`nearest`), to charge it to a family.
@@ -84,6 +87,7 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     hypotheses = {h.id: h for h in insights.list_hypotheses(run_id)}
     reported = [i for i in insights.list_issues(run_id) if i.status is not IssueStatus.REJECTED]
     problems = {p.kind: set(p.affected_trace_ids) for p in expected.problems if not p.strength}
+    unseen = {p.kind: set(p.unobserved_trace_ids) for p in expected.problems}
     selections = {i.id: hypotheses[i.hypothesis_id].selection for i in reported}
     selected = {key: _selected(engine, query.query) if query else set() for key, query in selections.items()}
 
@@ -92,9 +96,10 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
         evidence = {e.trace_id for e in issue.evidence}
         match = next((kind for kind, truth in problems.items()
                       if len(evidence & truth) >= EVIDENCE_SHARE * len(evidence)
-                      and jaccard(selected[issue.id], truth) >= OVERLAP), None)  # fmt: skip
+                      and jaccard(selected[issue.id] - unseen[kind], truth - unseen[kind]) >= OVERLAP), None)  # fmt: skip
         inside = len(evidence & problems[match]) if match else 0
-        overlaps = {kind: jaccard(selected[issue.id], truth) for kind, truth in problems.items()}
+        overlaps = {kind: jaccard(selected[issue.id] - unseen[kind], truth - unseen[kind])
+                    for kind, truth in problems.items()}  # fmt: skip
         nearest = match or max((k for k, v in overlaps.items() if v > 0), key=overlaps.__getitem__, default=None)
         issue_scores.append(IssueScore(issue_id=issue.id, title=issue.title, matched=match,
                                        evidence_in_problem=inside, evidence=len(evidence),
@@ -104,7 +109,8 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     problem_scores = [
         ProblemScore(kind=p.kind, outcome_family=p.outcome_family, cause_family=p.cause_family, power=p.power,
                      affected=len(p.affected_trace_ids), found=p.kind in matched,
-                     overlap=round(max((jaccard(selected[i.id], set(p.affected_trace_ids)) for i in reported),
+                     overlap=round(max((jaccard(selected[i.id] - unseen[p.kind], problems[p.kind] - unseen[p.kind])
+                                        for i in reported),
                                        default=0.0), 3))
         for p in expected.problems if not p.strength
     ]  # fmt: skip

@@ -118,6 +118,18 @@ def test_every_planted_effect_shows_in_the_traces_the_truth_names(draws: list[Dr
             assert 0.0 <= problem.power <= 1.0
             for trace_id in problem.affected_trace_ids:
                 assert _shows(problem.kind, problem.description, by_id[trace_id], made), (made.seed, problem.kind)
+            assert set(problem.unobserved_trace_ids) == _unrated(problem.kind, problem.description, made)
+
+
+def _unrated(kind: str, description: str, made: Draw) -> set[str]:
+    """The traces where the judge a problem is about gave no verdict (for a bad answer: none but errors)."""
+    outcome = kind.split("-")[1]
+    if not outcome.startswith("assessment"):
+        return set()
+    named = description.split("'")[1]
+    return {t["info"]["trace_id"] for t in made.traces
+            if not any(a["name"] == named and (outcome == "assessment_error" or not a["error"])
+                       for a in t["assessments"])}  # fmt: skip
 
 
 def _shows(kind: str, description: str, trace: dict[str, Any], made: Draw) -> bool:

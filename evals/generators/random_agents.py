@@ -899,6 +899,8 @@ class PlantedProblem:
     outcome_sql: str
     segment_sql: str
     affected_trace_ids: list[str]
+    # traces where nobody could see the outcome (no assessment was made): scored on neither side
+    unobserved_trace_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -924,7 +926,8 @@ class Draw:
             "problems": [
                 {"kind": p.kind, "strength": False, "outcome_family": p.outcome_family,
                  "cause_family": p.cause_family, "power": p.power, "description": p.description,
-                 "affected_trace_ids": sorted(p.affected_trace_ids)}
+                 "affected_trace_ids": sorted(p.affected_trace_ids),
+                 "unobserved_trace_ids": sorted(p.unobserved_trace_ids)}
                 for p in self.problems
             ],
         }  # fmt: skip
@@ -959,7 +962,9 @@ def draw(seed: int, traces: int = DEFAULT_TRACES, control: bool = False, experim
             segment_sql=f"SELECT trace_id FROM traces WHERE {p.segment.sql}",
             description=f"{p.details} in {p.effect:.0%} of the traces with {p.segment.words} "
                         f"({len(p.segment.members)} traces, {len(p.fired)} affected; power {p.power:.2f})",
-            affected_trace_ids=sorted(trace_ids[i] for i in p.fired)) for p in problems],
+            affected_trace_ids=sorted(trace_ids[i] for i in p.fired),
+            unobserved_trace_ids=[trace_ids[i] for i, seen in enumerate(observe(agent, plans, p.key)) if seen is None])
+            for p in problems],
     )  # fmt: skip
 
 
@@ -1038,6 +1043,7 @@ def log_draw(client: MlflowClient, experiment_id: str, seed: int, traces: int = 
             trace["info"]["trace_id"] = renamed[trace["info"]["trace_id"]]
         for problem in made.problems:
             problem.affected_trace_ids = sorted(renamed[t] for t in problem.affected_trace_ids)
+            problem.unobserved_trace_ids = [renamed[t] for t in problem.unobserved_trace_ids]
     return made
 
 
