@@ -128,6 +128,21 @@ def test_a_burst_over_several_windows_is_one_finding(tmp_path: Path) -> None:
     assert len(affected & selected) / len(affected | selected) >= 0.8
 
 
+def test_a_long_burst_is_found_whole_though_one_stretch_of_it_is_sharper(tmp_path: Path) -> None:
+    """Failures for 50 hours, most of all in 12 of them: the stretch is significantly worse than the rest
+    of the burst, but that rest is still far worse than the traffic outside it, so the finding is the
+    burst, not the stretch."""
+
+    def long_burst(row: dict[str, Any], rng: random.Random) -> bool:
+        hour = (row["at"] - T0).total_seconds() / 3600
+        return 50 <= hour < 100 and rng.random() < (0.9 if 60 <= hour < 72 else 0.45)
+
+    engine, affected = _table(tmp_path, 1400, long_burst)
+    top = _problems(discover(engine))[0]
+    selected = _selected(engine, top.affected_sql)
+    assert len(affected & selected) / len(affected | selected) >= 0.6, top.statement
+
+
 def test_a_second_burst_is_found_once_the_first_no_longer_counts_as_the_rest(tmp_path: Path) -> None:
     """A strong burst and a weaker one of the same failure. Against a rest that holds the strong
     burst, the weaker one is not significant; once the strong one is explained, it is."""
