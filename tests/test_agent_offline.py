@@ -254,3 +254,32 @@ def test_a_sampled_judgement_is_shown_with_traces_that_were_judged(store: Store,
         assert selected - negative, "the selection presumes some unjudged traces affected"
         read = {e.trace_id for e in hypothesis.evidence if e.supports}
         assert read and read <= negative & selected
+
+
+def test_a_failing_slice_is_shown_with_its_own_commonest_error(store: Store, cli: CliRunner) -> None:
+    """Requests with many tool calls fail with one error; a few fail elsewhere, with others, at the
+    background rate, and some of those land in the slice too. The traces read as evidence are the
+    slice's own failures: each has the commonest error among the traces the hypothesis selects."""
+    import re
+    from collections import Counter
+
+    from agent.insights.models import HypothesisStatus
+    from agent.insights.service import Insights
+    from agent.traces.engine import DuckDBEngine
+    from agent.traces.sync import TraceTableSync
+
+    experiment_id = cli.ok("evals", "load", "random-813470960", "-o", "json").json()[0]["experiment_id"]
+    run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
+    failing = [h for h in Insights(store.client()).list_hypotheses(run_id, HypothesisStatus.VALIDATED)
+               if h.statistics and h.statistics.outcome_family == "trace_failed"]  # fmt: skip
+    assert failing, "the failing slice was found"
+    table = TraceTableSync(store.client(), experiment_id, store.db_path.parent / "failing.duckdb")
+    table.sync()
+    engine = DuckDBEngine(table.path, row_cap=100_000)
+    for hypothesis in failing:
+        rows = engine.execute("SELECT trace_id, transform(filter(spans, s -> s.status_code = 'ERROR'), "
+                              f"s -> s.status_message) FROM traces WHERE trace_id IN ({hypothesis.sql_queries[0].query})").rows  # fmt: skip
+        errors = {str(r[0]): tuple(sorted(re.sub(r"[0-9]+", "9", m or "") for m in r[1])) for r in rows}
+        (commonest, count), *_ = Counter(errors.values()).most_common()
+        read = [e.trace_id for e in hypothesis.evidence if e.supports]
+        assert read and count < len(errors) and all(errors[t] == commonest for t in read), (read, errors)

@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.discovery.catalog import WEIGHTS
 from agent.discovery.findings import LEVELS
+from agent.discovery.profile import ERROR_SIGNATURE, SPAN_FAILED
 from agent.discovery.search import Params
 from agent.discovery.stats import Tables, risk_ratio, two_sided_p
 from agent.insights.models import (
@@ -35,6 +36,10 @@ from tools.budget import BudgetExhausted
 from tools.toolbox import Toolbox
 
 READS_PER_TEST = 3
+_ERRORS = f"array_join(array_sort(transform(filter(spans, s -> {SPAN_FAILED}), s -> {ERROR_SIGNATURE})), ' | ')"
+# How typical of a selection a trace is, the most typical read first (see _typical_first).
+_COMMONEST = f"count(*) OVER (PARTITION BY {_ERRORS})"
+TYPICAL = {"trace_failed": _COMMONEST, "span_failed": _COMMONEST, "trace_slow": "execution_duration_ms"}
 MIN_TRACES = 3  # a hypothesis without the engine's figures needs this many selected traces
 SAME_TRACES = 0.8  # two validated hypotheses over (nearly) the same traces are one issue
 PERSON_WEIGHT = 0.7  # a person's hypothesis is weighed like a quality outcome
@@ -173,13 +178,25 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     holds = float(p[0]) <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > floor)
     if not holds:
         return _refute(tools, stats, evidence, affected, numbers)
-    for trace_id in _spread(_seen_first(tools, stats, affected), READS_PER_TEST):
+    for trace_id in _typical_first(tools, stats, plan_sql.query, _seen_first(tools, stats, affected)):
         read = tools.get_trace(trace_id)
         evidence.append(Evidence(trace_id=trace_id, supports=True,
                                  rationale=f"selected by {plan_sql.id} ({stats.outcome}); {_gist(read, subject(stats.outcome))}"))  # fmt: skip
     if not evidence:
         return Verdict(status=None, reason=f"{numbers}, but {plan_sql.id} selects no trace to read")
     return Verdict(status=HypothesisStatus.VALIDATED, evidence=evidence, reason=numbers)
+
+
+def _typical_first(tools: Toolbox, stats: SegmentStatistics, selection: str, affected: list[str]) -> list[str]:
+    """The traces to read: a slice's outcome traces include its share of the background's (requests
+    that fail elsewhere for other reasons fail here too), so of failures, those with the commonest error
+    among them, the slice's own most likely; of a slow slice, its slowest; otherwise spread over it."""
+    if len(affected) <= READS_PER_TEST or stats.outcome_family not in TYPICAL:
+        return _spread(affected, READS_PER_TEST)
+    ranked = tools.execute_sql(f"SELECT trace_id FROM (SELECT trace_id, {TYPICAL[stats.outcome_family]} AS typical "
+                               f"FROM traces WHERE trace_id IN ({selection})) ORDER BY typical DESC, trace_id "
+                               f"LIMIT {READS_PER_TEST}", query_id="Q3").trace_ids(first_column_fallback=True)  # fmt: skip
+    return [t for t in ranked if t in set(affected)] or _spread(affected, READS_PER_TEST)
 
 
 def _seen_first(tools: Toolbox, stats: SegmentStatistics, affected: list[str]) -> list[str]:
