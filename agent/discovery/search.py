@@ -421,7 +421,9 @@ class Search:
         is answered badly): drill down while a candidate with a higher rate is significantly worse than
         the rest of the slice itself, and that rest is no worse than the traffic outside the slice. A
         rest that is worse too means the excess spans the broad slice (a burst longer than the window
-        inside it), and the narrower one would report part of it."""
+        inside it), and the narrower one would report part of it. A run is split freely where the
+        narrower window takes some of its windows whole and lies apart from the others: those are found
+        in the next round as findings of their own (two bursts of one failure are two incidents)."""
         for _ in range(3):
             inside = [t for t in candidates if t.rate > best.rate and t.segment != best.segment]
             if not inside:
@@ -434,10 +436,27 @@ class Search:
             if not sharper:
                 return best
             narrowed = max(sharper, key=lambda t: (t.impact, -t.q))
-            if self._rest_is_worse(narrowed, best):
+            if not self._splits_run(best.segment, narrowed.segment) and self._rest_is_worse(narrowed, best):
                 return best
             best = next(t for t in candidates if t.segment == narrowed.segment)
         return best
+
+    def _splits_run(self, run: Segment, window: Segment) -> bool:
+        """`window` holds some of the run's windows whole and shares no trace with the others."""
+        if not run.any_of or window.any_of or len(window.parts) != 1:
+            return False
+        key, value = window.parts[0]
+        bounds = self.features[key].bounds
+        if value not in bounds:
+            return False
+        low, high = bounds[value]
+
+        def within(member: tuple[str, str]) -> bool:
+            return (
+                member[0] == key and member[1] in bounds and low <= bounds[member[1]][0] <= bounds[member[1]][1] <= high
+            )
+
+        return all(within(member) or self.disjoint(Segment((member,)), window) for member in run.parts)
 
     def _rest_is_worse(self, narrowed: Test, broad: Test) -> bool:
         """The broad slice less the narrower one (counted within it) against the traffic outside it."""
