@@ -88,6 +88,10 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     reported = [i for i in insights.list_issues(run_id) if i.status is not IssueStatus.REJECTED]
     problems = {p.kind: set(p.affected_trace_ids) for p in expected.problems if not p.strength}
     unseen = {p.kind: set(p.unobserved_trace_ids) for p in expected.problems}
+
+    def seen_overlap(selection: set[str], kind: str) -> float:
+        return jaccard(selection - unseen[kind], problems[kind] - unseen[kind])
+
     selections = {i.id: hypotheses[i.hypothesis_id].selection for i in reported}
     selected = {key: _selected(engine, query.query) if query else set() for key, query in selections.items()}
 
@@ -96,10 +100,9 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
         evidence = {e.trace_id for e in issue.evidence}
         match = next((kind for kind, truth in problems.items()
                       if len(evidence & truth) >= EVIDENCE_SHARE * len(evidence)
-                      and jaccard(selected[issue.id] - unseen[kind], truth - unseen[kind]) >= OVERLAP), None)  # fmt: skip
+                      and seen_overlap(selected[issue.id], kind) >= OVERLAP), None)  # fmt: skip
         inside = len(evidence & problems[match]) if match else 0
-        overlaps = {kind: jaccard(selected[issue.id] - unseen[kind], truth - unseen[kind])
-                    for kind, truth in problems.items()}  # fmt: skip
+        overlaps = {kind: seen_overlap(selected[issue.id], kind) for kind in problems}
         nearest = match or max((k for k, v in overlaps.items() if v > 0), key=overlaps.__getitem__, default=None)
         issue_scores.append(IssueScore(issue_id=issue.id, title=issue.title, matched=match,
                                        evidence_in_problem=inside, evidence=len(evidence),
@@ -109,9 +112,7 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     problem_scores = [
         ProblemScore(kind=p.kind, outcome_family=p.outcome_family, cause_family=p.cause_family, power=p.power,
                      affected=len(p.affected_trace_ids), found=p.kind in matched,
-                     overlap=round(max((jaccard(selected[i.id] - unseen[p.kind], problems[p.kind] - unseen[p.kind])
-                                        for i in reported),
-                                       default=0.0), 3))
+                     overlap=round(max((seen_overlap(selected[i.id], p.kind) for i in reported), default=0.0), 3))
         for p in expected.problems if not p.strength
     ]  # fmt: skip
     evidence_total = sum(s.evidence for s in issue_scores)

@@ -155,9 +155,8 @@ class Search:
         if not wheres:
             return []
         hits = ", ".join(f"CASE WHEN {where} THEN {i} END" for i, where in enumerate(wheres))
-        rows = self._execute(f"WITH base AS ({self._base(self.outcomes, set(self.features), ids=True)}) "
-                             f"SELECT trace_id, hits FROM (SELECT trace_id, filter(array({hits}), x -> x IS NOT NULL) "
-                             "AS hits FROM base) WHERE size(hits) > 0")  # fmt: skip
+        rows = self._over_rows(f"SELECT trace_id, hits FROM (SELECT trace_id, filter(array({hits}), x -> x IS NOT NULL) "
+                               "AS hits FROM base) WHERE size(hits) > 0")  # fmt: skip
         selected: list[list[str]] = [[] for _ in wheres]
         for row in rows:
             for index in row["hits"]:
@@ -167,9 +166,12 @@ class Search:
     def count(self, conditions: list[str]) -> list[int]:
         """The base rows each condition over them holds, from one scan."""
         counts = ", ".join(f"count_if({c}) AS c{i}" for i, c in enumerate(conditions))
-        base = self._base(self.outcomes, set(self.features), ids=True)
-        row = self._execute(f"WITH base AS ({base}) SELECT {counts} FROM base")[0]
+        row = self._over_rows(f"SELECT {counts} FROM base")[0]
         return [int(row[f"c{i}"]) for i in range(len(conditions))]
+
+    def _over_rows(self, query: str) -> list[dict[str, Any]]:
+        """`query` over `base`: every row with its trace's id and whether it finished."""
+        return self._execute(f"WITH base AS ({self._base(self.outcomes, set(self.features), ids=True)}) {query}")
 
     def _base(self, outcomes: list[Outcome], keys: set[str], ids: bool = False) -> str:
         """One row per trace: a nullable boolean per outcome (NULL outside its population) and a column

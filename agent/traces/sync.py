@@ -28,7 +28,7 @@ import pyarrow as pa
 from agent.locks import file_lock
 from agent.traces.links import batches, id_filter
 from agent.traces.table import TABLE, to_arrow
-from agent.traces.worker import ROW_GROUP_SIZE
+from agent.traces.worker import attach_sql
 from agent.tracking import retry_transient
 
 if TYPE_CHECKING:
@@ -200,8 +200,7 @@ def writable(path: Path) -> duckdb.DuckDBPyConnection:
     ROW_GROUP_SIZE (a setting of the attachment, not of the file)."""
     con = duckdb.connect()
     try:
-        quoted = str(path).replace("'", "''")
-        con.execute(f"ATTACH '{quoted}' AS cache (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        con.execute(attach_sql(str(path), "cache"))
         con.execute("USE cache")
     except BaseException:
         con.close()

@@ -87,8 +87,8 @@ def _connect(path: str, config: dict[str, Any], target: str | None = None) -> du
     con = duckdb.connect(config={k: v for k, v in config.items() if k not in _LOCKING})
     try:
         if target is not None:
-            con.execute(f"ATTACH {_literal(target)} AS derived (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
-        con.execute(f"ATTACH {_literal(path)} AS source (READ_ONLY, ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+            con.execute(attach_sql(target, "derived"))
+        con.execute(attach_sql(path, "source", read_only=True))
         for name in _LOCKING:
             con.execute(f"SET {name} = {config[name]}")
         con.execute("USE source")
@@ -96,6 +96,11 @@ def _connect(path: str, config: dict[str, Any], target: str | None = None) -> du
         con.close()
         raise
     return con
+
+
+def attach_sql(path: str, alias: str, *, read_only: bool = False) -> str:
+    """ATTACH for a traces database, in ROW_GROUP_SIZE groups."""
+    return f"ATTACH {_literal(path)} AS {alias} ({'READ_ONLY, ' if read_only else ''}ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
 
 
 def _literal(text: str) -> str:

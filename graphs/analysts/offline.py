@@ -196,7 +196,8 @@ def _typical_first(tools: Toolbox, stats: SegmentStatistics, selection: str, aff
     ranked = tools.execute_sql(f"SELECT trace_id FROM (SELECT trace_id, {TYPICAL[stats.outcome_family]} AS typical "
                                f"FROM traces WHERE trace_id IN ({selection})) ORDER BY typical DESC, trace_id "
                                f"LIMIT {READS_PER_TEST}", query_id="Q3").trace_ids(first_column_fallback=True)  # fmt: skip
-    return [t for t in ranked if t in set(affected)] or _spread(affected, READS_PER_TEST)
+    shown = set(affected)
+    return [t for t in ranked if t in shown] or _spread(affected, READS_PER_TEST)
 
 
 def _seen_first(tools: Toolbox, stats: SegmentStatistics, affected: list[str]) -> list[str]:
