@@ -26,7 +26,6 @@ from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_si
 from agent.traces.engine import SqlEngine
 
 ALL = "*"
-PAIR_SUPPORT = 2  # a pair is the more specific claim, with more ways to be lucky: twice the support
 # Slices re-tested once the first is explained, besides its rivals: the strongest leads of the first pass
 # (each re-test is one scan with two counts per slice; all of them made the scan of 100k traces 4x slower).
 LEAD_P = 0.01
@@ -270,15 +269,17 @@ class Search:
 
     def _pair_tests(self, singles: list[Test]) -> tuple[list[Test], int]:
         """Pairs of values of different features, both supported and leaning the same way on their own:
-        the most promising few per outcome are counted; also returned, how many such pairs there were."""
+        the most promising few per outcome are counted. Also returned, how many pairs of supported values
+        there were, leaning or not: which ones lean is read from the same data, so a correction over the
+        leaning ones alone would let a chance pair of chance leaners through."""
         score(singles)
         wanted: dict[Segment, list[Outcome]] = {}
         possible = 0
         for outcome in self.outcomes:
-            leaning = sorted((t for t in singles if t.outcome is outcome and t.k >= self.params.min_support
-                              and t.rate > t.rest_rate and self.features[t.segment.parts[0][0]].paired),
-                             key=lambda t: t.p)  # fmt: skip
-            possible += _cross_feature_pairs(leaning)
+            supported = [t for t in singles if t.outcome is outcome and t.k >= self.params.min_support
+                         and self.features[t.segment.parts[0][0]].paired]  # fmt: skip
+            leaning = sorted((t for t in supported if t.rate > t.rest_rate), key=lambda t: t.p)
+            possible += _cross_feature_pairs(supported)
             for a, b in combinations(leaning[: self.params.max_pair_members], 2):
                 if a.segment.parts[0][0] != b.segment.parts[0][0]:
                     pair = Segment(tuple(sorted(a.segment.parts + b.segment.parts)))
@@ -305,7 +306,7 @@ class Search:
                 row = counts.get(i)
                 n, k, chances = _counted(row, o) if row else (0, 0, 0)
                 big_n, big_k, all_chances = _counted(totals, o)
-                if k >= PAIR_SUPPORT * self.params.min_support and n < big_n:
+                if k >= self.params.min_support and n < big_n:
                     tests.append(
                         Test(o, pair, n, k, big_n - n, big_k - k, explained=_explained(n, chances, big_n, all_chances))
                     )
