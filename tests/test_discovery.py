@@ -46,14 +46,16 @@ def _judgement(trace_id: str, error: str | None, verdict: str = "yes") -> dict[s
             "rationale": None, "metadata": [], "span_id": None}  # fmt: skip
 
 
-def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[DuckDBEngine, set[str]]:
+def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1,
+           prefixes: tuple[str, ...] = ("QX-", "#", ""), code_in_request: bool = True) -> tuple[DuckDBEngine, set[str]]:  # fmt: skip
     """`count` traces of an agent with a tool `quillon` and a model step `brevik`, tags `zone` and
-    `tier`, a request with an order code; `plant` may make a trace fail and marks it affected."""
+    `tier`, an order code (prefix and number) passed to the tool and, unless told otherwise, in the
+    request; `plant` may make a trace fail and marks it affected."""
     rng = random.Random(seed)
     rows, affected = [], set()
     for i in range(count):
         trace_id = f"tr-{i:05d}"
-        code = rng.choice(["QX-", "#", ""]) + str(rng.randrange(100, 999_999))
+        code = rng.choice(prefixes) + str(rng.randrange(100, 999_999))
         row: dict[str, Any] = {
             "index": i,
             "zone": rng.choice(["north", "south", "east", "west"]),
@@ -76,7 +78,7 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1) -> tuple[Duc
         rows.append({
             "trace_id": trace_id, "client_request_id": None, "request_time": start,
             "state": "ERROR" if row["failed"] else "OK", "execution_duration_ms": int(rng.uniform(400, 1200)),
-            "request": json.dumps({"ask": f"status of {code}"}), "response": None if row["failed"] else json.dumps({"text": "fine"}),
+            "request": json.dumps({"ask": f"status of {code}" if code_in_request else "status"}), "response": None if row["failed"] else json.dumps({"text": "fine"}),
             "request_preview": None, "response_preview": None, "trace_metadata": [("owner", f"o-{i}")],
             "tags": [("zone", row["zone"]), ("tier", row["tier"]), ("mlflow.traceName", "agent")],
             "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
@@ -329,6 +331,16 @@ def test_an_identifier_shape_is_found(tmp_path: Path) -> None:
     engine, affected = _table(tmp_path, 400, lambda row, _rng: row["code"].startswith("#"))
     top = _problems(discover(engine))[0]
     assert "#9" in top.statistics.segment  # the token's shape, or the request's digit-masked text: the same slice
+    assert _selected(engine, top.affected_sql) >= affected
+
+
+def test_an_identifier_with_dots_or_slashes_has_one_shape(tmp_path: Path) -> None:
+    """`QX.123456` is one identifier (`aa.999999`), not the number after the dot, which plain numbers
+    share: split at the dot, the slice could not be told apart."""
+    engine, affected = _table(tmp_path, 400, lambda row, _rng: row["code"].startswith("QX.") and len(row["code"]) == 9,
+                              prefixes=("QX.", "QX/", ""), code_in_request=False)  # fmt: skip
+    top = _problems(discover(engine))[0]
+    assert "aa.999999" in top.statistics.segment, top.statement
     assert _selected(engine, top.affected_sql) >= affected
 
 

@@ -389,8 +389,15 @@ def _stamp(ms: float | None, edge: str) -> str:
     return edge if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%m-%d %H:%M")
 
 
+_ID = "[A-Za-z0-9#@_-]"
+# a run of identifier characters holding a digit, and the runs joined to it by single dots or slashes
+ID_TOKEN = f"(?:{_ID}+[./])*{_ID}*[0-9]{_ID}*(?:[./]{_ID}+)*"
+
+
 def _shapes(text: str) -> str:
-    """The shapes of identifier-like tokens (letters to a, digits to 9): `AB-1234` becomes `aa-9999`."""
-    tokens = f"regexp_extract_all(coalesce({text}, ''), '[A-Za-z0-9#_-]*[0-9][A-Za-z0-9#_-]*', 0)"
+    """The shapes of identifier-like tokens (letters to a, digits to 9): `AB-1234` becomes `aa-9999`.
+    A token holds a digit; a dot or slash between its parts joins them (`v1.2.3`, `INV/2024/001`),
+    one at its end (a sentence's full stop) does not."""
+    tokens = f"regexp_extract_all(coalesce({text}, ''), '{ID_TOKEN}', 0)"
     return ("array_distinct(transform(filter(" + tokens + ", x -> length(x) >= 3), "
             "x -> regexp_replace(regexp_replace(x, '[A-Za-z]', 'a'), '[0-9]', '9')))")  # fmt: skip
