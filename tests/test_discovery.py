@@ -130,6 +130,25 @@ def test_a_pair_is_found_from_as_few_outcome_traces_as_a_single_value(tmp_path: 
     assert _selected(engine, top.affected_sql) >= affected
 
 
+def test_a_pair_is_found_where_nothing_outside_it_has_the_outcome(tmp_path: Path) -> None:
+    """A judge errors on every trace of one pair of values and nowhere else. Each value alone is far
+    worse than the rest too (none fail outside), yet inside each value the pair is worse than its other
+    traces, so the pair is the finding."""
+    erroring: set[str] = set()
+
+    def plant(row: dict[str, Any], _rng: random.Random) -> bool:
+        inside = row["zone"] == "west" and row["tier"] == "gold"
+        row["judged"] = "judge timed out" if inside else None
+        if inside:
+            erroring.add(f"tr-{row['index']:05d}")
+        return False
+
+    engine, _ = _table(tmp_path, 200, plant, seed=2)
+    problems = _problems(discover(engine))
+    assert any({"west", "gold"} <= set(f.statistics.segment.replace("`", " ").split())
+               and _selected(engine, f.affected_sql) == erroring for f in problems), [f.statement for f in problems]  # fmt: skip
+
+
 def test_a_short_burst_is_found_in_a_window_about_its_size(tmp_path: Path) -> None:
     """Eight hours of failures in a week of 300 traces (14 traces in those hours): windows of about 10
     traces, joined up to eight wide and starting at every cell, hold it without much traffic around it,

@@ -369,10 +369,17 @@ class Search:
 
     @staticmethod
     def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:
-        """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio."""
-        ratio = {(t.outcome.key, t.segment.parts): t.ratio for t in singles}
-        return [pair for pair in pairs
-                if all(pair.low > ratio.get((pair.outcome.key, (part,)), np.inf) for part in pair.segment.parts)]  # fmt: skip
+        """A pair stands on its own only if, inside each member, it is worse than the member's other
+        traces (the lower bound of that risk ratio above 1): the other value adds something. Comparing
+        the pair's ratio with a member's missed sharp pairs where the outcome is rare elsewhere (5 of 5
+        traces against 5 of 24 for each member alone, and none outside: both ratios unbounded)."""
+        member = {(t.outcome.key, t.segment.parts): t for t in singles}
+
+        def adds_to(pair: Test, part: tuple[str, str]) -> bool:
+            alone = member.get((pair.outcome.key, (part,)))
+            return alone is not None and _worse_within(pair, alone)
+
+        return [pair for pair in pairs if all(adds_to(pair, part) for part in pair.segment.parts)]
 
     # -- choosing ------------------------------------------------------------------------------------
 
@@ -514,6 +521,14 @@ class Search:
         leads = [t for t in tests if t.p <= 0.05 and t.q > self.params.fdr and t.rate > t.rest_rate
                  and t.k >= self.params.min_support and (t.outcome.key, t.segment) not in taken]  # fmt: skip
         return sorted(leads, key=lambda t: t.p)[:2]
+
+
+def _worse_within(pair: Test, member: Test) -> bool:
+    """Inside the member's traces, the pair's rate is above the rest's: the risk ratio's lower bound over 1."""
+    if member.n <= pair.n:
+        return False
+    k, n, k_rest, n_rest = np.array([[pair.k], [pair.n], [member.k - pair.k], [member.n - pair.n]], dtype=np.float64)
+    return bool(risk_ratio(Tables(k=k, n=n, k_rest=k_rest, n_rest=n_rest))[1][0] > 1.0)
 
 
 def _cross_feature_pairs(tests: list[Test]) -> int:
