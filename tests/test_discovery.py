@@ -18,6 +18,9 @@ import pytest
 from scipy import stats as scipy_stats
 
 from agent.discovery import DiscoveryReport, discover
+from agent.discovery.catalog import Outcome
+from agent.discovery.search import Segment, correct_within_outcomes, score
+from agent.discovery.search import Test as Contrast  # not a pytest class
 from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
 from agent.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
 from agent.traces.table import SCHEMA
@@ -425,6 +428,21 @@ def test_a_persons_outcome_is_searched_and_a_broken_one_refused(tmp_path: Path) 
     assert any("gold asks" in o for o in report.looked.outcomes)
     with pytest.raises(UserError, match="'broken'"):
         discover(engine, {"broken": "no_such_column > 1"})
+
+
+def test_another_outcomes_discoveries_do_not_carry_a_chance_slice_through() -> None:
+    """One strong problem is significant under 60 correlated slices. Beside them a chance slice of another
+    outcome (6 of 10 against 14%) passes the run's correction, whose ranks they raise, but not its own
+    outcome's."""
+    strong, idle = (Outcome(key, "trace_failed", key, "true", None, "") for key in ("o0", "o1"))
+    problem = [Contrast(strong, Segment((("f", str(i)),)), 50, 40, 250, 10) for i in range(60)]
+    chance = Contrast(idle, Segment((("f", "x"),)), 10, 6, 290, 40)
+    idle_rest = [Contrast(idle, Segment((("f", str(i)),)), 50, 8, 250, 38) for i in range(60)]
+    run = [*problem, chance, *idle_rest]
+    score(run)
+    assert chance.q <= 0.05
+    correct_within_outcomes(run)
+    assert chance.q > 0.05 and all(t.q <= 0.05 for t in problem)
 
 
 def test_statistics_agree_with_scipy() -> None:

@@ -75,7 +75,10 @@ def _finite(value: float) -> float:
 def findings(search: Search, result: SearchResult, total: int, params: Params) -> list[Finding]:
     """Problems first (largest weighted impact first), then strengths, then the leads a test should refute.
     Traces are selected from the search's base rows, where each segment and outcome is a column."""
-    cutoff = max((t.p for t in result.tests if t.q <= params.fdr), default=0.0)
+    cutoff: dict[str, float] = {}  # per outcome: a test passes the run's correction and its outcome's
+    for t in result.tests:
+        if t.q <= params.fdr:
+            cutoff[t.outcome.key] = max(cutoff.get(t.outcome.key, 0.0), t.p)
     drafts = ([_draft(search, t) for t in result.chosen] + [_draft(search, t, strength=True) for t in result.strengths]
               + [_draft(search, t, near_miss=True) for t in result.near_misses])  # fmt: skip
     _presume_unseen(search, [d for d in drafts if d.outcome.family == "assessment_negative" and d.kind == "problem"])
@@ -93,7 +96,8 @@ def findings(search: Search, result: SearchResult, total: int, params: Params) -
     for finding in every:
         # a slice re-tested on the traces the earlier ones leave passed its own correction there
         own = finding.test.p if finding.test.q <= params.fdr else 0.0
-        finding.p_cutoff, finding.tests_in_run, finding.fdr = max(cutoff, own), len(result.tests), params.fdr
+        finding.p_cutoff = max(cutoff.get(finding.outcome.key, 0.0), own)
+        finding.tests_in_run, finding.fdr = len(result.tests), params.fdr
     return every
 
 

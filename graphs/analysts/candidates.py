@@ -31,7 +31,7 @@ FOCUS_SHARE = 0.5  # a finding is about a focus area when most of its traces men
 TESTING_PLAN = (
     "1. Q1 selects the affected traces (the segment's traces with the outcome). 2. Count the segment against the "
     "rest of the outcome's population again and recompute the test: keep the claim only if its p-value is within "
-    "the run's Benjamini-Hochberg cutoff and the risk ratio's 95% interval stays clear of 1.5. 3. Read three "
+    "its Benjamini-Hochberg cutoff (over the run's tests and its outcome's) and the risk ratio's 95% interval stays clear of 1.5. 3. Read three "
     "affected traces and note what each shows; when the test fails, read a segment trace without the outcome."
 )
 

@@ -172,7 +172,7 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     ratio, low, high = (float(v[0]) for v in risk_ratio(table))
     k, n, k_rest, n_rest = (int(v[0]) for v in (table.k, table.n, table.k_rest, table.n_rest))
     numbers = (f"Q2 counts {k}/{n} in the segment against {k_rest}/{n_rest} elsewhere: risk ratio {ratio:.2f} "
-               f"(95% CI {low:.2f} to {high:.2f}), p = {float(p[0]):.2g} against the run's cutoff {stats.p_cutoff:.2g} "
+               f"(95% CI {low:.2f} to {high:.2f}), p = {float(p[0]):.2g} against its cutoff {stats.p_cutoff:.2g} "
                f"({stats.tests_in_run} tests, FDR {stats.fdr:g})")  # fmt: skip
     floor = max(MIN_RATIO, stats.explained_ratio)
     holds = float(p[0]) <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > floor)
