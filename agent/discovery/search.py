@@ -370,17 +370,24 @@ class Search:
 
     @staticmethod
     def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:
-        """A pair stands on its own only if, inside each member, it is worse than the member's other
-        traces (the lower bound of that risk ratio above 1): the other value adds something. Comparing
-        the pair's ratio with a member's missed sharp pairs where the outcome is rare elsewhere (5 of 5
-        traces against 5 of 24 for each member alone, and none outside: both ratios unbounded)."""
+        """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio.
+        Where no member has an outcome trace outside it, no member has a finite ratio to exceed (a judge
+        erring on 5 of 5 traces of a pair, 5 of 24 of each member, none elsewhere): then the pair must be
+        worse than each member's other traces. Only then: that test alone let through the slowest traces
+        where two problems meet (a slowdown in one version, long answers on one topic), which the two
+        problems' own findings explain."""
         member = {(t.outcome.key, t.segment.parts): t for t in singles}
 
-        def adds_to(pair: Test, part: tuple[str, str]) -> bool:
-            alone = member.get((pair.outcome.key, (part,)))
-            return alone is not None and _worse_within(pair, alone)
+        def explains_more(pair: Test) -> bool:
+            alone = [member.get((pair.outcome.key, (part,))) for part in pair.segment.parts]
+            known = [m for m in alone if m is not None]
+            if len(known) < len(alone):
+                return False
+            if all(m.k_rest == 0 for m in known):
+                return all(_worse_within(pair, m) for m in known)
+            return all(pair.low > m.ratio for m in known)
 
-        return [pair for pair in pairs if all(adds_to(pair, part) for part in pair.segment.parts)]
+        return [pair for pair in pairs if explains_more(pair)]
 
     # -- choosing ------------------------------------------------------------------------------------
 
