@@ -180,6 +180,21 @@ def test_a_burst_over_several_windows_is_one_finding(tmp_path: Path) -> None:
     assert len(affected & selected) / len(affected | selected) >= 0.8
 
 
+def test_what_is_left_of_bursts_beside_their_windows_is_told_with_them(tmp_path: Path) -> None:
+    """Three 11-hour bursts, each failing 75% of the time, among 300 traces. The run holds the windows
+    inside them where they fail most; the window around one of them, re-tested on the traces the run
+    leaves, is what is left of the same incident: a line under the finding, not a second finding."""
+
+    def bursts(row: dict[str, Any], rng: random.Random) -> bool:
+        hour = (row["at"] - T0).total_seconds() / 3600
+        return any(start <= hour < start + 11 for start in (13, 75, 131)) and rng.random() < 0.75
+
+    engine, affected = _table(tmp_path, 300, bursts, seed=3)
+    problems = _problems(discover(engine))
+    assert len(problems) == 1 and problems[0].also, [f.statement for f in problems]
+    assert affected & _selected(engine, problems[0].affected_sql)
+
+
 def test_a_long_burst_is_found_whole_though_one_stretch_of_it_is_sharper(tmp_path: Path) -> None:
     """Failures for 50 hours, most of all in 12 of them: the stretch is significantly worse than the rest
     of the burst, but that rest is still far worse than the traffic outside it, so the finding is the

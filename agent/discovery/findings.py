@@ -165,8 +165,12 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
 
 
 def _on_a_line(segment: Segment, search: Search) -> bool:
-    (key, value), *others = segment.parts
-    return not others and value in search.features[key].ranges
+    """One window or threshold of an ordered feature, or a run of its windows."""
+    keys = {key for key, _ in segment.parts}
+    if len(keys) != 1 or (len(segment.parts) > 1 and not segment.any_of):
+        return False
+    ranges = search.features[keys.pop()].ranges
+    return all(value in ranges for _, value in segment.parts)
 
 
 def _presume_unseen(search: Search, drafts: list[_Draft]) -> None:
