@@ -154,7 +154,7 @@ def test_a_pair_is_found_where_nothing_outside_it_has_the_outcome(tmp_path: Path
 
 def test_a_short_burst_is_found_in_a_window_about_its_size(tmp_path: Path) -> None:
     """Eight hours of failures in a week of 300 traces (14 traces in those hours): windows of about 10
-    traces, joined up to eight wide and starting at every cell, hold it without much traffic around it,
+    traces, joined up to six wide and starting at every cell, hold it without much traffic around it,
     so a burst this short is not diluted by a day of normal traffic."""
     hours = (18, 26)
 

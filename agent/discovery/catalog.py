@@ -345,8 +345,10 @@ def _binned(measure: str, cuts: list[float]) -> Feature:
 
 # In equal-height cells of about 10 traces: a burst is found whole whether it is short or long, and a
 # window about its length holds little traffic besides it (windows of 1, 2 and 4 cells of 20 traces
-# held a 14-trace burst in 40 traces, diluted below significance at weaker rates).
-WINDOW_WIDTHS = (1, 2, 3, 4, 6, 8)
+# held a 14-trace burst in 40 traces, diluted below significance at weaker rates). Not 8 wide: in a
+# few hundred traces that is a third of them, an era more than a burst (the weeks after a release,
+# whose consequences the release's own findings already explain), and runs join narrower windows.
+WINDOW_WIDTHS = (1, 2, 3, 4, 6)
 
 
 def _time_features(profile: Profile) -> list[Feature]:
@@ -358,8 +360,8 @@ def _time_features(profile: Profile) -> list[Feature]:
 
 
 def _windows(cuts: list[float]) -> Feature:
-    """Windows of one to eight equal-height cells, starting at every cell (every other one for the widest
-    two), so a burst lies inside a window not much longer than itself wherever it starts. Each trace's cell is
+    """Windows of one to six equal-height cells, starting at every cell (every other one for the widest),
+    so a burst lies inside a window not much longer than itself wherever it starts. Each trace's cell is
     found once; the windows holding it are listed per cell."""
     bounds: list[float | None] = [None, *cuts, None]
     cells = len(bounds) - 1
