@@ -152,23 +152,6 @@ def test_a_pair_is_found_where_nothing_outside_it_has_the_outcome(tmp_path: Path
                and _selected(engine, f.affected_sql) == erroring for f in problems), [f.statement for f in problems]  # fmt: skip
 
 
-def test_a_short_burst_is_found_in_a_window_about_its_size(tmp_path: Path) -> None:
-    """Eight hours of failures in a week of 300 traces (14 traces in those hours): windows of about 10
-    traces, joined up to six wide and starting at every cell, hold it without much traffic around it,
-    so a burst this short is not diluted by a day of normal traffic."""
-    hours = (18, 26)
-
-    def burst(row: dict[str, Any], rng: random.Random) -> bool:
-        return hours[0] <= (row["at"] - T0).total_seconds() / 3600 < hours[1] and rng.random() < 0.7
-
-    engine, affected = _table(tmp_path, 300, burst)
-    in_burst = engine.execute(f"SELECT count(*) FROM traces WHERE request_time >= TIMESTAMP '{T0 + timedelta(hours=hours[0])}' "
-                              f"AND request_time < TIMESTAMP '{T0 + timedelta(hours=hours[1])}'").rows[0][0]  # fmt: skip
-    top = _problems(discover(engine))[0]
-    assert affected <= _selected(engine, top.affected_sql)
-    assert top.statistics.n <= 1.5 * in_burst, (top.statement, in_burst)
-
-
 def test_a_burst_over_several_windows_is_one_finding(tmp_path: Path) -> None:
     def burst(row: dict[str, Any], _rng: random.Random) -> bool:
         hour = (row["at"] - T0).total_seconds() / 3600

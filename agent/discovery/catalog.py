@@ -343,12 +343,10 @@ def _binned(measure: str, cuts: list[float]) -> Feature:
                    structural=kind == "count", below=below, counts_repeats=measure in {"spans", "llm_calls"})  # fmt: skip
 
 
-# In equal-height cells of about 10 traces: a burst is found whole whether it is short or long, and a
-# window about its length holds little traffic besides it (windows of 1, 2 and 4 cells of 20 traces
-# held a 14-trace burst in 40 traces, diluted below significance at weaker rates). Not 8 wide: in a
-# few hundred traces that is a third of them, an era more than a burst (the weeks after a release,
-# whose consequences the release's own findings already explain), and runs join narrower windows.
-WINDOW_WIDTHS = (1, 2, 3, 4, 6)
+# In equal-height cells of about 20 traces: a burst is found whole whether it is short or long. Cells of
+# 10 traces and windows up to 6 or 8 of them found short bursts better on random draws, but let chance
+# windows of a few slow calls through on 3 of 5 negative controls of one commit's seeds.
+WINDOW_WIDTHS = (1, 2, 4)
 
 
 def _time_features(profile: Profile) -> list[Feature]:
@@ -360,15 +358,15 @@ def _time_features(profile: Profile) -> list[Feature]:
 
 
 def _windows(cuts: list[float]) -> Feature:
-    """Windows of one to six equal-height cells, starting at every cell (every other one for the widest),
-    so a burst lies inside a window not much longer than itself wherever it starts. Each trace's cell is
+    """Windows of one, two and four equal-height cells, starting at every cell (every other one for the
+    widest), so a burst that straddles a cut point still lies inside one window. Each trace's cell is
     found once; the windows holding it are listed per cell."""
     bounds: list[float | None] = [None, *cuts, None]
     cells = len(bounds) - 1
     windows: list[tuple[int, int]] = []
     for width in WINDOW_WIDTHS:
         if width <= cells:
-            windows += [(i, i + width) for i in range(0, cells - width + 1, 1 if width <= 4 else 2)]
+            windows += [(i, i + width) for i in range(0, cells - width + 1, 1 if width < 4 else 2)]
     ranges: dict[str, str] = {}
     spans: dict[str, tuple[float, float]] = {}
     holding: list[list[str]] = [[] for _ in range(cells)]

@@ -334,8 +334,8 @@ def _errors(engine: SqlEngine) -> dict[str, Any]:
 
 
 def _windows(engine: SqlEngine, total: int) -> list[float]:
-    """Cut points of equal-height time cells: about 10 traces a cell, between 4 and 64 cells."""
-    count = max(4, min(64, total // 10))
+    """Cut points of equal-height time windows: about 20 traces a window, between 4 and 48 windows."""
+    count = max(4, min(48, total // 20))
     if total < 40:
         return []
     steps = ", ".join(f"{i / count:.4f}" for i in range(1, count))
