@@ -8,12 +8,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from agent.simulation.recordings import load_recording, read_expected, recording_dir
 from tests.conftest import Store
+
+if TYPE_CHECKING:
+    from agent.insights.models import Hypothesis
+    from agent.traces.engine import DuckDBEngine
 from tests.helpers import CliRunner, cli_process, json_of
 
 MATCH = 0.8
@@ -232,20 +236,8 @@ def test_a_person_steers_the_analysis_at_the_terminal(store: Store, tmp_path: Pa
 def test_a_sampled_judgement_is_shown_with_traces_that_were_judged(store: Store, cli: CliRunner) -> None:
     """A code scorer runs on a third of the traces. The issue's traces include the unjudged traces of
     the slice (presumed affected), but the traces read as evidence are ones the scorer rated negative."""
-    from agent.insights.models import HypothesisStatus
-    from agent.insights.service import Insights
-    from agent.traces.engine import DuckDBEngine
-    from agent.traces.sync import TraceTableSync
-
-    experiment_id = cli.ok("evals", "load", "random-40197", "-o", "json").json()[0]["experiment_id"]
-    run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
-    insights = Insights(store.client())
-    judged = [h for h in insights.list_hypotheses(run_id, HypothesisStatus.VALIDATED)
-              if h.statistics and h.statistics.outcome_family == "assessment_negative"]  # fmt: skip
+    judged, engine = _validated_with_table(store, cli, "random-40197", "assessment_negative")
     assert judged, "the sampled judgement's problem was found"
-    table = TraceTableSync(store.client(), experiment_id, store.db_path.parent / "judged.duckdb")
-    table.sync()
-    engine = DuckDBEngine(table.path, row_cap=100_000)
     for hypothesis in judged:
         stats = hypothesis.statistics
         assert stats is not None
@@ -263,19 +255,8 @@ def test_a_failing_slice_is_shown_with_its_own_commonest_error(store: Store, cli
     import re
     from collections import Counter
 
-    from agent.insights.models import HypothesisStatus
-    from agent.insights.service import Insights
-    from agent.traces.engine import DuckDBEngine
-    from agent.traces.sync import TraceTableSync
-
-    experiment_id = cli.ok("evals", "load", "random-813470960", "-o", "json").json()[0]["experiment_id"]
-    run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
-    failing = [h for h in Insights(store.client()).list_hypotheses(run_id, HypothesisStatus.VALIDATED)
-               if h.statistics and h.statistics.outcome_family == "trace_failed"]  # fmt: skip
+    failing, engine = _validated_with_table(store, cli, "random-813470960", "trace_failed")
     assert failing, "the failing slice was found"
-    table = TraceTableSync(store.client(), experiment_id, store.db_path.parent / "failing.duckdb")
-    table.sync()
-    engine = DuckDBEngine(table.path, row_cap=100_000)
     for hypothesis in failing:
         rows = engine.execute("SELECT trace_id, transform(filter(spans, s -> s.status_code = 'ERROR'), "
                               f"s -> s.status_message) FROM traces WHERE trace_id IN ({hypothesis.sql_queries[0].query})").rows  # fmt: skip
@@ -283,3 +264,22 @@ def test_a_failing_slice_is_shown_with_its_own_commonest_error(store: Store, cli
         (commonest, count), *_ = Counter(errors.values()).most_common()
         read = [e.trace_id for e in hypothesis.evidence if e.supports]
         assert read and count < len(errors) and all(errors[t] == commonest for t in read), (read, errors)
+
+
+def _validated_with_table(
+    store: Store, cli: CliRunner, draw: str, family: str
+) -> tuple[list[Hypothesis], DuckDBEngine]:
+    """Load a random draw, analyse it unattended, and return its validated hypotheses of one outcome
+    family with an engine over its synced traces table, to check what was read against the data."""
+    from agent.insights.models import HypothesisStatus
+    from agent.insights.service import Insights
+    from agent.traces.engine import DuckDBEngine
+    from agent.traces.sync import TraceTableSync
+
+    experiment_id = cli.ok("evals", "load", draw, "-o", "json").json()[0]["experiment_id"]
+    run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
+    validated = [h for h in Insights(store.client()).list_hypotheses(run_id, HypothesisStatus.VALIDATED)
+                 if h.statistics and h.statistics.outcome_family == family]  # fmt: skip
+    table = TraceTableSync(store.client(), experiment_id, store.db_path.parent / f"{draw}.duckdb")
+    table.sync()
+    return validated, DuckDBEngine(table.path, row_cap=100_000)
