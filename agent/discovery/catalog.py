@@ -6,8 +6,7 @@ search and selects a finding's traces in its hypothesis: what the report says is
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -91,10 +90,11 @@ class Feature:
     ranges: dict[str, str] = field(default_factory=dict)  # value -> readable SQL predicate, for bins
     structural: bool = False  # describes the trace's own steps (which spans, how many)
     below: dict[str, str] = field(default_factory=dict)  # low side of a threshold -> its high side
-    # Paired with other features' values. Not the time windows: dozens of overlapping windows, each
-    # paired with every value that leans the same way, found chance clusters of slow spans on controls.
+    # Paired with other features' values. Not the time windows: each is the best of thousands the scan
+    # looked at, and paired with every value that leans the same way it would find chance clusters.
     paired: bool = True
     bounds: dict[str, tuple[float, float]] = field(default_factory=dict)  # window -> [start, end) in epoch ms
+    rows: dict[str, str] = field(default_factory=dict)  # value -> predicate over the search's base rows
     counts_repeats: bool = False  # a count that a repeated call raises: no cause of the repeat
 
     def predicate(self, value: str) -> str:
@@ -286,7 +286,7 @@ def features(profile: Profile) -> list[Feature]:
     for measure, cuts in profile.cuts.items():
         if cuts:
             found.append(_binned(measure, cuts))
-    found += _time_features(profile)
+    found += _time_features()
     found.append(Feature("", "shape", "identifier shapes in the request", _shapes("request"), multi=True))
     for span in profile.spans:
         if span.span_type == "TOOL":
@@ -301,9 +301,7 @@ def features(profile: Profile) -> list[Feature]:
                     structural=True,
                 )
             )
-    return [Feature(f"f{i}", f.kind, f.name, f.expression, f.multi, f.ranges, f.structural, f.below, f.paired,
-                    f.bounds, f.counts_repeats)
-            for i, f in enumerate(found)]  # fmt: skip
+    return [replace(f, key=f"f{i}") for i, f in enumerate(found)]
 
 
 def _keyed_values(kind: FeatureKind, name: str, expression: str, key: KeyProfile) -> Feature:
@@ -343,50 +341,32 @@ def _binned(measure: str, cuts: list[float]) -> Feature:
                    structural=kind == "count", below=below, counts_repeats=measure in {"spans", "llm_calls"})  # fmt: skip
 
 
-# In equal-height cells of about 20 traces: a burst is found whole whether it is short or long. Cells of
-# 10 traces and windows up to 6 or 8 of them found short bursts better on random draws, but let chance
-# windows of a few slow calls through on 3 of 5 negative controls of one commit's seeds.
-WINDOW_WIDTHS = (1, 2, 4)
+def _time_features() -> list[Feature]:
+    """Calendar slices. Bursts of any length are found by the scan (scan.py), not by fixed windows."""
+    return [Feature("", "time", "day", "date_format(request_time, 'yyyy-MM-dd')"),
+            Feature("", "time", "hour of the week", "date_format(request_time, 'E HH:00')")]  # fmt: skip
 
 
-def _time_features(profile: Profile) -> list[Feature]:
-    found = [Feature("", "time", "day", "date_format(request_time, 'yyyy-MM-dd')"),
-             Feature("", "time", "hour of the week", "date_format(request_time, 'E HH:00')")]  # fmt: skip
-    if profile.windows:
-        found.append(_windows(profile.windows))
-    return found
+def window_feature(key: str) -> Feature:
+    """The time windows the scan finds, filled in as it finds them: no column of the search's base rows,
+    each window a range over their `request_ms`."""
+    return Feature(key, "time", "time window", "", multi=True, paired=False)
 
 
-def _windows(cuts: list[float]) -> Feature:
-    """Windows of one, two and four equal-height cells, starting at every cell (every other one for the
-    widest), so a burst that straddles a cut point still lies inside one window. Each trace's cell is
-    found once; the windows holding it are listed per cell."""
-    bounds: list[float | None] = [None, *cuts, None]
-    cells = len(bounds) - 1
-    windows: list[tuple[int, int]] = []
-    for width in WINDOW_WIDTHS:
-        if width <= cells:
-            windows += [(i, i + width) for i in range(0, cells - width + 1, 1 if width < 4 else 2)]
-    ranges: dict[str, str] = {}
-    spans: dict[str, tuple[float, float]] = {}
-    holding: list[list[str]] = [[] for _ in range(cells)]
-    for first, end in windows:
-        low, high = bounds[first], bounds[end]
-        label = f"{_stamp(low, 'start')} to {_stamp(high, 'end')}"
-        ranges[label] = " AND ".join(p for p in (None if low is None else f"unix_millis(request_time) >= {low:.0f}",
-                                                 None if high is None else f"unix_millis(request_time) < {high:.0f}") if p)  # fmt: skip
-        spans[label] = (-math.inf if low is None else low, math.inf if high is None else high)
-        for cell in range(first, end):
-            holding[cell].append(label)
-    cases = " ".join(f"WHEN unix_millis(request_time) < {high:.0f} THEN array({', '.join(quote(x) for x in labels)})"
-                     for high, labels in zip(cuts, holding, strict=False))  # fmt: skip
-    last = ", ".join(quote(x) for x in holding[-1])
-    return Feature("", "time", "time window", f"CASE {cases} ELSE array({last}) END", multi=True, ranges=ranges,
-                   paired=False, bounds=spans)  # fmt: skip
+def add_window(feature: Feature, start_ms: int, end_ms: int) -> str:
+    """The window's label, registered with its range; the same label for the same range."""
+    label = f"{_stamp(start_ms, 'start')} to {_stamp(end_ms, 'end')}"
+    if feature.bounds.get(label, (start_ms, end_ms)) != (start_ms, end_ms):
+        label = f"{_stamp(start_ms, 'start', seconds=True)} to {_stamp(end_ms, 'end', seconds=True)}"
+    feature.bounds[label] = (start_ms, end_ms)
+    feature.ranges[label] = f"unix_millis(request_time) >= {start_ms} AND unix_millis(request_time) < {end_ms}"
+    feature.rows[label] = f"request_ms >= {start_ms} AND request_ms < {end_ms}"
+    return label
 
 
-def _stamp(ms: float | None, edge: str) -> str:
-    return edge if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%m-%d %H:%M")
+def _stamp(ms: float | None, edge: str, seconds: bool = False) -> str:
+    shown = "%m-%d %H:%M:%S" if seconds else "%m-%d %H:%M"
+    return edge if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC).strftime(shown)
 
 
 _ID = "[A-Za-z0-9#@_-]"

@@ -165,12 +165,11 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
 
 
 def _on_a_line(segment: Segment, search: Search) -> bool:
-    """One window or threshold of an ordered feature, or a run of its windows."""
-    keys = {key for key, _ in segment.parts}
-    if len(keys) != 1 or (len(segment.parts) > 1 and not segment.any_of):
+    """One window or threshold of an ordered feature."""
+    if len(segment.parts) != 1:
         return False
-    ranges = search.features[keys.pop()].ranges
-    return all(value in ranges for _, value in segment.parts)
+    key, value = segment.parts[0]
+    return value in search.features[key].ranges
 
 
 def _presume_unseen(search: Search, drafts: list[_Draft]) -> None:

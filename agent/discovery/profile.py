@@ -99,7 +99,6 @@ class Profile:
     request_patterns: KeyProfile
     models: list[str]
     idle_ms: list[float]  # median and 99th percentile of the time no step covers (IDLE_MS)
-    windows: list[float]  # cut points, epoch milliseconds
     p95_by_path: dict[str, float] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)  # error signature -> traces with a span failing so
     failing: int = 0  # traces with any failed span
@@ -152,7 +151,6 @@ def profile(engine: SqlEngine) -> Profile:
         request_fields=_request_fields(engine, n),
         request_patterns=_patterns(engine),
         models=_models(engine),
-        windows=_windows(engine, n),
         p95_by_path=_p95_by_path(engine),
         **_errors(engine),
     )
@@ -331,16 +329,6 @@ def _errors(engine: SqlEngine) -> dict[str, Any]:
         f"LATERAL VIEW explode(signatures) t AS signature GROUP BY signature ORDER BY traces DESC, signature LIMIT {ERRORS}"
     ).rows  # fmt: skip
     return {"errors": {str(sig): int(n) for sig, n, _ in rows}, "failing": int(rows[0][2]) if rows else 0}
-
-
-def _windows(engine: SqlEngine, total: int) -> list[float]:
-    """Cut points of equal-height time windows: about 20 traces a window, between 4 and 48 windows."""
-    count = max(4, min(48, total // 20))
-    if total < 40:
-        return []
-    steps = ", ".join(f"{i / count:.4f}" for i in range(1, count))
-    row = _one(engine, f"SELECT percentile(unix_millis(request_time), array({steps})) AS cuts FROM traces")
-    return sorted({round(float(ms)) for ms in row.get("cuts") or []})
 
 
 def _p95_by_path(engine: SqlEngine) -> dict[str, float]:

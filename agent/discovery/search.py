@@ -3,7 +3,8 @@
 1. One SQL pass counts, for every feature value, the traces in each outcome's population and those
    with the outcome.
 2. Every supported (outcome, value) pair is tested; pairs of promising values are counted in a
-   second pass and kept only when the pair explains more than either member.
+   second pass and kept only when the pair explains more than either member. Bursts in time come from
+   a scan of each outcome's traces in time order (scan.py), one test per burst.
 3. Benjamini-Hochberg over every test of the run; survivors need a risk ratio whose 95% interval
    lies above 1 (below 1 for strengths).
 4. Greedy selection by impact, each next segment re-tested on the traces the chosen ones do not
@@ -20,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome
+from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome, add_window, window_feature
 from agent.discovery.profile import quote
+from agent.discovery.scan import Cells, bursts
 from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
 from agent.traces.engine import SqlEngine
 
@@ -32,6 +34,8 @@ LEAD_P = 0.01
 MAX_NEWCOMERS = 40
 STEP_OUTCOMES = {"span_failed", "span_degenerate_output", "span_slow", "repeated_call"}
 STRENGTH_OUTCOMES = {"trace_slow", "trace_idle", "span_slow", "assessment_negative"}
+WINDOWS = "windows"  # the key of the time windows the scan finds
+BUCKETS = 2000  # time buckets the scan's cells are merged from
 
 
 @dataclass(frozen=True)
@@ -47,31 +51,22 @@ class Params:
 
 @dataclass(frozen=True)
 class Segment:
-    """One feature value; two values of different features that hold together; or (`any_of`) several
-    values of one ordered feature, such as the windows of a burst."""
+    """One feature value, or two values of different features that hold together."""
 
     parts: tuple[tuple[str, str], ...]  # (feature key, value)
-    any_of: bool = False
 
     def predicate(self, features: dict[str, Feature]) -> str:
         """SQL over a row of `traces`: what a hypothesis selects."""
-        joiner = " OR " if self.any_of else " AND "
-        return joiner.join(f"({features[key].predicate(value)})" for key, value in self.parts)
+        return " AND ".join(f"({features[key].predicate(value)})" for key, value in self.parts)
 
     def over_columns(self, features: dict[str, Feature]) -> str:
         """The same test over the search's base rows, where each feature is a column named by its key."""
-        joiner = " OR " if self.any_of else " AND "
-        return joiner.join(
-            f"array_contains({key}, {quote(value)})" if features[key].multi else f"{key} = {quote(value)}"
-            for key, value in self.parts
-        )
+        return " AND ".join(f"({_over_columns(features[key], value)})" for key, value in self.parts)
 
     def keys(self) -> set[str]:
         return {key for key, _ in self.parts}
 
     def describe(self, features: dict[str, Feature]) -> str:
-        if self.any_of:
-            return f"{features[self.parts[0][0]].name} is one of " + ", ".join(value for _, value in self.parts)
         return " and ".join(features[key].describe(value) for key, value in self.parts)
 
 
@@ -91,6 +86,7 @@ class Test:
     high: float = float("inf")
     excluding: tuple[Segment, ...] = ()  # slices chosen before this one for the outcome: counted without them
     explained: float = 1.0  # the risk ratio the segment's extra chances (more calls of the span) account for
+    scan_p: float | None = None  # a window the scan chose: its p-value, for every window it looked at
 
     @property
     def rate(self) -> float:
@@ -125,7 +121,7 @@ class Search:
     def __init__(self, engine: SqlEngine, outcomes: list[Outcome], features: list[Feature], params: Params) -> None:
         self.engine = engine
         self.outcomes = outcomes
-        self.features = {f.key: f for f in features}
+        self.features = {f.key: f for f in features} | {WINDOWS: window_feature(WINDOWS)}
         self.params = params
         self.table: SqlEngine | None = None  # the base rows held as `traces`, where the engine can hold them
 
@@ -139,10 +135,11 @@ class Search:
         self.table = table
         singles = self._single_tests(self._count_singles())
         pairs, possible = self._pair_tests(singles)
+        singles += self._window_tests()
         score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
         self._correct_for_untested_pairs(pairs, possible)
         correct_within_outcomes(singles + pairs, dependent=self.params.dependent_tests)
-        candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
+        candidates = singles + self._explaining_more(pairs, singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
                             near_misses=self._near_misses(singles, chosen),
@@ -184,7 +181,8 @@ class Search:
         flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN coalesce({o.fact or o.predicate}, false) "
                  f"END AS {o.key}" for o in outcomes]  # fmt: skip
         columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
-                   for f in self.features.values() if f.key in keys]  # fmt: skip
+                   for f in self.features.values() if f.key in keys and f.expression]  # fmt: skip
+        columns.append("unix_millis(request_time) AS request_ms")
         flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.exposure} END AS x_{o.key}"
                   for o in outcomes if o.exposure]  # fmt: skip
         source = "traces"
@@ -195,8 +193,9 @@ class Search:
     def _count_singles(self) -> dict[str, dict[str, tuple[int, int, int]]]:
         """value -> outcome key -> (traces in the population, traces with the outcome, their chances)."""
         sums = _sums(self.outcomes)
-        singles = ", ".join(f"concat('{f.key}=', {f.key})" for f in self.features.values() if not f.multi)
-        multis = "".join(f", transform({f.key}, x -> concat('{f.key}=', x))" for f in self.features.values() if f.multi)
+        columns = [f for f in self.features.values() if f.expression]
+        singles = ", ".join(f"concat('{f.key}=', {f.key})" for f in columns if not f.multi)
+        multis = "".join(f", transform({f.key}, x -> concat('{f.key}=', x))" for f in columns if f.multi)
         values = f"flatten(array(array('{ALL}', {singles}){multis}))"
         sql = (f"WITH base AS ({self._base(self.outcomes, set(self.features))}), valued AS (SELECT *, {values} AS fv "
                f"FROM base) SELECT v, {sums} FROM valued LATERAL VIEW explode(fv) t AS v GROUP BY v")  # fmt: skip
@@ -225,6 +224,28 @@ class Search:
                     explained = _explained(n, chances, big_n, all_chances)
                     tests.append(Test(outcome, segment, n, k, big_n - n, big_k - k, explained=explained))
         return self._one_side_each(tests)
+
+    def _window_tests(self) -> list[Test]:
+        """Per outcome, the bursts the scan finds in its traces' time order (scan.py), from one count of
+        every outcome per time bucket."""
+        rows = self._execute(
+            f"WITH base AS ({self._base(self.outcomes, set())}), span AS (SELECT min(request_ms) AS low, "
+            f"max(request_ms) + 1 AS high FROM base) SELECT bucket, min(request_ms) AS since, min(high) AS high, "
+            f"{_sums(self.outcomes)} FROM (SELECT *, CAST(floor((request_ms - low) * {BUCKETS} / (high - low)) "
+            "AS BIGINT) AS bucket FROM base, span) GROUP BY bucket ORDER BY bucket"
+        )  # fmt: skip
+        if len(rows) < 2:
+            return []
+        edges = [int(r["since"]) for r in rows] + [int(rows[-1]["high"])]
+        feature, tests = self.features[WINDOWS], []
+        for outcome in self.outcomes:
+            m, k = [int(r[f"m_{outcome.key}"]) for r in rows], [int(r[f"k_{outcome.key}"]) for r in rows]
+            big_n, big_k = sum(m), sum(k)
+            for burst in bursts(Cells.merged(m, k, edges), self.params.min_support, outcome.key):
+                segment = Segment(((WINDOWS, add_window(feature, burst.start_ms, burst.end_ms)),))
+                tests.append(Test(outcome, segment, burst.n, burst.k, big_n - burst.n, big_k - burst.k,
+                                  scan_p=burst.p))  # fmt: skip
+        return tests
 
     def _one_side_each(self, tests: list[Test]) -> list[Test]:
         """The two sides of a threshold split the same traces: one table, transposed, with one p-value.
@@ -340,34 +361,6 @@ class Search:
             )
         return ", ".join(cases)
 
-    def _runs(self, singles: list[Test]) -> list[Test]:
-        """The significant windows of one time feature, as one candidate: the bursts of one incident.
-        Of overlapping windows the sharpest is kept, so the run's windows are disjoint and their counts
-        add up. Thresholds are not joined: two bad sides of a length are as likely two problems (short
-        apologies, overlong answers) as one."""
-        groups: dict[tuple[str, str], list[Test]] = {}
-        for test in singles:
-            (key, _), *others = test.segment.parts
-            if not others and self.features[key].kind == "time" and test.worse(self.params.fdr, self.params.min_ratio):
-                groups.setdefault((test.outcome.key, key), []).append(test)
-        runs = []
-        for members in groups.values():
-            apart: list[Test] = []
-            for test in sorted(members, key=lambda t: (-t.rate, t.p)):
-                if all(self.disjoint(test.segment, other.segment) for other in apart):
-                    apart.append(test)
-            if len(apart) < 2:
-                continue
-            apart.sort(key=lambda t: t.segment.parts[0][1])
-            n, k = sum(t.n for t in apart), sum(t.k for t in apart)
-            total_n, total_k = apart[0].n + apart[0].n_rest, apart[0].k + apart[0].k_rest
-            run = Test(apart[0].outcome, Segment(tuple(t.segment.parts[0] for t in apart), any_of=True), n, k,
-                       total_n - n, total_k - k)  # fmt: skip
-            score([run])
-            run.q = max(t.q for t in apart)  # each window passed the run's correction; the union is no new test
-            runs.append(run)
-        return runs
-
     @staticmethod
     def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:
         """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio.
@@ -423,7 +416,7 @@ class Search:
 
     def disjoint(self, a: Segment, b: Segment) -> bool:
         """Two values of one single-valued feature, or two windows that do not overlap, share no trace."""
-        if len(a.parts) != 1 or len(b.parts) != 1 or a.any_of or b.any_of:
+        if len(a.parts) != 1 or len(b.parts) != 1:
             return False
         (key_a, value_a), (key_b, value_b) = a.parts[0], b.parts[0]
         if key_a != key_b or value_a == value_b:
@@ -439,9 +432,7 @@ class Search:
         is answered badly): drill down while a candidate with a higher rate is significantly worse than
         the rest of the slice itself, and that rest is no worse than the traffic outside the slice. A
         rest that is worse too means the excess spans the broad slice (a burst longer than the window
-        inside it), and the narrower one would report part of it. A run is split freely where the
-        narrower window takes some of its windows whole and lies apart from the others: those are found
-        in the next round as findings of their own (two bursts of one failure are two incidents)."""
+        inside it), and the narrower one would report part of it."""
         for _ in range(3):
             inside = [t for t in candidates if t.rate > best.rate and t.segment != best.segment]
             if not inside:
@@ -454,27 +445,10 @@ class Search:
             if not sharper:
                 return best
             narrowed = max(sharper, key=lambda t: (t.impact, -t.q))
-            if not self._splits_run(best.segment, narrowed.segment) and self._rest_is_worse(narrowed, best):
+            if self._rest_is_worse(narrowed, best):
                 return best
             best = next(t for t in candidates if t.segment == narrowed.segment)
         return best
-
-    def _splits_run(self, run: Segment, window: Segment) -> bool:
-        """`window` holds some of the run's windows whole and shares no trace with the others."""
-        if not run.any_of or window.any_of or len(window.parts) != 1:
-            return False
-        key, value = window.parts[0]
-        bounds = self.features[key].bounds
-        if value not in bounds:
-            return False
-        low, high = bounds[value]
-
-        def within(member: tuple[str, str]) -> bool:
-            return (
-                member[0] == key and member[1] in bounds and low <= bounds[member[1]][0] <= bounds[member[1]][1] <= high
-            )
-
-        return all(within(member) or self.disjoint(Segment((member,)), window) for member in run.parts)
 
     def _rest_is_worse(self, narrowed: Test, broad: Test) -> bool:
         """The broad slice less the narrower one (counted within it) against the traffic outside it."""
@@ -506,7 +480,8 @@ class Search:
             for i, c in enumerate(group, start=first):
                 n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
                 if k >= self.params.min_support and 0 < n < big_n:
-                    again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained))
+                    again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained,
+                                      scan_p=c.scan_p))  # fmt: skip
             score(again, previous=max(family, len(group)))
             worse += [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
             first += len(group)
@@ -529,6 +504,12 @@ class Search:
         leads = [t for t in tests if t.p <= 0.05 and t.q > self.params.fdr and t.rate > t.rest_rate
                  and t.k >= self.params.min_support and (t.outcome.key, t.segment) not in taken]  # fmt: skip
         return sorted(leads, key=lambda t: t.p)[:2]
+
+
+def _over_columns(feature: Feature, value: str) -> str:
+    if value in feature.rows:
+        return feature.rows[value]
+    return f"array_contains({feature.key}, {quote(value)})" if feature.multi else f"{feature.key} = {quote(value)}"
 
 
 def correct_within_outcomes(tests: list[Test], dependent: bool = True) -> None:
@@ -591,6 +572,9 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
                     k_rest=np.array([t.k_rest for t in tests], dtype=np.float64),
                     n_rest=np.array([t.n_rest for t in tests], dtype=np.float64))  # fmt: skip
     p, method = two_sided_p(tables)
+    scanned = np.array([np.nan if t.scan_p is None else t.scan_p for t in tests], dtype=np.float64)
+    p = np.where(np.isnan(scanned), p, np.fmax(p, scanned))
+    method = np.where(np.isnan(scanned), method, "scan")
     ratio, low, high = risk_ratio(tables)
     padded = np.concatenate([p, np.ones(max(previous - len(tests), 0))])
     q = benjamini_hochberg(padded, dependent=dependent)[: len(tests)]
