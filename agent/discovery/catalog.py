@@ -71,6 +71,7 @@ class Outcome:
     # SQL: the trace's chances of the outcome (the span's calls). A trace that calls a span more often has
     # more chances of one slow or repeated call, so a higher count is a cause only beyond that (search.py).
     exposure: str | None = None
+    events: str | None = None  # SQL: of those chances, the bad ones (the slow or repeated calls)
 
     @property
     def weight(self) -> float:
@@ -147,7 +148,8 @@ def _slow_span(span: SpanProfile, limit: float, explanation: str) -> Outcome:
                    f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", f"exists(spans, s -> s.name = {name})",
                    explanation, fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})",
                    fact_population=f"exists(span_facts, x -> x.name = {name})",
-                   exposure=f"size(filter(span_facts, x -> x.name = {name}))")  # fmt: skip
+                   exposure=f"size(filter(span_facts, x -> x.name = {name}))",
+                   events=f"size(filter(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f}))")  # fmt: skip
 
 
 def _error_outcomes(profile: Profile, min_support: int) -> list[Outcome]:
@@ -172,9 +174,7 @@ def _slow_for_its_path(profile: Profile) -> str:
 
 
 def _keyed(outcome: Outcome, index: int) -> Outcome:
-    return Outcome(f"o{index}", outcome.family, outcome.name, outcome.predicate, outcome.population,
-                   outcome.explanation, outcome.truncates, outcome.about_response, outcome.sampled,
-                   outcome.structural_causes, outcome.fact, outcome.fact_population, outcome.exposure)  # fmt: skip
+    return replace(outcome, key=f"o{index}")
 
 
 SPAN_FACTS = (f"transform(filter(spans, s -> s.parent_id IS NOT NULL), s -> named_struct('name', s.name, "
@@ -211,7 +211,8 @@ def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
         found.append(Outcome("", "repeated_call", f"`{span.name}` was called again with the same input",
                              f"size({calls}) > size(array_distinct(transform({calls}, s -> {inputs})))", has,
                              "two or more calls of the span in one trace with identical inputs",
-                             fact_population=fact_has, exposure=f"size(array_distinct(transform({calls}, s -> {inputs})))"))  # fmt: skip
+                             fact_population=fact_has, exposure=f"size(array_distinct(transform({calls}, s -> {inputs})))",
+                             events=f"size({calls}) - size(array_distinct(transform({calls}, s -> {inputs})))"))  # fmt: skip
     return found
 
 

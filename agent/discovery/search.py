@@ -17,14 +17,14 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from itertools import combinations
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome, add_window, window_feature
 from agent.discovery.profile import quote
 from agent.discovery.scan import Cells, bursts
-from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
+from agent.discovery.stats import Floats, Tables, benjamini_hochberg, risk_ratio, two_sided_p
 from agent.traces.engine import SqlEngine
 
 ALL = "*"
@@ -87,6 +87,9 @@ class Test:
     excluding: tuple[Segment, ...] = ()  # slices chosen before this one for the outcome: counted without them
     explained: float = 1.0  # the risk ratio the segment's extra chances (more calls of the span) account for
     scan_p: float | None = None  # a window the scan chose: its p-value, for every window it looked at
+    # (bad calls, calls) in the segment and outside, where the outcome is one bad call among several: the
+    # segment must also have bad calls more often per call, not only more calls (see `score`)
+    calls: tuple[int, int, int, int] | None = None
 
     @property
     def rate(self) -> float:
@@ -183,15 +186,16 @@ class Search:
         columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
                    for f in self.features.values() if f.key in keys and f.expression]  # fmt: skip
         columns.append("unix_millis(request_time) AS request_ms")
-        flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.exposure} END AS x_{o.key}"
+        flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.exposure} END AS x_{o.key}, "
+                  f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.events} END AS y_{o.key}"
                   for o in outcomes if o.exposure]  # fmt: skip
         source = "traces"
         if any(o.fact or o.fact_population for o in outcomes):
             source = f"(SELECT *, {SPAN_FACTS} AS span_facts FROM traces) facts"
         return f"SELECT {', '.join(flags + columns)} FROM {source}"
 
-    def _count_singles(self) -> dict[str, dict[str, tuple[int, int, int]]]:
-        """value -> outcome key -> (traces in the population, traces with the outcome, their chances)."""
+    def _count_singles(self) -> dict[str, dict[str, Count]]:
+        """value -> outcome key -> the outcome's counts among the traces with the value."""
         sums = _sums(self.outcomes)
         columns = [f for f in self.features.values() if f.expression]
         singles = ", ".join(f"concat('{f.key}=', {f.key})" for f in columns if not f.multi)
@@ -207,7 +211,7 @@ class Search:
 
     # -- tests ---------------------------------------------------------------------------------------
 
-    def _single_tests(self, counts: dict[str, dict[str, tuple[int, int, int]]]) -> list[Test]:
+    def _single_tests(self, counts: dict[str, dict[str, Count]]) -> list[Test]:
         totals = counts.get(ALL, {})
         tests: list[Test] = []
         for value, by_outcome in counts.items():
@@ -218,11 +222,9 @@ class Search:
             for outcome in self.outcomes:
                 if not self._relevant(outcome, self.features[key], raw):
                     continue
-                n, k, chances = by_outcome[outcome.key]
-                big_n, big_k, all_chances = totals.get(outcome.key, (0, 0, 0))
-                if self._supported(n, k, big_n, big_k):
-                    explained = _explained(n, chances, big_n, all_chances)
-                    tests.append(Test(outcome, segment, n, k, big_n - n, big_k - k, explained=explained))
+                inside, whole = by_outcome[outcome.key], totals.get(outcome.key, Count(0, 0))
+                if self._supported(inside.n, inside.k, whole.n, whole.k):
+                    tests.append(_test(outcome, segment, inside, whole))
         return self._one_side_each(tests)
 
     def _window_tests(self) -> list[Test]:
@@ -326,12 +328,9 @@ class Search:
         for i, pair in enumerate(pairs):
             for o in wanted[pair]:
                 row = counts.get(i)
-                n, k, chances = _counted(row, o) if row else (0, 0, 0)
-                big_n, big_k, all_chances = _counted(totals, o)
-                if k >= self.params.min_support and n < big_n:
-                    tests.append(
-                        Test(o, pair, n, k, big_n - n, big_k - k, explained=_explained(n, chances, big_n, all_chances))
-                    )
+                inside, whole = _counted(row, o) if row else Count(0, 0), _counted(totals, o)
+                if inside.k >= self.params.min_support and inside.n < whole.n:
+                    tests.append(_test(o, pair, inside, whole))
         return tests, possible
 
     def _correct_for_untested_pairs(self, pairs: list[Test], possible: int) -> None:
@@ -481,7 +480,7 @@ class Search:
                 n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
                 if k >= self.params.min_support and 0 < n < big_n:
                     again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained,
-                                      scan_p=c.scan_p))  # fmt: skip
+                                      scan_p=c.scan_p, calls=c.calls))  # fmt: skip
             score(again, previous=max(family, len(group)))
             worse += [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
             first += len(group)
@@ -540,15 +539,34 @@ def _cross_feature_pairs(tests: list[Test]) -> int:
     return math.comb(len(tests), 2) - sum(math.comb(n, 2) for n in per_feature.values())
 
 
+class Count(NamedTuple):
+    n: int  # traces in the outcome's population
+    k: int  # traces with the outcome
+    calls: int = 0  # where the outcome is one bad call among several: the calls
+    events: int = 0  # and the bad ones
+
+
 def _sums(outcomes: list[Outcome]) -> str:
-    """Per outcome: traces in its population, traces with it and, where calls are chances, the calls."""
+    """Per outcome: traces in its population, traces with it and, where calls are chances, the calls and
+    the bad ones."""
     return ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
-                     + (f", sum(x_{o.key}) AS e_{o.key}" if o.exposure else "") for o in outcomes)  # fmt: skip
+                     + (f", sum(x_{o.key}) AS e_{o.key}, sum(y_{o.key}) AS b_{o.key}" if o.exposure else "")
+                     for o in outcomes)  # fmt: skip
 
 
-def _counted(row: dict[str, Any], outcome: Outcome) -> tuple[int, int, int]:
-    chances = int(row.get(f"e_{outcome.key}") or 0) if outcome.exposure else 0
-    return int(row[f"m_{outcome.key}"]), int(row[f"k_{outcome.key}"]), chances
+def _counted(row: dict[str, Any], outcome: Outcome) -> Count:
+    n, k = int(row[f"m_{outcome.key}"]), int(row[f"k_{outcome.key}"])
+    if not outcome.exposure:
+        return Count(n, k)
+    return Count(n, k, int(row.get(f"e_{outcome.key}") or 0), int(row.get(f"b_{outcome.key}") or 0))
+
+
+def _test(outcome: Outcome, segment: Segment, inside: Count, whole: Count) -> Test:
+    calls = None
+    if outcome.exposure:
+        calls = (inside.events, inside.calls, whole.events - inside.events, whole.calls - inside.calls)
+    return Test(outcome, segment, inside.n, inside.k, whole.n - inside.n, whole.k - inside.k,
+                explained=_explained(inside.n, inside.calls, whole.n, whole.calls), calls=calls)  # fmt: skip
 
 
 def _explained(n: int, chances: int, big_n: int, all_chances: int) -> float:
@@ -572,6 +590,7 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
                     k_rest=np.array([t.k_rest for t in tests], dtype=np.float64),
                     n_rest=np.array([t.n_rest for t in tests], dtype=np.float64))  # fmt: skip
     p, method = two_sided_p(tables)
+    p = np.fmax(p, _per_call_p(tests))
     scanned = np.array([np.nan if t.scan_p is None else t.scan_p for t in tests], dtype=np.float64)
     p = np.where(np.isnan(scanned), p, np.fmax(p, scanned))
     method = np.where(np.isnan(scanned), method, "scan")
@@ -581,3 +600,20 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
     for i, test in enumerate(tests):
         test.p, test.q, test.method = float(p[i]), float(q[i]), str(method[i])
         test.ratio, test.low, test.high = float(ratio[i]), float(low[i]), float(high[i])
+
+
+def _per_call_p(tests: list[Test]) -> Floats:
+    """Two-sided binomial p-values of a segment's share of the bad calls against its share of the calls
+    (0 where the outcome is not about calls). A segment that calls a span more often has more chances of
+    a slow call; the trace's test and this one must both reject (an intersection-union test)."""
+    from scipy import stats
+
+    p = np.zeros(len(tests))
+    counted = [(i, t.calls) for i, t in enumerate(tests) if t.calls and t.calls[1] > 0 and t.calls[3] > 0]
+    if counted:
+        rows = [i for i, _ in counted]
+        bad, calls, bad_rest, calls_rest = np.array([c for _, c in counted], dtype=np.float64).T
+        total, share = bad + bad_rest, calls / (calls + calls_rest)
+        tails = np.minimum(stats.binom.sf(bad - 1, total, share), stats.binom.cdf(bad, total, share))
+        p[rows] = np.minimum(1.0, 2 * tails)
+    return p
