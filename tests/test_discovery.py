@@ -19,6 +19,7 @@ from scipy import stats as scipy_stats
 
 from agent.discovery import DiscoveryReport, discover
 from agent.discovery.catalog import Outcome
+from agent.discovery.scan import Cells, bursts
 from agent.discovery.search import Segment, correct_within_outcomes, score
 from agent.discovery.search import Test as Contrast  # not a pytest class
 from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
@@ -411,6 +412,38 @@ def test_more_calls_are_more_chances_not_a_cause(tmp_path: Path) -> None:
 
 def _slow_segments(engine: DuckDBEngine) -> list[str]:
     return [f.statistics.segment for f in _problems(discover(engine)) if f.statistics.outcome_family == "span_slow"]
+
+
+def test_a_slice_with_more_slow_traces_but_no_more_slow_calls_per_call_is_no_finding() -> None:
+    """Measured on a negative control: traces with 10 or more spans had a slow call in 39 of 76 against
+    23 of 103 (p = 1e-4), but 44 of their 238 calls were slow against 27 of 224: no more per call than
+    chance allows. Both tests must reject; the slice's p-value is the per-call one."""
+    slow = Outcome("o0", "span_slow", "span `x` took over 791 ms", "true", None, "", exposure="1", events="1")
+    per_trace = Contrast(slow, Segment((("f", "a"),)), 76, 39, 103, 23)
+    per_call = Contrast(slow, Segment((("f", "b"),)), 76, 39, 103, 23, calls=(44, 238, 27, 224))
+    score([per_trace, per_call])
+    assert per_trace.p < 1e-3 and per_trace.method != "binomial"
+    assert per_call.p > 0.01 and per_call.method == "binomial"
+    expected = scipy_stats.binomtest(44, 71, 238 / 462).pvalue
+    assert per_call.p == pytest.approx(expected, rel=0.05)
+
+
+def test_the_scan_finds_a_burst_in_uniform_traffic_no_more_often_than_its_p_values_say() -> None:
+    """Outcomes spread evenly over time: the best stretch of each is significant at 0.05 about 5% of the
+    time (the Gumbel tail is fitted to 199 shuffles), not the 100% its unadjusted test would claim."""
+    rng = np.random.default_rng(3)
+    first_p = []
+    for trial in range(60):
+        m = rng.integers(0, 4, 400)
+        k = rng.binomial(m, 0.1)
+        found = bursts(Cells.merged(m.tolist(), k.tolist(), list(range(401))), 5, f"trial-{trial}")
+        first_p.append(found[0].p if found else 1.0)
+    assert sum(p <= 0.05 for p in first_p) <= 8  # 3 expected; 8 or more has chance 0.006
+    planted = rng.integers(0, 4, 400)
+    hits = rng.binomial(planted, 0.1)
+    hits[200:230] = planted[200:230]  # every trace of 30 buckets has the outcome
+    burst = bursts(Cells.merged(planted.tolist(), hits.tolist(), list(range(401))), 5, "planted")[0]
+    assert burst.p < 1e-4 and 190 <= burst.start_ms <= 205 and 225 <= burst.end_ms <= 240  # cells of ~5 buckets
 
 
 def test_a_persons_outcome_is_searched_and_a_broken_one_refused(tmp_path: Path) -> None:

@@ -590,7 +590,9 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
                     k_rest=np.array([t.k_rest for t in tests], dtype=np.float64),
                     n_rest=np.array([t.n_rest for t in tests], dtype=np.float64))  # fmt: skip
     p, method = two_sided_p(tables)
-    p = np.fmax(p, _per_call_p(tests))
+    per_call = _per_call_p(tests)
+    method = np.where(per_call > p, "binomial", method)
+    p = np.fmax(p, per_call)
     scanned = np.array([np.nan if t.scan_p is None else t.scan_p for t in tests], dtype=np.float64)
     p = np.where(np.isnan(scanned), p, np.fmax(p, scanned))
     method = np.where(np.isnan(scanned), method, "scan")

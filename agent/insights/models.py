@@ -169,7 +169,7 @@ class SegmentStatistics(BaseModel):
     p_value: float
     q_value: float = Field(description="Benjamini-Hochberg adjusted p over every test of the run.")
     p_cutoff: float = Field(description="The largest raw p-value the run's correction accepted.")
-    test: str = Field(description="fisher or chi2")
+    test: str = Field(description="fisher, chi2, scan (a burst in time) or binomial (bad calls per call)")
     tests_in_run: int
     fdr: float
     strength: bool = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from agent.discovery import DiscoveryReport, FindingRecord, discover
+from agent.discovery.scan import PERMUTATIONS
 from agent.insights.models import Analysis, Category, Census, SegmentStatistics
 from graphs.analysts.base import HypothesisDraft
 from graphs.analysts.injections import injection_draft
@@ -104,8 +105,16 @@ def rationale(finding: FindingRecord, census: Census) -> str:
     return text[:5000]
 
 
+TEST_NAMES = {
+    "fisher": "Fisher's exact test",
+    "chi2": "chi-square test",
+    "scan": f"scan statistic over every stretch of time ({PERMUTATIONS} shuffles)",
+    "binomial": "binomial test of the slice's share of the bad calls against its share of the calls",
+}
+
+
 def describe_test(s: SegmentStatistics) -> str:
-    test = "Fisher's exact test" if s.test == "fisher" else "chi-square test"
+    test = TEST_NAMES.get(s.test, s.test)
     text = f"{test} p = {s.p_value:.2g}, Benjamini-Hochberg q = {s.q_value:.2g} over {s.tests_in_run} tests (FDR {s.fdr:g})"
     if s.explained_ratio > 1:
         text += f"; the segment calls the span more often, which alone explains a risk ratio of {s.explained_ratio:.2f}"

@@ -39,7 +39,14 @@ READS_PER_TEST = 3
 _ERRORS = f"array_join(array_sort(transform(filter(spans, s -> {SPAN_FAILED}), s -> {ERROR_SIGNATURE})), ' | ')"
 # How typical of a selection a trace is, the most typical read first (see _typical_first).
 _COMMONEST = f"count(*) OVER (PARTITION BY {_ERRORS})"
-TYPICAL = {"trace_failed": _COMMONEST, "span_failed": _COMMONEST, "trace_slow": "execution_duration_ms"}
+# a slow span's planted slowdown is far over its line, the background's slow calls just over it: the
+# slowest traces of the slice are the likeliest to show the slice's own problem
+TYPICAL = {
+    "trace_failed": _COMMONEST,
+    "span_failed": _COMMONEST,
+    "trace_slow": "execution_duration_ms",
+    "span_slow": "execution_duration_ms",
+}
 MIN_TRACES = 3  # a hypothesis without the engine's figures needs this many selected traces
 SAME_TRACES = 0.8  # two validated hypotheses over (nearly) the same traces are one issue
 PERSON_WEIGHT = 0.7  # a person's hypothesis is weighed like a quality outcome
