@@ -68,8 +68,9 @@ class Outcome:
     # the search's counting queries, where walking the spans once per outcome was most of the time.
     fact: str | None = None
     fact_population: str | None = None
-    # SQL: the trace's chances of the outcome (the span's calls). A trace that calls a span more often has
-    # more chances of one slow or repeated call, so a higher count is a cause only beyond that (search.py).
+    # SQL over a row of `traces`: the trace's chances of the outcome (the span's calls). A trace that calls
+    # a span more often has more chances of one slow or repeated call, so a higher count is a cause only
+    # beyond that (search.py).
     exposure: str | None = None
     events: str | None = None  # SQL: of those chances, the bad ones (the slow or repeated calls)
 
@@ -148,8 +149,8 @@ def _slow_span(span: SpanProfile, limit: float, explanation: str) -> Outcome:
                    f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", f"exists(spans, s -> s.name = {name})",
                    explanation, fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})",
                    fact_population=f"exists(span_facts, x -> x.name = {name})",
-                   exposure=f"size(filter(span_facts, x -> x.name = {name}))",
-                   events=f"size(filter(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f}))")  # fmt: skip
+                   exposure=f"size(filter(spans, s -> s.name = {name}))",
+                   events=f"size(filter(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f}))")  # fmt: skip
 
 
 def _error_outcomes(profile: Profile, min_support: int) -> list[Outcome]:

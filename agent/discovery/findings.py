@@ -64,7 +64,8 @@ class Finding:
             n=t.n, k=t.k, n_rest=t.n_rest, k_rest=t.k_rest, risk_ratio=_finite(t.ratio), ci_low=_finite(t.low),
             ci_high=_finite(t.high), p_value=t.p, q_value=t.q, p_cutoff=self.p_cutoff, test=t.method,
             tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength,
-            explained_ratio=_finite(t.explained),
+            explained_ratio=_finite(t.explained), calls_sql=self.outcome.exposure, bad_calls_sql=self.outcome.events,
+            calls=t.calls,
         )  # fmt: skip
 
 
@@ -165,11 +166,12 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
 
 
 def _on_a_line(segment: Segment, search: Search) -> bool:
-    """One window or threshold of an ordered feature."""
-    if len(segment.parts) != 1:
+    """One window or threshold of an ordered feature, or a run of bursts."""
+    keys = segment.keys()
+    if len(keys) != 1 or (len(segment.parts) > 1 and not segment.any_of):
         return False
-    key, value = segment.parts[0]
-    return value in search.features[key].ranges
+    ranges = search.features[keys.pop()].ranges
+    return all(value in ranges for _, value in segment.parts)
 
 
 def _presume_unseen(search: Search, drafts: list[_Draft]) -> None:
@@ -221,7 +223,8 @@ def _merged(problems: list[Finding]) -> list[Finding]:
     for finding in problems:
         mine = set(finding.affected)
         index = next((i for i, k in enumerate(kept)
-                      if _same_problem(mine, set(k.affected), k.segment_sql == finding.segment_sql)), None)  # fmt: skip
+                      if _same_problem(mine, set(k.affected), k.segment_sql == finding.segment_sql
+                                       or k.outcome is not finding.outcome)), None)  # fmt: skip
         if index is None:
             kept.append(finding)
             continue
@@ -237,10 +240,13 @@ def _also(finding: Finding) -> str:
     return f"{finding.outcome.name} where {finding.description} ({finding.test.k}/{finding.test.n})"
 
 
-def _same_problem(a: set[str], b: set[str], same_segment: bool) -> bool:
+def _same_problem(a: set[str], b: set[str], same_slice_or_consequence: bool) -> bool:
     """Mostly the same traces: the smaller set lies (nearly) inside the larger and, unless both describe
-    the same segment, is not small beside it (a small problem inside a broad one stays its own)."""
+    the same segment or tell of different outcomes, is not small beside it. A small problem inside a
+    broad one of the same outcome stays its own; another outcome on traces that nearly all have the
+    broad one's is what it brings with it (the slowest traces of the weeks after a release whose span
+    slowed down)."""
     if not a or not b:
         return False
     small, large = sorted((len(a), len(b)))
-    return len(a & b) >= SAME_TRACES * small and (same_segment or small >= 0.5 * large)
+    return len(a & b) >= SAME_TRACES * small and (same_slice_or_consequence or small >= 0.5 * large)

@@ -24,7 +24,7 @@ import numpy as np
 from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome, add_window, window_feature
 from agent.discovery.profile import quote
 from agent.discovery.scan import Cells, bursts
-from agent.discovery.stats import Floats, Tables, benjamini_hochberg, risk_ratio, two_sided_p
+from agent.discovery.stats import Floats, Tables, benjamini_hochberg, per_call_p, risk_ratio, two_sided_p
 from agent.traces.engine import SqlEngine
 
 ALL = "*"
@@ -51,22 +51,28 @@ class Params:
 
 @dataclass(frozen=True)
 class Segment:
-    """One feature value, or two values of different features that hold together."""
+    """One feature value; two values of different features that hold together; or (`any_of`) several
+    bursts of one outcome, as one incident."""
 
     parts: tuple[tuple[str, str], ...]  # (feature key, value)
+    any_of: bool = False
 
     def predicate(self, features: dict[str, Feature]) -> str:
         """SQL over a row of `traces`: what a hypothesis selects."""
-        return " AND ".join(f"({features[key].predicate(value)})" for key, value in self.parts)
+        joiner = " OR " if self.any_of else " AND "
+        return joiner.join(f"({features[key].predicate(value)})" for key, value in self.parts)
 
     def over_columns(self, features: dict[str, Feature]) -> str:
         """The same test over the search's base rows, where each feature is a column named by its key."""
-        return " AND ".join(f"({_over_columns(features[key], value)})" for key, value in self.parts)
+        joiner = " OR " if self.any_of else " AND "
+        return joiner.join(f"({_over_columns(features[key], value)})" for key, value in self.parts)
 
     def keys(self) -> set[str]:
         return {key for key, _ in self.parts}
 
     def describe(self, features: dict[str, Feature]) -> str:
+        if self.any_of:
+            return f"{features[self.parts[0][0]].name} is one of " + ", ".join(value for _, value in self.parts)
         return " and ".join(features[key].describe(value) for key, value in self.parts)
 
 
@@ -142,7 +148,7 @@ class Search:
         score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
         self._correct_for_untested_pairs(pairs, possible)
         correct_within_outcomes(singles + pairs, dependent=self.params.dependent_tests)
-        candidates = singles + self._explaining_more(pairs, singles)
+        candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
                             near_misses=self._near_misses(singles, chosen),
@@ -360,6 +366,28 @@ class Search:
             )
         return ", ".join(cases)
 
+    def _runs(self, singles: list[Test]) -> list[Test]:
+        """The significant bursts of one outcome, as one candidate: the bursts of one incident (a rate
+        limit hit on two days). `_sharpest` splits it where one burst is significantly worse than the
+        others; bursts are disjoint, so their counts add up."""
+        groups: dict[str, list[Test]] = {}
+        for test in singles:
+            if test.segment.keys() == {WINDOWS} and test.worse(self.params.fdr, self.params.min_ratio):
+                groups.setdefault(test.outcome.key, []).append(test)
+        runs = []
+        for bursts_found in groups.values():
+            if len(bursts_found) < 2:
+                continue
+            bursts_found.sort(key=lambda t: self.features[WINDOWS].bounds[t.segment.parts[0][1]])
+            n, k = sum(t.n for t in bursts_found), sum(t.k for t in bursts_found)
+            first = bursts_found[0]
+            run = Test(first.outcome, Segment(tuple(t.segment.parts[0] for t in bursts_found), any_of=True), n, k,
+                       first.n + first.n_rest - n, first.k + first.k_rest - k)  # fmt: skip
+            score([run])
+            run.q = max(t.q for t in bursts_found)  # each burst passed the run's correction; the union is no new test
+            runs.append(run)
+        return runs
+
     @staticmethod
     def _explaining_more(pairs: list[Test], singles: list[Test]) -> list[Test]:
         """A pair stands on its own only if its risk ratio's lower bound exceeds each member's ratio.
@@ -403,7 +431,8 @@ class Search:
             best = self._sharpest(outcome, max(candidates, key=lambda t: (t.impact, -t.q)), candidates, picked)
             # counted against the rest less every slice chosen before it, as _tested_within counted it
             picked.append(replace(best, excluding=tuple(t.segment for t in picked)))
-            taken = {t.segment for t in picked}
+            # a run that holds a chosen burst is gone: its other bursts compete on their own
+            taken = {t.segment for t in picked} | {t.segment for t in [*candidates, *leaning] if _holds(t, picked)}
             survivors = [t for t in candidates if t.segment not in taken]
             taken |= {t.segment for t in survivors}
             newcomers = list({t.segment: t for t in leaning if t.segment not in taken}.values())
@@ -415,7 +444,7 @@ class Search:
 
     def disjoint(self, a: Segment, b: Segment) -> bool:
         """Two values of one single-valued feature, or two windows that do not overlap, share no trace."""
-        if len(a.parts) != 1 or len(b.parts) != 1:
+        if len(a.parts) != 1 or len(b.parts) != 1 or a.any_of or b.any_of:
             return False
         (key_a, value_a), (key_b, value_b) = a.parts[0], b.parts[0]
         if key_a != key_b or value_a == value_b:
@@ -431,7 +460,9 @@ class Search:
         is answered badly): drill down while a candidate with a higher rate is significantly worse than
         the rest of the slice itself, and that rest is no worse than the traffic outside the slice. A
         rest that is worse too means the excess spans the broad slice (a burst longer than the window
-        inside it), and the narrower one would report part of it."""
+        inside it), and the narrower one would report part of it. A run of bursts is split freely where
+        the narrower slice is one of its bursts: the others are found in the next round, on their own or
+        as a run (a strong burst and a weaker one of the same failure are two incidents)."""
         for _ in range(3):
             inside = [t for t in candidates if t.rate > best.rate and t.segment != best.segment]
             if not inside:
@@ -444,10 +475,14 @@ class Search:
             if not sharper:
                 return best
             narrowed = max(sharper, key=lambda t: (t.impact, -t.q))
-            if self._rest_is_worse(narrowed, best):
+            if not self._splits_run(best.segment, narrowed.segment) and self._rest_is_worse(narrowed, best):
                 return best
             best = next(t for t in candidates if t.segment == narrowed.segment)
         return best
+
+    @staticmethod
+    def _splits_run(run: Segment, burst: Segment) -> bool:
+        return run.any_of and burst.parts[0] in run.parts and len(burst.parts) == 1
 
     def _rest_is_worse(self, narrowed: Test, broad: Test) -> bool:
         """The broad slice less the narrower one (counted within it) against the traffic outside it."""
@@ -503,6 +538,10 @@ class Search:
         leads = [t for t in tests if t.p <= 0.05 and t.q > self.params.fdr and t.rate > t.rest_rate
                  and t.k >= self.params.min_support and (t.outcome.key, t.segment) not in taken]  # fmt: skip
         return sorted(leads, key=lambda t: t.p)[:2]
+
+
+def _holds(run: Test, picked: list[Test]) -> bool:
+    return run.segment.any_of and any(set(p.segment.parts) & set(run.segment.parts) for p in picked)
 
 
 def _over_columns(feature: Feature, value: str) -> str:
@@ -605,17 +644,11 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
 
 
 def _per_call_p(tests: list[Test]) -> Floats:
-    """Two-sided binomial p-values of a segment's share of the bad calls against its share of the calls
-    (0 where the outcome is not about calls). A segment that calls a span more often has more chances of
-    a slow call; the trace's test and this one must both reject (an intersection-union test)."""
-    from scipy import stats
-
+    """The per-call test of each segment whose outcome is one bad call among several (0 elsewhere): the
+    trace's test and this one must both reject (an intersection-union test)."""
     p = np.zeros(len(tests))
     counted = [(i, t.calls) for i, t in enumerate(tests) if t.calls and t.calls[1] > 0 and t.calls[3] > 0]
     if counted:
-        rows = [i for i, _ in counted]
         bad, calls, bad_rest, calls_rest = np.array([c for _, c in counted], dtype=np.float64).T
-        total, share = bad + bad_rest, calls / (calls + calls_rest)
-        tails = np.minimum(stats.binom.sf(bad - 1, total, share), stats.binom.cdf(bad, total, share))
-        p[rows] = np.minimum(1.0, 2 * tails)
+        p[[i for i, _ in counted]] = per_call_p(bad, calls, bad_rest, calls_rest)
     return p

@@ -91,3 +91,13 @@ def risk_ratio(t: Tables) -> tuple[Floats, Floats, Floats]:
     spread = Z_95 * np.sqrt(np.maximum(1 / k - 1 / n + 1 / kr - 1 / nr, 0))
     log_ratio = np.log(ratio)
     return ratio, np.exp(log_ratio - spread), np.exp(log_ratio + spread)
+
+
+def per_call_p(bad: Floats, calls: Floats, bad_rest: Floats, calls_rest: Floats) -> Floats:
+    """Two-sided binomial p-values of a segment's share of the bad calls (slow, repeated) against its
+    share of the calls: whether its calls go bad more often, not only whether it makes more of them."""
+    from scipy import stats
+
+    total, share = bad + bad_rest, calls / np.maximum(calls + calls_rest, 1)
+    tails = np.minimum(stats.binom.sf(bad - 1, total, share), stats.binom.cdf(bad, total, share))
+    return np.asarray(np.minimum(1.0, 2 * tails), dtype=np.float64)

@@ -177,6 +177,11 @@ class SegmentStatistics(BaseModel):
         default=1.0,
         description="The risk ratio the segment's extra calls of the span account for; the interval must clear it.",
     )
+    calls_sql: str | None = Field(default=None, max_length=20000, description="SQL: the trace's calls of the span.")
+    bad_calls_sql: str | None = Field(default=None, max_length=20000, description="SQL: of those, the bad ones.")
+    calls: tuple[int, int, int, int] | None = Field(
+        default=None, description="Bad calls and calls in the segment, then in the rest: the per-call test's counts."
+    )
 
 
 class Hypothesis(Document):

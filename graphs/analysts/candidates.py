@@ -116,6 +116,11 @@ TEST_NAMES = {
 def describe_test(s: SegmentStatistics) -> str:
     test = TEST_NAMES.get(s.test, s.test)
     text = f"{test} p = {s.p_value:.2g}, Benjamini-Hochberg q = {s.q_value:.2g} over {s.tests_in_run} tests (FDR {s.fdr:g})"
+    if s.calls:
+        bad, calls, bad_rest, calls_rest = s.calls
+        text += (
+            f"; per call of the span, {bad}/{calls} went bad in the segment against {bad_rest}/{calls_rest} elsewhere"
+        )
     if s.explained_ratio > 1:
         text += f"; the segment calls the span more often, which alone explains a risk ratio of {s.explained_ratio:.2f}"
     return text

@@ -14,7 +14,7 @@ from agent.discovery.catalog import WEIGHTS
 from agent.discovery.findings import LEVELS
 from agent.discovery.profile import ERROR_SIGNATURE, SPAN_FAILED
 from agent.discovery.search import Params
-from agent.discovery.stats import Tables, risk_ratio, two_sided_p
+from agent.discovery.stats import Tables, per_call_p, risk_ratio, two_sided_p
 from agent.insights.models import (
     Analysis,
     Category,
@@ -63,10 +63,16 @@ def contrast_sql(affected_sql: str) -> str:
 
 
 def segment_sql(stats: SegmentStatistics) -> str:
-    """The segment against the rest of the outcome's population: the engine's test, counted again."""
+    """The segment against the rest of the outcome's population: the engine's test, counted again (with
+    the span's calls and bad calls where the outcome is one bad call among several)."""
     population = f" WHERE {stats.population_sql}" if stats.population_sql else ""
-    return (f"SELECT CASE WHEN ({stats.segment_sql}) THEN 'segment' ELSE 'rest' END AS grp, count(*) AS traces, "
-            f"count_if({stats.outcome_sql}) AS with_outcome FROM traces{population} GROUP BY 1 ORDER BY 1")  # fmt: skip
+    calls = ""
+    if stats.calls_sql and stats.bad_calls_sql:
+        calls = f", sum({stats.calls_sql}) AS calls, sum({stats.bad_calls_sql}) AS bad_calls"
+    return (
+        f"SELECT CASE WHEN ({stats.segment_sql}) THEN 'segment' ELSE 'rest' END AS grp, count(*) AS traces, "
+        f"count_if({stats.outcome_sql}) AS with_outcome{calls} FROM traces{population} GROUP BY 1 ORDER BY 1"
+    )
 
 
 class OfflineAnalyst:
@@ -175,14 +181,22 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     inside, rest = counts.get("segment", {}), counts.get("rest", {})
     table = Tables(k=_floats(inside, "with_outcome"), n=_floats(inside, "traces"), k_rest=_floats(rest, "with_outcome"),
                    n_rest=_floats(rest, "traces"))  # fmt: skip
-    p, _method = two_sided_p(table)
+    p = float(two_sided_p(table)[0][0])
     ratio, low, high = (float(v[0]) for v in risk_ratio(table))
     k, n, k_rest, n_rest = (int(v[0]) for v in (table.k, table.n, table.k_rest, table.n_rest))
     numbers = (f"Q2 counts {k}/{n} in the segment against {k_rest}/{n_rest} elsewhere: risk ratio {ratio:.2f} "
-               f"(95% CI {low:.2f} to {high:.2f}), p = {float(p[0]):.2g} against its cutoff {stats.p_cutoff:.2g} "
-               f"({stats.tests_in_run} tests, FDR {stats.fdr:g})")  # fmt: skip
+               f"(95% CI {low:.2f} to {high:.2f}), p = {p:.2g}")  # fmt: skip
+    if "calls" in inside and "calls" in rest:
+        bad, calls, bad_rest, calls_rest = (
+            _floats(row, key) for row in (inside, rest) for key in ("bad_calls", "calls")
+        )
+        per_call = float(per_call_p(bad, calls, bad_rest, calls_rest)[0])
+        numbers += (f"; bad calls {int(bad[0])}/{int(calls[0])} against {int(bad_rest[0])}/{int(calls_rest[0])}, "
+                    f"p = {per_call:.2g}")  # fmt: skip
+        p = max(p, per_call)
+    numbers += f"; against its cutoff {stats.p_cutoff:.2g} ({stats.tests_in_run} tests, FDR {stats.fdr:g})"
     floor = max(MIN_RATIO, stats.explained_ratio)
-    holds = float(p[0]) <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > floor)
+    holds = p <= stats.p_cutoff and (high < 1 / MIN_RATIO if stats.strength else low > floor)
     if not holds:
         return _refute(tools, stats, evidence, affected, numbers)
     for trace_id in _typical_first(tools, stats, plan_sql.query, _seen_first(tools, stats, affected)):
