@@ -283,3 +283,19 @@ def _validated_with_table(
     table = TraceTableSync(store.client(), experiment_id, store.db_path.parent / f"{draw}.duckdb")
     table.sync()
     return validated, DuckDBEngine(table.path, row_cap=100_000)
+
+
+def test_a_slow_span_lead_is_judged_per_call_as_the_engine_judged_it(store: Store, cli: CliRunner) -> None:
+    """The injection scenario's leads of a slow span: slices where more traces have a slow call, at a
+    per-trace p under the run's cutoff, but no more slow calls per call than chance allows. The engine
+    left them out for that; the analyst's re-test, counting the calls again, must refute them too."""
+    from agent.insights.models import HypothesisStatus
+    from agent.insights.service import Insights
+
+    experiment_id = cli.ok("evals", "load", "injection", "-o", "json").json()[0]["experiment_id"]
+    run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
+    slow = [h for h in Insights(store.client()).list_hypotheses(run_id)
+            if h.statistics and h.statistics.outcome_family == "span_slow"]  # fmt: skip
+    assert slow and all(h.statistics and h.statistics.calls_sql for h in slow)
+    assert all(h.status is HypothesisStatus.REJECTED for h in slow), [h.statement for h in slow]
+    assert any("bad calls" in h.history[-1].reason for h in slow)
