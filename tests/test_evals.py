@@ -21,10 +21,13 @@ API_KEY = "sk-test-" + "r3c0rd" * 4
 def test_offline_analyst_holds_the_gate_on_scenarios_and_controls_and_the_floor_on_random_agents(
     cli: CliRunner, store: Store
 ) -> None:
-    """CI: committed scenarios and a held-out draw of each, case by case; 5 negative controls; 30 random
-    agents with random planted problems from seeds derived from the commit hash, pooled. The pooled
-    recall and precision are held to FLOOR, not yet to the issue's POOLED gate (README, "Measuring")."""
-    result = cli("evals", "run", "--gate", "--seeds", "9001", "--jobs", "2", "--random-seeds", "commit", "-o", "json")
+    """CI: committed scenarios and a held-out draw of each, case by case; 20 negative controls (with 5,
+    one chance slice in one of them is 0.2 false issues per control, over the gate's 0.1: the average
+    needs more of them to be measured); 30 random agents with random planted problems from seeds derived
+    from the commit hash, pooled. The pooled recall and precision are held to FLOOR, not yet to the
+    issue's POOLED gate (README, "Measuring")."""
+    result = cli("evals", "run", "--gate", "--seeds", "9001", "--jobs", "2", "--random-seeds", "commit",
+                 "--controls", "20", "-o", "json")  # fmt: skip
     body, _ = json.JSONDecoder().raw_decode(result.stdout)  # a failed gate adds its error document after it
     summary = body["summary"]
     pooled_only = [f for f in body["gate"] if f.startswith("random draws: pooled")]
@@ -32,7 +35,7 @@ def test_offline_analyst_holds_the_gate_on_scenarios_and_controls_and_the_floor_
     scores = body["cases"]
     cases = {s["case"] for s in scores}
     assert {"support", "travel", "data", "injection"} <= cases and any("@" in c for c in cases)  # held out too
-    assert summary["random_draws"] == 30 and summary["controls"] == 5 and body["seeds"] == "commit"
+    assert summary["random_draws"] == 30 and summary["controls"] == 20 and body["seeds"] == "commit"
     for s in scores:
         assert s["violations"] == [] and s["census_exact"] is True, s["case"]
         if s["source"] in {"recording", "held_out"}:
