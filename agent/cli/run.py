@@ -241,8 +241,8 @@ def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None
     except PauseRequested:
         outcome = session.resume(outcome.thread_id) if outcome else None
     except (KeyboardInterrupt, EOFError):  # Ctrl-C anywhere, Ctrl-D at a prompt
-        threads = session.threads()
-        thread = outcome.thread_id if outcome else threads[0].thread_id if threads else None
+        # the store is asked only when the thread is not known yet: an interrupt can leave it mid-write
+        thread = outcome.thread_id if outcome else next((t.thread_id for t in session.threads()), None)
         hint = f"`analyze-experiment resume {thread}`" if thread else "`analyze-experiment list`"
         click.echo(f"\nstopped; the analysis is saved; carry on with {hint}", err=True)
         sys.exit(130)

@@ -220,7 +220,7 @@ class Search:
     def _single_tests(self, counts: dict[str, dict[str, Count]]) -> list[Test]:
         totals = counts.get(ALL, {})
         tests: list[Test] = []
-        for value, by_outcome in counts.items():
+        for value, by_outcome in sorted(counts.items()):  # rows come in no set order; ties must not flip
             if value == ALL:
                 continue
             key, _, raw = value.partition("=")
