@@ -67,8 +67,9 @@ class Cells:
                 cell_k.append(held_k)
                 cell_edges.append(edges[i + 1])
                 held_m = held_k = 0
-        return cls(np.array(cell_m, dtype=np.int64), np.array(cell_k, dtype=np.int64),
-                   np.array(cell_edges, dtype=np.int64))  # fmt: skip
+        return cls(
+            np.array(cell_m, dtype=np.int64), np.array(cell_k, dtype=np.int64), np.array(cell_edges, dtype=np.int64)
+        )
 
 
 def bursts(cells: Cells, min_support: int, seed_text: str) -> list[Burst]:

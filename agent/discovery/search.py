@@ -241,7 +241,7 @@ class Search:
             f"max(request_ms) + 1 AS high FROM base) SELECT bucket, min(request_ms) AS since, min(high) AS high, "
             f"{_sums(self.outcomes)} FROM (SELECT *, CAST(floor((request_ms - low) * {BUCKETS} / (high - low)) "
             "AS BIGINT) AS bucket FROM base, span) GROUP BY bucket ORDER BY bucket"
-        )  # fmt: skip
+        )
         if len(rows) < 2:
             return []
         edges = [int(r["since"]) for r in rows] + [int(rows[-1]["high"])]
@@ -251,8 +251,7 @@ class Search:
             big_n, big_k = sum(m), sum(k)
             for burst in bursts(Cells.merged(m, k, edges), self.params.min_support, outcome.key):
                 segment = Segment(((WINDOWS, add_window(feature, burst.start_ms, burst.end_ms)),))
-                tests.append(Test(outcome, segment, burst.n, burst.k, big_n - burst.n, big_k - burst.k,
-                                  scan_p=burst.p))  # fmt: skip
+                tests.append(Test(outcome, segment, burst.n, burst.k, big_n - burst.n, big_k - burst.k, scan_p=burst.p))
         return tests
 
     def _one_side_each(self, tests: list[Test]) -> list[Test]:
@@ -381,8 +380,14 @@ class Search:
             bursts_found.sort(key=lambda t: self.features[WINDOWS].bounds[t.segment.parts[0][1]])
             n, k = sum(t.n for t in bursts_found), sum(t.k for t in bursts_found)
             first = bursts_found[0]
-            run = Test(first.outcome, Segment(tuple(t.segment.parts[0] for t in bursts_found), any_of=True), n, k,
-                       first.n + first.n_rest - n, first.k + first.k_rest - k)  # fmt: skip
+            run = Test(
+                first.outcome,
+                Segment(tuple(t.segment.parts[0] for t in bursts_found), any_of=True),
+                n,
+                k,
+                first.n + first.n_rest - n,
+                first.k + first.k_rest - k,
+            )
             score([run])
             run.q = max(t.q for t in bursts_found)  # each burst passed the run's correction; the union is no new test
             runs.append(run)
@@ -514,8 +519,8 @@ class Search:
             for i, c in enumerate(group, start=first):
                 n, k = int(row[f"m{i}"]), int(row[f"k{i}"])
                 if k >= self.params.min_support and 0 < n < big_n:
-                    again.append(Test(outcome, c.segment, n, k, big_n - n, big_k - k, explained=c.explained,
-                                      scan_p=c.scan_p, calls=c.calls))  # fmt: skip
+                    # the same slice counted again: its calls and scan p-value come with it
+                    again.append(replace(c, n=n, k=k, n_rest=big_n - n, k_rest=big_k - k))
             score(again, previous=max(family, len(group)))
             worse += [t for t in again if t.worse(self.params.fdr, self.params.min_ratio)]
             first += len(group)
@@ -604,8 +609,16 @@ def _test(outcome: Outcome, segment: Segment, inside: Count, whole: Count) -> Te
     calls = None
     if outcome.exposure:
         calls = (inside.events, inside.calls, whole.events - inside.events, whole.calls - inside.calls)
-    return Test(outcome, segment, inside.n, inside.k, whole.n - inside.n, whole.k - inside.k,
-                explained=_explained(inside.n, inside.calls, whole.n, whole.calls), calls=calls)  # fmt: skip
+    return Test(
+        outcome,
+        segment,
+        inside.n,
+        inside.k,
+        whole.n - inside.n,
+        whole.k - inside.k,
+        explained=_explained(inside.n, inside.calls, whole.n, whole.calls),
+        calls=calls,
+    )
 
 
 def _explained(n: int, chances: int, big_n: int, all_chances: int) -> float:

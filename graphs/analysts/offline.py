@@ -184,15 +184,19 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     p = float(two_sided_p(table)[0][0])
     ratio, low, high = (float(v[0]) for v in risk_ratio(table))
     k, n, k_rest, n_rest = (int(v[0]) for v in (table.k, table.n, table.k_rest, table.n_rest))
-    numbers = (f"Q2 counts {k}/{n} in the segment against {k_rest}/{n_rest} elsewhere: risk ratio {ratio:.2f} "
-               f"(95% CI {low:.2f} to {high:.2f}), p = {p:.2g}")  # fmt: skip
+    numbers = (
+        f"Q2 counts {k}/{n} in the segment against {k_rest}/{n_rest} elsewhere: risk ratio {ratio:.2f} "
+        f"(95% CI {low:.2f} to {high:.2f}), p = {p:.2g}"
+    )
     if "calls" in inside and "calls" in rest:
         bad, calls, bad_rest, calls_rest = (
             _floats(row, key) for row in (inside, rest) for key in ("bad_calls", "calls")
         )
         per_call = float(per_call_p(bad, calls, bad_rest, calls_rest)[0])
-        numbers += (f"; bad calls {int(bad[0])}/{int(calls[0])} against {int(bad_rest[0])}/{int(calls_rest[0])}, "
-                    f"p = {per_call:.2g}")  # fmt: skip
+        numbers += (
+            f"; bad calls {int(bad[0])}/{int(calls[0])} against {int(bad_rest[0])}/{int(calls_rest[0])}, "
+            f"p = {per_call:.2g}"
+        )
         p = max(p, per_call)
     numbers += f"; against its cutoff {stats.p_cutoff:.2g} ({stats.tests_in_run} tests, FDR {stats.fdr:g})"
     floor = max(MIN_RATIO, stats.explained_ratio)
