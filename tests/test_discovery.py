@@ -22,7 +22,7 @@ from agent.discovery.catalog import Outcome
 from agent.discovery.scan import Cells, bursts
 from agent.discovery.search import Segment, correct_within_outcomes, score
 from agent.discovery.search import Test as Contrast  # not a pytest class
-from agent.discovery.stats import Tables, benjamini_hochberg, risk_ratio, two_sided_p
+from agent.discovery.stats import Tables, benjamini_hochberg, p_values, risk_ratio
 from agent.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
 from agent.traces.table import SCHEMA
 
@@ -366,6 +366,44 @@ def test_nothing_planted_gives_no_problem(tmp_path: Path) -> None:
         assert report.looked.tests > 10  # it did look
 
 
+def test_a_slice_spared_because_the_failure_came_first_is_no_discovery(tmp_path: Path) -> None:
+    """Each of three steps fails by chance and a failure ends the request: the traces that reached the
+    last step fail far less often than the rest, which says nothing about the step. Only a worse rate
+    is a problem there, so that slice is no significant test, and no chance finding rides on it."""
+    rng, rows = random.Random(13), []
+    for i in range(500):
+        trace_id, start = f"tr-{i:05d}", T0 + timedelta(minutes=i * 13)
+        spans = []
+        for step in ("arvel", "bostra", "cendry"):
+            failed = rng.random() < 0.05
+            spans.append(
+                _span(trace_id, step, "TOOL", start, rng.uniform(80, 120), failed=failed, outputs={"rows": [1]})
+            )
+            if failed:
+                break
+        failing = spans[-1]["status_code"] == "ERROR"
+        rows.append({
+            "trace_id": trace_id, "client_request_id": None, "request_time": start, "state": "ERROR" if failing else "OK",
+            "execution_duration_ms": 1000, "request": json.dumps({"ask": "x"}), "response": json.dumps({"text": "y"}),
+            "request_preview": None, "response_preview": None, "trace_metadata": [],
+            "tags": [("zone", rng.choice(["north", "south", "east", "west"]))],
+            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
+            "spans": [{**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
+                      *spans], "assessments": [],
+        })  # fmt: skip
+    path = tmp_path / "steps.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("rows", pa.Table.from_pylist(rows, schema=SCHEMA))
+        con.execute("CREATE TABLE traces AS SELECT * FROM rows")
+    engine = DuckDBEngine(path, row_cap=100_000)
+    reached = engine.execute("SELECT exists(spans, s -> s.name = 'cendry') AS reached, avg(CASE WHEN state = 'ERROR' "
+                             "THEN 1.0 ELSE 0.0 END) AS rate FROM traces GROUP BY 1").records()  # fmt: skip
+    rate = {r["reached"]: r["rate"] for r in reached}
+    assert rate[True] < 0.1 and rate[False] == 1.0  # the spared slice is there, and stark
+    report = discover(engine)
+    assert report.looked.significant == 0 and _problems(report) == []
+
+
 def _calls_table(tmp_path: Path, calls: dict[str, int], slow: dict[str, float], count: int = 900) -> DuckDBEngine:
     """A tool `tamsin` called `calls[zone]` times per trace, each call slow (20x its usual time) with
     chance `slow[zone]`: the zone decides how often the tool is called and how often one call is slow."""
@@ -422,7 +460,8 @@ def test_a_slice_with_more_slow_traces_but_no_more_slow_calls_per_call_is_no_fin
     score([per_trace, per_call])
     assert per_trace.p < 1e-3 and per_trace.method != "binomial"
     assert per_call.p > 0.01 and per_call.method == "binomial"
-    expected = scipy_stats.binomtest(44, 71, 238 / 462).pvalue
+    # one-sided, as a slice that is not a strength candidate is tested: that its calls go bad more often
+    expected = scipy_stats.binomtest(44, 71, 238 / 462, alternative="greater").pvalue
     assert per_call.p == pytest.approx(expected, rel=0.05)
 
 
@@ -476,15 +515,20 @@ def test_statistics_agree_with_scipy() -> None:
     n_rest = rng.integers(5, 400, 60).astype(float)
     k_rest = np.floor(n_rest * rng.uniform(0, 1, 60))
     tables = Tables(k=k, n=n, k_rest=k_rest, n_rest=n_rest)
-    p, method = two_sided_p(tables)
+    both_sides = rng.uniform(0, 1, 60) < 0.5
+    p, method = p_values(tables, both_sides)
     for i in range(60):
         table = [[k[i], n[i] - k[i]], [k_rest[i], n_rest[i] - k_rest[i]]]
         if method[i] == "fisher":
             greater = scipy_stats.fisher_exact(table, alternative="greater").pvalue
             less = scipy_stats.fisher_exact(table, alternative="less").pvalue
-            assert p[i] == pytest.approx(min(1.0, 2 * min(greater, less)), rel=1e-6)
+            expected = min(1.0, 2 * min(greater, less)) if both_sides[i] else greater
         else:
-            assert p[i] == pytest.approx(scipy_stats.chi2_contingency(table, correction=True).pvalue, rel=1e-6)
+            two_sided = scipy_stats.chi2_contingency(table, correction=True).pvalue
+            higher = k[i] / n[i] > k_rest[i] / n_rest[i]
+            expected = two_sided if both_sides[i] else two_sided / 2 if higher else 1 - two_sided / 2
+        assert p[i] == pytest.approx(expected, rel=1e-6)
+    assert not both_sides.all() and both_sides.any() and (method == "fisher").any() and (method == "chi2").any()
     raw = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205])
     expected = np.minimum.accumulate((raw * len(raw) / np.arange(1, len(raw) + 1))[::-1])[::-1]
     assert benjamini_hochberg(raw, dependent=False) == pytest.approx(np.minimum(expected, 1))

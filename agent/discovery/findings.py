@@ -63,7 +63,7 @@ class Finding:
             outcome_sql=self.outcome.predicate, population_sql=self.population_sql, segment_sql=self.segment_sql,
             n=t.n, k=t.k, n_rest=t.n_rest, k_rest=t.k_rest, risk_ratio=_finite(t.ratio), ci_low=_finite(t.low),
             ci_high=_finite(t.high), p_value=t.p, q_value=t.q, p_cutoff=self.p_cutoff, test=t.method,
-            tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength,
+            tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength, two_sided=t.both_sides,
             explained_ratio=_finite(t.explained), calls_sql=self.outcome.exposure, bad_calls_sql=self.outcome.events,
             calls=t.calls,
         )  # fmt: skip

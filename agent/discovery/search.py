@@ -20,11 +20,12 @@ from itertools import combinations
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome, add_window, window_feature
 from agent.discovery.profile import quote
 from agent.discovery.scan import Cells, bursts
-from agent.discovery.stats import Floats, Tables, benjamini_hochberg, per_call_p, risk_ratio, two_sided_p
+from agent.discovery.stats import Floats, Tables, benjamini_hochberg, p_values, per_call_p, risk_ratio
 from agent.traces.engine import SqlEngine
 
 ALL = "*"
@@ -34,6 +35,7 @@ LEAD_P = 0.01
 MAX_NEWCOMERS = 40
 STEP_OUTCOMES = {"span_failed", "span_degenerate_output", "span_slow", "repeated_call"}
 STRENGTH_OUTCOMES = {"trace_slow", "trace_idle", "span_slow", "assessment_negative"}
+NO_STRENGTH_KINDS = {"span", "count"}  # fewer steps, fewer chances to go wrong: no credit to the slice
 WINDOWS = "windows"  # the key of the time windows the scan finds
 BUCKETS = 2000  # time buckets the scan's cells are merged from
 
@@ -96,6 +98,8 @@ class Test:
     # (bad calls, calls) in the segment and outside, where the outcome is one bad call among several: the
     # segment must also have bad calls more often per call, not only more calls (see `score`)
     calls: tuple[int, int, int, int] | None = None
+    # Whether a lower rate could be reported too (see `Search._both_sides`); else the test is one-sided
+    both_sides: bool = False
 
     @property
     def rate(self) -> float:
@@ -229,8 +233,9 @@ class Search:
                 if not self._relevant(outcome, self.features[key], raw):
                     continue
                 inside, whole = by_outcome[outcome.key], totals.get(outcome.key, Count(0, 0))
-                if self._supported(inside.n, inside.k, whole.n, whole.k):
-                    tests.append(_test(outcome, segment, inside, whole))
+                both_sides = self._both_sides(outcome, self.features[key])
+                if self._supported(inside, whole, both_sides):
+                    tests.append(_test(outcome, segment, inside, whole, both_sides))
         return self._one_side_each(tests)
 
     def _window_tests(self) -> list[Test]:
@@ -267,16 +272,27 @@ class Search:
                 kept.append(test)
                 continue
             pair = (test.outcome.key, key, high)
+            if pair in sides:  # both sides counted: whichever is worse, the choice makes the test two-sided
+                test.both_sides = sides[pair].both_sides = True
             if pair not in sides or test.rate > sides[pair].rate:
                 sides[pair] = test
         return kept + list(sides.values())
 
-    def _supported(self, n: int, k: int, big_n: int, big_k: int) -> bool:
+    def _supported(self, inside: Count, whole: Count, both_sides: bool) -> bool:
         """Enough outcome traces to be a pattern (worse), or enough expected ones to miss (better)."""
-        if n == 0 or n >= big_n or big_k == 0:
+        if inside.n == 0 or inside.n >= whole.n or whole.k == 0:
             return False
-        expected = n * big_k / big_n
-        return k >= self.params.min_support or expected >= self.params.min_support
+        expected = inside.n * whole.k / whole.n
+        return inside.k >= self.params.min_support or (both_sides and expected >= self.params.min_support)
+
+    @staticmethod
+    def _both_sides(outcome: Outcome, feature: Feature) -> bool:
+        """Whether a slice's test is two-sided. A lower rate is read only as a strength, and most slices
+        cannot be one (_strengths): their tests are one-sided, so no chance is spent on a side nobody
+        reads, and a slice trivially spared (a request that failed early never reached the later tools)
+        is no discovery that loosens the correction for the others. (The worse of a threshold's two
+        sides is chosen after counting both: _one_side_each makes that test two-sided.)"""
+        return outcome.family in STRENGTH_OUTCOMES and feature.kind not in NO_STRENGTH_KINDS
 
     def _relevant(self, outcome: Outcome, feature: Feature, value: str) -> bool:
         """A feature that follows from the outcome is no cause of it."""
@@ -533,7 +549,7 @@ class Search:
         troubled = {t.outcome.key for t in chosen}
         better = [t for t in tests if t.better(self.params.fdr, self.params.min_ratio) and t.outcome.family in STRENGTH_OUTCOMES
                   and t.outcome.key not in troubled
-                  and self.features[t.segment.parts[0][0]].kind not in {"span", "count"}
+                  and self.features[t.segment.parts[0][0]].kind not in NO_STRENGTH_KINDS
                   and t.rest_rate <= self.params.max_strength_rate and len(t.segment.parts) == 1]  # fmt: skip
         return sorted(better, key=lambda t: t.impact)[:2]
 
@@ -605,7 +621,7 @@ def _counted(row: dict[str, Any], outcome: Outcome) -> Count:
     return Count(n, k, int(row.get(f"e_{outcome.key}") or 0), int(row.get(f"b_{outcome.key}") or 0))
 
 
-def _test(outcome: Outcome, segment: Segment, inside: Count, whole: Count) -> Test:
+def _test(outcome: Outcome, segment: Segment, inside: Count, whole: Count, both_sides: bool = False) -> Test:
     calls = None
     if outcome.exposure:
         calls = (inside.events, inside.calls, whole.events - inside.events, whole.calls - inside.calls)
@@ -618,6 +634,7 @@ def _test(outcome: Outcome, segment: Segment, inside: Count, whole: Count) -> Te
         whole.k - inside.k,
         explained=_explained(inside.n, inside.calls, whole.n, whole.calls),
         calls=calls,
+        both_sides=both_sides,
     )
 
 
@@ -641,8 +658,9 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
     tables = Tables(k=np.array([t.k for t in tests], dtype=np.float64), n=np.array([t.n for t in tests], dtype=np.float64),
                     k_rest=np.array([t.k_rest for t in tests], dtype=np.float64),
                     n_rest=np.array([t.n_rest for t in tests], dtype=np.float64))  # fmt: skip
-    p, method = two_sided_p(tables)
-    per_call = _per_call_p(tests)
+    both_sides = np.array([t.both_sides for t in tests])
+    p, method = p_values(tables, both_sides)
+    per_call = _per_call_p(tests, both_sides)
     method = np.where(per_call > p, "binomial", method)
     p = np.fmax(p, per_call)
     scanned = np.array([np.nan if t.scan_p is None else t.scan_p for t in tests], dtype=np.float64)
@@ -656,12 +674,13 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
         test.ratio, test.low, test.high = float(ratio[i]), float(low[i]), float(high[i])
 
 
-def _per_call_p(tests: list[Test]) -> Floats:
+def _per_call_p(tests: list[Test], both_sides: NDArray[np.bool_]) -> Floats:
     """The per-call test of each segment whose outcome is one bad call among several (0 elsewhere): the
     trace's test and this one must both reject (an intersection-union test)."""
     p = np.zeros(len(tests))
     counted = [(i, t.calls) for i, t in enumerate(tests) if t.calls and t.calls[1] > 0 and t.calls[3] > 0]
     if counted:
         bad, calls, bad_rest, calls_rest = np.array([c for _, c in counted], dtype=np.float64).T
-        p[[i for i, _ in counted]] = per_call_p(bad, calls, bad_rest, calls_rest)
+        indexes = [i for i, _ in counted]
+        p[indexes] = per_call_p(bad, calls, bad_rest, calls_rest, both_sides[indexes])
     return p

@@ -29,21 +29,26 @@ class Tables:
         return Tables(k=self.k[mask], n=self.n[mask], k_rest=self.k_rest[mask], n_rest=self.n_rest[mask])
 
 
-def two_sided_p(t: Tables) -> tuple[Floats, NDArray[np.str_]]:
+Sides = NDArray[np.bool_] | bool
+
+
+def p_values(t: Tables, both_sides: Sides) -> tuple[Floats, NDArray[np.str_]]:
     """Fisher's exact test where an expected cell count is small, Pearson's chi-square (with Yates'
-    correction) elsewhere; returns the p-values and which test gave each."""
+    correction) elsewhere; returns the p-values and which test gave each. Two-sided where `both_sides`,
+    elsewhere one-sided: that the segment's rate is higher."""
     total = t.n + t.n_rest
     outcome = t.k + t.k_rest
     expected = np.minimum.reduce([t.n * outcome, t.n * (total - outcome), t.n_rest * outcome,
                                   t.n_rest * (total - outcome)]) / np.maximum(total, 1)  # fmt: skip
     exact = expected < SMALL_EXPECTED
+    both_sides = np.broadcast_to(both_sides, t.k.shape)
     p = np.empty_like(t.k)
-    p[exact] = _fisher(t.subset(exact))
-    p[~exact] = _chi_square(t.subset(~exact))
+    p[exact] = _fisher(t.subset(exact), both_sides[exact])
+    p[~exact] = _chi_square(t.subset(~exact), both_sides[~exact])
     return np.clip(p, 0.0, 1.0), np.where(exact, "fisher", "chi2")
 
 
-def _fisher(t: Tables) -> Floats:
+def _fisher(t: Tables, both_sides: NDArray[np.bool_]) -> Floats:
     """Two-sided as twice the smaller tail of the hypergeometric distribution (capped at 1)."""
     from scipy import stats
 
@@ -51,10 +56,10 @@ def _fisher(t: Tables) -> Floats:
     n, k = t.n.astype(np.int64), t.k.astype(np.int64)
     upper = stats.hypergeom.sf(k - 1, total, outcome, n)
     lower = stats.hypergeom.cdf(k, total, outcome, n)
-    return np.asarray(np.minimum(1.0, 2 * np.minimum(upper, lower)), dtype=np.float64)
+    return _sided(upper, lower, both_sides)
 
 
-def _chi_square(t: Tables) -> Floats:
+def _chi_square(t: Tables, both_sides: NDArray[np.bool_]) -> Floats:
     from scipy import stats
 
     a, b, c, d = t.k, t.n - t.k, t.k_rest, t.n_rest - t.k_rest
@@ -62,7 +67,14 @@ def _chi_square(t: Tables) -> Floats:
     margins = (a + b) * (c + d) * (a + c) * (b + d)
     corrected = np.maximum(np.abs(a * d - b * c) - total / 2, 0)
     statistic = np.divide(total * corrected**2, margins, out=np.zeros_like(a), where=margins > 0)
-    return np.asarray(stats.chi2.sf(statistic, 1), dtype=np.float64)
+    half = np.asarray(stats.chi2.sf(statistic, 1), dtype=np.float64) / 2
+    higher = a * d > b * c
+    return _sided(np.where(higher, half, 1 - half), np.where(higher, 1 - half, half), both_sides)
+
+
+def _sided(upper: Floats, lower: Floats, both_sides: Sides) -> Floats:
+    """The upper tail, or twice the smaller tail (capped at 1) where both sides count."""
+    return np.asarray(np.where(both_sides, np.minimum(1.0, 2 * np.minimum(upper, lower)), upper), dtype=np.float64)
 
 
 def benjamini_hochberg(p: Floats, *, dependent: bool = True) -> Floats:
@@ -93,11 +105,10 @@ def risk_ratio(t: Tables) -> tuple[Floats, Floats, Floats]:
     return ratio, np.exp(log_ratio - spread), np.exp(log_ratio + spread)
 
 
-def per_call_p(bad: Floats, calls: Floats, bad_rest: Floats, calls_rest: Floats) -> Floats:
-    """Two-sided binomial p-values of a segment's share of the bad calls (slow, repeated) against its
-    share of the calls: whether its calls go bad more often, not only whether it makes more of them."""
+def per_call_p(bad: Floats, calls: Floats, bad_rest: Floats, calls_rest: Floats, both_sides: Sides) -> Floats:
+    """Binomial p-values of a segment's share of the bad calls (slow, repeated) against its share of
+    the calls: whether its calls go bad more often, not only whether it makes more of them."""
     from scipy import stats
 
     total, share = bad + bad_rest, calls / np.maximum(calls + calls_rest, 1)
-    tails = np.minimum(stats.binom.sf(bad - 1, total, share), stats.binom.cdf(bad, total, share))
-    return np.asarray(np.minimum(1.0, 2 * tails), dtype=np.float64)
+    return _sided(stats.binom.sf(bad - 1, total, share), stats.binom.cdf(bad, total, share), both_sides)

@@ -173,6 +173,9 @@ class SegmentStatistics(BaseModel):
     tests_in_run: int
     fdr: float
     strength: bool = False
+    two_sided: bool = Field(
+        default=True, description="False where only a higher rate could be reported: the tests are one-sided."
+    )
     explained_ratio: float = Field(
         default=1.0,
         description="The risk ratio the segment's extra calls of the span account for; the interval must clear it.",

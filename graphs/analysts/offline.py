@@ -14,7 +14,7 @@ from agent.discovery.catalog import WEIGHTS
 from agent.discovery.findings import LEVELS
 from agent.discovery.profile import ERROR_SIGNATURE, SPAN_FAILED
 from agent.discovery.search import Params
-from agent.discovery.stats import Tables, per_call_p, risk_ratio, two_sided_p
+from agent.discovery.stats import Tables, p_values, per_call_p, risk_ratio
 from agent.insights.models import (
     Analysis,
     Category,
@@ -181,7 +181,7 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     inside, rest = counts.get("segment", {}), counts.get("rest", {})
     table = Tables(k=_floats(inside, "with_outcome"), n=_floats(inside, "traces"), k_rest=_floats(rest, "with_outcome"),
                    n_rest=_floats(rest, "traces"))  # fmt: skip
-    p = float(two_sided_p(table)[0][0])
+    p = float(p_values(table, stats.two_sided)[0][0])
     ratio, low, high = (float(v[0]) for v in risk_ratio(table))
     k, n, k_rest, n_rest = (int(v[0]) for v in (table.k, table.n, table.k_rest, table.n_rest))
     numbers = (
@@ -192,7 +192,7 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
         bad, calls, bad_rest, calls_rest = (
             _floats(row, key) for row in (inside, rest) for key in ("bad_calls", "calls")
         )
-        per_call = float(per_call_p(bad, calls, bad_rest, calls_rest)[0])
+        per_call = float(per_call_p(bad, calls, bad_rest, calls_rest, stats.two_sided)[0])
         numbers += (
             f"; bad calls {int(bad[0])}/{int(calls[0])} against {int(bad_rest[0])}/{int(calls_rest[0])}, "
             f"p = {per_call:.2g}"
