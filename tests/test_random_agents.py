@@ -9,12 +9,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from agent.errors import UserError
 from evals import cases
 from evals.gate import failures
-from evals.generators.power import two_proportion_power
+from evals.generators.power import exact_test_power
 from evals.generators.random_agents import OUTCOME_FAMILIES, Draw, draw, log_draw
 from evals.scorers import IssueScore, ProblemScore, Scores
 from evals.summary import summarize
@@ -214,13 +216,25 @@ def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(stor
 
 
 def test_power_grows_with_the_effect_and_needs_five_traces() -> None:
-    powers = [two_proportion_power(60, 0.02 + effect, 240, 0.02) for effect in (0.02, 0.05, 0.1, 0.2, 0.4)]
+    powers = [exact_test_power(60, 0.02 + effect, 240, 0.02) for effect in (0.02, 0.05, 0.1, 0.2, 0.4)]
     assert powers == sorted(powers) and powers[0] < 0.1 and powers[-1] > 0.99
-    assert two_proportion_power(20, 0.2, 280, 0.0) == 0.0  # 4 expected traces: below what a search looks at
-    assert two_proportion_power(25, 0.2, 275, 0.0) > 0.8
-    assert two_proportion_power(500, 0.5, 500, 0.5) < 0.01  # no effect, no power
+    assert exact_test_power(20, 0.2, 280, 0.0) == 0.0  # 4 expected traces: below what a search looks at
+    # nothing elsewhere: any 5 inside reject, so the power is the chance of 5 or more of 40 at 20%
+    assert exact_test_power(40, 0.2, 260, 0.0) == pytest.approx(scipy_stats.binom.sf(4, 40, 0.2))
+    assert exact_test_power(500, 0.5, 500, 0.5) < 0.01  # no effect, no power
     made = [p for d in (draw(s, 200) for s in range(8)) for p in d.problems]
     assert any(p.power >= 0.8 for p in made) and any(p.power < 0.8 for p in made)
+
+
+@pytest.mark.parametrize(("n1", "p1", "n2", "p0"), [(9, 8 / 9, 78, 19 / 78), (30, 0.4, 270, 0.1)])
+def test_power_is_how_often_fishers_exact_test_rejects(n1: int, p1: float, n2: int, p0: float) -> None:
+    """Against draws tested by scipy's own Fisher test. The first table is a small segment of rated
+    traces, where a normal approximation said 0.89."""
+    rng = np.random.default_rng(3)
+    inside, rest = rng.binomial(n1, p1, 3000), rng.binomial(n2, p0, 3000)
+    rejected = [k >= 5 and scipy_stats.fisher_exact([[k, n1 - k], [r, n2 - r]], alternative="greater").pvalue <= 1e-3
+                for k, r in zip(inside, rest, strict=True)]  # fmt: skip
+    assert exact_test_power(n1, p1, n2, p0) == pytest.approx(np.mean(rejected), abs=0.03)
 
 
 def test_controls_plant_nothing_and_carry_decoys() -> None:

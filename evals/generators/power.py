@@ -1,10 +1,14 @@
 """The statistical power to find a planted problem: could any analyst see it in this much data?
 
 A planted effect raises an outcome's rate inside a segment of traces from the base rate `p0` to `p1`.
-Power is the chance that a one-sided two-proportion z-test (normal approximation) of the segment
-(`n1` traces) against the rest (`n2` traces) rejects at `alpha`. The default alpha, 1e-3, is about
-what Benjamini-Hochberg at q = 0.05 asks of the strongest of a few hundred segment tests. Below 5
-expected outcome traces in the segment the power is 0: a search that needs 5 never looks.
+Power is the chance that Fisher's exact test, one-sided, of the segment (`n1` traces) against the rest
+(`n2` traces) rejects at `alpha` with at least 5 outcome traces in the segment: the test the discovery
+engine runs, computed exactly over both binomial counts. (A normal approximation overstated it where it
+matters, for small segments: 9 rated traces at 89% against 24% elsewhere came out 0.89, where the exact
+test rejects at 1e-3 in 0.73 of draws.) The default alpha, 1e-3, is lenient: Benjamini-Hochberg at
+q = 0.05 asks it of the tenth strongest of 500 tests, and 1e-4 of the strongest, so a lone problem just
+over the line is found less often than its power says. Below 5 expected outcome traces in the segment
+the power is 0: a search that needs 5 never looks.
 
 The generator plugs in the rates as a draw came out (the outcome's share in the segment and elsewhere),
 so a problem that happened to fire rarely is not counted as one an analyst should have found.
@@ -12,26 +16,31 @@ so a problem that happened to fire rarely is not counted as one an analyst shoul
 
 from __future__ import annotations
 
-import math
-
 ALPHA = 1e-3
 MIN_EXPECTED = 5.0
+NEGLIGIBLE = 1e-12  # segment counts less likely than this are left out of the sum
 
 
-def two_proportion_power(n1: float, p1: float, n2: float, p0: float, alpha: float = ALPHA) -> float:
-    from scipy.stats import norm
+def exact_test_power(n1: float, p1: float, n2: float, p0: float, alpha: float = ALPHA) -> float:
+    import numpy as np
+    from scipy import stats
 
-    if n1 <= 0 or n2 <= 0 or p1 <= p0:
+    n1, n2 = round(n1), round(n2)
+    if n1 <= 0 or n2 <= 0 or p1 <= p0 or n1 * p1 < MIN_EXPECTED:
         return 0.0
-    if n1 * p1 < MIN_EXPECTED:
-        return 0.0
-    pooled = (n1 * p1 + n2 * p0) / (n1 + n2)
-    null_sd = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    alt_sd = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n2)
-    z = float(norm.isf(alpha))
-    if alt_sd == 0:
-        return 1.0 if p1 - p0 > z * null_sd else 0.0
-    return float(norm.cdf(((p1 - p0) - z * null_sd) / alt_sd))
+    inside = np.arange(n1 + 1)
+    chance = stats.binom.pmf(inside, n1, p1)
+    likely = (chance > NEGLIGIBLE) & (inside >= MIN_EXPECTED)
+    k, chance = inside[likely], chance[likely]
+    # More outcome traces elsewhere only raise the p-value: per count inside, bisect for the most
+    # elsewhere that still rejects
+    rejecting, not_rejecting = np.full(len(k), -1), np.full(len(k), n2 + 1)
+    while (open_ := not_rejecting - rejecting > 1).any():
+        middle = (rejecting + not_rejecting) // 2
+        rejects = stats.hypergeom.sf(k - 1, n1 + n2, k + middle, n1) <= alpha
+        rejecting = np.where(open_ & rejects, middle, rejecting)
+        not_rejecting = np.where(open_ & ~rejects, middle, not_rejecting)
+    return float((chance * stats.binom.cdf(rejecting, n2, p0)).sum())
 
 
 def raised(p0: float, effect: float) -> float:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.simulation.tracejson import MS, AssessmentDraft, SpanDraft, TraceDraft
 from evals.generators import names
-from evals.generators.power import raised, two_proportion_power
+from evals.generators.power import exact_test_power, raised
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -812,7 +812,7 @@ def _effect(rng: random.Random, agent: Agent, plans: list[Plan], problem: Plante
     p0 = 0.01 if problem.outcome == "trace_slow" else sum(1 for v in rest if v) / len(rest)
 
     def power(effect: float) -> float:
-        return two_proportion_power(measured, raised(p0, effect * problem.eligible_share), len(rest), p0)
+        return exact_test_power(measured, raised(p0, effect * problem.eligible_share), len(rest), p0)
 
     low, high = 0.0, 1.0
     if power(high) < 0.5:
@@ -881,7 +881,7 @@ def _power(agent: Agent, plans: list[Plan], problem: Planted, chosen: list[Plant
         return 0.0
     p0 = sum(1 for v in rest if v) / len(rest)
     p1 = sum(1 for v in measured if v) / len(measured)
-    return two_proportion_power(len(measured), p1, len(rest), p0)
+    return exact_test_power(len(measured), p1, len(rest), p0)
 
 
 # -- the draw ---------------------------------------------------------------------------------------------
