@@ -78,6 +78,15 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 0.0
 
 
+def matched_problem(evidence: set[str], overlaps: dict[str, float], problems: dict[str, set[str]]) -> str | None:
+    """Of the problems holding two thirds of the issue's evidence and overlapping its traces by OVERLAP,
+    the one it overlaps most: where two problems share a slice, the first listed is not the better match
+    (an issue that was one problem exactly matched its neighbour at 0.5 and left it unfound)."""
+    qualifying = [kind for kind, truth in problems.items()
+                  if len(evidence & truth) >= EVIDENCE_SHARE * len(evidence) and overlaps[kind] >= OVERLAP]  # fmt: skip
+    return max(qualifying, key=overlaps.__getitem__, default=None)
+
+
 def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str, wall_s: float,
           report: Path | None, source: str | None = None) -> Scores:  # fmt: skip
     insights = rt.insights
@@ -98,11 +107,9 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     issue_scores = []
     for issue in reported:
         evidence = {e.trace_id for e in issue.evidence}
-        match = next((kind for kind, truth in problems.items()
-                      if len(evidence & truth) >= EVIDENCE_SHARE * len(evidence)
-                      and seen_overlap(selected[issue.id], kind) >= OVERLAP), None)  # fmt: skip
-        inside = len(evidence & problems[match]) if match else 0
         overlaps = {kind: seen_overlap(selected[issue.id], kind) for kind in problems}
+        match = matched_problem(evidence, overlaps, problems)
+        inside = len(evidence & problems[match]) if match else 0
         nearest = match or max((k for k, v in overlaps.items() if v > 0), key=overlaps.__getitem__, default=None)
         issue_scores.append(IssueScore(issue_id=issue.id, title=issue.title, matched=match,
                                        evidence_in_problem=inside, evidence=len(evidence),

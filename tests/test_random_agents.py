@@ -18,7 +18,7 @@ from evals import cases
 from evals.gate import failures
 from evals.generators.power import exact_test_power
 from evals.generators.random_agents import OUTCOME_FAMILIES, Draw, draw, log_draw
-from evals.scorers import IssueScore, ProblemScore, Scores
+from evals.scorers import IssueScore, ProblemScore, Scores, matched_problem
 from evals.summary import summarize
 from tests.conftest import Store
 from tests.helpers import CliRunner
@@ -280,6 +280,17 @@ def _problem(kind: str, outcome: str, cause: str, power: float, found: bool) -> 
 def _issue(matched: str | None, nearest: str | None) -> IssueScore:
     return IssueScore(issue_id="I", title="t", matched=matched, evidence_in_problem=3 if matched else 0, evidence=3,
                       affected=10, nearest=nearest)  # fmt: skip
+
+
+def test_an_issue_matches_the_problem_it_overlaps_most() -> None:
+    """Two problems on neighbouring slices: the issue's evidence lies in both, its traces are one of
+    them exactly and half of the other."""
+    first, second = {f"t{i}" for i in range(20)}, {f"t{i}" for i in range(10)}
+    problems = {"p1": first, "p2": second}
+    overlaps = {"p1": 0.5, "p2": 1.0}
+    assert matched_problem({"t1", "t2", "t3"}, overlaps, problems) == "p2"
+    assert matched_problem({"t11", "t12", "t13"}, overlaps, problems) == "p1"  # its evidence is not p2's
+    assert matched_problem({"t1", "t2", "t3"}, {"p1": 0.4, "p2": 0.45}, problems) is None  # too little overlap
 
 
 def test_pooled_scores_per_family_and_the_gate_that_names_what_failed() -> None:
