@@ -24,18 +24,6 @@ from tests.helpers import CliRunner
 TEMPLATE_TRACES = 40
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first, longest of all first, so the two workers finish together: collected in
-    file order, the eval gate (minutes long) started late and kept one worker busy for minutes after
-    the other had finished. `heavy(seconds=...)`: what the test took on the 2-core reference machine."""
-    items.sort(key=lambda item: -_heavy_seconds(item))
-
-
-def _heavy_seconds(item: pytest.Item) -> float:
-    heavy = item.get_closest_marker("heavy")
-    return float(heavy.kwargs["seconds"]) if heavy else 0.0
-
-
 @dataclass(frozen=True)
 class Store:
     uri: str

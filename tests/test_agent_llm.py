@@ -123,7 +123,6 @@ def _scores(result: Any) -> dict[str, Any]:
 
 
 @pytest.mark.slow
-@pytest.mark.heavy(seconds=55)
 def test_a_model_that_accepts_the_candidates_recalls_what_the_offline_analyst_does(
     cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -53,7 +53,6 @@ def _outline(hypotheses: list[Hypothesis], issues: list[Issue]) -> dict[str, Any
 
 
 @pytest.mark.slow
-@pytest.mark.heavy(seconds=75)
 def test_kill_9_in_every_phase_then_resume_matches_a_run_that_never_crashed(
     store: Store, cli: CliRunner, tmp_path: Path
 ) -> None:

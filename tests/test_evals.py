@@ -18,7 +18,6 @@ API_KEY = "sk-test-" + "r3c0rd" * 4
 
 
 @pytest.mark.slow
-@pytest.mark.heavy(seconds=430)
 def test_offline_analyst_holds_the_gate_on_scenarios_and_controls_and_the_floor_on_random_agents(
     cli: CliRunner, store: Store
 ) -> None:

@@ -205,7 +205,6 @@ class InsightsMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.slow
-@pytest.mark.heavy(seconds=110)
 def test_random_operation_sequences_never_break_an_invariant(store: Store) -> None:
     InsightsMachine.store = store
     InsightsMachine.TestCase.settings = settings(

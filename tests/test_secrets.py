@@ -48,7 +48,6 @@ def _found(secrets: list[str], name: str, data: bytes) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.heavy(seconds=60)
 def test_no_planted_or_leaked_secret_survives_anywhere(store: Store, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 

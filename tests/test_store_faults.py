@@ -20,7 +20,6 @@ QUICK_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BA
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}  # fmt: skip
 
 
-@pytest.mark.heavy(seconds=65)
 def test_server_stopped_mid_analysis_pauses_it_and_resume_after_restart_finishes(
     template_store: Store, tmp_path: Path
 ) -> None:
