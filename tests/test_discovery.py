@@ -18,9 +18,10 @@ import pytest
 from scipy import stats as scipy_stats
 
 from agent.discovery import DiscoveryReport, discover
-from agent.discovery.catalog import Outcome
+from agent.discovery.catalog import Outcome, features, outcomes
+from agent.discovery.profile import profile
 from agent.discovery.scan import Cells, bursts
-from agent.discovery.search import Segment, correct_within_outcomes, score
+from agent.discovery.search import Params, Search, Segment, correct_within_outcomes, score
 from agent.discovery.search import Test as Contrast  # not a pytest class
 from agent.discovery.stats import Tables, benjamini_hochberg, p_values, risk_ratio
 from agent.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
@@ -463,6 +464,43 @@ def test_a_slice_with_more_slow_traces_but_no_more_slow_calls_per_call_is_no_fin
     # one-sided, as a slice that is not a strength candidate is tested: that its calls go bad more often
     expected = scipy_stats.binomtest(44, 71, 238 / 462, alternative="greater").pvalue
     assert per_call.p == pytest.approx(expected, rel=0.05)
+
+
+def test_a_slice_with_fewer_slow_traces_but_slower_calls_is_no_strength() -> None:
+    """A strength's per-call test must point the way its trace-level test does: here 10 of 100 traces
+    had a slow call against 30 of 100, but 20 of their 40 calls were slow against 30 of 300."""
+    slow = Outcome("o0", "span_slow", "span `x` took over 791 ms", "true", None, "", exposure="1", events="1")
+    mixed = Contrast(slow, Segment((("f", "a"),)), 100, 10, 100, 30, calls=(20, 40, 30, 300), both_sides=True)
+    fewer = Contrast(slow, Segment((("f", "b"),)), 100, 10, 100, 30, calls=(5, 100, 60, 300), both_sides=True)
+    score([mixed, fewer], dependent=False)
+    assert mixed.high < 1 / 1.5 and not mixed.better(0.05, 1.5)  # fewer slow traces, but no strength
+    assert fewer.better(0.05, 1.5)
+
+
+def test_a_threshold_is_tested_two_sided_where_either_side_could_have_been(tmp_path: Path) -> None:
+    """The worse side of a threshold is kept after counting both, so its p-value is two-sided; a value
+    that can only be worse (a tag, for failures) is tested one-sided. Checked against scipy on traffic
+    where failures fall at random, 8% of traces: below the shortest cut too few fail to be tested, and
+    the side above it is still two-sided, since it was the side tested because of the counts."""
+    engine, _ = _table(tmp_path, 400, lambda _row, rng: rng.random() < 0.08, seed=6)
+    measured = profile(engine)
+    search = Search(engine, outcomes(measured, 5, None), features(measured), Params())
+    failed = [t for t in search.run().tests if t.outcome.family == "trace_failed" and len(t.segment.parts) == 1]
+    kinds = [search.features[t.segment.parts[0][0]].kind for t in failed]
+    checked = [(t, kind == "length") for t, kind in zip(failed, kinds, strict=True) if kind in {"length", "tag"}]
+    assert {two_sided for _, two_sided in checked} == {True, False}
+    for test, two_sided in checked:
+        assert test.p == pytest.approx(_scipy_p(test, two_sided), rel=1e-6), (test.segment, two_sided)
+
+
+def _scipy_p(test: Contrast, two_sided: bool) -> float:
+    table = [[test.k, test.n - test.k], [test.k_rest, test.n_rest - test.k_rest]]
+    if test.method == "fisher":  # two-sided as twice the smaller tail, as the engine doubles it
+        greater = float(scipy_stats.fisher_exact(table, alternative="greater").pvalue)
+        less = float(scipy_stats.fisher_exact(table, alternative="less").pvalue)
+        return min(1.0, 2 * min(greater, less)) if two_sided else greater
+    both = float(scipy_stats.chi2_contingency(table, correction=True).pvalue)
+    return both if two_sided else both / 2 if test.rate > test.rest_rate else 1 - both / 2
 
 
 def test_the_scan_finds_a_burst_in_uniform_traffic_no_more_often_than_its_p_values_say() -> None:

@@ -233,7 +233,7 @@ class Search:
                 if not self._relevant(outcome, self.features[key], raw):
                     continue
                 inside, whole = by_outcome[outcome.key], totals.get(outcome.key, Count(0, 0))
-                both_sides = self._both_sides(outcome, self.features[key])
+                both_sides = self._both_sides(outcome, self.features[key], raw)
                 if self._supported(inside, whole, both_sides):
                     tests.append(_test(outcome, segment, inside, whole, both_sides))
         return self._one_side_each(tests)
@@ -272,8 +272,6 @@ class Search:
                 kept.append(test)
                 continue
             pair = (test.outcome.key, key, high)
-            if pair in sides:  # both sides counted: whichever is worse, the choice makes the test two-sided
-                test.both_sides = sides[pair].both_sides = True
             if pair not in sides or test.rate > sides[pair].rate:
                 sides[pair] = test
         return kept + list(sides.values())
@@ -285,14 +283,17 @@ class Search:
         expected = inside.n * whole.k / whole.n
         return inside.k >= self.params.min_support or (both_sides and expected >= self.params.min_support)
 
-    @staticmethod
-    def _both_sides(outcome: Outcome, feature: Feature) -> bool:
+    def _both_sides(self, outcome: Outcome, feature: Feature, value: str) -> bool:
         """Whether a slice's test is two-sided. A lower rate is read only as a strength, and most slices
         cannot be one (_strengths): their tests are one-sided, so no chance is spent on a side nobody
         reads, and a slice trivially spared (a request that failed early never reached the later tools)
-        is no discovery that loosens the correction for the others. (The worse of a threshold's two
-        sides is chosen after counting both: _one_side_each makes that test two-sided.)"""
-        return outcome.family in STRENGTH_OUTCOMES and feature.kind not in NO_STRENGTH_KINDS
+        is no discovery that loosens the correction for the others. But of a threshold's two sides the
+        worse is kept (_one_side_each): where both could be tested, which one is depends on the counts,
+        so either side's test is two-sided."""
+        if outcome.family in STRENGTH_OUTCOMES and feature.kind not in NO_STRENGTH_KINDS:
+            return True
+        other = _other_side(feature, value)
+        return other is not None and self._relevant(outcome, feature, other)
 
     def _relevant(self, outcome: Outcome, feature: Feature, value: str) -> bool:
         """A feature that follows from the outcome is no cause of it."""
@@ -561,6 +562,13 @@ class Search:
         return sorted(leads, key=lambda t: t.p)[:2]
 
 
+def _other_side(feature: Feature, value: str) -> str | None:
+    """The value on the other side of a threshold (None for a value that is no side of one)."""
+    if value in feature.below:
+        return feature.below[value]
+    return next((low for low, high in feature.below.items() if high == value), None)
+
+
 def _holds(run: Test, picked: list[Test]) -> bool:
     return run.segment.any_of and any(set(p.segment.parts) & set(run.segment.parts) for p in picked)
 
@@ -682,5 +690,6 @@ def _per_call_p(tests: list[Test], both_sides: NDArray[np.bool_]) -> Floats:
     if counted:
         bad, calls, bad_rest, calls_rest = np.array([c for _, c in counted], dtype=np.float64).T
         indexes = [i for i, _ in counted]
-        p[indexes] = per_call_p(bad, calls, bad_rest, calls_rest, both_sides[indexes])
+        lower = np.array([tests[i].rate < tests[i].rest_rate for i in indexes])
+        p[indexes] = per_call_p(bad, calls, bad_rest, calls_rest, both_sides[indexes], lower)
     return p

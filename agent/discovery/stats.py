@@ -49,7 +49,7 @@ def p_values(t: Tables, both_sides: Sides) -> tuple[Floats, NDArray[np.str_]]:
 
 
 def _fisher(t: Tables, both_sides: NDArray[np.bool_]) -> Floats:
-    """Two-sided as twice the smaller tail of the hypergeometric distribution (capped at 1)."""
+    """The upper tail of the hypergeometric distribution; two-sided, twice the smaller tail (capped at 1)."""
     from scipy import stats
 
     total, outcome = (t.n + t.n_rest).astype(np.int64), (t.k + t.k_rest).astype(np.int64)
@@ -105,10 +105,17 @@ def risk_ratio(t: Tables) -> tuple[Floats, Floats, Floats]:
     return ratio, np.exp(log_ratio - spread), np.exp(log_ratio + spread)
 
 
-def per_call_p(bad: Floats, calls: Floats, bad_rest: Floats, calls_rest: Floats, both_sides: Sides) -> Floats:
+def per_call_p(
+    bad: Floats, calls: Floats, bad_rest: Floats, calls_rest: Floats, both_sides: Sides, lower: Sides = False
+) -> Floats:
     """Binomial p-values of a segment's share of the bad calls (slow, repeated) against its share of
-    the calls: whether its calls go bad more often, not only whether it makes more of them."""
+    the calls: whether its calls go bad more often, not only whether it makes more of them. Two-sided,
+    it is twice the tail on the side the trace-level test found (`lower`: a lower rate), so that both
+    tests of the intersection-union test point the same way (fewer slow traces, each call slower, is
+    no strength)."""
     from scipy import stats
 
     total, share = bad + bad_rest, calls / np.maximum(calls + calls_rest, 1)
-    return _sided(stats.binom.sf(bad - 1, total, share), stats.binom.cdf(bad, total, share), both_sides)
+    upper = stats.binom.sf(bad - 1, total, share)
+    tail = np.where(lower, stats.binom.cdf(bad, total, share), upper)
+    return np.asarray(np.where(both_sides, np.minimum(1.0, 2 * tail), upper), dtype=np.float64)

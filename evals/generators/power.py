@@ -2,10 +2,12 @@
 
 A planted effect raises an outcome's rate inside a segment of traces from the base rate `p0` to `p1`.
 Power is the chance that Fisher's exact test, one-sided, of the segment (`n1` traces) against the rest
-(`n2` traces) rejects at `alpha` with at least 5 outcome traces in the segment: the test the discovery
-engine runs, computed exactly over both binomial counts. (A normal approximation overstated it where it
-matters, for small segments: 9 rated traces at 89% against 24% elsewhere came out 0.89, where the exact
-test rejects at 1e-3 in 0.73 of draws.) The default alpha, 1e-3, is lenient: Benjamini-Hochberg at
+(`n2` traces) rejects at `alpha` with at least 5 outcome traces in the segment, computed exactly over
+both binomial counts. (The engine tests one-sided where only a higher rate can be reported; latency and
+judges' verdicts it tests two-sided on most features, where a lower rate can be a strength, so for
+those the power here is somewhat overstated.) The normal approximation used before overstated it
+far more where it matters, for small segments: 9 rated traces at 89% against 24% elsewhere came out
+0.89, where the exact test rejects at 1e-3 in 0.73 of draws. The default alpha, 1e-3, is lenient: Benjamini-Hochberg at
 q = 0.05 asks it of the tenth strongest of 500 tests, and 1e-4 of the strongest, so a lone problem just
 over the line is found less often than its power says. Below 5 expected outcome traces in the segment
 the power is 0: a search that needs 5 never looks.
