@@ -668,7 +668,7 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
                     n_rest=np.array([t.n_rest for t in tests], dtype=np.float64))  # fmt: skip
     both_sides = np.array([t.both_sides for t in tests])
     p, method = p_values(tables, both_sides)
-    per_call = _per_call_p(tests, both_sides)
+    per_call = _per_call_p(tests, both_sides, tables.lower)
     method = np.where(per_call > p, "binomial", method)
     p = np.fmax(p, per_call)
     scanned = np.array([np.nan if t.scan_p is None else t.scan_p for t in tests], dtype=np.float64)
@@ -682,7 +682,7 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
         test.ratio, test.low, test.high = float(ratio[i]), float(low[i]), float(high[i])
 
 
-def _per_call_p(tests: list[Test], both_sides: NDArray[np.bool_]) -> Floats:
+def _per_call_p(tests: list[Test], both_sides: NDArray[np.bool_], lower: NDArray[np.bool_]) -> Floats:
     """The per-call test of each segment whose outcome is one bad call among several (0 elsewhere): the
     trace's test and this one must both reject (an intersection-union test)."""
     p = np.zeros(len(tests))
@@ -690,6 +690,5 @@ def _per_call_p(tests: list[Test], both_sides: NDArray[np.bool_]) -> Floats:
     if counted:
         bad, calls, bad_rest, calls_rest = np.array([c for _, c in counted], dtype=np.float64).T
         indexes = [i for i, _ in counted]
-        lower = np.array([tests[i].rate < tests[i].rest_rate for i in indexes])
-        p[indexes] = per_call_p(bad, calls, bad_rest, calls_rest, both_sides[indexes], lower)
+        p[indexes] = per_call_p(bad, calls, bad_rest, calls_rest, both_sides[indexes], lower[indexes])
     return p

@@ -28,6 +28,15 @@ class Tables:
     def subset(self, mask: NDArray[np.bool_]) -> Tables:
         return Tables(k=self.k[mask], n=self.n[mask], k_rest=self.k_rest[mask], n_rest=self.n_rest[mask])
 
+    @property
+    def higher(self) -> NDArray[np.bool_]:
+        """Whether the segment's rate is above the rest's."""
+        return np.asarray(self.k * self.n_rest > self.k_rest * self.n)
+
+    @property
+    def lower(self) -> NDArray[np.bool_]:
+        return np.asarray(self.k * self.n_rest < self.k_rest * self.n)
+
 
 Sides = NDArray[np.bool_] | bool
 
@@ -68,8 +77,7 @@ def _chi_square(t: Tables, both_sides: NDArray[np.bool_]) -> Floats:
     corrected = np.maximum(np.abs(a * d - b * c) - total / 2, 0)
     statistic = np.divide(total * corrected**2, margins, out=np.zeros_like(a), where=margins > 0)
     half = np.asarray(stats.chi2.sf(statistic, 1), dtype=np.float64) / 2
-    higher = a * d > b * c
-    return _sided(np.where(higher, half, 1 - half), np.where(higher, 1 - half, half), both_sides)
+    return _sided(np.where(t.higher, half, 1 - half), np.where(t.higher, 1 - half, half), both_sides)
 
 
 def _sided(upper: Floats, lower: Floats, both_sides: Sides) -> Floats:

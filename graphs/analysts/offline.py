@@ -192,8 +192,7 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
         bad, calls, bad_rest, calls_rest = (
             _floats(row, key) for row in (inside, rest) for key in ("bad_calls", "calls")
         )
-        lower = k * n_rest < k_rest * n
-        per_call = float(per_call_p(bad, calls, bad_rest, calls_rest, stats.two_sided, lower)[0])
+        per_call = float(per_call_p(bad, calls, bad_rest, calls_rest, stats.two_sided, table.lower)[0])
         numbers += (
             f"; bad calls {int(bad[0])}/{int(calls[0])} against {int(bad_rest[0])}/{int(calls_rest[0])}, "
             f"p = {per_call:.2g}"
