@@ -261,6 +261,25 @@ def test_a_slice_whose_judged_answers_are_bad_counts_its_unjudged_ones_too(tmp_p
     assert [f.model_dump() for f in inlined.findings] == [f.model_dump() for f in held.findings]
 
 
+def test_another_outcome_in_a_judged_slice_is_its_own_problem(tmp_path: Path) -> None:
+    """In gold most judged answers are bad, so its unjudged ones are presumed bad too, and the tool is
+    slow in a fifth of gold's traces, judged or not. The slow calls lie inside the judge's presumed
+    traces but not inside the ones it judged bad: two problems of one slice, not one."""
+
+    def judged_and_slow(row: dict[str, Any], rng: random.Random) -> bool:
+        gold = row["tier"] == "gold"
+        if rng.random() < 0.4:
+            row["judged"] = None
+            row["verdict"] = "no" if rng.random() < (0.7 if gold else 0.05) else "yes"
+        row["slow"] = gold and rng.random() < 0.2
+        return False
+
+    engine, _ = _table(tmp_path, 900, judged_and_slow)
+    found = [f for f in _problems(discover(engine)) if "gold" in f.statistics.segment]
+    outcomes = {f.statistics.outcome_family for f in found}
+    assert {"assessment_negative", "span_slow"} <= outcomes, [f.statement for f in found]
+
+
 def test_a_strength_counts_what_its_sql_selects(tmp_path: Path) -> None:
     """Only one zone never sees the slow tool: a strength, whose count comes from the search's figures
     and must be what its SQL selects."""

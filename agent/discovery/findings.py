@@ -38,6 +38,7 @@ class Finding:
     also: list[str] = field(default_factory=list)
     whole: set[str] = field(default_factory=set)  # with the earlier slices' traces, for a later slice
     on_a_line: bool = False  # one window or threshold of an ordered feature
+    seen: set[str] = field(default_factory=set)  # of `affected`, where the outcome was observed (all, unless presumed)
 
     @property
     def weighted_share(self) -> float:
@@ -86,10 +87,13 @@ def findings(search: Search, result: SearchResult, total: int, params: Params) -
     # a problem's traces are compared with other problems' and linked; a strength's traces are its slice's
     # population and a lead's its slice's outcome traces, which the search counted
     listed = [d for d in drafts if d.kind == "problem"]
-    selected = iter(search.select([d.rows_where for d in listed] + [d.rows_whole for d in listed if d.rows_whole]))
+    selected = iter(search.select([d.rows_where for d in listed] + [d.rows_whole for d in listed if d.rows_whole]
+                                  + [d.rows_seen for d in listed if d.rows_seen]))  # fmt: skip
     affected = [next(selected) for _ in listed]
     problems = [d.finding(a, len(a), set(next(selected)) if d.rows_whole else set(), total)
                 for d, a in zip(listed, affected, strict=True)]  # fmt: skip
+    for draft, problem in zip(listed, problems, strict=True):
+        problem.seen = set(next(selected)) if draft.rows_seen else set(problem.affected)
     others = [d.finding([], d.test.n if d.kind == "strength" else d.test.k, set(), total)
               for d in drafts if d.kind != "problem"]  # fmt: skip
     problems = _merged(sorted(_without_remainders(problems), key=lambda f: (-f.weighted_share, -f.outcome.weight)))
@@ -120,6 +124,7 @@ class _Draft:
     where: str = ""
     rows_where: str = ""
     rows_whole: str = ""  # a later slice with the earlier slices' traces
+    rows_seen: str = ""  # where the unseen are presumed affected: the traces where the outcome was seen
 
     @property
     def outcome(self) -> Outcome:
@@ -185,6 +190,7 @@ def _presume_unseen(search: Search, drafts: list[_Draft]) -> None:
     for draft, size in zip(drafts, sizes, strict=True):
         if size > 0 and draft.test.rate > draft.test.n / size:
             outcome = draft.outcome
+            draft.rows_seen = draft.rows_where
             draft.where = (f"({draft.segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT "
                            f"({outcome.population}))") + (f" AND NOT ({draft.earlier})" if draft.earlier else "")  # fmt: skip
             # outside its population the outcome's column is NULL
@@ -217,23 +223,33 @@ def _extends(later: Finding, earlier: Finding) -> bool:
 def _merged(problems: list[Finding]) -> list[Finding]:
     """Findings over mostly the same traces, or another outcome within a finding's own traces of the
     same segment (retries that also make the trace slow), are one problem. Of one segment the broader
-    description stays (it covers more of what went wrong); of two segments the sharper one, whose
-    traces have the outcome more often (a pair where a value alone also catches unrelated failures)."""
+    description stays (it covers more of what went wrong), but of two lines on one measure (a span
+    over 3x its median, over its 90th percentile) the one that sets the slice further apart; of two
+    segments the sharper one, whose traces have the outcome more often (a pair where a value alone also
+    catches unrelated failures).
+    Traces are compared where each outcome was seen: a judge's finding that presumes its unrated traces
+    affected would otherwise take in every other outcome of its slice."""
     kept: list[Finding] = []
     for finding in problems:
-        mine = set(finding.affected)
         index = next((i for i, k in enumerate(kept)
-                      if _same_problem(mine, set(k.affected), k.segment_sql == finding.segment_sql
+                      if _same_problem(finding.seen, k.seen, k.segment_sql == finding.segment_sql
                                        or k.outcome is not finding.outcome)), None)  # fmt: skip
         if index is None:
             kept.append(finding)
             continue
         same = kept[index]
-        if same.segment_sql != finding.segment_sql and finding.test.rate > same.test.rate:
+        if _sharper(finding, same):
             kept[index], finding.also = finding, [*finding.also, _also(same), *same.also]
         else:
             same.also.append(_also(finding))
     return kept
+
+
+def _sharper(finding: Finding, kept: Finding) -> bool:
+    if finding.segment_sql != kept.segment_sql:
+        return finding.test.rate > kept.test.rate
+    one_measure = finding.outcome.family == kept.outcome.family and finding.outcome.exposure == kept.outcome.exposure
+    return one_measure and finding.outcome.exposure is not None and finding.test.low > kept.test.low
 
 
 def _also(finding: Finding) -> str:
