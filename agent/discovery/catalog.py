@@ -44,9 +44,9 @@ WEIGHTS: dict[str, float] = {"trace_failed": 1.0, "empty_response": 1.0, "span_f
                              "repeated_call": 0.4, "trace_slow": 0.15, "trace_idle": 0.15, "span_slow": 0.1, "assessment_error": 0.2}  # fmt: skip
 SLOWER = 3.0  # a span is slow when it takes this many times its usual duration
 MIN_SLOW_MS = 5.0
-# A span whose 90th percentile lies this far above its "slow" line gets a second line there: a third of
+# A further "slow" line for a span must lie this far above the one below it (_slow_lines): a third of
 # its calls may take 3x its 25th percentile as a matter of course, which dilutes a real slowdown; but the
-# first line stays, since a slowdown in more than a tenth of the calls lifts the 90th percentile too.
+# lower line stays, since a slowdown in many of the calls lifts the median and the 90th percentile too.
 TAIL_GAP = 1.25
 MAX_ERROR_SHARE = 0.8  # of the traces with a failed span
 MIN_IDLE_MS = 20.0  # below this the time outside the steps is bookkeeping, not waiting
@@ -143,6 +143,24 @@ def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None =
     return [_keyed(o, i) for i, o in enumerate(found)]
 
 
+def _slow_lines(span: SpanProfile) -> list[tuple[float, str]]:
+    """Where a call of the span counts as slow, lowest first, each kept only if well above the last.
+    Over 3x its 25th percentile catches a slowdown in half the calls; over 3x its median is the plain
+    reading, where a wide spread puts many calls past the first line; and its 90th percentile serves
+    where 3x the median is common too."""
+    usual = "median" if span.usual_is_median else "25th percentile"
+    candidates = [(max(SLOWER * span.usual_ms, MIN_SLOW_MS),
+                   f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)"),
+                  (SLOWER * span.median_ms, f"over {SLOWER:g}x the span's median duration ({span.median_ms:,.0f} ms)"),
+                  (span.tail_ms, "over the span's 90th percentile: its durations spread so wide that "
+                                 f"{SLOWER:g}x its median is common")]  # fmt: skip
+    lines = candidates[:1]
+    for limit, explanation in candidates[1:]:
+        if limit > TAIL_GAP * lines[-1][0]:
+            lines.append((limit, explanation))
+    return lines
+
+
 def _slow_span(span: SpanProfile, limit: float, explanation: str) -> Outcome:
     name = quote(span.name)
     return Outcome("", "span_slow", f"span `{span.name}` took over {limit:,.0f} ms",
@@ -199,13 +217,8 @@ def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
                              has, "the span succeeded but its output was null, empty, [] or {}, 0, or an object whose "
                                   "every field is empty, where it usually returns something", truncates=True,
                              fact=f"exists(span_facts, x -> x.name = {name} AND x.empty)", fact_population=fact_has))  # fmt: skip
-    limit = max(SLOWER * span.usual_ms, MIN_SLOW_MS)
-    usual = "median" if span.usual_is_median else "25th percentile"
-    found.append(_slow_span(span, limit, f"over {SLOWER:g}x the span's usual duration (its {usual}, "
-                                         f"{span.usual_ms:,.0f} ms)"))  # fmt: skip
-    if span.tail_ms > TAIL_GAP * limit:
-        found.append(_slow_span(span, span.tail_ms, "over the span's 90th percentile: its durations spread so wide that "
-                                                    f"{SLOWER:g}x its usual one is common"))  # fmt: skip
+    for limit, explanation in _slow_lines(span):
+        found.append(_slow_span(span, limit, explanation))
     if span.repeated:
         inputs = "coalesce(s.attributes['mlflow.spanInputs'], '')"
         calls = f"filter(spans, s -> s.name = {name})"

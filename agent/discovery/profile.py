@@ -64,6 +64,7 @@ class SpanProfile:
     calls: int
     usual_ms: float  # the 25th percentile, or the median where a fast path makes the 25th unusual
     usual_is_median: bool
+    median_ms: float
     tail_ms: float  # the 90th percentile
     failed: int
     degenerate: int
@@ -214,7 +215,7 @@ def _usual(quantiles: list[float] | None) -> dict[str, Any]:
     durations spread wide is not slow for being in its own long tail."""
     p25, p40, p50, p90 = (float(v or 0) for v in (quantiles or [0, 0, 0, 0]))
     fast_path = p40 > 3 * p25
-    return {"usual_ms": p50 if fast_path else p25, "usual_is_median": fast_path, "tail_ms": p90}
+    return {"usual_ms": p50 if fast_path else p25, "usual_is_median": fast_path, "median_ms": p50, "tail_ms": p90}
 
 
 NEGATIVE_WORDS = ("no", "fail", "failed", "false", "incorrect", "wrong", "bad", "negative", "unsafe", "irrelevant",
