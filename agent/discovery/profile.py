@@ -105,7 +105,7 @@ class Profile:
     failing: int = 0  # traces with any failed span
 
 
-QUANTILES = "array(0.1, 0.2, 0.4, 0.6, 0.8, 0.9)"  # the tails too: a cause can be the longest tenth
+QUANTILES = "array(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)"  # deciles: a cause can be the longest tenth
 SPAN_COUNT = "size(filter(spans, s -> s.parent_id IS NOT NULL))"
 LLM_COUNT = f"size(filter(spans, s -> s.attributes['mlflow.spanType'] IN ({', '.join(LLM_TYPES)})))"
 # A call repeated with the same input counts once: a repeat must not move its own trace up a threshold.
