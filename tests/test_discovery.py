@@ -23,7 +23,14 @@ from agent.discovery.profile import profile
 from agent.discovery.scan import Cells, bursts
 from agent.discovery.search import Params, Search, Segment, correct_within_outcomes, score
 from agent.discovery.search import Test as Contrast  # not a pytest class
-from agent.discovery.stats import Tables, benjamini_hochberg, p_values, risk_ratio
+from agent.discovery.stats import (
+    Tables,
+    benjamini_hochberg,
+    counted_in_correction,
+    least_p_values,
+    p_values,
+    risk_ratio,
+)
 from agent.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
 from agent.traces.table import SCHEMA
 
@@ -563,6 +570,26 @@ def test_another_outcomes_discoveries_do_not_carry_a_chance_slice_through() -> N
     assert chance.q <= 0.05
     correct_within_outcomes(run)
     assert chance.q > 0.05 and all(t.q <= 0.05 for t in problem)
+
+
+def test_tests_that_could_never_pass_do_not_dilute_the_correction() -> None:
+    """A slice with 12 of its 40 traces failing against 20 of 260 is tested beside 3,000 slices of an
+    outcome seen twice, which no count could make significant: the correction leaves those
+    out of the correction, and the slice passes where a correction over every test would drown it."""
+    failed, rare = (Outcome(key, "trace_failed", key, "true", None, "") for key in ("o0", "o1"))
+    found = Contrast(failed, Segment((("f", "x"),)), 40, 12, 260, 20)
+    hopeless = [Contrast(rare, Segment((("g", str(i)),)), 150, 1, 150, 1) for i in range(3000)]
+    run = [found, *hopeless]
+    score(run)
+    assert found.q <= 0.05 and all(t.q == 1.0 for t in hopeless)
+    assert benjamini_hochberg(np.array([t.p for t in run]))[0] > 0.05
+    tables = Tables(k=np.array([0.0, 3.0]), n=np.array([10.0, 30.0]), k_rest=np.array([5.0, 3.0]),
+                    n_rest=np.array([90.0, 30.0]))  # fmt: skip
+    least = least_p_values(tables, np.array([False, True]))
+    all_inside = scipy_stats.fisher_exact([[5, 5], [0, 90]], alternative="greater").pvalue
+    none_inside = scipy_stats.fisher_exact([[0, 30], [6, 24]], alternative="less").pvalue
+    assert least == pytest.approx([all_inside, 2 * none_inside])
+    assert counted_in_correction(np.array([1e-9, 0.02, 0.2]), 0.05).tolist() == [True, True, False]  # 0.05 / (1 + 1/2)
 
 
 def test_statistics_agree_with_scipy() -> None:

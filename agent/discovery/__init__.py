@@ -100,6 +100,7 @@ def _discover(engine: _Counting, custom_outcomes: dict[str, str] | None, params:
         outcomes=[f"{o.name}: {o.explanation}" for o in searched_outcomes],
         features=[f.name for f in searched_features],
         tests=len(result.tests),
+        counted=result.counted,
         pairs_tested=result.pairs_tested,
         significant=sum(1 for t in result.tests if t.q <= params.fdr),
         fdr=params.fdr,

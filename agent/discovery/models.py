@@ -30,6 +30,7 @@ class LookedAt(BaseModel):
     outcomes: list[str]
     features: list[str]
     tests: int
+    counted: int = Field(0, description="Tests that could reach significance, which the correction counts.")
     pairs_tested: int
     significant: int
     fdr: float

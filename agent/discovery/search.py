@@ -25,7 +25,16 @@ from numpy.typing import NDArray
 from agent.discovery.catalog import SPAN_FACTS, Feature, Outcome, add_window, window_feature
 from agent.discovery.profile import quote
 from agent.discovery.scan import Cells, bursts
-from agent.discovery.stats import Floats, Tables, benjamini_hochberg, p_values, per_call_p, risk_ratio
+from agent.discovery.stats import (
+    Floats,
+    Tables,
+    benjamini_hochberg,
+    counted_in_correction,
+    least_p_values,
+    p_values,
+    per_call_p,
+    risk_ratio,
+)
 from agent.traces.engine import SqlEngine
 
 ALL = "*"
@@ -100,6 +109,7 @@ class Test:
     calls: tuple[int, int, int, int] | None = None
     # Whether a lower rate could be reported too (see `Search._both_sides`); else the test is one-sided
     both_sides: bool = False
+    least_p: float = 0.0  # the smallest p-value the table's margins allow (`stats.least_p_values`)
 
     @property
     def rate(self) -> float:
@@ -128,6 +138,7 @@ class SearchResult:
     strengths: list[Test] = field(default_factory=list)
     near_misses: list[Test] = field(default_factory=list)  # promising, not significant
     pairs_tested: int = 0
+    counted: int = 0  # of the tests, those that could reach significance: the run's correction counts these
 
 
 class Search:
@@ -149,14 +160,19 @@ class Search:
         singles = self._single_tests(self._count_singles())
         pairs, possible = self._pair_tests(singles)
         singles += self._window_tests()
-        score(singles + pairs, dependent=self.params.dependent_tests)  # one correction over every test of the run
+        # one correction over every test of the run, and again over each outcome's
+        score(singles + pairs, dependent=self.params.dependent_tests, fdr=self.params.fdr)
         self._correct_for_untested_pairs(pairs, possible)
-        correct_within_outcomes(singles + pairs, dependent=self.params.dependent_tests)
+        correct_within_outcomes(singles + pairs, dependent=self.params.dependent_tests, fdr=self.params.fdr)
         candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
         chosen = self._choose(candidates)
         return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
                             near_misses=self._near_misses(singles, chosen),
-                            pairs_tested=len(pairs))  # fmt: skip
+                            pairs_tested=len(pairs), counted=self._counted(singles + pairs))  # fmt: skip
+
+    def _counted(self, tests: list[Test]) -> int:
+        least = np.array([t.least_p for t in tests], dtype=np.float64)
+        return int(counted_in_correction(least, self.params.fdr, dependent=self.params.dependent_tests).sum())
 
     # -- counting ------------------------------------------------------------------------------------
 
@@ -579,7 +595,7 @@ def _over_columns(feature: Feature, value: str) -> str:
     return f"array_contains({feature.key}, {quote(value)})" if feature.multi else f"{feature.key} = {quote(value)}"
 
 
-def correct_within_outcomes(tests: list[Test], dependent: bool = True) -> None:
+def correct_within_outcomes(tests: list[Test], dependent: bool = True, fdr: float = 0.05) -> None:
     """A test must also pass a correction over its own outcome's tests, in place. The run's correction
     alone is lenient for an outcome with nothing behind it once other outcomes have many discoveries (one
     strong problem is significant under dozens of correlated slices): a chance window of 7 slow calls in
@@ -588,7 +604,7 @@ def correct_within_outcomes(tests: list[Test], dependent: bool = True) -> None:
     for test in tests:
         by_outcome.setdefault(test.outcome.key, []).append(test)
     for mine in by_outcome.values():
-        family = benjamini_hochberg(np.array([t.p for t in mine]), dependent=dependent)
+        family = _corrected(np.array([t.p for t in mine]), np.array([t.least_p for t in mine]), 0, fdr, dependent)
         for test, q in zip(mine, family, strict=True):
             test.q = max(test.q, float(q))
 
@@ -658,9 +674,10 @@ def _explained(n: int, chances: int, big_n: int, all_chances: int) -> float:
     return max((chances / n) / (rest_chances / rest_n), 1.0)
 
 
-def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
+def score(tests: list[Test], previous: int = 0, dependent: bool = True, fdr: float = 0.05) -> None:
     """p-values, risk ratios and Benjamini-Hochberg q-values, in place. A re-test corrects for the
-    candidates it was chosen among (`previous`), not just the survivors."""
+    candidates it was chosen among (`previous`), not just the survivors. Only the tests that could reach
+    significance count in the correction (`stats.counted_in_correction`)."""
     if not tests:
         return
     tables = Tables(k=np.array([t.k for t in tests], dtype=np.float64), n=np.array([t.n for t in tests], dtype=np.float64),
@@ -675,11 +692,22 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True) -> None:
     p = np.where(np.isnan(scanned), p, np.fmax(p, scanned))
     method = np.where(np.isnan(scanned), method, "scan")
     ratio, low, high = risk_ratio(tables)
-    padded = np.concatenate([p, np.ones(max(previous - len(tests), 0))])
-    q = benjamini_hochberg(padded, dependent=dependent)[: len(tests)]
+    least = least_p_values(tables, both_sides)  # the per-call and scan tests only raise p: still a floor
+    q = _corrected(p, least, previous - len(tests), fdr, dependent)
     for i, test in enumerate(tests):
-        test.p, test.q, test.method = float(p[i]), float(q[i]), str(method[i])
+        test.p, test.q, test.method, test.least_p = float(p[i]), float(q[i]), str(method[i]), float(least[i])
         test.ratio, test.low, test.high = float(ratio[i]), float(low[i]), float(high[i])
+
+
+def _corrected(p: Floats, least_p: Floats, untested: int, fdr: float, dependent: bool) -> Floats:
+    """q-values over the tests that could reach significance (and `untested` more that found nothing);
+    1 for the rest, which no correction could let through."""
+    counted = counted_in_correction(np.concatenate([least_p, np.zeros(max(untested, 0))]), fdr, dependent=dependent)
+    q = np.ones_like(p)
+    mine = counted[: len(p)]
+    padded = np.concatenate([p[mine], np.ones(int(counted[len(p) :].sum()))])
+    q[mine] = benjamini_hochberg(padded, dependent=dependent)[: int(mine.sum())]
+    return q
 
 
 def _per_call_p(tests: list[Test], both_sides: NDArray[np.bool_], lower: NDArray[np.bool_]) -> Floats:
