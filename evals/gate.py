@@ -20,10 +20,6 @@ from evals.summary import false_issues_per_control, pooled_precision, pooled_rec
 
 THRESHOLDS = {"issue_recall": 0.8, "issue_precision": 0.8, "evidence_precision": 0.9}
 POOLED = {"recall": 0.9, "precision": 0.9}
-# What CI holds the pooled random draws to until the analyst reaches POOLED on every set of seeds: below
-# the lowest scores measured on sets nobody picked (recall 0.84, precision 0.87 on untouched-e-2026-11-29
-# at e82a605; sets of 30 draws swing by about 0.1), so a regression turns CI red and chance does not.
-FLOOR = {"recall": 0.75, "precision": 0.8}
 MAX_FALSE_PER_CONTROL = 0.1
 PER_CASE = {None, "recording", "held_out", "experiment"}  # sources held to THRESHOLDS case by case
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.gate import FLOOR, MAX_FALSE_PER_CONTROL, THRESHOLDS
+from evals.gate import MAX_FALSE_PER_CONTROL, POOLED, THRESHOLDS
 from tests.conftest import Store
 from tests.helpers import CliRunner
 from tests.openai_server import openai_server
@@ -18,20 +18,18 @@ API_KEY = "sk-test-" + "r3c0rd" * 4
 
 
 @pytest.mark.slow
-def test_offline_analyst_holds_the_gate_on_scenarios_and_controls_and_the_floor_on_random_agents(
+def test_offline_analyst_holds_the_gate_on_scenarios_random_agents_and_controls(
     cli: CliRunner, store: Store
 ) -> None:
     """CI: committed scenarios and a held-out draw of each, case by case; 20 negative controls (with 5,
     one chance slice in one of them is 0.2 false issues per control, over the gate's 0.1: the average
     needs more of them to be measured); 30 random agents with random planted problems from seeds derived
-    from the commit hash, pooled. The pooled recall and precision are held to FLOOR, not yet to the
-    issue's POOLED gate (README, "Measuring")."""
+    from the commit hash, pooled."""
     result = cli("evals", "run", "--gate", "--seeds", "9001", "--jobs", "2", "--random-seeds", "commit",
                  "--controls", "20", "-o", "json")  # fmt: skip
     body, _ = json.JSONDecoder().raw_decode(result.stdout)  # a failed gate adds its error document after it
     summary = body["summary"]
-    pooled_only = [f for f in body["gate"] if f.startswith("random draws: pooled")]
-    assert body["gate"] == pooled_only, body["gate"]  # scenarios, controls and rules: the full gate
+    assert result.exit_code == 0 and body["gate"] == [], body["gate"]
     scores = body["cases"]
     cases = {s["case"] for s in scores}
     assert {"support", "travel", "data", "injection"} <= cases and any("@" in c for c in cases)  # held out too
@@ -42,7 +40,7 @@ def test_offline_analyst_holds_the_gate_on_scenarios_and_controls_and_the_floor_
             for name, floor in THRESHOLDS.items():
                 assert s[name] >= floor, (s["case"], name, s[name])
             assert s["hypotheses"]["rejected"] >= 1  # the analyst does refute things
-    assert summary["recall"] >= FLOOR["recall"] and summary["precision"] >= FLOOR["precision"], summary
+    assert summary["recall"] >= POOLED["recall"] and summary["precision"] >= POOLED["precision"], summary
     assert summary["false_issues_per_control"] <= MAX_FALSE_PER_CONTROL
     logged = store.client().get_experiment_by_name("analyze-experiment-evals")
     assert logged is not None

@@ -16,7 +16,7 @@ from scipy import stats as scipy_stats
 from agent.errors import UserError
 from evals import cases
 from evals.gate import failures
-from evals.generators.power import exact_test_power
+from evals.generators.power import ALPHA, exact_test_power
 from evals.generators.random_agents import OUTCOME_FAMILIES, Draw, draw, log_draw
 from evals.scorers import IssueScore, ProblemScore, Scores, matched_problem
 from evals.summary import summarize
@@ -232,7 +232,7 @@ def test_power_is_how_often_fishers_exact_test_rejects(n1: int, p1: float, n2: i
     traces, where a normal approximation said 0.89."""
     rng = np.random.default_rng(3)
     inside, rest = rng.binomial(n1, p1, 3000), rng.binomial(n2, p0, 3000)
-    rejected = [k >= 5 and scipy_stats.fisher_exact([[k, n1 - k], [r, n2 - r]], alternative="greater").pvalue <= 1e-3
+    rejected = [k >= 5 and scipy_stats.fisher_exact([[k, n1 - k], [r, n2 - r]], alternative="greater").pvalue <= ALPHA
                 for k, r in zip(inside, rest, strict=True)]  # fmt: skip
     assert exact_test_power(n1, p1, n2, p0) == pytest.approx(np.mean(rejected), abs=0.03)
 

@@ -7,9 +7,16 @@ both binomial counts. (The engine tests one-sided where only a higher rate can b
 judges' verdicts it tests two-sided on most features, where a lower rate can be a strength, so for
 those the power here is somewhat overstated.) The normal approximation used before overstated it
 far more where it matters, for small segments: 9 rated traces at 89% against 24% elsewhere came out
-0.89, where the exact test rejects at 1e-3 in 0.73 of draws. The default alpha, 1e-3, is lenient: Benjamini-Hochberg at
-q = 0.05 asks it of the tenth strongest of 500 tests, and 1e-4 of the strongest, so a lone problem just
-over the line is found less often than its power says. Below 5 expected outcome traces in the segment
+0.89, where the exact test rejects at 1e-3 in 0.73 of draws.
+
+Two levels. A problem's recorded power, which decides whether recall counts it, is at ALPHA = 1e-4:
+Benjamini-Hochberg at q = 0.05 asks that of the strongest of 500 tests, and a search over every slice
+of every outcome runs 400 to 1,500 of them on a random draw, so a lone problem must reach about that.
+At 1e-3 (the tenth strongest of 500) the label promised more than any such search can keep: problems
+labelled 0.8 to 0.95 were found in 8 of 11 cases; at 1e-4, in 11 of 12 (README, "Measuring").
+Effects are still placed around the edge at EDGE_ALPHA = 1e-3 (`random_agents._effect`), so half the
+problems lie below what counts and are reported apart. Below 5 expected outcome traces in the segment
+Below 5 expected outcome traces in the segment
 the power is 0: a search that needs 5 never looks.
 
 The generator plugs in the rates as a draw came out (the outcome's share in the segment and elsewhere),
@@ -18,7 +25,8 @@ so a problem that happened to fire rarely is not counted as one an analyst shoul
 
 from __future__ import annotations
 
-ALPHA = 1e-3
+ALPHA = 1e-4  # a problem's recorded power
+EDGE_ALPHA = 1e-3  # where effects are placed around the edge of detectability
 MIN_EXPECTED = 5.0
 NEGLIGIBLE = 1e-12  # segment counts less likely than this are left out of the sum
 

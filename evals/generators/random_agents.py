@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.simulation.tracejson import MS, AssessmentDraft, SpanDraft, TraceDraft
 from evals.generators import names
-from evals.generators.power import exact_test_power, raised
+from evals.generators.power import EDGE_ALPHA, exact_test_power, raised
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -812,7 +812,7 @@ def _effect(rng: random.Random, agent: Agent, plans: list[Plan], problem: Plante
     p0 = 0.01 if problem.outcome == "trace_slow" else sum(1 for v in rest if v) / len(rest)
 
     def power(effect: float) -> float:
-        return exact_test_power(measured, raised(p0, effect * problem.eligible_share), len(rest), p0)
+        return exact_test_power(measured, raised(p0, effect * problem.eligible_share), len(rest), p0, EDGE_ALPHA)
 
     low, high = 0.0, 1.0
     if power(high) < 0.5:
