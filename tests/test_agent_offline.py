@@ -266,6 +266,27 @@ def test_a_failing_slice_is_shown_with_its_own_commonest_error(store: Store, cli
         assert read and count < len(errors) and all(errors[t] == commonest for t in read), (read, errors)
 
 
+def test_a_slow_slice_is_shown_with_its_slowest_calls_of_the_span(store: Store, cli: CliRunner) -> None:
+    """A span slows down in a pair of tag values; in the same slice a few failing requests, retried,
+    are the slowest traces while their call of the span is quick. The traces read as evidence are the
+    ones whose call of the span took longest, not the ones whose whole request did."""
+    import re
+
+    slow, engine = _validated_with_table(store, cli, "random-274343163", "span_slow")
+    assert slow, "the slow slice was found"
+    for hypothesis in slow:
+        stats = hypothesis.statistics
+        assert stats is not None
+        span = re.search(r"span `([^`]+)`", stats.outcome).group(1)  # type: ignore[union-attr]
+        rows = engine.execute(f"SELECT trace_id, array_max(transform(filter(spans, s -> s.name = '{span}'), "
+                              "s -> unix_millis(s.end_time) - unix_millis(s.start_time))) FROM traces "
+                              f"WHERE trace_id IN ({hypothesis.sql_queries[0].query})").rows  # fmt: skip
+        longest = {str(r[0]): float(r[1]) for r in rows}
+        read = [e.trace_id for e in hypothesis.evidence if e.supports]
+        unread = [ms for t, ms in longest.items() if t not in read]
+        assert read and min(longest[t] for t in read) >= max(unread, default=0.0), (read, longest)
+
+
 def _validated_with_table(
     store: Store, cli: CliRunner, draw: str, family: str
 ) -> tuple[list[Hypothesis], DuckDBEngine]:

@@ -73,6 +73,9 @@ class Outcome:
     # beyond that (search.py).
     exposure: str | None = None
     events: str | None = None  # SQL: of those chances, the bad ones (the slow or repeated calls)
+    # SQL: how far into the outcome a trace is (the slow call's duration). A slice's outcome traces
+    # include its share of the background's, which sit just past the line; its own sit far past it.
+    magnitude: str | None = None
 
     @property
     def weight(self) -> float:
@@ -123,7 +126,7 @@ def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None =
         Outcome("", "trace_slow", "the trace is among the slowest 5% of its kind", _slow_for_its_path(profile), None,
                 "execution time above the 95th percentile of traces that call the same steps (of all traces, for "
                 f"rare paths: {profile.p95_ms:,.0f} ms); a trace that does more steps takes longer, so its spans "
-                "and counts are not offered as causes", structural_causes=False),
+                "and counts are not offered as causes", structural_causes=False, magnitude="execution_duration_ms"),
     ]  # fmt: skip
     median, p99 = profile.idle_ms
     limit = max(SLOWER * median, MIN_IDLE_MS)
@@ -132,7 +135,7 @@ def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None =
                              f"{IDLE_MS} > {limit:.0f}", None, "time between the trace's start and end that no step "
                              f"covers (before the first, after the last) over {SLOWER:g}x its median ({median:,.0f} ms); "
                              "unlike the whole duration it does not grow with the number of steps, so spans and "
-                             "counts are offered as causes"))  # fmt: skip
+                             "counts are offered as causes", magnitude=IDLE_MS))  # fmt: skip
     for span in profile.spans:
         found += _span_outcomes(span, min_support)
     for assessment in profile.assessments:
@@ -168,7 +171,8 @@ def _slow_span(span: SpanProfile, limit: float, explanation: str) -> Outcome:
                    explanation, fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})",
                    fact_population=f"exists(span_facts, x -> x.name = {name})",
                    exposure=f"size(filter(spans, s -> s.name = {name}))",
-                   events=f"size(filter(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f}))")  # fmt: skip
+                   events=f"size(filter(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f}))",
+                   magnitude=f"array_max(transform(filter(spans, s -> s.name = {name}), s -> {SPAN_MS}))")  # fmt: skip
 
 
 def _error_outcomes(profile: Profile, min_support: int) -> list[Outcome]:

@@ -66,6 +66,7 @@ class Finding:
             ci_high=_finite(t.high), p_value=t.p, q_value=t.q, p_cutoff=self.p_cutoff, test=t.method,
             tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength, two_sided=t.both_sides,
             explained_ratio=_finite(t.explained), calls_sql=self.outcome.exposure, bad_calls_sql=self.outcome.events,
+            magnitude_sql=self.outcome.magnitude,
             calls=t.calls,
         )  # fmt: skip
 

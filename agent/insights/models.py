@@ -182,6 +182,9 @@ class SegmentStatistics(BaseModel):
     )
     calls_sql: str | None = Field(default=None, max_length=20000, description="SQL: the trace's calls of the span.")
     bad_calls_sql: str | None = Field(default=None, max_length=20000, description="SQL: of those, the bad ones.")
+    magnitude_sql: str | None = Field(
+        default=None, max_length=20000, description="SQL: how far into the outcome a trace is (its slow call's ms)."
+    )
     calls: tuple[int, int, int, int] | None = Field(
         default=None, description="Bad calls and calls in the segment, then in the rest: the per-call test's counts."
     )

@@ -41,12 +41,7 @@ _ERRORS = f"array_join(array_sort(transform(filter(spans, s -> {SPAN_FAILED}), s
 _COMMONEST = f"count(*) OVER (PARTITION BY {_ERRORS})"
 # a slow span's planted slowdown is far over its line, the background's slow calls just over it: the
 # slowest traces of the slice are the likeliest to show the slice's own problem
-TYPICAL = {
-    "trace_failed": _COMMONEST,
-    "span_failed": _COMMONEST,
-    "trace_slow": "execution_duration_ms",
-    "span_slow": "execution_duration_ms",
-}
+TYPICAL = {"trace_failed": _COMMONEST, "span_failed": _COMMONEST}  # else the outcome's own magnitude, if any
 MIN_TRACES = 3  # a hypothesis without the engine's figures needs this many selected traces
 SAME_TRACES = 0.8  # two validated hypotheses over (nearly) the same traces are one issue
 PERSON_WEIGHT = 0.7  # a person's hypothesis is weighed like a quality outcome
@@ -215,10 +210,13 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
 def _typical_first(tools: Toolbox, stats: SegmentStatistics, selection: str, affected: list[str]) -> list[str]:
     """The traces to read: a slice's outcome traces include its share of the background's (requests
     that fail elsewhere for other reasons fail here too), so of failures, those with the commonest error
-    among them, the slice's own most likely; of a slow slice, its slowest; otherwise spread over it."""
-    if len(affected) <= READS_PER_TEST or stats.outcome_family not in TYPICAL:
+    among them, the slice's own most likely; of a slow slice, the furthest past the line (its slowest
+    calls of the span, not its slowest traces, which a failure's retries may have made slow); otherwise
+    spread over it."""
+    typical = TYPICAL.get(stats.outcome_family) or stats.magnitude_sql
+    if len(affected) <= READS_PER_TEST or typical is None:
         return _spread(affected, READS_PER_TEST)
-    ranked = tools.execute_sql(f"SELECT trace_id FROM (SELECT trace_id, {TYPICAL[stats.outcome_family]} AS typical "
+    ranked = tools.execute_sql(f"SELECT trace_id FROM (SELECT trace_id, {typical} AS typical "
                                f"FROM traces WHERE trace_id IN ({selection})) ORDER BY typical DESC, trace_id "
                                f"LIMIT {READS_PER_TEST}", query_id="Q3").trace_ids(first_column_fallback=True)  # fmt: skip
     shown = set(affected)
