@@ -1,7 +1,9 @@
 """`analyze-experiment`: the command line.
 
 Exit codes: 0 success, 2 refused input or a broken analysis rule (one line says what to do),
-1 anything unexpected (including a tracking store that stayed unreachable).
+75 an analysis paused because the model endpoint or the tracking store stayed down (resume it later),
+130 stopped with Ctrl-C (resumable), 1 anything unexpected (including a tracking store that stayed
+unreachable outside an analysis).
 """
 
 from __future__ import annotations

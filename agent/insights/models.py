@@ -1,7 +1,7 @@
 """The documents an analysis is made of, as stored in MLflow.
 
 Every model here is serialised to one JSON artifact of the analysis run. Field names are part of the
-`--output json` contract (see docs/json-output.md): add fields, never rename them.
+`--output json` contract (README, "JSON output"): add fields, never rename them.
 """
 
 from __future__ import annotations
