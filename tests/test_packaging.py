@@ -26,3 +26,15 @@ def test_wheel_contains_only_our_top_level_names(tmp_path: Path) -> None:
     assert not any("/tests/" in name or name.startswith("tests/") for name in names)
     assert "evals/scenarios/support/traces.json.gz" in names  # `evals load` works from an installed tool
     assert "prompts/test.md" in names  # prompts ship with the tool
+
+
+def test_a_plain_install_leaves_out_the_spark_and_databricks_clients() -> None:
+    """`uv run` in a fresh clone installs the default groups: pyspark (a 456 MB source archive to
+    build) and the Databricks client come only with the `engines` group that CI names."""
+
+    def locked(*group: str) -> str:
+        command = ["uv", "export", "--locked", "--no-hashes", "--format", "requirements-txt", *group]
+        return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+
+    assert "pyspark" not in locked() and "databricks-sql-connector" not in locked()
+    assert "pyspark" in locked("--group", "engines") and "databricks-sql-connector" in locked("--group", "engines")

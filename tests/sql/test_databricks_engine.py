@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from agent.errors import ConfigurationError, UserError
@@ -49,6 +51,8 @@ def test_missing_configuration_is_named() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("databricks.sql") is None,
+                    reason="needs the Databricks client: uv sync --group engines")  # fmt: skip
 def test_unreachable_warehouse_is_a_plain_error_without_the_token() -> None:
     engine = DatabricksEngine(settings("https://127.0.0.1:9"), "main.obs.t", "abc123", timeout_s=5)
     with pytest.raises(UserError, match="Databricks SQL failed") as failed:
