@@ -33,7 +33,7 @@ def test_a_plain_install_leaves_out_the_spark_and_databricks_clients() -> None:
     build) and the Databricks client come only with the `engines` group that CI names."""
 
     def locked(*group: str) -> str:
-        command = ["uv", "export", "--locked", "--no-hashes", "--format", "requirements-txt", *group]
+        command = ["uv", "export", "--frozen", "--no-hashes", "--format", "requirements-txt", *group]
         return subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
 
     assert "pyspark" not in locked() and "databricks-sql-connector" not in locked()
