@@ -247,6 +247,8 @@ def _merged(problems: list[Finding]) -> list[Finding]:
 
 
 def _sharper(finding: Finding, kept: Finding) -> bool:
+    """Whether `finding` should stand for the problem instead of `kept` (see `_merged`). Two lines on one
+    span's calls share their exposure (the span's calls)."""
     if finding.segment_sql != kept.segment_sql:
         return finding.test.rate > kept.test.rate
     one_measure = finding.outcome.family == kept.outcome.family and finding.outcome.exposure == kept.outcome.exposure
