@@ -8,6 +8,7 @@ from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 
 from agent import failpoints
 from graphs.approval import approve_description, approve_hypotheses, approve_issues
@@ -45,7 +46,11 @@ NODES: dict[str, Callable[..., Any]] = {
 }  # fmt: skip
 
 
-def build_graph(checkpointer: BaseCheckpointSaver[Any]) -> Any:
+AnalysisGraph = CompiledStateGraph[AnalysisState, AnalysisContext, AnalysisState, AnalysisState]
+
+
+def build_graph(checkpointer: BaseCheckpointSaver[Any] | None = None) -> AnalysisGraph:
+    """The workflow, compiled; the session passes its SQLite checkpointer, LangGraph's server its own."""
     graph = StateGraph(AnalysisState, context_schema=AnalysisContext)
     for name, node in NODES.items():
         graph.add_node(name, _marked(name, node))
@@ -74,3 +79,6 @@ def _marked(name: str, node: Callable[..., Any]) -> Callable[..., Any]:
             return node(*args, **kwargs)
 
     return run
+
+
+graph = build_graph()  # what `langgraph dev` and LangGraph Studio load (langgraph.json)
