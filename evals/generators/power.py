@@ -15,9 +15,8 @@ of every outcome runs 400 to 1,500 of them on a random draw, so a lone problem m
 At 1e-3 (the tenth strongest of 500) the label promised more than any such search can keep: problems
 labelled 0.8 to 0.95 were found in 8 of 11 cases; at 1e-4, in 11 of 12 (README, "Measuring").
 Effects are still placed around the edge at EDGE_ALPHA = 1e-3 (`random_agents._effect`), so half the
-problems lie below what counts and are reported apart. Below 5 expected outcome traces in the segment
-Below 5 expected outcome traces in the segment
-the power is 0: a search that needs 5 never looks.
+problems lie below what counts and are reported apart. Below 5 expected outcome traces in the
+segment the power is 0: a search that needs 5 never looks.
 
 The generator plugs in the rates as a draw came out (the outcome's share in the segment and elsewhere),
 so a problem that happened to fire rarely is not counted as one an analyst should have found.
