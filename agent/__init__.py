@@ -1,1 +1,1 @@
-"""analyze-experiment: find what is wrong with an LLM agent from its MLflow traces."""
+"""The analyst's own code below the graph: `core` (state, traces, settings) and `app` (the front ends)."""

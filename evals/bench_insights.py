@@ -32,7 +32,7 @@ def build_store(directory: Path, traces: int) -> tuple[str, str]:
             return uri, saved["experiment_id"]
     from mlflow import MlflowClient
 
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     directory.mkdir(parents=True, exist_ok=True)
     client = MlflowClient(uri)
@@ -75,13 +75,13 @@ def main() -> None:
 
     from mlflow import MlflowClient
 
-    from agent.insights.models import Census, Evidence
-    from agent.insights.service import Insights
-    from agent.traces.access import TraceAccess
+    from analyze_experiment.agent.core.insights.models import Census, Evidence
+    from analyze_experiment.agent.core.insights.service import Insights
+    from analyze_experiment.agent.core.traces.access import TraceAccess
 
     client = MlflowClient(uri)
     trace_id = client.search_traces(locations=[experiment_id], max_results=1, include_spans=False)[0].info.trace_id
-    ours = [sys.executable, "-m", "agent"]
+    ours = [sys.executable, "-m", "analyze_experiment"]
     theirs = [sys.executable, "-m", "mlflow", "traces"]
     rows: list[tuple[str, float, float | None]] = []
     rows.append(("--help (process)", wall([*ours, "--help"], env, args.repeat), None))

@@ -39,9 +39,9 @@ def rss_mb() -> float:
 
 
 def hostile_sql(root: Path) -> None:
-    from agent.errors import UserError
-    from agent.traces.engine import DuckDBEngine
-    from evals.hostile_sql import generate
+    from analyze_experiment.agent.core.errors import UserError
+    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.evals.hostile_sql import generate
     from tests.sql.fixture_table import build
 
     build(root / "traces.duckdb")
@@ -64,8 +64,8 @@ def hostile_sql(root: Path) -> None:
 
 
 def amplifiers(root: Path, in_process: bool) -> None:
-    from agent.traces.engine import DuckDBEngine
-    from agent.traces.sandbox import SqlSandbox
+    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.sandbox import SqlSandbox
 
     engine = DuckDBEngine(root / "traces.duckdb", memory_limit="256MB", timeout_s=0.5)
     pool = SqlSandbox(engine.heap_bytes)
@@ -92,9 +92,9 @@ def amplifiers(root: Path, in_process: bool) -> None:
 def model_faults() -> None:
     from langchain_core.messages import HumanMessage
 
-    from agent.errors import AnalystError
-    from agent.settings import load_settings
-    from graphs.analysts.llm import chat_model, with_retries
+    from analyze_experiment.agent.core.errors import AnalystError
+    from analyze_experiment.agent.core.settings import load_settings
+    from analyze_experiment.graphs.analysts.llm import chat_model, with_retries
     from tests.openai_server import Fault, openai_server
 
     cases: list[tuple[str, list[Fault]]] = [
@@ -119,7 +119,7 @@ def model_faults() -> None:
 def crash_recovery(root: Path) -> None:
     from mlflow import MlflowClient
 
-    from agent.simulation.recordings import load_recording
+    from analyze_experiment.agent.simulation.recordings import load_recording
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     experiment_id = load_recording(MlflowClient(uri), "support")
@@ -129,7 +129,7 @@ def crash_recovery(root: Path) -> None:
         if failpoint:
             env["ANALYZE_EXPERIMENT_FAILPOINTS"] = f"{failpoint}=kill"
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "agent", *args, "--approve", "auto"], env=env,
+        done = subprocess.run([sys.executable, "-m", "analyze_experiment", *args, "--approve", "auto"], env=env,
                               capture_output=True, text=True, check=False)  # fmt: skip
         return done.returncode, time.perf_counter() - started
 

@@ -21,7 +21,7 @@ def main() -> None:
     args = parser.parse_args()
     from mlflow import MlflowClient
 
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     print(f"{'traces':>8} {'seconds':>8} {'traces/s':>9}  stored")
     for count in (int(n) for n in args.traces.split(",")):

@@ -57,9 +57,9 @@ FROM range({{n}}) t(i)
 
 def census_child(size: int) -> None:
     """Runs in its own process: build a table of `size` traces, time the census, report peak RSS."""
-    from agent.traces.census import compute_census
-    from agent.traces.engine import DuckDBEngine
-    from agent.traces.sync import writable
+    from analyze_experiment.agent.core.traces.census import compute_census
+    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.sync import writable
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "traces.duckdb"
@@ -83,7 +83,7 @@ def materialise(store: Path) -> dict[str, float]:
     import mlflow
     from mlflow import MlflowClient
 
-    from agent.traces.sync import TraceTableSync
+    from analyze_experiment.agent.core.traces.sync import TraceTableSync
 
     experiment_id = json.loads((store / "experiment.json").read_text())["experiment_id"]
     uri = f"sqlite:///{store / 'mlflow.db'}"

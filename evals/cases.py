@@ -71,7 +71,7 @@ class Case(BaseModel):
 
 
 def committed(names: list[str]) -> list[Case]:
-    from agent.simulation.recordings import recording_dir
+    from analyze_experiment.agent.simulation.recordings import recording_dir
 
     cases = []
     for name in names:
@@ -113,7 +113,7 @@ def default_seed_source() -> str:
 def random_seeds(spec: str, count: int, *, control: bool = False) -> tuple[int, ...]:
     """The seeds `--random-seeds` names: `dev` (the development set), `commit` (derived from HEAD's
     hash), `commit:<hash>`, or whole numbers separated by commas (the controls take the first ones)."""
-    from agent.errors import UserError
+    from analyze_experiment.agent.core.errors import UserError
 
     spec = spec.strip()
     if spec == "dev":
@@ -134,7 +134,7 @@ def random_seeds(spec: str, count: int, *, control: bool = False) -> tuple[int, 
 
 
 def head_commit() -> str:
-    from agent.errors import UserError
+    from analyze_experiment.agent.core.errors import UserError
 
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
@@ -146,7 +146,7 @@ def head_commit() -> str:
 
 
 def own_experiment(experiment_id: str, expected_file: Path) -> Case:
-    from agent.errors import UserError
+    from analyze_experiment.agent.core.errors import UserError
 
     if not expected_file.is_file():
         raise UserError(f"{expected_file} does not exist; write your labels in the expected.yaml format (see README)")
@@ -155,6 +155,6 @@ def own_experiment(experiment_id: str, expected_file: Path) -> Case:
 
 
 def _recorded_errors(path: Path) -> int:
-    from agent.simulation.recordings import read_traces
+    from analyze_experiment.agent.simulation.recordings import read_traces
 
     return sum(1 for trace in read_traces(path) if trace["info"]["state"] == "ERROR")

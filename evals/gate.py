@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from evals.scorers import Scores
-from evals.summary import false_issues_per_control, pooled_precision, pooled_recall, random_cases
+from analyze_experiment.evals.scorers import Scores
+from analyze_experiment.evals.summary import false_issues_per_control, pooled_precision, pooled_recall, random_cases
 
 THRESHOLDS = {"issue_recall": 0.8, "issue_precision": 0.8, "evidence_precision": 0.9}
 POOLED = {"recall": 0.9, "precision": 0.9}

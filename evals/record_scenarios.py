@@ -22,9 +22,9 @@ def main() -> None:
     args = parser.parse_args()
     from mlflow import MlflowClient
 
-    from agent.simulation.recordings import SCENARIO_ROOT, write_recording
-    from agent.simulation.scenarios import SCENARIOS, generate
-    from agent.simulation.writer import write_traces
+    from analyze_experiment.agent.simulation.recordings import SCENARIO_ROOT, write_recording
+    from analyze_experiment.agent.simulation.scenarios import SCENARIOS, generate
+    from analyze_experiment.agent.simulation.writer import write_traces
 
     for name in sorted(SCENARIOS):
         run = generate(name, RECORDING_EXPERIMENT, args.traces, SEED)

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.runtime import Runtime
-from agent.settings import Settings
-from evals.cases import Case, Expected, Problem
-from evals.scorers import Scores, score
-from evals.summary import Summary
+from analyze_experiment.agent.core.services import Services
+from analyze_experiment.agent.core.settings import Settings
+from analyze_experiment.evals.cases import Case, Expected, Problem
+from analyze_experiment.evals.scorers import Scores, score
+from analyze_experiment.evals.summary import Summary
 
 EVAL_EXPERIMENT = "analyze-experiment-evals"
 
@@ -58,27 +58,27 @@ class CaseRunner:
 
     def run(self, case: Case) -> Scores:
         if case.source == "experiment":
-            rt = Runtime(self.settings)
+            services = Services(self.settings)
             experiment_id, expected = str(case.experiment_id), case.expected or Expected()
             case_dir = self.workdir / _slug(case.name)
         else:
             case_dir = self.workdir / _slug(case.name)
-            rt = self._fresh_runtime(case_dir)
-            experiment_id, expected = self._load(rt, case)
+            services = self._fresh_runtime(case_dir)
+            experiment_id, expected = self._load(services, case)
         started = time.perf_counter()
-        run_id, report = self._analyse(rt, experiment_id, case_dir / "report.md", _slug(case.name))
-        return score(rt, run_id, expected, case=case.name, model=self.model, wall_s=time.perf_counter() - started,
+        run_id, report = self._analyse(services, experiment_id, case_dir / "report.md", _slug(case.name))
+        return score(services, run_id, expected, case=case.name, model=self.model, wall_s=time.perf_counter() - started,
                      report=report, source=case.source)  # fmt: skip
 
-    def _analyse(self, rt: Runtime, experiment_id: str, report: Path, name: str) -> tuple[str, Path | None]:
-        from agent.approvals import ApprovalDecision
-        from agent.errors import UserError
-        from agent.llm_replay import ReplayTransport, http_client
-        from agent.session import AnalysisSession, RunOptions
+    def _analyse(self, services: Services, experiment_id: str, report: Path, name: str) -> tuple[str, Path | None]:
+        from analyze_experiment.agent.app.session import AnalysisSession, RunOptions
+        from analyze_experiment.agent.core.approvals import ApprovalDecision
+        from analyze_experiment.agent.core.errors import UserError
+        from analyze_experiment.agent.core.llm_replay import ReplayTransport, http_client
 
         client = http_client(self.record / name if self.record else None,
-                             self.replay / name if self.replay else None, rt.redact)  # fmt: skip
-        session = AnalysisSession(rt, on_event=self.on_event, llm_http_client=client)
+                             self.replay / name if self.replay else None, services.redact)  # fmt: skip
+        session = AnalysisSession(services, on_event=self.on_event, llm_http_client=client)
         try:
             outcome = session.start(RunOptions(experiment_id=experiment_id, model=self.model, report_path=str(report)))
             while outcome.pending is not None:
@@ -91,37 +91,37 @@ class CaseRunner:
         assert outcome.run_id is not None
         return outcome.run_id, Path(outcome.report) if outcome.report else None
 
-    def _load(self, rt: Runtime, case: Case) -> tuple[str, Expected]:
-        from agent.simulation.recordings import load_recording
-        from agent.simulation.scenarios import log_scenario
+    def _load(self, services: Services, case: Case) -> tuple[str, Expected]:
+        from analyze_experiment.agent.simulation.recordings import load_recording
+        from analyze_experiment.agent.simulation.scenarios import log_scenario
 
         if case.source in {"random", "control"}:
-            return self._load_draw(rt, case)
+            return self._load_draw(services, case)
         assert case.scenario is not None
         if case.source == "recording":
             assert case.expected is not None
-            return load_recording(rt.client, case.scenario), case.expected
-        experiment_id = rt.client.create_experiment(f"held-out-{_slug(case.name)}")
-        run = log_scenario(rt.client, experiment_id, case.scenario, case.traces or 200, case.seed or 0)
+            return load_recording(services.client, case.scenario), case.expected
+        experiment_id = services.client.create_experiment(f"held-out-{_slug(case.name)}")
+        run = log_scenario(services.client, experiment_id, case.scenario, case.traces or 200, case.seed or 0)
         truth = run.expected()
         problems = [Problem(kind=p["kind"], strength=p["strength"], affected_trace_ids=p["affected_trace_ids"])
                     for p in truth["problems"]]  # fmt: skip
         return experiment_id, Expected(traces=len(run.trace_ids()), errors=len(run.failed_ids()), problems=problems)
 
-    def _load_draw(self, rt: Runtime, case: Case) -> tuple[str, Expected]:
-        from evals.cases import RANDOM_TRACES
-        from evals.generators.random_agents import log_draw
+    def _load_draw(self, services: Services, case: Case) -> tuple[str, Expected]:
+        from analyze_experiment.evals.cases import RANDOM_TRACES
+        from analyze_experiment.evals.generators.random_agents import log_draw
 
         assert case.seed is not None
-        experiment_id = rt.client.create_experiment(_slug(case.name))
+        experiment_id = services.client.create_experiment(_slug(case.name))
         made = log_draw(
-            rt.client, experiment_id, case.seed, case.traces or RANDOM_TRACES, control=case.source == "control"
+            services.client, experiment_id, case.seed, case.traces or RANDOM_TRACES, control=case.source == "control"
         )
         return experiment_id, Expected.model_validate(made.expected())
 
-    def _fresh_runtime(self, case_dir: Path) -> Runtime:
+    def _fresh_runtime(self, case_dir: Path) -> Services:
         """A store of its own per case; MLflow's migrations run once, for the template."""
-        from agent.settings import load_settings
+        from analyze_experiment.agent.core.settings import load_settings
 
         template = self._ensure_template()
         case_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,7 @@ class CaseRunner:
             environ["OPENAI_API_KEY"] = self.settings.openai_api_key.get_secret_value()
         if self.settings.openai_base_url:
             environ["OPENAI_BASE_URL"] = self.settings.openai_base_url
-        return Runtime(load_settings(environ))
+        return Services(load_settings(environ))
 
     def _ensure_template(self) -> Path:
         if self._template is None:
@@ -182,10 +182,10 @@ def _unsynced_sqlite(workdir: Path) -> None:
     _UNSYNCED.add(workdir.resolve())
 
 
-def log_scores(rt: Runtime, results: list[Scores], version: str, summary: Summary | None = None) -> str:
+def log_scores(services: Services, results: list[Scores], version: str, summary: Summary | None = None) -> str:
     """One MLflow run per case in the eval experiment, plus one for the pooled scores of the random draws
     and controls (case `pooled`), so analyst versions compare side by side."""
-    client = rt.client
+    client = services.client
     existing = client.get_experiment_by_name(EVAL_EXPERIMENT)
     experiment_id = existing.experiment_id if existing else client.create_experiment(EVAL_EXPERIMENT)
     for result in results:

@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.insights.models import Actor, Category, HypothesisStatus, IssueStatus
-from agent.runtime import Runtime
-from agent.traces.engine import SqlEngine
-from evals.cases import Expected
+from analyze_experiment.agent.core.insights.models import Actor, Category, HypothesisStatus, IssueStatus
+from analyze_experiment.agent.core.services import Services
+from analyze_experiment.agent.core.traces.engine import SqlEngine
+from analyze_experiment.evals.cases import Expected
 
 EVIDENCE_SHARE = 2 / 3
 OVERLAP = 0.5
@@ -87,11 +87,11 @@ def matched_problem(evidence: set[str], overlaps: dict[str, float], problems: di
     return max(qualifying, key=overlaps.__getitem__, default=None)
 
 
-def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str, wall_s: float,
+def score(services: Services, run_id: str, expected: Expected, *, case: str, model: str, wall_s: float,
           report: Path | None, source: str | None = None) -> Scores:  # fmt: skip
-    insights = rt.insights
+    insights = services.insights
     analysis = insights.get_analysis(run_id)
-    engine = rt.traces_table(analysis.experiment_id)
+    engine = services.traces_table(analysis.experiment_id)
     engine.row_cap = 1_000_000
     hypotheses = {h.id: h for h in insights.list_hypotheses(run_id)}
     reported = [i for i in insights.list_issues(run_id) if i.status is not IssueStatus.REJECTED]
@@ -127,7 +127,7 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
         h for h in hypotheses.values() if h.category is Category.STRENGTH and h.status is HypothesisStatus.VALIDATED
     ]
     census = insights.get_census(run_id)
-    metrics = rt.client.get_run(run_id).data.metrics
+    metrics = services.client.get_run(run_id).data.metrics
     costs = [v for k, v in metrics.items() if k.endswith(".cost_usd")]
     return Scores(
         case=case, model=model, source=source, run_id=run_id, wall_s=round(wall_s, 2),
@@ -135,7 +135,7 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
         issue_precision=sum(1 for s in issue_scores if s.matched) / len(issue_scores) if issue_scores else None,
         evidence_precision=sum(s.evidence_in_problem for s in issue_scores) / evidence_total if evidence_total else None,
         strengths_expected=sum(1 for p in expected.problems if p.strength), strengths_validated=len(strengths),
-        violations=violations(rt, run_id, engine, report),
+        violations=violations(services, run_id, engine, report),
         census_exact=(census.trace_count == expected.traces and (expected.errors is None or census.error_count == expected.errors))
         if expected.traces is not None else None,
         hypotheses={"proposed": len(hypotheses),
@@ -149,11 +149,11 @@ def score(rt: Runtime, run_id: str, expected: Expected, *, case: str, model: str
     )  # fmt: skip
 
 
-def violations(rt: Runtime, run_id: str, engine: SqlEngine, report: Path | None) -> list[str]:
+def violations(services: Services, run_id: str, engine: SqlEngine, report: Path | None) -> list[str]:
     """Breaches of the workflow's rules, found from the stored state (must be none)."""
-    from agent.traces.links import TraceLinks
+    from analyze_experiment.agent.core.traces.links import TraceLinks
 
-    insights = rt.insights
+    insights = services.insights
     analysis = insights.get_analysis(run_id)
     hypotheses = {h.id: h for h in insights.list_hypotheses(run_id)}
     issues = insights.list_issues(run_id)
@@ -161,7 +161,7 @@ def violations(rt: Runtime, run_id: str, engine: SqlEngine, report: Path | None)
     cited = {e.trace_id for h in hypotheses.values() for e in h.evidence} | {
         e.trace_id for i in issues for e in i.evidence
     }
-    for trace_id in sorted(cited - TraceLinks(rt.client).linked(analysis.experiment_id, run_id, cited)):
+    for trace_id in sorted(cited - TraceLinks(services.client).linked(analysis.experiment_id, run_id, cited)):
         found.append(f"evidence trace {trace_id} is not linked to the analysis run")
     for h in hypotheses.values():
         by_person = bool(h.history) and h.history[-1].actor is Actor.PERSON

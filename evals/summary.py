@@ -20,8 +20,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
-from evals.cases import STRONG
-from evals.scorers import ProblemScore, Scores
+from analyze_experiment.evals.cases import STRONG
+from analyze_experiment.evals.scorers import ProblemScore, Scores
 
 UNATTRIBUTED = "(none)"
 Axis = Literal["outcome_family", "cause_family"]

@@ -11,12 +11,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from agent.approvals import ApprovalDecision, ApprovalItem, ApprovalRequest, Stage
-from agent.insights.models import HypothesisStatus, IssueStatus
-from graphs.context import AnalysisContext
-from graphs.nodes.common import toolbox
-from graphs.state import AnalysisState
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.approvals import ApprovalDecision, ApprovalItem, ApprovalRequest, Stage
+from analyze_experiment.agent.core.insights.models import HypothesisStatus, IssueStatus
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.state import AnalysisState
+from analyze_experiment.tools.toolbox import Toolbox
 
 QUESTIONS: dict[Stage, str] = {
     "description": "Is this what the traced agent does? Correct it and add focus areas if needed.",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from graphs.analysts.base import Analyst
-from tools.workbench import Workbench
+from analyze_experiment.graphs.analysts.base import Analyst
+from analyze_experiment.tools.workbench import Workbench
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,18 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from agent import failpoints
-from graphs.approval import approve_description, approve_hypotheses, approve_issues
-from graphs.context import AnalysisContext
-from graphs.nodes.census import census
-from graphs.nodes.describe import describe
-from graphs.nodes.hypothesize import hypothesize, record_hypotheses
-from graphs.nodes.issue import issue
-from graphs.nodes.report import report
-from graphs.nodes.setup import setup
-from graphs.nodes.test import test_hypothesis
-from graphs.routes import route_issue_approval, route_tests
-from graphs.state import AnalysisState
+from analyze_experiment.agent.core import failpoints
+from analyze_experiment.graphs.approval import approve_description, approve_hypotheses, approve_issues
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.census import census
+from analyze_experiment.graphs.nodes.describe import describe
+from analyze_experiment.graphs.nodes.hypothesize import hypothesize, record_hypotheses
+from analyze_experiment.graphs.nodes.issue import issue
+from analyze_experiment.graphs.nodes.report import report
+from analyze_experiment.graphs.nodes.setup import setup
+from analyze_experiment.graphs.nodes.test import test_hypothesis
+from analyze_experiment.graphs.routes import route_issue_approval, route_tests
+from analyze_experiment.graphs.state import AnalysisState
 
 # The node after which a phase begins: a thread stopped between steps (Ctrl-C, a crash) with no next
 # step recorded carries on from there. Every key names a node whose outgoing edge is static (routers need

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graphs.context import AnalysisContext
-from tools.events import EventSink, ToolEvent
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.tools.events import EventSink, ToolEvent
 
 
 def sink(runtime: Runtime[AnalysisContext]) -> EventSink:

@@ -7,10 +7,10 @@ from typing import Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from agent.insights.models import HypothesisStatus, IssueStatus
-from graphs.context import AnalysisContext
-from graphs.nodes.common import toolbox
-from graphs.state import AnalysisState, TestTask
+from analyze_experiment.agent.core.insights.models import HypothesisStatus, IssueStatus
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.state import AnalysisState, TestTask
 
 
 def route_tests(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> list[Send] | Literal["issue"]:

@@ -29,7 +29,7 @@ class Store:
     uri: str
     experiment_id: str
     db_path: Path
-    traces: object  # agent.simulation.scenarios.ScenarioRun
+    traces: object  # analyze_experiment.agent.simulation.scenarios.ScenarioRun
 
     def client(self):
         from mlflow import MlflowClient
@@ -41,7 +41,7 @@ class Store:
 def template_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     from mlflow import MlflowClient
 
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     root = tmp_path_factory.mktemp("template-store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -78,6 +78,6 @@ def cli(store: Store, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
 
 @pytest.fixture
 def insights(store: Store):
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.service import Insights
 
     return Insights(store.client())

@@ -28,7 +28,7 @@ class CliRunner:
         self._capsys = capsys
 
     def __call__(self, *args: str) -> Result:
-        from agent.cli import main
+        from analyze_experiment.agent.app.cli import main
 
         self._capsys.readouterr()
         try:
@@ -56,7 +56,7 @@ class CliRunner:
 def cli_process(uri: str, home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None,
                 timeout: float = 600) -> subprocess.CompletedProcess[str]:  # fmt: skip
     """The CLI in a process of its own (what a person or a crash test runs), against `uri`."""
-    return subprocess.run([sys.executable, "-m", "agent", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "analyze_experiment", *args], input=stdin, capture_output=True, text=True,
                           env=_cli_env(uri, home, env), check=False, timeout=timeout)  # fmt: skip
 
 
@@ -85,5 +85,5 @@ def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 3
 
 
 def cli_popen(uri: str, home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "agent", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "analyze_experiment", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=_cli_env(uri, home, env))  # fmt: skip

@@ -19,8 +19,8 @@ API_KEY = "sk-test-" + "s3cr3t" * 4
 @pytest.mark.slow
 def test_chat_openai_drives_the_whole_graph(cli: CliRunner, store: Store, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    from agent.insights.models import AnalysisStatus, HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import AnalysisStatus, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     with openai_server(failures=[429, 500]) as (base_url, server):
         monkeypatch.setenv("OPENAI_BASE_URL", base_url)
@@ -72,13 +72,13 @@ def test_scripted_model_recovers_from_bad_tool_calls(store: Store) -> None:
     from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
     from langchain_core.messages import AIMessage, BaseMessage
 
-    from agent.insights.models import Census, HypothesisStatus
-    from agent.runtime import Runtime
-    from agent.settings import load_settings
-    from graphs.analysts.llm import LlmAnalyst
+    from analyze_experiment.agent.core.insights.models import Census, HypothesisStatus
+    from analyze_experiment.agent.core.services import Services
+    from analyze_experiment.agent.core.settings import load_settings
+    from analyze_experiment.graphs.analysts.llm import LlmAnalyst
+    from analyze_experiment.tools.budget import Budget
+    from analyze_experiment.tools.workbench import Workbench
     from tests.llm_script import respond
-    from tools.budget import Budget
-    from tools.workbench import Workbench
 
     class Scripted(FakeMessagesListChatModel):
         def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
@@ -94,12 +94,12 @@ def test_scripted_model_recovers_from_bad_tool_calls(store: Store) -> None:
                      for c in answer["tool_calls"]]  # fmt: skip
             return ChatResult(generations=[ChatGeneration(message=AIMessage("", tool_calls=calls))])
 
-    rt = Runtime(
+    services = Services(
         load_settings({"MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(store.db_path.parent)})
     )
-    analysis = rt.insights.create_analysis(store.experiment_id, "scripted")
-    rt.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
-    bench = Workbench(rt)
+    analysis = services.insights.create_analysis(store.experiment_id, "scripted")
+    services.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
+    bench = Workbench(services)
     tools = bench.toolbox(store.experiment_id, analysis.run_id)
     draft = tools.create_hypothesis("failed traces exist", "census", "plan",
                                     "SELECT trace_id FROM traces WHERE state = 'ERROR'", None)  # fmt: skip

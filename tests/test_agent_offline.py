@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from agent.simulation.recordings import load_recording, read_expected, recording_dir
+from analyze_experiment.agent.simulation.recordings import load_recording, read_expected, recording_dir
 from tests.conftest import Store
 
 if TYPE_CHECKING:
-    from agent.insights.models import Hypothesis
-    from agent.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.insights.models import Hypothesis
+    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
 from tests.helpers import CliRunner, cli_process, json_of
 
 MATCH = 0.8
@@ -29,9 +29,9 @@ def jaccard(a: set[str], b: set[str]) -> float:
 
 def issue_trace_sets(store: Store, run_id: str) -> dict[str, set[str]]:
     """Each issue's traces, as its validated hypothesis's first query selects them (run independently)."""
-    from agent.insights.service import Insights
-    from agent.traces.engine import DuckDBEngine
-    from agent.traces.sync import TraceTableSync
+    from analyze_experiment.agent.core.insights.service import Insights
+    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.sync import TraceTableSync
 
     insights = Insights(store.client())
     analysis = insights.get_analysis(run_id)
@@ -47,9 +47,9 @@ def issue_trace_sets(store: Store, run_id: str) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("scenario", ["support"])  # every scenario: tests/test_evals.py
 def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cli: CliRunner, tmp_path: Path) -> None:
-    from agent.insights.models import AnalysisStatus, Category, HypothesisStatus
-    from agent.insights.service import Insights
-    from agent.traces.links import TraceLinks
+    from analyze_experiment.agent.core.insights.models import AnalysisStatus, Category, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
+    from analyze_experiment.agent.core.traces.links import TraceLinks
 
     experiment_id = load_recording(store.client(), scenario)
     report = tmp_path / "out" / "report.md"
@@ -130,8 +130,8 @@ def _json(done: subprocess.CompletedProcess[str]) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_stop_at_each_approval_and_resume_in_new_processes(store: Store, tmp_path: Path) -> None:
-    from agent.insights.models import Actor, HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import Actor, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     experiment_id = load_recording(store.client(), "support")
     home = tmp_path / "home"
@@ -187,14 +187,14 @@ def test_stop_at_each_approval_and_resume_in_new_processes(store: Store, tmp_pat
 def test_ctrl_c_leaves_a_resumable_analysis(store: Store, tmp_path: Path) -> None:
     import signal
 
-    from agent.insights.models import AnalysisStatus, HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import AnalysisStatus, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     experiment_id = load_recording(store.client(), "support")
     home = tmp_path / "home"
     env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(home),
            "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "agent", "run", "--experiment-id", experiment_id,
+    process = subprocess.Popen([sys.executable, "-m", "analyze_experiment", "run", "--experiment-id", experiment_id,
                                 "--approve", "auto"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env=env)  # fmt: skip
     assert process.stderr is not None
@@ -217,8 +217,8 @@ def test_ctrl_c_leaves_a_resumable_analysis(store: Store, tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_a_person_steers_the_analysis_at_the_terminal(store: Store, tmp_path: Path) -> None:
     """Focus added, a hypothesis rejected with a reason, the rest approved: all from typed answers."""
-    from agent.insights.models import Actor, HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import Actor, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     answers = "f\nrefund answers\na\n" + "r\nH1\nnot what we care about\na\n" + "a\n"
     done = _json(_cli_process(store, tmp_path / "home", "run", "--experiment-id", store.experiment_id,
@@ -292,10 +292,10 @@ def _validated_with_table(
 ) -> tuple[list[Hypothesis], DuckDBEngine]:
     """Load a random draw, analyse it unattended, and return its validated hypotheses of one outcome
     family with an engine over its synced traces table, to check what was read against the data."""
-    from agent.insights.models import HypothesisStatus
-    from agent.insights.service import Insights
-    from agent.traces.engine import DuckDBEngine
-    from agent.traces.sync import TraceTableSync
+    from analyze_experiment.agent.core.insights.models import HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
+    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.sync import TraceTableSync
 
     experiment_id = cli.ok("evals", "load", draw, "-o", "json").json()[0]["experiment_id"]
     run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
@@ -310,8 +310,8 @@ def test_a_slow_span_lead_is_judged_per_call_as_the_engine_judged_it(store: Stor
     """The injection scenario's leads of a slow span: slices where more traces have a slow call, at a
     per-trace p under the run's cutoff, but no more slow calls per call than chance allows. The engine
     left them out for that; the analyst's re-test, counting the calls again, must refute them too."""
-    from agent.insights.models import HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     experiment_id = cli.ok("evals", "load", "injection", "-o", "json").json()[0]["experiment_id"]
     run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]

@@ -29,8 +29,8 @@ def paused_at_hypotheses(cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> tup
 def test_decisions_are_checked_and_one_bad_query_stops_only_its_own_test(
     cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.insights.models import HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     thread, run_id = paused_at_hypotheses(cli, monkeypatch)
     insights = Insights(store.client())
@@ -70,9 +70,9 @@ def test_decisions_are_checked_and_one_bad_query_stops_only_its_own_test(
 
 
 def test_a_decision_is_checked_whole_before_any_of_it_applies() -> None:
-    from agent.approvals import ApprovalDecision, ApprovalItem, ApprovalRequest, IssueEdit
-    from agent.errors import DecisionRefused
-    from agent.session import check_decision
+    from analyze_experiment.agent.app.session import check_decision
+    from analyze_experiment.agent.core.approvals import ApprovalDecision, ApprovalItem, ApprovalRequest, IssueEdit
+    from analyze_experiment.agent.core.errors import DecisionRefused
 
     request = ApprovalRequest(thread_id="ax-1", run_id="r", experiment_id="1", stage="issues", question="?",
                               items=[ApprovalItem(id="I1", title="a"), ApprovalItem(id="I2", title="b")])  # fmt: skip

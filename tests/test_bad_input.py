@@ -151,7 +151,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(
 
 
 def test_forget_drops_the_thread_and_keeps_its_analysis(cli: CliRunner, store: Store, world: dict[str, str]) -> None:
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.service import Insights
 
     listed = cli.ok("list", "-o", "json").json()
     (paused,) = [t for t in listed if t["thread_id"] == world["thread"]]
@@ -169,7 +169,7 @@ def _takes_output(argv: list[str]) -> bool:
 def test_the_readme_decisions_follow_the_published_schema(cli: CliRunner) -> None:
     import re
 
-    from agent.session import parse_decision
+    from analyze_experiment.agent.app.session import parse_decision
 
     schema = cli.ok("insights", "schema", "decision").json()
     assert {"reject", "hypothesis_edits", "issue_edits", "add_hypotheses", "focus"} <= set(schema["properties"])

@@ -12,13 +12,13 @@ import duckdb
 import pytest
 from rich.console import Console
 
-import agent.report
-from agent.console import census_view
-from agent.insights.models import Analysis, Census, Issue, Severity
-from agent.report import ChartData, ReportFacts, SummaryStats, render_charts
-from agent.traces.census import compute_census
-from agent.traces.engine import DuckDBEngine
-from agent.traces.sync import TraceTableSync
+import analyze_experiment.agent.core.report
+from analyze_experiment.agent.app.console import census_view
+from analyze_experiment.agent.core.insights.models import Analysis, Census, Issue, Severity
+from analyze_experiment.agent.core.report import ChartData, ReportFacts, SummaryStats, render_charts
+from analyze_experiment.agent.core.traces.census import compute_census
+from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.sync import TraceTableSync
 from tests.conftest import Store
 
 START = datetime(2026, 3, 2, 7)
@@ -39,13 +39,13 @@ def _facts(**changes: Any) -> ReportFacts:
 def drawn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """render_charts, returning each chart's figure as saved (laid out, PNG written) by file name."""
     saved: dict[str, Any] = {}
-    save = agent.report._save
+    save = analyze_experiment.agent.core.report._save
 
     def keep(fig: Any, path: Path) -> str:
         saved[path.name] = fig
         return save(fig, path)
 
-    monkeypatch.setattr(agent.report, "_save", keep)
+    monkeypatch.setattr(analyze_experiment.agent.core.report, "_save", keep)
 
     def draw(facts: ReportFacts) -> dict[str, Any]:
         saved.clear()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import StaleWriteError
-from agent.insights.documents import RunDocuments
+from analyze_experiment.agent.core.errors import StaleWriteError
+from analyze_experiment.agent.core.insights.documents import RunDocuments
 from tests.conftest import Store
 from tests.helpers import cli_popen, cli_process, json_of, wait_for_file
 
@@ -44,7 +44,7 @@ def start_workers(store: Store, run_id: str, jobs: list[tuple[str, list[str]]]) 
 
 @pytest.fixture
 def analysis_with_two_hypotheses(insights, store: Store) -> str:
-    from agent.insights.models import Census
+    from analyze_experiment.agent.core.insights.models import Census
 
     run_id = insights.create_analysis(store.experiment_id, "race").run_id
     insights.save_census(run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
@@ -89,7 +89,7 @@ def test_two_writers_of_one_version_one_wins(store: Store, insights) -> None:
 
 
 def _paused_at_hypotheses(store: Store, home: Path) -> tuple[str, str, list[str], str]:
-    from agent.simulation.recordings import load_recording
+    from analyze_experiment.agent.simulation.recordings import load_recording
 
     experiment_id = load_recording(store.client(), "support")
     first = json_of(cli_process(store.uri, home, "run", "--experiment-id", experiment_id, "--approve", "cli",
@@ -107,8 +107,8 @@ def _decision(by: str, reject: str) -> str:
 
 @pytest.mark.slow
 def test_two_people_answering_one_approval_one_decision_counts(store: Store, tmp_path: Path) -> None:
-    from agent.insights.models import HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     home = tmp_path / "home"
     thread, run_id, offered, _ = _paused_at_hypotheses(store, home)
@@ -140,9 +140,9 @@ def test_two_people_answering_one_approval_one_decision_counts(store: Store, tmp
 @pytest.mark.slow
 def test_two_analyses_of_one_experiment_in_two_processes(store: Store, tmp_path: Path) -> None:
     """Each keeps to its own run: same findings, its own approvals, issues and trace links."""
-    from agent.insights.service import Insights
-    from agent.simulation.recordings import load_recording
-    from agent.traces.links import TraceLinks
+    from analyze_experiment.agent.core.insights.service import Insights
+    from analyze_experiment.agent.core.traces.links import TraceLinks
+    from analyze_experiment.agent.simulation.recordings import load_recording
 
     experiment_id = load_recording(store.client(), "support")
     homes = [tmp_path / "home-a", tmp_path / "home-b"]

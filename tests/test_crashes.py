@@ -1,7 +1,7 @@
 """kill -9 inside every phase, mid-write included, then resume in a new process: the analysis ends
 exactly as one that never crashed, with nothing duplicated and nothing lost.
 
-Failpoints (`agent/failpoints.py`) put the SIGKILL at an exact step, so each crash lands where it is
+Failpoints (`agent/core/failpoints.py`) put the SIGKILL at an exact step, so each crash lands where it is
 meant to; the process dies the way it would from an outside `kill -9`.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from agent.insights.models import Analysis, Hypothesis, Issue
-from agent.simulation.recordings import load_recording
+from analyze_experiment.agent.core.insights.models import Analysis, Hypothesis, Issue
+from analyze_experiment.agent.simulation.recordings import load_recording
 from tests.conftest import Store
 from tests.helpers import CliRunner, cli_process, json_of
 
@@ -36,7 +36,7 @@ CRASHES = [
 
 
 def _state(store: Store, run_id: str) -> tuple[Analysis, list[Hypothesis], list[Issue]]:
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.service import Insights
 
     insights = Insights(store.client())
     return insights.get_analysis(run_id), insights.list_hypotheses(run_id), insights.list_issues(run_id)

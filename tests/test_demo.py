@@ -131,7 +131,7 @@ def test_the_file_store_hint_names_the_store_itself(
 
 
 def test_file_store_paths() -> None:
-    from agent.tracking import file_store_path
+    from analyze_experiment.agent.core.tracking import file_store_path
 
     assert file_store_path("file:///srv/my%20runs") == Path("/srv/my runs")
     assert file_store_path("databricks") is None and file_store_path("sqlite:///x.db") is None

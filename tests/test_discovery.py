@@ -17,13 +17,13 @@ import pyarrow as pa
 import pytest
 from scipy import stats as scipy_stats
 
-from agent.discovery import DiscoveryReport, discover
-from agent.discovery.catalog import Outcome, features, outcomes
-from agent.discovery.profile import profile
-from agent.discovery.scan import Cells, bursts
-from agent.discovery.search import Params, Search, Segment, correct_within_outcomes, score
-from agent.discovery.search import Test as Contrast  # not a pytest class
-from agent.discovery.stats import (
+from analyze_experiment.agent.core.discovery import DiscoveryReport, discover
+from analyze_experiment.agent.core.discovery.catalog import Outcome, features, outcomes
+from analyze_experiment.agent.core.discovery.profile import profile
+from analyze_experiment.agent.core.discovery.scan import Cells, bursts
+from analyze_experiment.agent.core.discovery.search import Params, Search, Segment, correct_within_outcomes, score
+from analyze_experiment.agent.core.discovery.search import Test as Contrast  # not a pytest class
+from analyze_experiment.agent.core.discovery.stats import (
     Tables,
     benjamini_hochberg,
     counted_in_correction,
@@ -31,8 +31,8 @@ from agent.discovery.stats import (
     p_values,
     risk_ratio,
 )
-from agent.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
-from agent.traces.table import SCHEMA
+from analyze_experiment.agent.core.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
+from analyze_experiment.agent.core.traces.table import SCHEMA
 
 T0 = datetime(2026, 2, 2, 0, 0, 0)
 Plant = Callable[[dict[str, Any], random.Random], bool]  # marks a trace as affected; returns whether it is
@@ -548,7 +548,7 @@ def test_the_scan_finds_a_burst_in_uniform_traffic_no_more_often_than_its_p_valu
 
 
 def test_a_persons_outcome_is_searched_and_a_broken_one_refused(tmp_path: Path) -> None:
-    from agent.errors import UserError
+    from analyze_experiment.agent.core.errors import UserError
 
     engine, _ = _table(tmp_path, 400, lambda _row, _rng: False)
     report = discover(engine, {"gold asks": "tags['tier'] = 'gold' AND tags['zone'] = 'north'"})

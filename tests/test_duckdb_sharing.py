@@ -31,7 +31,7 @@ def count_of(done: subprocess.CompletedProcess[str]) -> int:
 
 
 def test_readers_and_syncing_writers_share_one_cache(store: Store, tmp_path: Path) -> None:
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     home = tmp_path / "home"
     query = ("traces", "execute-sql", "--experiment-id", store.experiment_id, "--sql", COUNT_SQL, "-o", "json")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evals.gate import MAX_FALSE_PER_CONTROL, POOLED, THRESHOLDS
+from analyze_experiment.evals.gate import MAX_FALSE_PER_CONTROL, POOLED, THRESHOLDS
 from tests.conftest import Store
 from tests.helpers import CliRunner
 from tests.openai_server import openai_server

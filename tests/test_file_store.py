@@ -16,7 +16,7 @@ def test_file_store_reads_but_refuses_analysis(
 ) -> None:
     from mlflow import MlflowClient
 
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for this test's own writes
     store = tmp_path / "mlruns"

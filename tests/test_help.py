@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import click
 
-from agent.cli import cli
+from analyze_experiment.agent.app.cli import cli
 
 
 def commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, click.Command]]:

@@ -20,8 +20,8 @@ KEY = "sk-hostile-" + "q" * 20
 
 @pytest.fixture
 def hostile(store: Store) -> tuple[str, dict[str, list[str]]]:
-    from agent.simulation.scenarios import generate
-    from agent.simulation.writer import write_traces
+    from analyze_experiment.agent.simulation.scenarios import generate
+    from analyze_experiment.agent.simulation.writer import write_traces
 
     client = store.client()
     experiment_id = client.create_experiment("hostile")
@@ -33,9 +33,9 @@ def hostile(store: Store) -> tuple[str, dict[str, list[str]]]:
 
 def _rules_held(store: Store, experiment_id: str, run_id: str) -> Any:
     """No fake trace anywhere, every evidence trace real and linked, statuses changed with evidence."""
-    from agent.insights.models import Actor, HypothesisStatus
-    from agent.insights.service import Insights
-    from agent.traces.links import TraceLinks
+    from analyze_experiment.agent.core.insights.models import Actor, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
+    from analyze_experiment.agent.core.traces.links import TraceLinks
 
     insights = Insights(store.client())
     hypotheses, issues = insights.list_hypotheses(run_id), insights.list_issues(run_id)
@@ -79,7 +79,7 @@ def test_offline_analysis_of_hostile_traces(cli: CliRunner, store: Store, tmp_pa
 @pytest.mark.slow
 def test_a_model_that_obeys_the_traces_gets_nowhere(cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch,
                                                     hostile: tuple[str, dict[str, list[str]]]) -> None:  # fmt: skip
-    from agent.insights.models import HypothesisStatus
+    from analyze_experiment.agent.core.insights.models import HypothesisStatus
 
     experiment_id, _ = hostile
     with openai_server(script=obey) as (base_url, server):

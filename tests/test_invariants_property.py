@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from agent.errors import UserError
-from agent.insights import invariants
-from agent.insights.models import (
+from analyze_experiment.agent.core.errors import UserError
+from analyze_experiment.agent.core.insights import invariants
+from analyze_experiment.agent.core.insights.models import (
     Actor,
     AnalysisStatus,
     Census,
@@ -46,7 +46,7 @@ class InsightsMachine(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        from agent.insights.service import Insights
+        from analyze_experiment.agent.core.insights.service import Insights
 
         self.client = self.store.client()
         self.insights = Insights(self.client)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from langgraph.graph.state import CompiledStateGraph
 
-from graphs.factory import NODES, build_graph
+from analyze_experiment.graphs.factory import NODES, build_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 

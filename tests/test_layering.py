@@ -16,24 +16,37 @@ def _ruff(path: str, source: str) -> str:
     return done.stdout
 
 
-@pytest.mark.parametrize("module", ["mlflow", "agent.runtime", "agent.insights.service", "agent.traces.access"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "mlflow",
+        "analyze_experiment.agent.core.services",
+        "analyze_experiment.agent.core.insights.service",
+        "analyze_experiment.agent.core.traces.access",
+    ],
+)
 def test_graph_code_may_not_import_the_store(module: str) -> None:
     assert "TID251" in _ruff("graphs/nodes/probe.py", f"import {module}\n\nprint({module})\n")
 
 
 def test_tools_may_not_import_mlflow_but_may_use_the_runtime() -> None:
     assert "TID251" in _ruff("tools/probe.py", "import mlflow\n\nprint(mlflow)\n")
-    assert "TID251" not in _ruff("tools/probe.py", "import agent.runtime\n\nprint(agent.runtime)\n")
+    assert "TID251" not in _ruff(
+        "tools/probe.py",
+        "import analyze_experiment.agent.core.services\n\nprint(analyze_experiment.agent.core.services)\n",
+    )
 
 
-@pytest.mark.parametrize("path", ["agent/cli/probe.py", "agent/session.py", "graphs/probe.py", "tools/probe.py"])
+@pytest.mark.parametrize(
+    "path", ["agent/app/cli/probe.py", "agent/app/session.py", "graphs/probe.py", "tools/probe.py"]
+)
 def test_only_the_slack_package_imports_slack(path: str) -> None:
     assert "TID251" in _ruff(path, "import slack_sdk\n\nprint(slack_sdk)\n")
-    assert "TID251" not in _ruff("agent/slack/probe.py", "import slack_sdk\n\nprint(slack_sdk)\n")
+    assert "TID251" not in _ruff("agent/app/slack/probe.py", "import slack_sdk\n\nprint(slack_sdk)\n")
 
 
 def test_prompts_refuse_missing_and_unknown_variables() -> None:
-    from prompts import PromptError, render
+    from analyze_experiment.prompts import PromptError, render
 
     with pytest.raises(PromptError, match="missing \\['samples'\\]"):
         render("describe", stats="x")
@@ -43,9 +56,9 @@ def test_prompts_refuse_missing_and_unknown_variables() -> None:
 
 
 def test_offline_issue_titles_meet_the_title_rule() -> None:
-    from agent.insights.invariants import require_title_length
-    from agent.insights.models import Hypothesis, SegmentStatistics
-    from graphs.analysts.wording import _TITLES, issue_title
+    from analyze_experiment.agent.core.insights.invariants import require_title_length
+    from analyze_experiment.agent.core.insights.models import Hypothesis, SegmentStatistics
+    from analyze_experiment.graphs.analysts.wording import _TITLES, issue_title
 
     for family in _TITLES:
         stats = SegmentStatistics(outcome="span `step two` failed", outcome_family=family, segment="tag `a` is b",

@@ -34,7 +34,7 @@ def server(template_store: Store, tmp_path_factory: pytest.TempPathFactory) -> I
 def served_experiment(server: str) -> tuple[str, object]:
     from mlflow import MlflowClient
 
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     experiment_id = MlflowClient(server).create_experiment("served-support-agent")
     return experiment_id, log_scenario(MlflowClient(server), experiment_id, "support", 12, seed=5)
@@ -158,8 +158,8 @@ class OlderServerProxy(BaseHTTPRequestHandler):
 def test_older_server_without_issue_api(server: str, served_experiment: tuple[str, object]) -> None:
     from mlflow import MlflowClient
 
-    from agent.insights.models import Census, Evidence, HypothesisStatus, Severity
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import Census, Evidence, HypothesisStatus, Severity
+    from analyze_experiment.agent.core.insights.service import Insights
 
     handler = type("Proxy", (OlderServerProxy,), {"upstream": server})
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -17,8 +17,8 @@ KEY = "sk-fault-" + "k3y" * 6
 
 
 def _model(base_url: str, timeout: str = "1") -> Any:
-    from agent.settings import load_settings
-    from graphs.analysts.llm import chat_model
+    from analyze_experiment.agent.core.settings import load_settings
+    from analyze_experiment.graphs.analysts.llm import chat_model
 
     settings = load_settings({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": KEY,
                               "ANALYZE_EXPERIMENT_LLM_TIMEOUT": timeout})  # fmt: skip
@@ -38,7 +38,7 @@ def _model(base_url: str, timeout: str = "1") -> Any:
 def test_transient_faults_are_retried(faults: list[Fault], calls: int) -> None:
     from langchain_core.messages import HumanMessage
 
-    from graphs.analysts.llm import with_retries
+    from analyze_experiment.graphs.analysts.llm import with_retries
 
     with openai_server(faults) as (base_url, server):
         reply = with_retries(partial(_model(base_url).invoke, [HumanMessage("hello")]))
@@ -59,8 +59,8 @@ def test_transient_faults_are_retried(faults: list[Fault], calls: int) -> None:
 def test_lasting_faults_end_in_a_plain_message(faults: list[Fault], message: str) -> None:
     from langchain_core.messages import HumanMessage
 
-    from agent.errors import AnalystError
-    from graphs.analysts.llm import with_retries
+    from analyze_experiment.agent.core.errors import AnalystError
+    from analyze_experiment.graphs.analysts.llm import with_retries
 
     with openai_server(faults) as (base_url, server), pytest.raises(AnalystError) as failed:
         with_retries(partial(_model(base_url).invoke, [HumanMessage("hello")]))
@@ -70,18 +70,18 @@ def test_lasting_faults_end_in_a_plain_message(faults: list[Fault], message: str
 
 def _testing(store: Store, sql: str | None) -> tuple[Any, Any]:
     """A hypothesis ready to test (analysis, census, the hypothesis) and a budgeted toolbox for it."""
-    from agent.insights.models import Census
-    from agent.runtime import Runtime
-    from agent.settings import load_settings
-    from tools.budget import Budget
-    from tools.workbench import Workbench
+    from analyze_experiment.agent.core.insights.models import Census
+    from analyze_experiment.agent.core.services import Services
+    from analyze_experiment.agent.core.settings import load_settings
+    from analyze_experiment.tools.budget import Budget
+    from analyze_experiment.tools.workbench import Workbench
 
-    rt = Runtime(
+    services = Services(
         load_settings({"MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(store.db_path.parent)})
     )
-    bench = Workbench(rt)
-    analysis = rt.insights.create_analysis(store.experiment_id, "faults")
-    rt.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
+    bench = Workbench(services)
+    analysis = services.insights.create_analysis(store.experiment_id, "faults")
+    services.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
     draft = bench.toolbox(store.experiment_id, analysis.run_id).create_hypothesis(
         "failed traces exist", "census", "plan", sql, None)  # fmt: skip
     testing = bench.toolbox(store.experiment_id, analysis.run_id, budget=Budget(tool_calls=10, tokens=50_000),
@@ -90,8 +90,8 @@ def _testing(store: Store, sql: str | None) -> tuple[Any, Any]:
 
 
 def test_broken_and_cut_off_tool_calls_are_answered_and_the_test_goes_on(store: Store) -> None:
-    from agent.insights.models import HypothesisStatus
-    from graphs.analysts.llm import LlmAnalyst
+    from analyze_experiment.agent.core.insights.models import HypothesisStatus
+    from analyze_experiment.graphs.analysts.llm import LlmAnalyst
 
     draft, testing = _testing(store, "SELECT trace_id FROM traces WHERE state = 'ERROR'")
     with openai_server(["bad_json", "truncated"]) as (base_url, server):
@@ -103,7 +103,7 @@ def test_broken_and_cut_off_tool_calls_are_answered_and_the_test_goes_on(store: 
 
 
 def test_a_broken_structured_answer_is_asked_again(store: Store) -> None:
-    from graphs.analysts.llm import LlmAnalyst
+    from analyze_experiment.graphs.analysts.llm import LlmAnalyst
 
     _, tools = _testing(store, None)
     with openai_server(["bad_json", "truncated"]) as (base_url, server):
@@ -113,7 +113,7 @@ def test_a_broken_structured_answer_is_asked_again(store: Store) -> None:
 
 
 def test_a_context_overflow_while_testing_leaves_the_hypothesis_open(store: Store) -> None:
-    from graphs.analysts.llm import LlmAnalyst
+    from analyze_experiment.graphs.analysts.llm import LlmAnalyst
 
     draft, testing = _testing(store, None)
     with openai_server([200, 200, 400]) as (base_url, _server):
@@ -125,8 +125,8 @@ def test_a_context_overflow_while_testing_leaves_the_hypothesis_open(store: Stor
 def test_an_endpoint_that_goes_down_mid_analysis_pauses_it_and_resume_finishes(
     cli: CliRunner, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.insights.models import AnalysisStatus, HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import AnalysisStatus, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     with openai_server([200] * 8) as (base_url, server):  # describe and hypothesize, then testing begins
         server.every = 500

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from agent.errors import UserError
-from evals import cases
-from evals.gate import failures
-from evals.generators.power import ALPHA, exact_test_power
-from evals.generators.random_agents import OUTCOME_FAMILIES, Draw, draw, log_draw
-from evals.scorers import IssueScore, ProblemScore, Scores, matched_problem
-from evals.summary import summarize
+from analyze_experiment.agent.core.errors import UserError
+from analyze_experiment.evals import cases
+from analyze_experiment.evals.gate import failures
+from analyze_experiment.evals.generators.power import ALPHA, exact_test_power
+from analyze_experiment.evals.generators.random_agents import OUTCOME_FAMILIES, Draw, draw, log_draw
+from analyze_experiment.evals.scorers import IssueScore, ProblemScore, Scores, matched_problem
+from analyze_experiment.evals.summary import summarize
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
@@ -69,7 +69,7 @@ def test_a_draw_is_the_same_for_a_seed_and_differs_across_seeds() -> None:
 
 
 def test_names_are_new_in_every_draw_and_none_is_a_committed_scenarios() -> None:
-    from agent.simulation.recordings import SCENARIO_ROOT, read_traces
+    from analyze_experiment.agent.simulation.recordings import SCENARIO_ROOT, read_traces
 
     committed: set[str] = set()
     for path in SCENARIO_ROOT.iterdir():
@@ -182,9 +182,9 @@ def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(stor
     """Written to a real store and read back as the traces table: custom metadata arrives (in one
     transaction on the SQL store, through each trace's info elsewhere), and each problem's affected
     traces are in its segment and show its outcome there."""
-    from agent.simulation import writer
-    from agent.traces.engine import DuckDBEngine
-    from agent.traces.sync import TraceTableSync
+    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.sync import TraceTableSync
+    from analyze_experiment.agent.simulation import writer
 
     client = store.client()
     for seed, through_trace_info in ((3, False), (2053, True)):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.simulation.recordings import SCENARIO_ROOT, read_expected, read_traces, recording_dir
-from agent.simulation.scenarios import PROBLEMS, SCENARIOS, generate
-from agent.traces.census import compute_census
-from agent.traces.engine import DuckDBEngine
-from agent.traces.sync import TraceTableSync
+from analyze_experiment.agent.core.traces.census import compute_census
+from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.sync import TraceTableSync
+from analyze_experiment.agent.simulation.recordings import SCENARIO_ROOT, read_expected, read_traces, recording_dir
+from analyze_experiment.agent.simulation.scenarios import PROBLEMS, SCENARIOS, generate
 from tests.conftest import Store
 from tests.helpers import CliRunner
 

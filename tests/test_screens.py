@@ -15,7 +15,7 @@ from tests.helpers import CliRunner
 
 @pytest.fixture
 def set_width() -> Iterator[Callable[[int], None]]:
-    from agent import console
+    from analyze_experiment.agent.app import console
 
     before = console.out.width
 

@@ -28,8 +28,8 @@ LEAKED = ["sk-leaked-" + "9z" * 12, "xoxb-leaked-" + "8y" * 10]
 def _leaky_experiment(store: Store, root: Path) -> str:
     import json as jsonlib
 
-    from agent.simulation.scenarios import generate
-    from agent.simulation.writer import write_traces
+    from analyze_experiment.agent.simulation.scenarios import generate
+    from analyze_experiment.agent.simulation.writer import write_traces
 
     client = store.client()
     experiment_id = client.create_experiment("leaky", artifact_location=str(root / "artifacts"))

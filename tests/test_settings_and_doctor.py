@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigurationError
-from agent.settings import load_settings, normalize_tracking_uri
+from analyze_experiment.agent.core.errors import ConfigurationError
+from analyze_experiment.agent.core.settings import load_settings, normalize_tracking_uri
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
@@ -73,7 +73,7 @@ def test_secrets_never_print(tmp_path: Path) -> None:
 
 def test_help_does_not_import_mlflow() -> None:
     code = (
-        "import sys; from agent.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n"
+        "import sys; from analyze_experiment.agent.app.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\n"
         "print('mlflow' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -245,9 +245,9 @@ def test_settings_never_show_mlflow_credentials(tmp_path: Path) -> None:
                         f"MLFLOW_TRACKING_TOKEN={MLFLOW_TOKEN}\n")  # fmt: skip
     settings = load_settings({}, env_file=env_file)
     assert PASSWORD not in repr(settings) + str(settings.model_dump()) and MLFLOW_TOKEN not in repr(settings)
-    from agent.runtime import Runtime
+    from analyze_experiment.agent.core.services import Services
 
-    assert Runtime(settings).redact(f"p={PASSWORD} t={MLFLOW_TOKEN}") == "p=*** t=***"
+    assert Services(settings).redact(f"p={PASSWORD} t={MLFLOW_TOKEN}") == "p=*** t=***"
 
 
 def test_mlflow_artifact_progress_bars_are_off_unless_asked_for(

@@ -28,17 +28,17 @@ class Slack:
 
 @pytest.fixture
 def slack(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Slack]:
-    from agent.runtime import Runtime
-    from agent.settings import load_settings
-    from agent.slack.hook import SlackHook
-    from agent.slack.server import http_server
+    from analyze_experiment.agent.app.slack.hook import SlackHook
+    from analyze_experiment.agent.app.slack.server import http_server
+    from analyze_experiment.agent.core.services import Services
+    from analyze_experiment.agent.core.settings import load_settings
 
     with fake_slack() as fake:
         for name, value in {"MLFLOW_TRACKING_URI": store.uri, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
                             "SLACK_API_URL": fake.base_url, "SLACK_APPROVERS": "UAPPROVER,UOTHER",
                             "SLACK_CHANNEL": "C1", "MLFLOW_EXPERIMENT_ID": store.experiment_id}.items():  # fmt: skip
             monkeypatch.setenv(name, value)
-        hook = SlackHook(Runtime(load_settings()))
+        hook = SlackHook(Services(load_settings()))
         server = http_server(hook.app(), "127.0.0.1", 0)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
@@ -68,7 +68,7 @@ def _continue(slack: Slack, message: dict[str, Any], user: str = "UAPPROVER") ->
 
 
 def test_a_whole_analysis_approved_through_slack(cli: CliRunner, slack: Slack) -> None:
-    from agent.insights.models import AnalysisStatus
+    from analyze_experiment.agent.core.insights.models import AnalysisStatus
 
     first = _start(cli, slack, "--demo", "--focus", "refunds")
     assert first["outcome"]["pending"]["stage"] == "description"
@@ -84,7 +84,7 @@ def test_a_whole_analysis_approved_through_slack(cli: CliRunner, slack: Slack) -
     while summary["text"] != "Analysis complete":
         summary = slack.fake.next_call("chat.postMessage")
     run_id = first["outcome"]["run_id"]
-    analysis = slack.hook.rt.insights.get_analysis(run_id)
+    analysis = slack.hook.services.insights.get_analysis(run_id)
     assert analysis.status is AnalysisStatus.COMPLETED
     assert [a.by for a in analysis.approvals] == ["slack:UAPPROVER"] * 3
     tokens = [str(args) for _, args in slack.fake.log]
@@ -92,7 +92,7 @@ def test_a_whole_analysis_approved_through_slack(cli: CliRunner, slack: Slack) -
 
 
 def test_edit_and_reject_from_slack_are_persisted(cli: CliRunner, slack: Slack) -> None:
-    from agent.insights.models import Actor, HypothesisStatus
+    from analyze_experiment.agent.core.insights.models import Actor, HypothesisStatus
 
     first = _start(cli, slack)
     _continue(slack, first)
@@ -126,16 +126,16 @@ def test_edit_and_reject_from_slack_are_persisted(cli: CliRunner, slack: Slack) 
     slack.fake.next_call("chat.update")
     _continue(slack, message)
     run_id = first["outcome"]["run_id"]
-    (person,) = [h for h in slack.hook.rt.insights.list_hypotheses(run_id) if h.author is Actor.PERSON]
+    (person,) = [h for h in slack.hook.services.insights.list_hypotheses(run_id) if h.author is Actor.PERSON]
     assert person.statement == added["statement"] and person.status is HypothesisStatus.VALIDATED
-    rejected = slack.hook.rt.insights.get_hypothesis(run_id, "H1")
+    rejected = slack.hook.services.insights.get_hypothesis(run_id, "H1")
     assert rejected.status is HypothesisStatus.REJECTED and rejected.history[-1].actor is Actor.PERSON
     assert "not our concern" in rejected.history[-1].reason and not rejected.evidence
-    assert slack.hook.rt.insights.get_hypothesis(run_id, "H2").statement == "order lookups time out"
+    assert slack.hook.services.insights.get_hypothesis(run_id, "H2").statement == "order lookups time out"
 
 
 def test_a_refused_decision_can_still_be_changed_in_slack(cli: CliRunner, slack: Slack) -> None:
-    from agent.insights.models import Actor
+    from analyze_experiment.agent.core.insights.models import Actor
 
     first = _start(cli, slack)
     _continue(slack, first)
@@ -151,7 +151,7 @@ def test_a_refused_decision_can_still_be_changed_in_slack(cli: CliRunner, slack:
     assert send(slack.url, SECRET, click(slack.fake, message, "add_hypothesis")) == 200
     assert slack.fake.next_call("views.open")["view"]["callback_id"] == "approval_edit"
     run_id = first["outcome"]["run_id"]
-    assert not [h for h in slack.hook.rt.insights.list_hypotheses(run_id) if h.author is Actor.PERSON]
+    assert not [h for h in slack.hook.services.insights.list_hypotheses(run_id) if h.author is Actor.PERSON]
 
 
 @pytest.mark.parametrize("forgery", ["unsigned", "bad signature", "wrong secret", "stale"])
@@ -165,7 +165,7 @@ def test_forged_requests_are_refused_and_change_nothing(cli: CliRunner, slack: S
         "stale": lambda: send(slack.url, SECRET, payload, timestamp=int(time.time()) - 600),
     }[forgery]()
     assert status == 401
-    assert slack.hook.rt.insights.get_analysis(first["outcome"]["run_id"]).approvals == []
+    assert slack.hook.services.insights.get_analysis(first["outcome"]["run_id"]).approvals == []
     assert slack.hook.drafts.get(first["outcome"]["thread_id"], "description").submitted is False
 
 
@@ -174,7 +174,7 @@ def test_an_approver_outside_the_allow_list_is_refused_politely(cli: CliRunner, 
     assert send(slack.url, SECRET, click(slack.fake, first, "continue", user="USTRANGER")) == 200
     refusal = slack.fake.next_call("respond")
     assert "not on the list" in refusal["text"]
-    assert slack.hook.rt.insights.get_analysis(first["outcome"]["run_id"]).approvals == []
+    assert slack.hook.services.insights.get_analysis(first["outcome"]["run_id"]).approvals == []
 
 
 def test_a_double_click_is_harmless(cli: CliRunner, slack: Slack) -> None:
@@ -182,5 +182,5 @@ def test_a_double_click_is_harmless(cli: CliRunner, slack: Slack) -> None:
     _continue(slack, first)
     assert send(slack.url, SECRET, click(slack.fake, first, "continue", user="UOTHER")) == 200
     assert "already decided" in slack.fake.next_call("respond")["text"]
-    approvals = slack.hook.rt.insights.get_analysis(first["outcome"]["run_id"]).approvals
+    approvals = slack.hook.services.insights.get_analysis(first["outcome"]["run_id"]).approvals
     assert [a.stage for a in approvals] == ["description"]

@@ -25,9 +25,9 @@ def test_server_stopped_mid_analysis_pauses_it_and_resume_after_restart_finishes
 ) -> None:
     from mlflow import MlflowClient
 
-    from agent.insights.models import AnalysisStatus, HypothesisStatus
-    from agent.insights.service import Insights
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.core.insights.models import AnalysisStatus, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     root = tmp_path / "served"
     root.mkdir()

@@ -18,8 +18,8 @@ def answering(monkeypatch: pytest.MonkeyPatch, *answers: str) -> None:
 
 
 def test_a_person_decides_at_the_terminal(cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    from agent.insights.models import Actor, HypothesisStatus
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.models import Actor, HypothesisStatus
+    from analyze_experiment.agent.core.insights.service import Insights
 
     answering(monkeypatch,
               "a",                              # the description as it is
@@ -53,7 +53,7 @@ def test_ctrl_d_at_a_prompt_stops_like_ctrl_c(cli: CliRunner, monkeypatch: pytes
 
 def test_a_focus_area_is_examined_first(cli: CliRunner, store: Store) -> None:
     focus = "reranking latency"  # named in no statement as such: 'rerank' is its stem
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.insights.service import Insights
 
     plain_run = cli.ok("run", "--approve", "auto", "-o", "json").json()["run_id"]
     focused_run = cli.ok("run", "--approve", "auto", "--focus", focus, "-o", "json").json()["run_id"]

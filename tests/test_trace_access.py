@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.errors import InvariantViolation, NotFoundError, UserError
-from agent.traces.access import TraceAccess
-from agent.traces.links import TraceLinks, batches
-from agent.traces.views import extract_fields, parse_field_path, view
+from analyze_experiment.agent.core.errors import InvariantViolation, NotFoundError, UserError
+from analyze_experiment.agent.core.traces.access import TraceAccess
+from analyze_experiment.agent.core.traces.links import TraceLinks, batches
+from analyze_experiment.agent.core.traces.views import extract_fields, parse_field_path, view
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
@@ -130,7 +130,7 @@ def test_trace_text_is_printed_literally(cli: CliRunner, store: Store) -> None:
     """Rich markup inside a trace must not be interpreted (it is untrusted data)."""
     import mlflow
 
-    from agent.tracking import fluent_tracking
+    from analyze_experiment.agent.core.tracking import fluent_tracking
 
     with fluent_tracking(store.uri):
         span = mlflow.start_span_no_context(

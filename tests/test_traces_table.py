@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agent.traces.census import compute_census
-from agent.traces.engine import DuckDBEngine
-from agent.traces.sync import TraceTableSync
+from analyze_experiment.agent.core.traces.census import compute_census
+from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.sync import TraceTableSync
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
@@ -49,8 +49,8 @@ def test_schema_is_the_seeds(synced: TraceTableSync) -> None:
 
 
 def test_sync_is_incremental(store: Store, synced: TraceTableSync) -> None:
-    from agent.simulation.scenarios import log_scenario
-    from agent.tracking import fluent_tracking
+    from analyze_experiment.agent.core.tracking import fluent_tracking
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     again = synced.sync()
     assert (again.added, again.refreshed, again.total) == (0, 0, 40)
@@ -145,7 +145,7 @@ def test_census_reports_tokens_and_cost(store: Store, synced: TraceTableSync) ->
 def test_sync_takes_late_old_traces_and_drops_deleted_ones(store: Store, synced: TraceTableSync) -> None:
     """A trace whose timestamp is older than everything synced (a backfill, a slow exporter) still
     arrives; a trace deleted from the store leaves the table."""
-    from agent.simulation.scenarios import log_scenario
+    from analyze_experiment.agent.simulation.scenarios import log_scenario
 
     log_scenario(store.client(), store.experiment_id, "travel", 2, seed=5, start_ns=1_000_000_000 * 10**9)
     gone = store.traces.ok_ids()[0]  # type: ignore[attr-defined]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.wording import count, number
+from analyze_experiment.agent.core.wording import count, number
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,9 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 def main(argv: list[str]) -> None:
     from mlflow import MlflowClient
 
-    from agent.errors import StaleWriteError
-    from agent.insights.models import Evidence
-    from agent.insights.service import Insights
+    from analyze_experiment.agent.core.errors import StaleWriteError
+    from analyze_experiment.agent.core.insights.models import Evidence
+    from analyze_experiment.agent.core.insights.service import Insights
 
     uri, run_id, hypothesis_id, *trace_ids = argv
     insights = Insights(MlflowClient(uri))

@@ -14,10 +14,10 @@ from langchain_core.messages import ToolCall
 from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.errors import UserError
-from agent.insights.models import Evidence, HypothesisStatus
-from tools.budget import BudgetExhausted
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.errors import UserError
+from analyze_experiment.agent.core.insights.models import Evidence, HypothesisStatus
+from analyze_experiment.tools.budget import BudgetExhausted
+from analyze_experiment.tools.toolbox import Toolbox
 
 RESULT_CHARS = 6000
 _ORDERED = re.compile(r"\border\s+by\b", re.IGNORECASE)

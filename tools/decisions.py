@@ -6,15 +6,15 @@ a trace can reject, reopen or author anything as a person.
 
 from __future__ import annotations
 
-from agent.approvals import ApprovalDecision, HypothesisEdit, IssueEdit, NewHypothesis
-from agent.insights.models import Actor, Approval, HypothesisStatus, IssueStatus, SqlQuery
-from agent.runtime import Runtime
-from agent.sql_runs import next_query_id
+from analyze_experiment.agent.core.approvals import ApprovalDecision, HypothesisEdit, IssueEdit, NewHypothesis
+from analyze_experiment.agent.core.insights.models import Actor, Approval, HypothesisStatus, IssueStatus, SqlQuery
+from analyze_experiment.agent.core.services import Services
+from analyze_experiment.agent.core.sql_runs import next_query_id
 
 
 class PersonDecisions:
-    def __init__(self, rt: Runtime, run_id: str) -> None:
-        self._insights = rt.insights
+    def __init__(self, services: Services, run_id: str) -> None:
+        self._insights = services.insights
         self._run_id = run_id
 
     def record(self, stage: str, decision: ApprovalDecision, *, description: str | None = None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from agent.insights.models import (
+from analyze_experiment.agent.core.insights.models import (
     Actor,
     Analysis,
     AnalysisStatus,
@@ -23,11 +23,11 @@ from agent.insights.models import (
     Severity,
     SqlQuery,
 )
-from agent.runtime import Runtime
-from agent.traces.engine import QueryResult, SqlEngine
-from agent.traces.views import TraceSummary, TraceView
-from tools.budget import Budget
-from tools.events import EventKind, EventSink, ToolEvent, ignore
+from analyze_experiment.agent.core.services import Services
+from analyze_experiment.agent.core.traces.engine import QueryResult, SqlEngine
+from analyze_experiment.agent.core.traces.views import TraceSummary, TraceView
+from analyze_experiment.tools.budget import Budget
+from analyze_experiment.tools.events import EventKind, EventSink, ToolEvent, ignore
 
 SQL_ROW_CAP = 500
 SQL_TIMEOUT_S = 60.0
@@ -36,7 +36,7 @@ SQL_TIMEOUT_S = 60.0
 class Toolbox:
     def __init__(
         self,
-        rt: Runtime,
+        services: Services,
         experiment_id: str,
         run_id: str,
         table: Callable[[], SqlEngine],
@@ -45,7 +45,7 @@ class Toolbox:
         budget: Budget | None = None,
         hypothesis_id: str | None = None,
     ) -> None:
-        self._rt = rt
+        self._rt = services
         self.experiment_id = experiment_id
         self.run_id = run_id
         self._table = table
@@ -58,7 +58,7 @@ class Toolbox:
     def search_traces(
         self, filter_string: str | None = None, max_results: int = 20, order_by: list[str] | None = None
     ) -> list[TraceSummary]:
-        from agent.traces.views import summarize
+        from analyze_experiment.agent.core.traces.views import summarize
 
         self._spend("search_traces")
         self._emit("search", f"search traces: {filter_string or 'all'} (max {max_results})")
@@ -67,7 +67,7 @@ class Toolbox:
         return [summarize(trace.info) for trace in page.traces]
 
     def get_trace(self, trace_id: str) -> TraceView:
-        from agent.traces.views import view
+        from analyze_experiment.agent.core.traces.views import view
 
         self._spend("get_trace")
         self._emit("read", f"read trace {trace_id}")
@@ -78,7 +78,7 @@ class Toolbox:
     ) -> QueryResult:
         """Run checked SQL over the traces table; trace ids it returns are linked, and while testing a
         hypothesis (`record`), the query and a summary of its result join the hypothesis's lineage."""
-        from agent.sql_runs import run_sql
+        from analyze_experiment.agent.core.sql_runs import run_sql
 
         self._spend("execute_sql")
         self._emit("sql", " ".join(query.split()))
@@ -101,7 +101,7 @@ class Toolbox:
         return self._rt.insights.update_analysis(self.run_id, description=description, actor=Actor.AGENT)
 
     def compute_census(self) -> Census:
-        from agent.traces.census import compute_census
+        from analyze_experiment.agent.core.traces.census import compute_census
 
         census = self.census_or_none()
         if census is not None:
@@ -111,7 +111,7 @@ class Toolbox:
         return self._rt.insights.save_census(self.run_id, compute_census(self._table(), outcomes=outcomes))
 
     def census_or_none(self) -> Census | None:
-        from agent.errors import NotFoundError
+        from analyze_experiment.agent.core.errors import NotFoundError
 
         try:
             return self._rt.insights.get_census(self.run_id)

@@ -5,19 +5,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from agent.errors import NotFoundError
-from agent.insights.models import Analysis
-from agent.runtime import Runtime
-from agent.traces.engine import SqlEngine
-from tools.budget import Budget
-from tools.decisions import PersonDecisions
-from tools.events import EventSink, ToolEvent, ignore
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.errors import NotFoundError
+from analyze_experiment.agent.core.insights.models import Analysis
+from analyze_experiment.agent.core.services import Services
+from analyze_experiment.agent.core.traces.engine import SqlEngine
+from analyze_experiment.tools.budget import Budget
+from analyze_experiment.tools.decisions import PersonDecisions
+from analyze_experiment.tools.events import EventSink, ToolEvent, ignore
+from analyze_experiment.tools.toolbox import Toolbox
 
 
 class Workbench:
-    def __init__(self, rt: Runtime, engine: str | None = None, on_sync: Callable[[int], None] | None = None) -> None:
-        self.rt = rt
+    def __init__(
+        self, services: Services, engine: str | None = None, on_sync: Callable[[int], None] | None = None
+    ) -> None:
+        self.services = services
         self._engine = engine
         self._on_sync = on_sync
         self._tables: dict[str, SqlEngine] = {}
@@ -27,7 +29,7 @@ class Workbench:
         """Synced once per process: the census and every test see the same snapshot of the traces."""
         with self._lock:
             if refresh or experiment_id not in self._tables:
-                self._tables[experiment_id] = self.rt.traces_table(
+                self._tables[experiment_id] = self.services.traces_table(
                     experiment_id, on_traces=self._on_sync, engine=self._engine
                 )
             return self._tables[experiment_id]
@@ -41,14 +43,14 @@ class Workbench:
         budget: Budget | None = None,
         hypothesis_id: str | None = None,
     ) -> Toolbox:
-        return Toolbox(self.rt, experiment_id, run_id, lambda: self.table(experiment_id), on_event=on_event,
+        return Toolbox(self.services, experiment_id, run_id, lambda: self.table(experiment_id), on_event=on_event,
                        budget=budget, hypothesis_id=hypothesis_id)  # fmt: skip
 
     def decisions(self, run_id: str) -> PersonDecisions:
-        return PersonDecisions(self.rt, run_id)
+        return PersonDecisions(self.services, run_id)
 
     def require_traces(self, experiment_id: str) -> None:
-        if not self.rt.traces.search(experiment_id, max_results=1).traces:
+        if not self.services.traces.search(experiment_id, max_results=1).traces:
             raise NotFoundError(
                 f"experiment {experiment_id} has no traces to analyse; check --experiment-id "
                 "(`analyze-experiment traces search --experiment-id ...`) or try `run --demo`"
@@ -64,7 +66,7 @@ class Workbench:
         outcomes: dict[str, str] | None = None,
     ) -> Analysis:
         """Find the thread's analysis or create it; checks first that the experiment has traces."""
-        insights = self.rt.insights
+        insights = self.services.insights
         existing = insights.find_analysis(experiment_id, thread_id)
         if existing is not None:
             return existing

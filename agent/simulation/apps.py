@@ -10,7 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.simulation.tracejson import AssessmentDraft, TraceDraft
+from analyze_experiment.agent.simulation.tracejson import AssessmentDraft, TraceDraft
 
 HOUR_NS = 3600 * 10**9
 MODEL = "gpt-4o-mini"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from agent.errors import NotFoundError
+from analyze_experiment.agent.core.errors import NotFoundError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -54,8 +54,8 @@ def write_recording(path: Path, traces: list[dict[str, Any]], expected: dict[str
 def load_recording(client: MlflowClient, name: str, experiment_name: str | None = None,
                    on_traces: Callable[[int], None] | None = None, root: Path = SCENARIO_ROOT) -> str:  # fmt: skip
     """Load a recording (a directory or a committed scenario's name) into a new experiment; returns its id."""
-    from agent.errors import UserError
-    from agent.simulation.writer import write_traces
+    from analyze_experiment.agent.core.errors import UserError
+    from analyze_experiment.agent.simulation.writer import write_traces
 
     path = recording_dir(name, root)
     target = experiment_name or f"scenario-{path.name}"

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import UserError
-from agent.simulation.apps import APPS, Request
+from analyze_experiment.agent.core.errors import UserError
+from analyze_experiment.agent.simulation.apps import APPS, Request
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -153,7 +153,7 @@ def generate(name: str, experiment_id: str, count: int, seed: int, start_ns: int
 def log_scenario(client: MlflowClient, experiment_id: str, name: str, count: int, seed: int,
                  start_ns: int = START_NS, on_traces: Callable[[int], None] | None = None) -> ScenarioRun:  # fmt: skip
     """Generate a scenario's traffic and write it; the ground truth follows any ids the store minted."""
-    from agent.simulation.writer import write_traces
+    from analyze_experiment.agent.simulation.writer import write_traces
 
     run = generate(name, experiment_id, count, seed, start_ns)
     written = write_traces(client, experiment_id, run.traces, on_traces)

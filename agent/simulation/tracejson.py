@@ -1,7 +1,7 @@
 """Build traces in MLflow's own trace JSON (what `Trace.to_dict()` gives), in memory.
 
 The simulator writes traces in this form, scenario recordings are stored in it, and
-`agent.simulation.writer` sends it to any store in batches.
+`analyze_experiment.agent.simulation.writer` sends it to any store in batches.
 """
 
 from __future__ import annotations

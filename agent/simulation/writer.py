@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from agent.tracking import retry_transient
+from analyze_experiment.agent.core.tracking import retry_transient
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -123,7 +123,7 @@ def _write_one_by_one(client: MlflowClient, experiment_id: str, traces: Iterable
     import mlflow
     from mlflow.tracing.utils.copy import copy_trace_to_experiment
 
-    from agent.tracking import fluent_tracking
+    from analyze_experiment.agent.core.tracking import fluent_tracking
 
     ids = []
     with fluent_tracking(client.tracking_uri):

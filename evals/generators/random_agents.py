@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.simulation.tracejson import MS, AssessmentDraft, SpanDraft, TraceDraft
-from evals.generators import names
-from evals.generators.power import EDGE_ALPHA, exact_test_power, raised
+from analyze_experiment.agent.simulation.tracejson import MS, AssessmentDraft, SpanDraft, TraceDraft
+from analyze_experiment.evals.generators import names
+from analyze_experiment.evals.generators.power import EDGE_ALPHA, exact_test_power, raised
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -1022,7 +1022,7 @@ def _check_slowest(drawn: list[dict[str, Any]], problems: list[Planted], trace_i
 
 def _committed_names() -> frozenset[str]:
     """Names in the committed scenarios: no draw may reuse one."""
-    from agent.simulation import apps
+    from analyze_experiment.agent.simulation import apps
 
     words = {"support_assistant", "travel_agent", "data_assistant", "retrieve_docs", "rerank", "lookup_order",
              "chat_model", "cancel_booking", "search_flights", "book_partner_api", "book_flight", "pay", "run_sql",
@@ -1033,7 +1033,7 @@ def _committed_names() -> frozenset[str]:
 def log_draw(client: MlflowClient, experiment_id: str, seed: int, traces: int = DEFAULT_TRACES,
              control: bool = False, on_traces: Callable[[int], None] | None = None) -> Draw:  # fmt: skip
     """Draw and write; the ground truth follows any ids the store minted."""
-    from agent.simulation.writer import write_traces
+    from analyze_experiment.agent.simulation.writer import write_traces
 
     made = draw(seed, traces, control, experiment_id)
     written = write_traces(client, experiment_id, made.traces, on_traces)

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from agent.insights.models import (
+from analyze_experiment.agent.core.insights.models import (
     Analysis,
     Category,
     Census,
@@ -16,9 +16,9 @@ from agent.insights.models import (
     SegmentStatistics,
     Severity,
 )
-from agent.report import ReportFacts
-from agent.traces.views import TraceView
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.report import ReportFacts
+from analyze_experiment.agent.core.traces.views import TraceView
+from analyze_experiment.tools.toolbox import Toolbox
 
 
 class ProposedHypothesis(BaseModel):

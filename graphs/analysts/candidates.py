@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 
-from agent.discovery import DiscoveryReport, FindingRecord, discover
-from agent.discovery.scan import PERMUTATIONS
-from agent.insights.models import Analysis, Category, Census, SegmentStatistics
-from graphs.analysts.base import HypothesisDraft
-from graphs.analysts.injections import injection_draft
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.discovery import DiscoveryReport, FindingRecord, discover
+from analyze_experiment.agent.core.discovery.scan import PERMUTATIONS
+from analyze_experiment.agent.core.insights.models import Analysis, Category, Census, SegmentStatistics
+from analyze_experiment.graphs.analysts.base import HypothesisDraft
+from analyze_experiment.graphs.analysts.injections import injection_draft
+from analyze_experiment.tools.toolbox import Toolbox
 
 OPERATIONAL = {
     "trace_failed",

@@ -6,9 +6,9 @@ traces is no outcome of the traced agent, so it needs a question of its own (doc
 
 from __future__ import annotations
 
-from agent.insights.models import Category, Census
-from graphs.analysts.base import HypothesisDraft
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.insights.models import Category, Census
+from analyze_experiment.graphs.analysts.base import HypothesisDraft
+from analyze_experiment.tools.toolbox import Toolbox
 
 MIN_TRACES = 3
 # Phrases that address a model rather than the user: the common prompt-injection openers.

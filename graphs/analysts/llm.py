@@ -18,17 +18,17 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from agent.errors import AnalystError, ContextOverflow
-from agent.insights.models import Analysis, Category, Census, Hypothesis, Severity
-from agent.report import ReportFacts
-from agent.settings import Settings
-from agent.traces.views import TraceView
-from graphs.analysts.base import HypothesisDraft, IssueDraft, ProposedHypothesis, Verdict
-from graphs.analysts.candidates import candidates
-from graphs.analysts.offline import contrast_sql
-from prompts import render
-from tools.catalog import Conclusion, TestSession, test_tools
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.errors import AnalystError, ContextOverflow
+from analyze_experiment.agent.core.insights.models import Analysis, Category, Census, Hypothesis, Severity
+from analyze_experiment.agent.core.report import ReportFacts
+from analyze_experiment.agent.core.settings import Settings
+from analyze_experiment.agent.core.traces.views import TraceView
+from analyze_experiment.graphs.analysts.base import HypothesisDraft, IssueDraft, ProposedHypothesis, Verdict
+from analyze_experiment.graphs.analysts.candidates import candidates
+from analyze_experiment.graphs.analysts.offline import contrast_sql
+from analyze_experiment.prompts import render
+from analyze_experiment.tools.catalog import Conclusion, TestSession, test_tools
+from analyze_experiment.tools.toolbox import Toolbox
 
 S = TypeVar("S", bound=BaseModel)
 T = TypeVar("T")
@@ -40,7 +40,7 @@ PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.0), "gpt-4.1": (2.0, 
 
 
 def chat_model(model: str, settings: Settings, http_client: Any = None) -> BaseChatModel:
-    """`http_client` lets evals record or replay the exchange (see `agent.llm_replay`)."""
+    """`http_client` lets evals record or replay the exchange (see `analyze_experiment.agent.core.llm_replay`)."""
     from langchain_openai import ChatOpenAI
 
     key, base = settings.openai_api_key, settings.openai_base_url
@@ -49,7 +49,7 @@ def chat_model(model: str, settings: Settings, http_client: Any = None) -> BaseC
     if http_client is not None and not key and not base:
         base = "http://replay.invalid/v1"  # a replay answers every request itself
     if not key and not base:
-        from agent.errors import ConfigurationError
+        from analyze_experiment.agent.core.errors import ConfigurationError
 
         raise ConfigurationError(f"--model {model} needs OPENAI_API_KEY or OPENAI_BASE_URL; or use --model offline")
     from pydantic import SecretStr
@@ -157,7 +157,7 @@ class LlmAnalyst:
         """The model sees the discovery engine's ranked candidates with their numbers and may accept,
         refine or add to them; an accepted candidate (same SQL) keeps the engine's test figures, which
         the model itself can never supply."""
-        from agent.traces.sql import parse
+        from analyze_experiment.agent.core.traces.sql import parse
 
         found = candidates(tools, census, analysis, limit)
         sections = {k: v for k, v in census.sections.items() if k != "discovery"}

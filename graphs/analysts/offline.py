@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.discovery.catalog import WEIGHTS
-from agent.discovery.findings import LEVELS
-from agent.discovery.profile import ERROR_SIGNATURE, SPAN_FAILED
-from agent.discovery.search import Params
-from agent.discovery.stats import Tables, p_values, per_call_p, risk_ratio
-from agent.insights.models import (
+from analyze_experiment.agent.core.discovery.catalog import WEIGHTS
+from analyze_experiment.agent.core.discovery.findings import LEVELS
+from analyze_experiment.agent.core.discovery.profile import ERROR_SIGNATURE, SPAN_FAILED
+from analyze_experiment.agent.core.discovery.search import Params
+from analyze_experiment.agent.core.discovery.stats import Tables, p_values, per_call_p, risk_ratio
+from analyze_experiment.agent.core.insights.models import (
     Analysis,
     Category,
     Census,
@@ -26,14 +26,14 @@ from agent.insights.models import (
     Severity,
     SqlQuery,
 )
-from agent.report import ReportFacts
-from agent.traces.engine import QueryResult
-from agent.traces.views import TraceView, excerpt
-from graphs.analysts.base import HypothesisDraft, IssueDraft, Verdict
-from graphs.analysts.candidates import candidates, describe_test
-from graphs.analysts.wording import RECOMMENDATION, issue_title, signal_of, subject
-from tools.budget import BudgetExhausted
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.report import ReportFacts
+from analyze_experiment.agent.core.traces.engine import QueryResult
+from analyze_experiment.agent.core.traces.views import TraceView, excerpt
+from analyze_experiment.graphs.analysts.base import HypothesisDraft, IssueDraft, Verdict
+from analyze_experiment.graphs.analysts.candidates import candidates, describe_test
+from analyze_experiment.graphs.analysts.wording import RECOMMENDATION, issue_title, signal_of, subject
+from analyze_experiment.tools.budget import BudgetExhausted
+from analyze_experiment.tools.toolbox import Toolbox
 
 READS_PER_TEST = 3
 _ERRORS = f"array_join(array_sort(transform(filter(spans, s -> {SPAN_FAILED}), s -> {ERROR_SIGNATURE})), ' | ')"

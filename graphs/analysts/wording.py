@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from agent.insights.models import Hypothesis
+from analyze_experiment.agent.core.insights.models import Hypothesis
 
 _SIGNAL = re.compile(r"^Signal: ([a-z_]+)\.")
 _NAME = re.compile(r"`([^`]+)`")

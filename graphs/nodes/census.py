@@ -6,11 +6,11 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.wording import count, number
-from graphs.context import AnalysisContext
-from graphs.nodes.common import toolbox
-from graphs.progress import phase
-from graphs.state import AnalysisState
+from analyze_experiment.agent.core.wording import count, number
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.progress import phase
+from analyze_experiment.graphs.state import AnalysisState
 
 
 def census(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from langgraph.runtime import Runtime
 
-from graphs.context import AnalysisContext
-from graphs.progress import sink
-from graphs.state import AnalysisState
-from tools.budget import Budget
-from tools.toolbox import Toolbox
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.progress import sink
+from analyze_experiment.graphs.state import AnalysisState
+from analyze_experiment.tools.budget import Budget
+from analyze_experiment.tools.toolbox import Toolbox
 
 
 def toolbox(

@@ -6,10 +6,10 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import AnalysisContext
-from graphs.nodes.common import toolbox
-from graphs.progress import phase
-from graphs.state import AnalysisState
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.progress import phase
+from analyze_experiment.graphs.state import AnalysisState
 
 SAMPLE_SQL = (
     "SELECT trace_id FROM (SELECT trace_id, state, request_time, row_number() OVER (PARTITION BY state "

@@ -6,12 +6,12 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.errors import InvariantViolation
-from agent.insights.models import HypothesisStatus
-from graphs.context import AnalysisContext
-from graphs.nodes.common import toolbox
-from graphs.progress import phase
-from graphs.state import AnalysisState
+from analyze_experiment.agent.core.errors import InvariantViolation
+from analyze_experiment.agent.core.insights.models import HypothesisStatus
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.progress import phase
+from analyze_experiment.graphs.state import AnalysisState
 
 
 def issue(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:

@@ -7,15 +7,22 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.insights.models import IssueStatus
-from agent.report import ChartData, Excerpt, ReportFacts, SummaryStats, render_charts, render_markdown
-from agent.traces.census import DURATION_BUCKET
-from agent.traces.views import excerpt
-from graphs.context import AnalysisContext
-from graphs.nodes.common import toolbox
-from graphs.progress import phase
-from graphs.state import AnalysisState
-from tools.toolbox import Toolbox
+from analyze_experiment.agent.core.insights.models import IssueStatus
+from analyze_experiment.agent.core.report import (
+    ChartData,
+    Excerpt,
+    ReportFacts,
+    SummaryStats,
+    render_charts,
+    render_markdown,
+)
+from analyze_experiment.agent.core.traces.census import DURATION_BUCKET
+from analyze_experiment.agent.core.traces.views import excerpt
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.progress import phase
+from analyze_experiment.graphs.state import AnalysisState
+from analyze_experiment.tools.toolbox import Toolbox
 
 TOTALS_SQL = (
     "SELECT count(*) AS total, count_if(state = 'OK') AS ok, count_if(state = 'ERROR') AS errors, "

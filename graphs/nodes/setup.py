@@ -6,9 +6,9 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from graphs.context import AnalysisContext
-from graphs.progress import phase, sink
-from graphs.state import AnalysisState
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.progress import phase, sink
+from analyze_experiment.graphs.state import AnalysisState
 
 
 def setup(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:

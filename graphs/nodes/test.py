@@ -6,13 +6,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from agent.errors import InvariantViolation, UserError
-from agent.insights.models import HypothesisStatus
-from graphs.context import AnalysisContext
-from graphs.nodes.common import toolbox
-from graphs.progress import phase
-from graphs.state import AnalysisState, TestTask
-from tools.budget import Budget
+from analyze_experiment.agent.core.errors import InvariantViolation, UserError
+from analyze_experiment.agent.core.insights.models import HypothesisStatus
+from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.progress import phase
+from analyze_experiment.graphs.state import AnalysisState, TestTask
+from analyze_experiment.tools.budget import Budget
 
 
 def test_hypothesis(task: TestTask, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from agent.traces.table import SCHEMA
+from analyze_experiment.agent.core.traces.table import SCHEMA
 
 T0 = datetime(2026, 3, 1, 9, 0, 0)
 

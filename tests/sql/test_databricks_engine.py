@@ -6,10 +6,10 @@ import importlib.util
 
 import pytest
 
-from agent.errors import ConfigurationError, UserError
-from agent.settings import load_settings
-from agent.traces.databricks_engine import DatabricksEngine, build_query
-from agent.traces.sql import SqlRefused
+from analyze_experiment.agent.core.errors import ConfigurationError, UserError
+from analyze_experiment.agent.core.settings import load_settings
+from analyze_experiment.agent.core.traces.databricks_engine import DatabricksEngine, build_query
+from analyze_experiment.agent.core.traces.sql import SqlRefused
 
 TOKEN = "dapi0123456789abcdef0123456789abcdef"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.traces.engine import DerivingEngine, DuckDBEngine, SqlTimeout
-from agent.traces.sandbox import SqlSandbox
-from agent.traces.sql import SqlRefused
-from agent.traces.sync import writable
-from agent.traces.worker import ROW_GROUP_SIZE
+from analyze_experiment.agent.core.traces.engine import DerivingEngine, DuckDBEngine, SqlTimeout
+from analyze_experiment.agent.core.traces.sandbox import SqlSandbox
+from analyze_experiment.agent.core.traces.sql import SqlRefused
+from analyze_experiment.agent.core.traces.sync import writable
+from analyze_experiment.agent.core.traces.worker import ROW_GROUP_SIZE
 from tests.sql.fixture_table import build
 
 PER_STATE = "SELECT state, count(*) AS n FROM traces GROUP BY state ORDER BY state"
@@ -63,7 +63,7 @@ def test_the_worker_locks_the_connection_down_before_the_derived_query_runs(tmp_
 
 
 def test_a_derived_table_over_a_missing_table_fails_in_one_line(tmp_path: Path) -> None:
-    from agent.errors import UserError
+    from analyze_experiment.agent.core.errors import UserError
 
     engine = DuckDBEngine(tmp_path / "missing.duckdb")
     with pytest.raises(UserError, match="the query failed"), engine.derived("SELECT trace_id FROM traces"):

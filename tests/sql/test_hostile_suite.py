@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import UserError
-from agent.traces.engine import DuckDBEngine, QueryResult
-from agent.traces.worker import MAX_CELL_CHARS, MAX_CELL_ITEMS
-from evals.hostile_sql import HEAVY, generate
+from analyze_experiment.agent.core.errors import UserError
+from analyze_experiment.agent.core.traces.engine import DuckDBEngine, QueryResult
+from analyze_experiment.agent.core.traces.worker import MAX_CELL_CHARS, MAX_CELL_ITEMS
+from analyze_experiment.evals.hostile_sql import HEAVY, generate
 from tests.sql.fixture_table import build
 
 SECRET = "top-secret-line"
@@ -112,7 +112,7 @@ def test_generated_hostile_sql_never_escapes_and_the_process_stays_healthy(
 def test_a_worker_past_its_deadline_is_killed_and_replaced(tmp_path: Path) -> None:
     """Below the SQL checks: a query DuckDB cannot interrupt is ended by killing its worker, and a query
     needing more memory than the worker's cap fails cleanly; the next query is answered as usual."""
-    from agent.traces import sandbox as sandboxes
+    from analyze_experiment.agent.core.traces import sandbox as sandboxes
 
     build(tmp_path / "traces.duckdb")
     engine = DuckDBEngine(tmp_path / "traces.duckdb", memory_limit="256MB")

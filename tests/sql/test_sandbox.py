@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.traces.engine import DuckDBEngine, SqlTimeout
-from agent.traces.sql import SqlRefused
+from analyze_experiment.agent.core.traces.engine import DuckDBEngine, SqlTimeout
+from analyze_experiment.agent.core.traces.sql import SqlRefused
 from tests.sql.fixture_table import build
 
 SECRET_FILE_TEXT = "top-secret-line"

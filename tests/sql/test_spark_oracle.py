@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.traces.spark_engine import SparkEngine, export_parquet
+from analyze_experiment.agent.core.traces.spark_engine import SparkEngine, export_parquet
 from tests.sql.fixture_table import build
 from tests.sql.test_conformance import CASES
 
@@ -33,7 +33,7 @@ def test_spark_gives_the_same_answer(spark: SparkEngine, name: str, sql: str, ex
 
 
 def test_spark_refuses_what_duckdb_refuses(spark: SparkEngine) -> None:
-    from agent.traces.sql import SqlRefused
+    from analyze_experiment.agent.core.traces.sql import SqlRefused
 
     with pytest.raises(SqlRefused):
         spark.execute("SELECT * FROM parquet.`/etc`")

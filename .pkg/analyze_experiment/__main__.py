@@ -1,0 +1,3 @@
+from analyze_experiment.agent.app.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The front ends (CLI, Slack) and the session layer they share."""
