@@ -400,7 +400,7 @@ def run_size(size: int, memory_limit: str, timeout_s: float, row_cap: int) -> di
     """Runs in a fresh process: `discover` on the table of `size` traces; figures as one dict."""
     from analyze_experiment.agent.core.discovery import discover
     from analyze_experiment.agent.core.traces import sandbox
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 
     path = table_path(size)
     engine = TimedEngine(DuckDBEngine(path, memory_limit=memory_limit, threads=2, timeout_s=timeout_s,

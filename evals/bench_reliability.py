@@ -40,7 +40,7 @@ def rss_mb() -> float:
 
 def hostile_sql(root: Path) -> None:
     from analyze_experiment.agent.core.errors import UserError
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
     from analyze_experiment.evals.hostile_sql import generate
     from tests.sql.fixture_table import build
 
@@ -64,7 +64,7 @@ def hostile_sql(root: Path) -> None:
 
 
 def amplifiers(root: Path, in_process: bool) -> None:
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
     from analyze_experiment.agent.core.traces.sandbox import SqlSandbox
 
     engine = DuckDBEngine(root / "traces.duckdb", memory_limit="256MB", timeout_s=0.5)

@@ -58,7 +58,7 @@ FROM range({{n}}) t(i)
 def census_child(size: int) -> None:
     """Runs in its own process: build a table of `size` traces, time the census, report peak RSS."""
     from analyze_experiment.agent.core.traces.census import compute_census
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
     from analyze_experiment.agent.core.traces.sync import writable
 
     with tempfile.TemporaryDirectory() as tmp:

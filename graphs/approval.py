@@ -1,12 +1,13 @@
 """The approval node: pause with an `ApprovalRequest`, apply the `ApprovalDecision` at once.
 
+It is the only node given the person's decisions (`AnalysisContext.decisions_for`); every other node
+gets a `NodeContext` without them.
+
 Everything before `interrupt()` runs again when the thread resumes, so it only reads; every write
 happens after the decision arrives and is safe to repeat.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
@@ -14,39 +15,39 @@ from langgraph.types import interrupt
 from analyze_experiment.agent.core.approvals import ApprovalDecision, ApprovalItem, ApprovalRequest, Stage
 from analyze_experiment.agent.core.insights.models import HypothesisStatus, IssueStatus
 from analyze_experiment.graphs.context import AnalysisContext
-from analyze_experiment.graphs.nodes.common import toolbox
-from analyze_experiment.graphs.state import AnalysisState
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.graphs.nodes.common import tools_for
+from analyze_experiment.graphs.state import AnalysisState, Phase
+from analyze_experiment.tools.protocols import AnalysisTools
 
 QUESTIONS: dict[Stage, str] = {
     "description": "Is this what the traced agent does? Correct it and add focus areas if needed.",
     "hypotheses": "Which hypotheses should be tested? Reject, edit, or add your own.",
     "issues": "Which issues should be reported? Reject or edit them.",
 }
-NEXT_PHASE: dict[Stage, str] = {"description": "census", "hypotheses": "test", "issues": "report"}
+NEXT_PHASE: dict[Stage, Phase] = {"description": "census", "hypotheses": "test", "issues": "report"}
 
 
-def approve_description(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def approve_description(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> AnalysisState:
     return _approve("description", state, runtime)
 
 
-def approve_hypotheses(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def approve_hypotheses(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> AnalysisState:
     return _approve("hypotheses", state, runtime)
 
 
-def approve_issues(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def approve_issues(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> AnalysisState:
     return _approve("issues", state, runtime)
 
 
-def _approve(stage: Stage, state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
-    tools = toolbox(state, runtime)
+def _approve(stage: Stage, state: AnalysisState, runtime: Runtime[AnalysisContext]) -> AnalysisState:
+    tools = tools_for(state, runtime)
     request = build_request(stage, state, tools)
     decision = ApprovalDecision.model_validate(interrupt(request.model_dump(mode="json")))
     apply(stage, decision, tools, runtime)
     return {"phase": NEXT_PHASE[stage]}
 
 
-def build_request(stage: Stage, state: AnalysisState, tools: Toolbox) -> ApprovalRequest:
+def build_request(stage: Stage, state: AnalysisState, tools: AnalysisTools) -> ApprovalRequest:
     analysis = tools.analysis()
     items: list[ApprovalItem] = []
     if stage == "hypotheses":
@@ -60,8 +61,8 @@ def build_request(stage: Stage, state: AnalysisState, tools: Toolbox) -> Approva
                            items=items)  # fmt: skip
 
 
-def apply(stage: Stage, decision: ApprovalDecision, tools: Toolbox, runtime: Runtime[AnalysisContext]) -> None:
-    people = runtime.context.workbench.decisions(tools.run_id)
+def apply(stage: Stage, decision: ApprovalDecision, tools: AnalysisTools, runtime: Runtime[AnalysisContext]) -> None:
+    people = runtime.context.decisions_for(tools.run_id)
     if stage == "hypotheses":
         open_ids = {h.id for h in tools.list_hypotheses(HypothesisStatus.TESTING)}
         for hypothesis_id, reason in decision.reject.items():

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from langgraph.runtime import Runtime
 
-from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.context import NodeContext
 from analyze_experiment.tools.events import EventSink, ToolEvent
 
+C = TypeVar("C", bound=NodeContext)
 
-def sink(runtime: Runtime[AnalysisContext]) -> EventSink:
+
+def sink(runtime: Runtime[C]) -> EventSink:
     writer = runtime.stream_writer
 
     def emit(event: ToolEvent) -> None:
@@ -17,5 +21,5 @@ def sink(runtime: Runtime[AnalysisContext]) -> EventSink:
     return emit
 
 
-def phase(runtime: Runtime[AnalysisContext], text: str) -> None:
+def phase(runtime: Runtime[C], text: str) -> None:
     sink(runtime)(ToolEvent(kind="phase", text=text))

@@ -4,10 +4,17 @@ from the insights library every time (the workflow's "read state from the store,
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
+
+# Where a thread stands: the phase it is in or about to begin, named by its first node ("test" begins at
+# `dispatch_tests`), or "complete". Nodes write it; the session reads it to resume and to show a thread.
+Phase = Literal["setup", "describe", "approve_description", "census", "hypothesize", "record_hypotheses",
+                "approve_hypotheses", "test", "approve_issues", "report", "complete"]  # fmt: skip
 
 
 class AnalysisState(TypedDict, total=False):
+    """The thread's graph state; a node returns the keys it changes (hence `total=False`)."""
+
     thread_id: str
     experiment_id: str
     run_id: str
@@ -18,7 +25,7 @@ class AnalysisState(TypedDict, total=False):
     tracking_uri: str
     focus: list[str]
     outcomes: dict[str, str]  # a person's own outcomes for the discovery engine: name -> SQL boolean
-    phase: str
+    phase: Phase
     drafts: list[dict[str, Any]]  # the analyst's hypotheses until each is written
     tested: Annotated[list[str], operator.add]
     report: str

@@ -100,18 +100,18 @@ def test_scripted_model_recovers_from_bad_tool_calls(store: Store) -> None:
     analysis = services.insights.create_analysis(store.experiment_id, "scripted")
     services.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
     bench = Workbench(services)
-    tools = bench.toolbox(store.experiment_id, analysis.run_id)
+    tools = bench.tools_for(store.experiment_id, analysis.run_id)
     draft = tools.create_hypothesis("failed traces exist", "census", "plan",
                                     "SELECT trace_id FROM traces WHERE state = 'ERROR'", None)  # fmt: skip
     budget = Budget(tool_calls=10, tokens=10_000)
-    testing = bench.toolbox(store.experiment_id, analysis.run_id, budget=budget, hypothesis_id=draft.id)
+    testing = bench.tools_for(store.experiment_id, analysis.run_id, budget=budget, hypothesis_id=draft.id)
     verdict = LlmAnalyst(Scripted(responses=[]), model_name="scripted").test(testing, draft)
     assert verdict.status is HypothesisStatus.VALIDATED
     assert verdict.evidence and verdict.evidence[0].supports
     assert budget.used_calls == 1  # only the valid execute_sql spent budget; bad calls never ran
 
     tight = Budget(tool_calls=0, tokens=10_000)
-    starved = bench.toolbox(store.experiment_id, analysis.run_id, budget=tight, hypothesis_id=draft.id)
+    starved = bench.tools_for(store.experiment_id, analysis.run_id, budget=tight, hypothesis_id=draft.id)
     verdict = LlmAnalyst(Scripted(responses=[]), model_name="scripted").test(starved, draft)
     assert verdict.status is None and "budget" in verdict.reason  # out of budget: no guess
 

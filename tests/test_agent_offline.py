@@ -17,7 +17,7 @@ from tests.conftest import Store
 
 if TYPE_CHECKING:
     from analyze_experiment.agent.core.insights.models import Hypothesis
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 from tests.helpers import CliRunner, cli_process, json_of
 
 MATCH = 0.8
@@ -30,7 +30,7 @@ def jaccard(a: set[str], b: set[str]) -> float:
 def issue_trace_sets(store: Store, run_id: str) -> dict[str, set[str]]:
     """Each issue's traces, as its validated hypothesis's first query selects them (run independently)."""
     from analyze_experiment.agent.core.insights.service import Insights
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
     from analyze_experiment.agent.core.traces.sync import TraceTableSync
 
     insights = Insights(store.client())
@@ -294,7 +294,7 @@ def _validated_with_table(
     family with an engine over its synced traces table, to check what was read against the data."""
     from analyze_experiment.agent.core.insights.models import HypothesisStatus
     from analyze_experiment.agent.core.insights.service import Insights
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
     from analyze_experiment.agent.core.traces.sync import TraceTableSync
 
     experiment_id = cli.ok("evals", "load", draw, "-o", "json").json()[0]["experiment_id"]

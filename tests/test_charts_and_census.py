@@ -17,7 +17,7 @@ from analyze_experiment.agent.app.console import census_view
 from analyze_experiment.agent.core.insights.models import Analysis, Census, Issue, Severity
 from analyze_experiment.agent.core.report import ChartData, ReportFacts, SummaryStats, render_charts
 from analyze_experiment.agent.core.traces.census import compute_census
-from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 from analyze_experiment.agent.core.traces.sync import TraceTableSync
 from tests.conftest import Store
 

@@ -31,7 +31,8 @@ from analyze_experiment.agent.core.discovery.stats import (
     p_values,
     risk_ratio,
 )
-from analyze_experiment.agent.core.traces.engine import DerivingEngine, DuckDBEngine, QueryResult
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.engine import DerivingEngine, QueryResult
 from analyze_experiment.agent.core.traces.table import SCHEMA
 
 T0 = datetime(2026, 2, 2, 0, 0, 0)

@@ -1,13 +1,18 @@
-"""Graph code reaches MLflow only through tools/: ruff enforces it, and prompts refuse missing variables."""
+"""The layers hold: what each may import (ruff, tests/layers.py), what graph code can reach at run time
+(the protocols and its context, checked with mypy and by running a node), and prompts refuse missing variables."""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.layers import violations
+
 ROOT = Path(__file__).resolve().parents[1]
+NODE = "analyze_experiment.graphs.nodes.probe"
 
 
 def _ruff(path: str, source: str) -> str:
@@ -16,33 +21,99 @@ def _ruff(path: str, source: str) -> str:
     return done.stdout
 
 
+def test_the_tree_keeps_its_layers() -> None:
+    from tests.layers import tree
+
+    assert violations(tree()) == []
+
+
 @pytest.mark.parametrize(
     "module",
-    [
-        "mlflow",
-        "analyze_experiment.agent.core.services",
-        "analyze_experiment.agent.core.insights.service",
-        "analyze_experiment.agent.core.traces.access",
-    ],
-)
-def test_graph_code_may_not_import_the_store(module: str) -> None:
+    ["mlflow", "duckdb", "analyze_experiment.agent.core.services", "analyze_experiment.agent.core.insights.service",
+     "analyze_experiment.agent.core.insights.documents", "analyze_experiment.agent.core.traces.access",
+     "analyze_experiment.agent.core.traces.duckdb_engine", "analyze_experiment.agent.core.traces.sync",
+     "analyze_experiment.agent.core.traces.sandbox", "analyze_experiment.agent.core.sql_runs",
+     "analyze_experiment.tools.toolbox", "analyze_experiment.tools.workbench", "analyze_experiment.tools.decisions",
+     "analyze_experiment.agent.app.session", "slack_sdk", "requests"],
+)  # fmt: skip
+def test_graph_code_may_import_only_what_its_allow_list_names(module: str) -> None:
+    assert violations([(NODE, f"import {module}\n")]), module
+    assert violations([(NODE, f"def late() -> None:\n    import {module}\n")]), module  # inside a function too
+    assert not violations([(NODE, "import json\nfrom analyze_experiment.tools.protocols import AnalysisTools\n")])
+
+
+@pytest.mark.parametrize(
+    ("module", "imported"),
+    [("analyze_experiment.agent.core.insights.service", "analyze_experiment.tools.toolbox"),
+     ("analyze_experiment.agent.core.errors", "analyze_experiment.graphs.state"),
+     ("analyze_experiment.tools.toolbox", "analyze_experiment.graphs.context"),
+     ("analyze_experiment.graphs.nodes.report", "analyze_experiment.agent.app.session"),
+     ("analyze_experiment.agent.app.session", "analyze_experiment.agent.app.cli.common"),
+     ("analyze_experiment.evals.runner", "analyze_experiment.agent.app.cli")],
+)  # fmt: skip
+def test_an_import_upward_which_would_close_a_cycle_fails(module: str, imported: str) -> None:
+    assert violations([(module, f"from {imported} import x\n")]) != []
+
+
+@pytest.mark.parametrize("module", ["mlflow", "analyze_experiment.agent.core.services",
+                                    "analyze_experiment.tools.toolbox", "analyze_experiment.tools.decisions"])  # fmt: skip
+def test_ruff_flags_the_likeliest_slips_in_graph_code(module: str) -> None:
     assert "TID251" in _ruff("graphs/nodes/probe.py", f"import {module}\n\nprint({module})\n")
 
 
-def test_tools_may_not_import_mlflow_but_may_use_the_runtime() -> None:
-    assert "TID251" in _ruff("tools/probe.py", "import mlflow\n\nprint(mlflow)\n")
-    assert "TID251" not in _ruff(
-        "tools/probe.py",
-        "import analyze_experiment.agent.core.services\n\nprint(analyze_experiment.agent.core.services)\n",
-    )
-
-
 @pytest.mark.parametrize(
-    "path", ["agent/app/cli/probe.py", "agent/app/session.py", "graphs/probe.py", "tools/probe.py"]
+    "path",
+    ["agent/app/cli/probe.py", "agent/app/session.py", "agent/core/probe.py", "graphs/probe.py", "tools/probe.py"],
 )
 def test_only_the_slack_package_imports_slack(path: str) -> None:
     assert "TID251" in _ruff(path, "import slack_sdk\n\nprint(slack_sdk)\n")
     assert "TID251" not in _ruff("agent/app/slack/probe.py", "import slack_sdk\n\nprint(slack_sdk)\n")
+
+
+REACHES = {
+    "tools._services": '"AnalysisTools" has no attribute "_services"',
+    "tools._table()": '"AnalysisTools" has no attribute "_table"',
+    "runtime.context.decisions_for": '"NodeContext" has no attribute "decisions_for"',
+    "runtime.context.tool_source.services": '"ToolSource" has no attribute "services"',
+}
+
+
+@pytest.mark.slow
+def test_mypy_refuses_a_node_that_reaches_past_the_protocol(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    lines = [f"    print({reach})" for reach in REACHES]
+    probe.write_text(
+        "from langgraph.runtime import Runtime\n\n"
+        "from analyze_experiment.graphs.context import NodeContext\n"
+        "from analyze_experiment.tools.protocols import AnalysisTools\n\n\n"
+        "def node(tools: AnalysisTools, runtime: Runtime[NodeContext]) -> None:\n" + "\n".join(lines) + "\n"
+    )
+    done = subprocess.run(["mypy", "--no-error-summary", str(probe)], cwd=ROOT, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == len(REACHES) and all(any(why in e for e in errors) for why in REACHES.values()), errors
+
+
+def test_a_node_is_handed_no_decisions_and_the_approval_node_is() -> None:
+    from dataclasses import fields
+
+    from langgraph.runtime import Runtime
+
+    from analyze_experiment.graphs.context import AnalysisContext
+    from analyze_experiment.graphs.factory import NODES, without_decisions
+
+    seen: list[set[str]] = []
+
+    def probe(state: Any, runtime: Runtime[Any]) -> dict[str, Any]:
+        seen.append({f.name for f in fields(runtime.context)})
+        return {}
+
+    context = AnalysisContext(tool_source=Any, analyst=Any, reports_dir=ROOT, decisions_for=lambda run_id: Any)  # type: ignore[arg-type]
+    without_decisions(probe)({}, Runtime(context=context))
+    assert seen == [{"tool_source", "analyst", "reports_dir", "limits"}]
+    wrapped = {name for name, node in NODES.items() if getattr(node, "__wrapped__", None) is not None}
+    assert wrapped.isdisjoint({"approve_description", "approve_hypotheses", "approve_issues"})
 
 
 def test_prompts_refuse_missing_and_unknown_variables() -> None:

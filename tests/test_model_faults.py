@@ -82,9 +82,9 @@ def _testing(store: Store, sql: str | None) -> tuple[Any, Any]:
     bench = Workbench(services)
     analysis = services.insights.create_analysis(store.experiment_id, "faults")
     services.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
-    draft = bench.toolbox(store.experiment_id, analysis.run_id).create_hypothesis(
+    draft = bench.tools_for(store.experiment_id, analysis.run_id).create_hypothesis(
         "failed traces exist", "census", "plan", sql, None)  # fmt: skip
-    testing = bench.toolbox(store.experiment_id, analysis.run_id, budget=Budget(tool_calls=10, tokens=50_000),
+    testing = bench.tools_for(store.experiment_id, analysis.run_id, budget=Budget(tool_calls=10, tokens=50_000),
                             hypothesis_id=draft.id)  # fmt: skip
     return draft, testing
 

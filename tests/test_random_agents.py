@@ -182,7 +182,7 @@ def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(stor
     """Written to a real store and read back as the traces table: custom metadata arrives (in one
     transaction on the SQL store, through each trace's info elsewhere), and each problem's affected
     traces are in its segment and show its outcome there."""
-    from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+    from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
     from analyze_experiment.agent.core.traces.sync import TraceTableSync
     from analyze_experiment.agent.simulation import writer
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from analyze_experiment.agent.core.traces.census import compute_census
-from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 from analyze_experiment.agent.core.traces.sync import TraceTableSync
 from analyze_experiment.agent.simulation.recordings import SCENARIO_ROOT, read_expected, read_traces, recording_dir
 from analyze_experiment.agent.simulation.scenarios import PROBLEMS, SCENARIOS, generate

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from analyze_experiment.agent.core.traces.census import compute_census
-from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 from analyze_experiment.agent.core.traces.sync import TraceTableSync
 from tests.conftest import Store
 from tests.helpers import CliRunner

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from analyze_experiment.agent.core.errors import UserError
 from analyze_experiment.agent.core.insights.models import Evidence, HypothesisStatus
 from analyze_experiment.tools.budget import BudgetExhausted
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.tools.protocols import AnalysisTools
 
 RESULT_CHARS = 6000
 _ORDERED = re.compile(r"\border\s+by\b", re.IGNORECASE)
@@ -57,7 +57,7 @@ class Conclusion(BaseModel):
 class TestSession:
     """One hypothesis under test: the traces the model has seen, the evidence it recorded, its verdict."""
 
-    def __init__(self, tools: Toolbox) -> None:
+    def __init__(self, tools: AnalysisTools) -> None:
         self.tools = tools
         self.seen: set[str] = set()
         self.evidence: list[Evidence] = []

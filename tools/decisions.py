@@ -1,4 +1,4 @@
-"""What a person decides at an approval, persisted at once through the insights library.
+"""`PersonDecisions` over the insights library: what a person decides at an approval, written at once.
 
 Only the approval node holds one of these; no chat model is ever given it, so nothing written inside
 a trace can reject, reopen or author anything as a person.
@@ -12,7 +12,7 @@ from analyze_experiment.agent.core.services import Services
 from analyze_experiment.agent.core.sql_runs import next_query_id
 
 
-class PersonDecisions:
+class DecisionWriter:
     def __init__(self, services: Services, run_id: str) -> None:
         self._insights = services.insights
         self._run_id = run_id

@@ -1,8 +1,9 @@
-"""Everything an analysis may do to MLflow state, bound to one analysis run.
+"""`AnalysisTools` over the insights library and trace access: everything an analysis may do to MLflow
+state, bound to one analysis run.
 
 Every trace a method returns is linked to the run before the caller sees it, every SQL query run for
 a hypothesis lands in that hypothesis's lineage, and every write acts as `Actor.AGENT`: what a person
-may do (reject, reopen, add their own hypotheses) lives in `tools.decisions`, which no model is given.
+may do (reject, reopen, add their own hypotheses) lives in `tools.decisions`, which only the approval node is given.
 """
 
 from __future__ import annotations
@@ -28,9 +29,7 @@ from analyze_experiment.agent.core.traces.engine import QueryResult, SqlEngine
 from analyze_experiment.agent.core.traces.views import TraceSummary, TraceView
 from analyze_experiment.tools.budget import Budget
 from analyze_experiment.tools.events import EventKind, EventSink, ToolEvent, ignore
-
-SQL_ROW_CAP = 500
-SQL_TIMEOUT_S = 60.0
+from analyze_experiment.tools.protocols import SQL_ROW_CAP, SQL_TIMEOUT_S
 
 
 class Toolbox:

@@ -27,9 +27,11 @@ from analyze_experiment.agent.core.errors import (
 )
 from analyze_experiment.agent.core.locks import thread_lock
 from analyze_experiment.agent.core.services import Services
+from analyze_experiment.graphs.limits import MAX_HYPOTHESES_RANGE, Limits
 
 if TYPE_CHECKING:
     from analyze_experiment.graphs.analysts.base import Analyst
+    from analyze_experiment.tools.protocols import PersonDecisions
 
 RECURSION_LIMIT = 200
 DECISION_EXAMPLE = '{"reject": {"H2": "not our concern"}, "focus": ["refunds"]}'
@@ -43,7 +45,7 @@ class RunOptions(BaseModel):
     focus: list[str] = Field(default_factory=list)
     outcomes: dict[str, str] = Field(default_factory=dict, description="Outcomes of your own: name -> SQL boolean.")
     report_path: str | None = None
-    max_hypotheses: int = Field(default=10, ge=1, le=50)
+    max_hypotheses: int = Field(default=Limits.max_hypotheses, ge=MAX_HYPOTHESES_RANGE[0], le=MAX_HYPOTHESES_RANGE[1])
     name: str | None = None
 
 
@@ -204,14 +206,15 @@ class AnalysisSession:
     # -- internals ------------------------------------------------------------------------------------
 
     def _drive(self, thread_id: str, graph_input: Any) -> Outcome:
-        from analyze_experiment.graphs.context import AnalysisContext, Limits
+        from analyze_experiment.graphs.context import AnalysisContext
 
         graph = self._graph()
         config = self._config(thread_id)
         values = graph.get_state(config).values or (graph_input if isinstance(graph_input, dict) else {})
-        limits = Limits(max_hypotheses=int(values.get("max_hypotheses", 10)))
-        context = AnalysisContext(workbench=self._bench(), analyst=make_analyst(values["model"], self.services, self._llm_http_client),
-                                  reports_dir=self.services.settings.home / "reports", limits=limits)  # fmt: skip
+        limits = Limits(max_hypotheses=values.get("max_hypotheses", Limits.max_hypotheses))
+        analyst = make_analyst(values["model"], self.services, self._llm_http_client)
+        context = AnalysisContext(tool_source=self._bench(), analyst=analyst, limits=limits,
+                                  reports_dir=self.services.settings.home / "reports", decisions_for=self._decisions)  # fmt: skip
         config["max_concurrency"] = limits.parallel
         from analyze_experiment.agent.core.llm_tracing import flush_analyst_traces
 
@@ -267,6 +270,11 @@ class AnalysisSession:
             saver = SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
             self._compiled = build_graph(saver)
         return self._compiled
+
+    def _decisions(self, run_id: str) -> PersonDecisions:
+        from analyze_experiment.tools.decisions import DecisionWriter
+
+        return DecisionWriter(self.services, run_id)
 
     def _bench(self) -> Any:
         if self._workbench is None:

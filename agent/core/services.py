@@ -65,7 +65,7 @@ class Services:
 
             return DatabricksEngine(self.settings, table_name or self.settings.trace_table_name,
                                     self.settings.databricks_warehouse_id)  # fmt: skip
-        from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+        from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
         from analyze_experiment.agent.core.traces.sync import TraceTableSync, cache_path
 
         path = cache_path(self.settings.home / "cache", self.settings.tracking_uri, experiment_id)

@@ -1,4 +1,4 @@
-"""What a node asks of an analyst. Analysts read and query through a `Toolbox`; nodes persist."""
+"""What a node asks of an analyst. Analysts read and query through a `AnalysisTools`; nodes persist."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from analyze_experiment.agent.core.insights.models import (
 )
 from analyze_experiment.agent.core.report import ReportFacts
 from analyze_experiment.agent.core.traces.views import TraceView
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.tools.protocols import AnalysisTools
 
 
 class ProposedHypothesis(BaseModel):
@@ -56,12 +56,14 @@ class IssueDraft(BaseModel):
 class Analyst(Protocol):
     name: str
 
-    def describe(self, tools: Toolbox, samples: list[TraceView]) -> str: ...
+    def describe(self, tools: AnalysisTools, samples: list[TraceView]) -> str: ...
 
-    def hypothesize(self, tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]: ...
+    def hypothesize(
+        self, tools: AnalysisTools, census: Census, analysis: Analysis, limit: int
+    ) -> list[HypothesisDraft]: ...
 
-    def test(self, tools: Toolbox, hypothesis: Hypothesis) -> Verdict: ...
+    def test(self, tools: AnalysisTools, hypothesis: Hypothesis) -> Verdict: ...
 
-    def draft_issue(self, tools: Toolbox, hypothesis: Hypothesis) -> IssueDraft | None: ...
+    def draft_issue(self, tools: AnalysisTools, hypothesis: Hypothesis) -> IssueDraft | None: ...
 
     def recommend(self, facts: ReportFacts) -> list[str]: ...

@@ -14,7 +14,7 @@ from analyze_experiment.agent.core.discovery.scan import PERMUTATIONS
 from analyze_experiment.agent.core.insights.models import Analysis, Category, Census, SegmentStatistics
 from analyze_experiment.graphs.analysts.base import HypothesisDraft
 from analyze_experiment.graphs.analysts.injections import injection_draft
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.tools.protocols import AnalysisTools
 
 OPERATIONAL = {
     "trace_failed",
@@ -37,14 +37,14 @@ TESTING_PLAN = (
 )
 
 
-def discovery(tools: Toolbox, census: Census) -> DiscoveryReport:
+def discovery(tools: AnalysisTools, census: Census) -> DiscoveryReport:
     stored = census.sections.get("discovery")
     if stored:
         return DiscoveryReport.model_validate(stored)
     return discover(tools.sql_engine(), tools.analysis().outcomes)
 
 
-def candidates(tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
+def candidates(tools: AnalysisTools, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
     report = discovery(tools, census)
     problems = _focused(tools, [f for f in report.findings if f.kind == "problem"], analysis.focus)
     strengths = [f for f in report.findings if f.kind == "strength"][:MAX_STRENGTHS]
@@ -55,7 +55,7 @@ def candidates(tools: Toolbox, census: Census, analysis: Analysis, limit: int) -
     return [*chosen, *extras, *(_draft(f, census) for f in misses)][:limit]
 
 
-def _focused(tools: Toolbox, findings: list[FindingRecord], focus: list[str]) -> list[FindingRecord]:
+def _focused(tools: AnalysisTools, findings: list[FindingRecord], focus: list[str]) -> list[FindingRecord]:
     """Findings about a focus area go first: named in the statement, or most of their traces mention it.
 
     A focus area is words, matched as stems ("refunds" finds "refund"); a finding's relevance is the

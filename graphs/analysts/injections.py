@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from analyze_experiment.agent.core.insights.models import Category, Census
 from analyze_experiment.graphs.analysts.base import HypothesisDraft
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.tools.protocols import AnalysisTools
 
 MIN_TRACES = 3
 # Phrases that address a model rather than the user: the common prompt-injection openers.
@@ -18,7 +18,7 @@ SQL = (f"SELECT trace_id FROM traces WHERE request rlike '{PATTERN}' OR response
        f"OR exists(spans, s -> s.attributes['mlflow.spanOutputs'] rlike '{PATTERN}')")  # fmt: skip
 
 
-def injection_draft(tools: Toolbox, census: Census) -> HypothesisDraft | None:
+def injection_draft(tools: AnalysisTools, census: Census) -> HypothesisDraft | None:
     found = tools.execute_sql(f"SELECT count(*) AS n FROM ({SQL}) hits", record=False).rows[0][0]
     if int(found or 0) < MIN_TRACES:
         return None

@@ -28,7 +28,7 @@ from analyze_experiment.graphs.analysts.candidates import candidates
 from analyze_experiment.graphs.analysts.offline import contrast_sql
 from analyze_experiment.prompts import render
 from analyze_experiment.tools.catalog import Conclusion, TestSession, test_tools
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.tools.protocols import AnalysisTools
 
 S = TypeVar("S", bound=BaseModel)
 T = TypeVar("T")
@@ -145,7 +145,7 @@ class LlmAnalyst:
 
     # -- the phases -------------------------------------------------------------------------------
 
-    def describe(self, tools: Toolbox, samples: list[TraceView]) -> str:
+    def describe(self, tools: AnalysisTools, samples: list[TraceView]) -> str:
         stats = tools.execute_sql(
             "SELECT tags['mlflow.traceName'] AS name, count(*) AS traces, count_if(state = 'ERROR') AS errors "
             "FROM traces GROUP BY 1 ORDER BY traces DESC LIMIT 5", record=False)  # fmt: skip
@@ -153,7 +153,9 @@ class LlmAnalyst:
                         samples="\n\n".join(_sample(s) for s in samples))  # fmt: skip
         return self._ask("describe", prompt, Description, tools).description
 
-    def hypothesize(self, tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
+    def hypothesize(
+        self, tools: AnalysisTools, census: Census, analysis: Analysis, limit: int
+    ) -> list[HypothesisDraft]:
         """The model sees the discovery engine's ranked candidates with their numbers and may accept,
         refine or add to them; an accepted candidate (same SQL) keeps the engine's test figures, which
         the model itself can never supply."""
@@ -182,7 +184,7 @@ class LlmAnalyst:
                     draft.sql = None
         return drafts
 
-    def test(self, tools: Toolbox, hypothesis: Hypothesis) -> Verdict:
+    def test(self, tools: AnalysisTools, hypothesis: Hypothesis) -> Verdict:
         budget = tools.budget
         session = TestSession(tools)
         catalog = {tool.name: tool for tool in test_tools(session)}
@@ -218,7 +220,7 @@ class LlmAnalyst:
                     )
         return _verdict(session.stop(None, "no conclusion within the turn limit"))
 
-    def draft_issue(self, tools: Toolbox, hypothesis: Hypothesis) -> IssueDraft | None:
+    def draft_issue(self, tools: AnalysisTools, hypothesis: Hypothesis) -> IssueDraft | None:
         if hypothesis.category is Category.STRENGTH:
             return None
         supporting = {e.trace_id: e for e in hypothesis.evidence if e.supports}
@@ -244,7 +246,7 @@ class LlmAnalyst:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def _ask(self, phase: str, prompt: str, schema: type[S], tools: Toolbox | None) -> S:
+    def _ask(self, phase: str, prompt: str, schema: type[S], tools: AnalysisTools | None) -> S:
         runnable = self._model.with_structured_output(schema, method="function_calling", include_raw=True)
         messages: list[BaseMessage] = [SystemMessage(render("system")), HumanMessage(prompt)]
         problem = ""
@@ -261,7 +263,7 @@ class LlmAnalyst:
                 f"That answer was not valid: {problem}. Answer again by calling {schema.__name__} with valid arguments.")]  # fmt: skip
         raise AnalystError(f"the model gave no valid {schema.__name__} in {STRUCTURED_ATTEMPTS} attempts ({problem})")
 
-    def _account(self, tools: Toolbox, phase: str, message: AIMessage) -> None:
+    def _account(self, tools: AnalysisTools, phase: str, message: AIMessage) -> None:
         usage: dict[str, Any] = dict(message.usage_metadata or {})
         inputs, outputs = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
         if tools.budget is not None:

@@ -33,7 +33,7 @@ from analyze_experiment.graphs.analysts.base import HypothesisDraft, IssueDraft,
 from analyze_experiment.graphs.analysts.candidates import candidates, describe_test
 from analyze_experiment.graphs.analysts.wording import RECOMMENDATION, issue_title, signal_of, subject
 from analyze_experiment.tools.budget import BudgetExhausted
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.tools.protocols import AnalysisTools
 
 READS_PER_TEST = 3
 _ERRORS = f"array_join(array_sort(transform(filter(spans, s -> {SPAN_FAILED}), s -> {ERROR_SIGNATURE})), ' | ')"
@@ -75,7 +75,7 @@ class OfflineAnalyst:
 
     # -- describe -----------------------------------------------------------------------------------
 
-    def describe(self, tools: Toolbox, samples: list[TraceView]) -> str:
+    def describe(self, tools: AnalysisTools, samples: list[TraceView]) -> str:
         entry = tools.execute_sql(
             "SELECT tags['mlflow.traceName'] AS name, count(*) AS traces FROM traces GROUP BY 1 "
             "ORDER BY traces DESC, name LIMIT 3", record=False).records()  # fmt: skip
@@ -100,12 +100,14 @@ class OfflineAnalyst:
 
     # -- hypothesize --------------------------------------------------------------------------------
 
-    def hypothesize(self, tools: Toolbox, census: Census, analysis: Analysis, limit: int) -> list[HypothesisDraft]:
+    def hypothesize(
+        self, tools: AnalysisTools, census: Census, analysis: Analysis, limit: int
+    ) -> list[HypothesisDraft]:
         return candidates(tools, census, analysis, limit)
 
     # -- test ---------------------------------------------------------------------------------------
 
-    def test(self, tools: Toolbox, hypothesis: Hypothesis) -> Verdict:
+    def test(self, tools: AnalysisTools, hypothesis: Hypothesis) -> Verdict:
         selection = hypothesis.selection
         if selection is None:
             return Verdict(status=None, reason="no SQL to test with offline; add a query selecting the traces "
@@ -120,7 +122,7 @@ class OfflineAnalyst:
 
     # -- issues -------------------------------------------------------------------------------------
 
-    def draft_issue(self, tools: Toolbox, hypothesis: Hypothesis) -> IssueDraft | None:
+    def draft_issue(self, tools: AnalysisTools, hypothesis: Hypothesis) -> IssueDraft | None:
         query = hypothesis.selection
         if hypothesis.category is Category.STRENGTH or query is None:
             return None
@@ -169,7 +171,9 @@ def _family(hypothesis: Hypothesis) -> str:
     return hypothesis.statistics.outcome_family if hypothesis.statistics else "a person's hypothesis"
 
 
-def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, evidence: list[Evidence]) -> Verdict:
+def _test_segment(
+    tools: AnalysisTools, plan_sql: SqlQuery, stats: SegmentStatistics, evidence: list[Evidence]
+) -> Verdict:
     # sorted: the engine returns rows in no set order, and the traces read must not change between runs
     affected = sorted(tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True))
     counts = _contrast(tools.execute_sql(segment_sql(stats), query_id="Q2"))
@@ -207,7 +211,7 @@ def _test_segment(tools: Toolbox, plan_sql: SqlQuery, stats: SegmentStatistics, 
     return Verdict(status=HypothesisStatus.VALIDATED, evidence=evidence, reason=numbers)
 
 
-def _typical_first(tools: Toolbox, stats: SegmentStatistics, selection: str, affected: list[str]) -> list[str]:
+def _typical_first(tools: AnalysisTools, stats: SegmentStatistics, selection: str, affected: list[str]) -> list[str]:
     """The traces to read: a slice's outcome traces include its share of the background's (requests
     that fail elsewhere for other reasons fail here too), so of failures, those with the commonest error
     among them, the slice's own most likely; of a slow slice, the furthest past the line (its slowest
@@ -223,7 +227,7 @@ def _typical_first(tools: Toolbox, stats: SegmentStatistics, selection: str, aff
     return [t for t in ranked if t in shown] or _spread(affected, READS_PER_TEST)
 
 
-def _seen_first(tools: Toolbox, stats: SegmentStatistics, affected: list[str]) -> list[str]:
+def _seen_first(tools: AnalysisTools, stats: SegmentStatistics, affected: list[str]) -> list[str]:
     """The affected traces where the outcome was seen. A selection may presume traces affected that
     nobody judged (a sampled assessment, see discovery.findings); a claim is shown with ones judged."""
     population = f" AND ({stats.population_sql})" if stats.population_sql else ""
@@ -233,7 +237,7 @@ def _seen_first(tools: Toolbox, stats: SegmentStatistics, affected: list[str]) -
 
 
 def _refute(
-    tools: Toolbox, stats: SegmentStatistics, evidence: list[Evidence], affected: list[str], numbers: str
+    tools: AnalysisTools, stats: SegmentStatistics, evidence: list[Evidence], affected: list[str], numbers: str
 ) -> Verdict:
     """Not significant: read a segment trace without the outcome (or, failing that, one of the few with it)."""
     population = f" AND ({stats.population_sql})" if stats.population_sql else ""
@@ -248,7 +252,7 @@ def _refute(
     return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=f"the pattern does not hold: {numbers}")
 
 
-def _test_selection(tools: Toolbox, plan_sql: SqlQuery, evidence: list[Evidence]) -> Verdict:
+def _test_selection(tools: AnalysisTools, plan_sql: SqlQuery, evidence: list[Evidence]) -> Verdict:
     """A hypothesis without the engine's figures (a person's, a model's): it holds when its query
     selects at least MIN_TRACES traces and the ones read agree."""
     affected = tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True)
@@ -307,7 +311,7 @@ def _contrast(result: QueryResult) -> dict[str, dict[str, Any]]:
     return {str(row["grp"]): row for row in result.records()}
 
 
-def _selected(tools: Toolbox, query: str) -> list[str]:
+def _selected(tools: AnalysisTools, query: str) -> list[str]:
     """The traces a query selects, run outside any lineage (counting, comparing)."""
     return tools.execute_sql(query, record=False).trace_ids(first_column_fallback=True)
 

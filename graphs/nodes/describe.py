@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
-from analyze_experiment.graphs.context import AnalysisContext
-from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.context import NodeContext
+from analyze_experiment.graphs.nodes.common import tools_for
 from analyze_experiment.graphs.progress import phase
 from analyze_experiment.graphs.state import AnalysisState
 
@@ -18,9 +16,9 @@ SAMPLE_SQL = (
 )
 
 
-def describe(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def describe(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
     phase(runtime, "describe: reading sample traces to learn what the agent does")
-    tools = toolbox(state, runtime)
+    tools = tools_for(state, runtime)
     if tools.analysis().description:
         return {"phase": "approve_description"}  # a re-run after a crash keeps the description written
     ids = [str(row[0]) for row in tools.execute_sql(SAMPLE_SQL, record=False).rows][:10]

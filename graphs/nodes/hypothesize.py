@@ -7,27 +7,25 @@ and a resumed thread writes the rest of the same drafts instead of asking for ne
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from analyze_experiment.graphs.analysts.base import HypothesisDraft
-from analyze_experiment.graphs.context import AnalysisContext
-from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.context import NodeContext
+from analyze_experiment.graphs.nodes.common import tools_for
 from analyze_experiment.graphs.progress import phase
 from analyze_experiment.graphs.state import AnalysisState
 
 
-def hypothesize(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def hypothesize(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
     phase(runtime, "hypothesize: deriving testable hypotheses from the census")
-    tools = toolbox(state, runtime)
-    limit = state.get("max_hypotheses") or runtime.context.limits.max_hypotheses
+    tools = tools_for(state, runtime)
+    limit = runtime.context.limits.max_hypotheses
     drafts = runtime.context.analyst.hypothesize(tools, tools.census(), tools.analysis(), limit)[:limit]
     return {"drafts": [draft.model_dump(mode="json") for draft in drafts], "phase": "record_hypotheses"}
 
 
-def record_hypotheses(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
-    tools = toolbox(state, runtime)
+def record_hypotheses(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
+    tools = tools_for(state, runtime)
     for body in state.get("drafts", []):
         draft = HypothesisDraft.model_validate(body)
         tools.create_hypothesis(draft.statement, draft.rationale, draft.testing_plan, draft.sql, draft.category,

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from analyze_experiment.agent.core.errors import InvariantViolation
 from analyze_experiment.agent.core.insights.models import HypothesisStatus
-from analyze_experiment.graphs.context import AnalysisContext
-from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.context import NodeContext
+from analyze_experiment.graphs.nodes.common import tools_for
 from analyze_experiment.graphs.progress import phase
 from analyze_experiment.graphs.state import AnalysisState
 
 
-def issue(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def issue(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
     phase(runtime, "issue: turning validated hypotheses into issues")
-    tools = toolbox(state, runtime)
+    tools = tools_for(state, runtime)
     covered = {i.hypothesis_id: i for i in tools.list_issues()}
     for hypothesis in tools.list_hypotheses(HypothesisStatus.VALIDATED):
         if hypothesis.id in covered:

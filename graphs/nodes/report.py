@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from langgraph.runtime import Runtime
 
@@ -18,11 +17,11 @@ from analyze_experiment.agent.core.report import (
 )
 from analyze_experiment.agent.core.traces.census import DURATION_BUCKET
 from analyze_experiment.agent.core.traces.views import excerpt
-from analyze_experiment.graphs.context import AnalysisContext
-from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.context import NodeContext
+from analyze_experiment.graphs.nodes.common import tools_for
 from analyze_experiment.graphs.progress import phase
 from analyze_experiment.graphs.state import AnalysisState
-from analyze_experiment.tools.toolbox import Toolbox
+from analyze_experiment.tools.protocols import AnalysisTools
 
 TOTALS_SQL = (
     "SELECT count(*) AS total, count_if(state = 'OK') AS ok, count_if(state = 'ERROR') AS errors, "
@@ -44,9 +43,9 @@ MAX_CHART_POINTS = 200_000
 EXCERPT_CHARS = 300
 
 
-def report(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def report(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
     phase(runtime, "report: summary statistics, issues and charts")
-    tools = toolbox(state, runtime)
+    tools = tools_for(state, runtime)
     path = Path(state.get("report_path") or runtime.context.reports_dir / state["thread_id"] / "report.md")
     facts = gather(tools, runtime.context.analyst.name)
     facts.recommendations = runtime.context.analyst.recommend(facts)
@@ -58,7 +57,7 @@ def report(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str,
     return {"phase": "complete", "report": str(path)}
 
 
-def gather(tools: Toolbox, analyst: str) -> ReportFacts:
+def gather(tools: AnalysisTools, analyst: str) -> ReportFacts:
     """Every number in the report comes from one of these queries."""
     totals = tools.execute_sql(TOTALS_SQL, record=False).records()[0]
     by_duration = tools.execute_sql(BY_DURATION_SQL, record=False)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
-from analyze_experiment.graphs.context import AnalysisContext
+from analyze_experiment.graphs.context import NodeContext
 from analyze_experiment.graphs.progress import phase, sink
 from analyze_experiment.graphs.state import AnalysisState
 
 
-def setup(state: AnalysisState, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def setup(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
     phase(runtime, "setup: checking the experiment and opening the analysis run")
-    analysis = runtime.context.workbench.open_analysis(
+    analysis = runtime.context.tool_source.open_analysis(
         state["experiment_id"],
         state["thread_id"],
         state.get("name") or f"analysis {state['thread_id']}",

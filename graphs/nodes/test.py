@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langgraph.runtime import Runtime
 
 from analyze_experiment.agent.core.errors import InvariantViolation, UserError
 from analyze_experiment.agent.core.insights.models import HypothesisStatus
-from analyze_experiment.graphs.context import AnalysisContext
-from analyze_experiment.graphs.nodes.common import toolbox
+from analyze_experiment.graphs.context import NodeContext
+from analyze_experiment.graphs.nodes.common import tools_for
 from analyze_experiment.graphs.progress import phase
 from analyze_experiment.graphs.state import AnalysisState, TestTask
 from analyze_experiment.tools.budget import Budget
 
 
-def test_hypothesis(task: TestTask, runtime: Runtime[AnalysisContext]) -> dict[str, Any]:
+def test_hypothesis(task: TestTask, runtime: Runtime[NodeContext]) -> AnalysisState:
     limits = runtime.context.limits
     budget = Budget(tool_calls=limits.tool_calls, tokens=limits.tokens)
     state = AnalysisState(experiment_id=task["experiment_id"], run_id=task["run_id"])
-    tools = toolbox(state, runtime, hypothesis_id=task["hypothesis_id"], budget=budget)
+    tools = tools_for(state, runtime, hypothesis_id=task["hypothesis_id"], budget=budget)
     hypothesis = tools.get_hypothesis(task["hypothesis_id"])
     if hypothesis.status is not HypothesisStatus.TESTING:
         return {"tested": [hypothesis.id]}  # rejected at approval, or concluded before a crash

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from analyze_experiment.agent.core.traces.engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 from tests.sql.fixture_table import build
 
 CASES: list[tuple[str, str, list[list[object]]]] = [

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analyze_experiment.agent.core.traces.engine import DerivingEngine, DuckDBEngine, SqlTimeout
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.engine import DerivingEngine, SqlTimeout
 from analyze_experiment.agent.core.traces.sandbox import SqlSandbox
 from analyze_experiment.agent.core.traces.sql import SqlRefused
 from analyze_experiment.agent.core.traces.sync import writable

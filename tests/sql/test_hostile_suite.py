@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from analyze_experiment.agent.core.errors import UserError
-from analyze_experiment.agent.core.traces.engine import DuckDBEngine, QueryResult
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.engine import QueryResult
 from analyze_experiment.agent.core.traces.worker import MAX_CELL_CHARS, MAX_CELL_ITEMS
 from analyze_experiment.evals.hostile_sql import HEAVY, generate
 from tests.sql.fixture_table import build

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analyze_experiment.agent.core.traces.engine import DuckDBEngine, SqlTimeout
+from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
+from analyze_experiment.agent.core.traces.engine import SqlTimeout
 from analyze_experiment.agent.core.traces.sql import SqlRefused
 from tests.sql.fixture_table import build
 

@@ -11,6 +11,7 @@ import click
 
 from analyze_experiment.agent.app.cli.common import current_services, output_option
 from analyze_experiment.agent.core.errors import UserError
+from analyze_experiment.graphs.limits import MAX_HYPOTHESES_RANGE, Limits
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -50,7 +51,7 @@ def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--approve", type=click.Choice(["cli", "auto", "slack"]),
               help="Who approves: you at the terminal, nobody, or your team in Slack.")  # fmt: skip
 @click.option("--slack-channel", help="Channel for --approve slack. [default: $SLACK_CHANNEL]")
-@click.option("--max-hypotheses", type=click.IntRange(1, 50), default=10, show_default=True,
+@click.option("--max-hypotheses", type=click.IntRange(*MAX_HYPOTHESES_RANGE), default=Limits.max_hypotheses, show_default=True,
               help="How many hypotheses to derive from the census and test.")  # fmt: skip
 @click.option("--name", help="Name of the analysis run.")
 @verbosity_options
