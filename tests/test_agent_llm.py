@@ -13,6 +13,8 @@ from tests.conftest import TEMPLATE_TRACES, Store
 from tests.helpers import CliRunner
 from tests.openai_server import openai_server
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 API_KEY = "sk-test-" + "s3cr3t" * 4
 
 

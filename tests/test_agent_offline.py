@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 from tests.helpers import CliRunner, cli_process, json_of
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 MATCH = 0.8
 
 

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 ERRORS_SQL = "SELECT trace_id FROM traces WHERE state = 'ERROR'"
 SUCCESS_SQL = "SELECT trace_id FROM traces WHERE state = 'OK'"
 

@@ -15,6 +15,8 @@ import pytest
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 SELECT_ERRORS = "SELECT trace_id FROM traces WHERE state = 'ERROR'"
 
 # {run}: an ACTIVE analysis with H1; {done}: a COMPLETED one; {thread}: a thread waiting at the description;

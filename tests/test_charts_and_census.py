@@ -131,6 +131,7 @@ def test_issue_bars_say_each_issue_title_and_severity_in_whole_words(drawn: Any)
         assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, text.get_text()  # no label cut off at the edge
 
 
+@pytest.mark.slow
 def test_latency_axes_say_what_they_count(drawn: Any) -> None:
     fig = drawn(_facts(charts=ChartData(durations_ms=[800.0, 900.0, 1000.0])))["latency_distribution.png"]
     ax = fig.axes[0]

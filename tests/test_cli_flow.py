@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 TITLE = "Order lookup tool times out often"
 UNKNOWN_TRACE = "tr-00000000000000000000000000000000"
 

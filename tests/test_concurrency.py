@@ -14,6 +14,8 @@ from analyze_experiment.agent.core.insights.documents import RunDocuments
 from tests.conftest import Store
 from tests.helpers import cli_popen, cli_process, json_of, wait_for_file
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

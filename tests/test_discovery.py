@@ -35,6 +35,8 @@ from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 from analyze_experiment.agent.core.traces.engine import DerivingEngine, QueryResult
 from analyze_experiment.agent.core.traces.table import SCHEMA
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 T0 = datetime(2026, 2, 2, 0, 0, 0)
 Plant = Callable[[dict[str, Any], random.Random], bool]  # marks a trace as affected; returns whether it is
 

@@ -7,8 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Store
 from tests.helpers import cli_popen, cli_process, json_of
+
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
 
 COUNT_SQL = "SELECT count(*) AS n FROM traces"
 

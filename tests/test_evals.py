@@ -48,6 +48,7 @@ def test_offline_analyst_holds_the_gate_on_scenarios_random_agents_and_controls(
     assert all("violations" in r.data.metrics or "pooled_recall" in r.data.metrics for r in runs)
 
 
+@pytest.mark.slow
 def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(cli: CliRunner, store: Store,
                                                                        tmp_path: Path) -> None:  # fmt: skip
     made_up = sorted(store.traces.ok_ids())[:5]  # type: ignore[attr-defined]

@@ -13,6 +13,8 @@ from tests.conftest import Store
 from tests.helpers import CliRunner
 from tests.openai_server import Fault, openai_server
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 KEY = "sk-fault-" + "k3y" * 6
 
 

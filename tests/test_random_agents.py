@@ -26,6 +26,10 @@ from tests.helpers import CliRunner
 SEEDS = range(50)  # enough draws to plant every outcome family (asserted below)
 
 
+# the module's draws take seconds to make: one worker makes them once for every test that reads them
+pytestmark = pytest.mark.xdist_group("random-draws")
+
+
 @pytest.fixture(scope="module")
 def draws() -> list[Draw]:
     return [draw(seed, 200) for seed in SEEDS]
@@ -88,6 +92,7 @@ def test_names_are_new_in_every_draw_and_none_is_a_committed_scenarios() -> None
     assert not (one | two) & committed, (one | two) & committed
 
 
+@pytest.mark.slow
 def test_agents_differ_in_shape_and_nested_spans_sit_inside_their_parent(draws: list[Draw]) -> None:
     kinds = [len({s["name"] for t in made.traces for s in _spans(t)}) - 1 for made in draws]
     assert min(kinds) >= 3 and max(kinds) <= 12 and len(set(kinds)) >= 6
@@ -107,6 +112,7 @@ def test_agents_differ_in_shape_and_nested_spans_sit_inside_their_parent(draws: 
     assert nested > 0
 
 
+@pytest.mark.slow
 def test_every_planted_effect_shows_in_the_traces_the_truth_names(draws: list[Draw]) -> None:
     """Checked on the trace JSON itself, independently of the generator's own bookkeeping."""
     planted = {p.outcome_family for made in draws for p in made.problems}
@@ -177,6 +183,7 @@ def _ms(span: dict[str, Any]) -> float:
     return float(span["end_time_unix_nano"] - span["start_time_unix_nano"]) / 1e6
 
 
+@pytest.mark.slow
 def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(store: Store, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     """Written to a real store and read back as the traces table: custom metadata arrives (in one
@@ -215,6 +222,7 @@ def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(stor
                 assert shown == affected, problem.kind
 
 
+@pytest.mark.slow
 def test_power_grows_with_the_effect_and_needs_five_traces() -> None:
     powers = [exact_test_power(60, 0.02 + effect, 240, 0.02) for effect in (0.02, 0.05, 0.1, 0.2, 0.4)]
     assert powers == sorted(powers) and powers[0] < 0.1 and powers[-1] > 0.99
@@ -237,6 +245,7 @@ def test_power_is_how_often_fishers_exact_test_rejects(n1: int, p1: float, n2: i
     assert exact_test_power(n1, p1, n2, p0) == pytest.approx(np.mean(rejected), abs=0.03)
 
 
+@pytest.mark.slow
 def test_controls_plant_nothing_and_carry_decoys() -> None:
     for seed in cases.CONTROL_DEV_SEEDS[:2]:
         control = draw(seed, 150, control=True)
@@ -322,6 +331,7 @@ def test_pooled_scores_per_family_and_the_gate_that_names_what_failed() -> None:
     assert not any(b.startswith("scenarios: random") for b in below)  # draws are judged pooled only
 
 
+@pytest.mark.slow
 def test_a_draw_loads_by_name_and_bad_seed_options_are_refused(cli: CliRunner) -> None:
     loaded = cli.ok("evals", "load", "random-2053", "-o", "json").json()
     assert [item["recording"] for item in loaded] == ["random-2053"]

@@ -31,6 +31,7 @@ def test_recording_matches_the_simulator(name: str) -> None:
     assert regenerated == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", RECORDED)
 def test_signals_find_exactly_the_affected_traces(name: str, cli: CliRunner, store: Store, tmp_path: Path) -> None:
     loaded = cli.ok("evals", "load", name, "-o", "json").json()
@@ -55,6 +56,7 @@ def test_recordings_are_mlflows_own_trace_json() -> None:
         assert all(t.info.trace_id.startswith("tr-") and t.data.spans for t in parsed)
 
 
+@pytest.mark.slow
 def test_traffic_looks_like_production(cli: CliRunner, store: Store, tmp_path: Path) -> None:
     """Tokens, models, costs, users and sessions, tool and retriever spans, human and judge feedback,
     failed judge runs, several app versions and days of traffic."""
@@ -89,6 +91,7 @@ def test_traffic_looks_like_production(cli: CliRunner, store: Store, tmp_path: P
     assert dict(judged)["LLM_JUDGE"] > 0  # some judge runs errored
 
 
+@pytest.mark.slow
 def test_loading_refuses_unknown_and_duplicate(cli: CliRunner) -> None:
     assert "no recorded scenario 'nope'" in cli.refused("evals", "load", "nope")
     cli.ok("evals", "load", "travel")
@@ -118,6 +121,7 @@ def comparable(trace: dict) -> dict:  # type: ignore[type-arg]
     return {"info": info, "data": trace["data"]}
 
 
+@pytest.mark.slow
 def test_load_then_record_gives_the_same_traces(cli: CliRunner, tmp_path: Path) -> None:
     loaded = cli.ok("evals", "load", "travel", "-o", "json").json()[0]
     out = tmp_path / "again"
@@ -129,6 +133,7 @@ def test_load_then_record_gives_the_same_traces(cli: CliRunner, tmp_path: Path) 
     assert read_expected(out)["traces"] == 300
 
 
+@pytest.mark.slow
 def test_census_sees_swallowed_errors_as_empty_answers(cli: CliRunner, store: Store, tmp_path: Path) -> None:
     experiment_id = cli.ok("evals", "load", "travel", "-o", "json").json()[0]["experiment_id"]
     table = TraceTableSync(store.client(), experiment_id, tmp_path / "t.duckdb")

@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 
 @pytest.fixture
 def set_width() -> Iterator[Callable[[int], None]]:

@@ -144,6 +144,7 @@ def echoing_databricks() -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_errors_never_show_secrets(cli: CliRunner, monkeypatch: pytest.MonkeyPatch, echoing_databricks: str) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "databricks")
     monkeypatch.setenv("DATABRICKS_HOST", echoing_databricks)
@@ -211,6 +212,7 @@ def guarded_server() -> Iterator[tuple[str, list[str]]]:
     server.server_close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("credentials", "header", "secret"),
     [

@@ -15,6 +15,8 @@ from tests.conftest import Store
 from tests.helpers import CliRunner
 from tests.slack_fake import FakeSlack, click, fake_slack, send, submission
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 SECRET = "signing-" + "5ecret" * 4
 BOT_TOKEN = "xoxb-" + "1234567890-" * 3
 

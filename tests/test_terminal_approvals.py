@@ -12,6 +12,8 @@ import pytest
 from tests.conftest import Store
 from tests.helpers import CliRunner
 
+pytestmark = pytest.mark.slow  # each test starts a store, a server or the whole CLI
+
 
 def answering(monkeypatch: pytest.MonkeyPatch, *answers: str) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("".join(a + "\n" for a in answers)))

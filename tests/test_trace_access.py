@@ -126,6 +126,7 @@ def test_cli_search_and_get_with_linking(cli: CliRunner, store: Store, run_id: s
     assert "lookup_order" in shown.stdout and "timed out" in shown.stdout
 
 
+@pytest.mark.slow
 def test_trace_text_is_printed_literally(cli: CliRunner, store: Store) -> None:
     """Rich markup inside a trace must not be interpreted (it is untrusted data)."""
     import mlflow

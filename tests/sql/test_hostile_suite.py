@@ -84,6 +84,7 @@ def _check_capped(result: QueryResult, query: str) -> None:
                 assert len(cell) <= MAX_CELL_ITEMS + 1, query
 
 
+@pytest.mark.slow
 def test_generated_hostile_sql_never_escapes_and_the_process_stays_healthy(
     tmp_path: Path, trap: Trap, monkeypatch: pytest.MonkeyPatch
 ) -> None:
