@@ -87,9 +87,11 @@ TARGET_S = {100_000: 10.0, 1_000_000: 60.0}
 TARGET_MB = 4096
 MIN_FEATURES, MIN_OUTCOMES = 40, 20
 # the planted effects, as words of the problem statement that reports each
-PLANTED = {"region ap-south-1 fails": ("tag `region` is ap-south-1", "failed"),
-           "gpt-4o-mini judged irrelevant": ("gpt-4o-mini", "`relevance` is negative"),
-           "app 2.3.0 answers empty": ("tag `app_version` is 2.3.0", "response is empty")}  # fmt: skip
+PLANTED = {
+    "region ap-south-1 fails": ("tag `region` is ap-south-1", "failed"),
+    "gpt-4o-mini judged irrelevant": ("gpt-4o-mini", "`relevance` is negative"),
+    "app 2.3.0 answers empty": ("tag `app_version` is 2.3.0", "response is empty"),
+}
 PRODUCTION_TIMEOUT_S = 30.0  # DuckDBEngine's default: queries slower than this fail in a real census
 
 MACROS = """
@@ -289,8 +291,11 @@ def build_table(size: int) -> None:
         con.register("empty", pa.Table.from_pylist([], schema=SCHEMA))
         con.execute("CREATE TABLE traces AS SELECT * FROM empty")
         con.unregister("empty")
-        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                 "WHERE table_name = 'traces'").fetchall())  # fmt: skip
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'traces'"
+            ).fetchall()
+        )
         con.execute(MACROS)
         con.execute(GENERATE.format(n=size, span=types["spans"][:-2], assessment=types["assessments"][:-2]))
         con.execute("CHECKPOINT cache")
@@ -342,8 +347,15 @@ class TimedEngine:
 
     @contextmanager
     def _timed(self, sql: str) -> Iterator[dict[str, Any]]:
-        record: dict[str, Any] = {"n": len(self.queries) + 1, "caller": _caller(), "chars": len(sql), "sql": sql,
-                                  "translate_s": 0.0, "seconds": None, "rows": None}  # fmt: skip
+        record: dict[str, Any] = {
+            "n": len(self.queries) + 1,
+            "caller": _caller(),
+            "chars": len(sql),
+            "sql": sql,
+            "translate_s": 0.0,
+            "seconds": None,
+            "rows": None,
+        }
         self.queries.append(record)
         self._log.write(json.dumps({"n": record["n"], "caller": record["caller"], "started": True, "sql": sql}) + "\n")
         started = time.perf_counter()
@@ -355,8 +367,11 @@ class TimedEngine:
             record["worker_hwm_mb"] = self.sample_workers()
             self._log.write(json.dumps({k: v for k, v in record.items() if k != "sql"}) + "\n")
             if record["seconds"] >= 1:
-                print(f"  [{record['seconds']:6.1f}s] #{record['n']} {record['caller']}: {_short(sql)}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"  [{record['seconds']:6.1f}s] #{record['n']} {record['caller']}: {_short(sql)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def sample_workers(self) -> int | None:
         """The high-water mark of each live SQL worker, kept per process id; the current worker's."""
@@ -403,10 +418,17 @@ def run_size(size: int, memory_limit: str, timeout_s: float, row_cap: int) -> di
     from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
 
     path = table_path(size)
-    engine = TimedEngine(DuckDBEngine(path, memory_limit=memory_limit, threads=2, timeout_s=timeout_s,
-                                      row_cap=row_cap), OUT / f"queries-{size}.jsonl")  # fmt: skip
-    result: dict[str, Any] = {"traces": size, "spans": size * 6, "status": "ok", "error": None,
-                              "load_before": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    engine = TimedEngine(
+        DuckDBEngine(path, memory_limit=memory_limit, threads=2, timeout_s=timeout_s, row_cap=row_cap),
+        OUT / f"queries-{size}.jsonl",
+    )
+    result: dict[str, Any] = {
+        "traces": size,
+        "spans": size * 6,
+        "status": "ok",
+        "error": None,
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+    }
     started = time.perf_counter()
     try:
         report = discover(engine)
@@ -422,17 +444,25 @@ def run_size(size: int, memory_limit: str, timeout_s: float, row_cap: int) -> di
     worker_rusage_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     queries = engine.queries
     sql_s = sum(q["seconds"] or 0 for q in queries)
-    result |= {"seconds": round(seconds, 2), "sql_seconds": round(sql_s, 2),
-               "translate_seconds": round(sum(q["translate_s"] for q in queries), 2),
-               "python_seconds": round(seconds - sql_s, 2), "queries": len(queries),
-               "analysis_peak_mb": analysis_mb, "worker_peak_mb": worker_mb,
-               "worker_rusage_mb": round(worker_rusage_mb), "workers_started": len(engine.worker_peaks),
-               "load_after": [round(x, 2) for x in os.getloadavg()],
-               "slowest": [{k: q.get(k) for k in ("n", "caller", "seconds", "translate_s", "rows", "chars",
-                                                  "worker_hwm_mb")}
-                           | {"sql": _short(q["sql"])} for q in sorted(queries, key=lambda q: -(q["seconds"] or 0))[:5]],
-               "by_caller": _by_caller(queries),
-               "over_production_timeout": sum(1 for q in queries if (q["seconds"] or 0) > PRODUCTION_TIMEOUT_S)}  # fmt: skip
+    result |= {
+        "seconds": round(seconds, 2),
+        "sql_seconds": round(sql_s, 2),
+        "translate_seconds": round(sum(q["translate_s"] for q in queries), 2),
+        "python_seconds": round(seconds - sql_s, 2),
+        "queries": len(queries),
+        "analysis_peak_mb": analysis_mb,
+        "worker_peak_mb": worker_mb,
+        "worker_rusage_mb": round(worker_rusage_mb),
+        "workers_started": len(engine.worker_peaks),
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "slowest": [
+            {k: q.get(k) for k in ("n", "caller", "seconds", "translate_s", "rows", "chars", "worker_hwm_mb")}
+            | {"sql": _short(q["sql"])}
+            for q in sorted(queries, key=lambda q: -(q["seconds"] or 0))[:5]
+        ],
+        "by_caller": _by_caller(queries),
+        "over_production_timeout": sum(1 for q in queries if (q["seconds"] or 0) > PRODUCTION_TIMEOUT_S),
+    }
     if report is not None:
         looked = report.looked
         kinds: dict[str, int] = defaultdict(int)
@@ -440,11 +470,19 @@ def run_size(size: int, memory_limit: str, timeout_s: float, row_cap: int) -> di
             kinds[finding.kind] += 1
         problems = [f.statement for f in report.findings if f.kind == "problem"]
         planted = {name: any(all(part in s for part in parts) for s in problems) for name, parts in PLANTED.items()}
-        result |= {"planted_found": planted, "outcomes": len(looked.outcomes), "features": len(looked.features), "tests": looked.tests,
-                   "pairs_tested": looked.pairs_tested, "significant": looked.significant,
-                   "findings": len(report.findings), "findings_by_kind": dict(kinds),
-                   "statements": [f"[{f.kind}, {f.severity}] {f.statement}" for f in report.findings],
-                   "outcome_names": looked.outcomes, "feature_names": looked.features}  # fmt: skip
+        result |= {
+            "planted_found": planted,
+            "outcomes": len(looked.outcomes),
+            "features": len(looked.features),
+            "tests": looked.tests,
+            "pairs_tested": looked.pairs_tested,
+            "significant": looked.significant,
+            "findings": len(report.findings),
+            "findings_by_kind": dict(kinds),
+            "statements": [f"[{f.kind}, {f.severity}] {f.statement}" for f in report.findings],
+            "outcome_names": looked.outcomes,
+            "feature_names": looked.features,
+        }
     return result
 
 
@@ -461,8 +499,18 @@ def _by_caller(queries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def run_child(size: int, args: argparse.Namespace) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--child", str(size), "--memory-limit", args.memory_limit,
-               "--timeout", str(args.timeout), "--row-cap", str(args.row_cap)]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(size),
+        "--memory-limit",
+        args.memory_limit,
+        "--timeout",
+        str(args.timeout),
+        "--row-cap",
+        str(args.row_cap),
+    ]
     # its own process group, so a run past the deadline is stopped with its SQL worker
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True)
     try:
@@ -493,8 +541,15 @@ def _killed(size: int, deadline: float) -> dict[str, Any]:
     error = f"killed after {deadline:g} s"
     if stuck:
         error += f" in query #{stuck[-1]['n']} ({stuck[-1]['caller']}): {_short(stuck[-1]['sql'])}"
-    return {"traces": size, "spans": size * 6, "status": "killed", "error": error, "seconds": deadline,
-            "queries": len(done), "slowest": sorted(done, key=lambda q: -(q["seconds"] or 0))[:5]}  # fmt: skip
+    return {
+        "traces": size,
+        "spans": size * 6,
+        "status": "killed",
+        "error": error,
+        "seconds": deadline,
+        "queries": len(done),
+        "slowest": sorted(done, key=lambda q: -(q["seconds"] or 0))[:5],
+    }
 
 
 def _target(row: dict[str, Any]) -> str:
@@ -518,38 +573,76 @@ def report(results: list[dict[str, Any]]) -> None:
 
     console = Console(width=None if sys.stdout.isatty() else 180)
     table = Table(title="discover() on synthetic traces (6 spans each)")
-    for column in ("traces", "spans", "outcomes", "features", "tests", "findings", "seconds", "SQL s", "queries",
-                   "analysis RSS", "worker RSS", "planted", "load", "target"):  # fmt: skip
+    for column in (
+        "traces",
+        "spans",
+        "outcomes",
+        "features",
+        "tests",
+        "findings",
+        "seconds",
+        "SQL s",
+        "queries",
+        "analysis RSS",
+        "worker RSS",
+        "planted",
+        "load",
+        "target",
+    ):
         table.add_column(column, justify="left" if column == "target" else "right")
     for r in results:
 
         def get(key: str, fmt: str = "{:,}", row: dict[str, Any] = r) -> str:
             return "-" if row.get(key) is None else fmt.format(row[key])
 
-        table.add_row(f"{r['traces']:,}", f"{r['spans']:,}", get("outcomes"), get("features"), get("tests"),
-                      get("findings"), get("seconds", "{:.1f}"), get("sql_seconds", "{:.1f}"), get("queries"),
-                      get("analysis_peak_mb", "{:,} MB"), get("worker_peak_mb", "{:,} MB"),
-                      f"{sum(r['planted_found'].values())}/{len(PLANTED)}" if r.get("planted_found") else "-",
-                      "/".join(f"{x:.1f}" for x in (r.get("load_before", [None])[0], r.get("load_after", [None])[0])
-                               if x is not None) or "-", _target(r))  # fmt: skip
+        table.add_row(
+            f"{r['traces']:,}",
+            f"{r['spans']:,}",
+            get("outcomes"),
+            get("features"),
+            get("tests"),
+            get("findings"),
+            get("seconds", "{:.1f}"),
+            get("sql_seconds", "{:.1f}"),
+            get("queries"),
+            get("analysis_peak_mb", "{:,} MB"),
+            get("worker_peak_mb", "{:,} MB"),
+            f"{sum(r['planted_found'].values())}/{len(PLANTED)}" if r.get("planted_found") else "-",
+            "/".join(
+                f"{x:.1f}" for x in (r.get("load_before", [None])[0], r.get("load_after", [None])[0]) if x is not None
+            )
+            or "-",
+            _target(r),
+        )
     console.print(table)
     for r in results:
         console.rule(f"{r['traces']:,} traces: {r['status']}")
         if r.get("error"):
             console.print(f"[red]{r['error']}[/red]", markup=True, highlight=False)
         if r.get("seconds") is not None and r.get("sql_seconds") is not None:
-            console.print(f"{r['seconds']:.1f} s: SQL {r['sql_seconds']:.1f} s (sqlglot translation "
-                          f"{r['translate_seconds']:.1f} s), Python {r['python_seconds']:.1f} s; "
-                          f"{r.get('over_production_timeout', 0)} queries over the production timeout of "
-                          f"{PRODUCTION_TIMEOUT_S:g} s", highlight=False)  # fmt: skip
+            console.print(
+                f"{r['seconds']:.1f} s: SQL {r['sql_seconds']:.1f} s (sqlglot translation "
+                f"{r['translate_seconds']:.1f} s), Python {r['python_seconds']:.1f} s; "
+                f"{r.get('over_production_timeout', 0)} queries over the production timeout of "
+                f"{PRODUCTION_TIMEOUT_S:g} s",
+                highlight=False,
+            )
         if r.get("by_caller"):
-            console.print("time by caller: " + ", ".join(f"{name} {v['seconds']:.1f}s/{v['queries']}q"
-                                                         for name, v in r["by_caller"].items()), highlight=False)  # fmt: skip
+            console.print(
+                "time by caller: "
+                + ", ".join(f"{name} {v['seconds']:.1f}s/{v['queries']}q" for name, v in r["by_caller"].items()),
+                highlight=False,
+            )
         console.print("slowest queries:")
         for q in r.get("slowest", []):
-            console.print(f"  {q['seconds'] or 0:7.2f}s  #{q['n']:<3} {q['caller']:<26} {q.get('rows')!s:>8} rows "
-                          f"{q.get('worker_hwm_mb')!s:>5} MB  "
-                          f"{q['sql']}", markup=False, highlight=False, soft_wrap=True)  # fmt: skip
+            console.print(
+                f"  {q['seconds'] or 0:7.2f}s  #{q['n']:<3} {q['caller']:<26} {q.get('rows')!s:>8} rows "
+                f"{q.get('worker_hwm_mb')!s:>5} MB  "
+                f"{q['sql']}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         missed = [name for name, found in r.get("planted_found", {}).items() if not found]
         if missed:
             console.print("planted effects not reported as problems: " + "; ".join(missed), highlight=False)
@@ -578,19 +671,30 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         path, built = ensure_table(size)
         how = f"built in {built:.1f} s" if built is not None else "cached"
-        print(f"{size:,} traces: {path.name} ({how}, {path.stat().st_size / 2**20:,.0f} MB); running discover...",
-              file=sys.stderr, flush=True)  # fmt: skip
-        row = run_child(size, args) | {"build_seconds": None if built is None else round(built, 1),
-                                       "file_mb": round(path.stat().st_size / 2**20)}  # fmt: skip
+        print(
+            f"{size:,} traces: {path.name} ({how}, {path.stat().st_size / 2**20:,.0f} MB); running discover...",
+            file=sys.stderr,
+            flush=True,
+        )
+        row = run_child(size, args) | {
+            "build_seconds": None if built is None else round(built, 1),
+            "file_mb": round(path.stat().st_size / 2**20),
+        }
         results.append(row)
-        print(f"  {row['status']}: {row.get('seconds', 0):.1f} s, {row.get('outcomes')} outcomes, "
-              f"{row.get('features')} features, {row.get('tests')} tests", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"  {row['status']}: {row.get('seconds', 0):.1f} s, {row.get('outcomes')} outcomes, "
+            f"{row.get('features')} features, {row.get('tests')} tests",
+            file=sys.stderr,
+            flush=True,
+        )
         (OUT / "results.json").write_text(json.dumps(results, indent=2))
     report(results)
     checked = next((r for r in results if r["traces"] == 100_000 and r["status"] == "ok"), None)
     if checked is not None and (checked["features"] < MIN_FEATURES or checked["outcomes"] < MIN_OUTCOMES):
-        raise SystemExit(f"the 100k table gave {checked['features']} features and {checked['outcomes']} outcomes; "
-                         f"the benchmark needs at least {MIN_FEATURES} and {MIN_OUTCOMES}")  # fmt: skip
+        raise SystemExit(
+            f"the 100k table gave {checked['features']} features and {checked['outcomes']} outcomes; "
+            f"the benchmark needs at least {MIN_FEATURES} and {MIN_OUTCOMES}"
+        )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ def hostile_sql(root: Path) -> None:
         except UserError as refused:
             answers[type(refused).__name__] += 1
     wall = time.perf_counter() - started
-    print(f"hostile SQL: {len(suite):,} queries in {wall:.1f} s ({len(suite) / wall:,.0f}/s); {dict(answers)}; "
-          f"this process's peak RSS {before:.0f} -> {rss_mb():.0f} MB")  # fmt: skip
+    print(
+        f"hostile SQL: {len(suite):,} queries in {wall:.1f} s ({len(suite) / wall:,.0f}/s); {dict(answers)}; "
+        f"this process's peak RSS {before:.0f} -> {rss_mb():.0f} MB"
+    )
 
 
 def amplifiers(root: Path, in_process: bool) -> None:
@@ -72,11 +74,15 @@ def amplifiers(root: Path, in_process: bool) -> None:
     for sql in AMPLIFIERS:
         before = rss_mb()
         started = time.perf_counter()
-        reply = pool.run({"path": str(engine.path), "config": engine._config, "sql": sql, "row_cap": 3,
-                          "timeout_s": 0.5}, timeout_s=0.5)  # fmt: skip
+        reply = pool.run(
+            {"path": str(engine.path), "config": engine._config, "sql": sql, "row_cap": 3, "timeout_s": 0.5},
+            timeout_s=0.5,
+        )
         outcome = reply.get("error") or "rows"
-        print(f"sandbox worker, checks bypassed: {sql}: {outcome} in {time.perf_counter() - started:.2f} s; "
-              f"this process {before:.0f} -> {rss_mb():.0f} MB")  # fmt: skip
+        print(
+            f"sandbox worker, checks bypassed: {sql}: {outcome} in {time.perf_counter() - started:.2f} s; "
+            f"this process {before:.0f} -> {rss_mb():.0f} MB"
+        )
     pool.close()
     if in_process:
         import duckdb
@@ -85,8 +91,10 @@ def amplifiers(root: Path, in_process: bool) -> None:
             con = duckdb.connect(config={"memory_limit": "256MB"})
             started = time.perf_counter()
             con.execute(sql).fetchall()
-            print(f"in-process DuckDB (256MB limit): {sql}: {time.perf_counter() - started:.2f} s, "
-                  f"peak RSS {rss_mb():.0f} MB")  # fmt: skip
+            print(
+                f"in-process DuckDB (256MB limit): {sql}: {time.perf_counter() - started:.2f} s, "
+                f"peak RSS {rss_mb():.0f} MB"
+            )
 
 
 def model_faults() -> None:
@@ -98,14 +106,18 @@ def model_faults() -> None:
     from tests.openai_server import Fault, openai_server
 
     cases: list[tuple[str, list[Fault]]] = [
-        ("a burst of three 429s", [429, 429, 429]), ("three 500s", [500, 500, 503]),
-        ("two timeouts (1 s client timeout)", ["timeout", "timeout"]), ("three dropped connections", ["drop"] * 3),
-        ("500 four times: give up", [500] * 4), ("a context overflow: no retry", [400]),
-    ]  # fmt: skip
+        ("a burst of three 429s", [429, 429, 429]),
+        ("three 500s", [500, 500, 503]),
+        ("two timeouts (1 s client timeout)", ["timeout", "timeout"]),
+        ("three dropped connections", ["drop"] * 3),
+        ("500 four times: give up", [500] * 4),
+        ("a context overflow: no retry", [400]),
+    ]
     for name, faults in cases:
         with openai_server(faults) as (base_url, _server):
-            settings = load_settings({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-bench",
-                                      "ANALYZE_EXPERIMENT_LLM_TIMEOUT": "1"})  # fmt: skip
+            settings = load_settings(
+                {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": "sk-bench", "ANALYZE_EXPERIMENT_LLM_TIMEOUT": "1"}
+            )
             model = chat_model("gpt-4o-mini", settings)
             started = time.perf_counter()
             try:
@@ -129,17 +141,25 @@ def crash_recovery(root: Path) -> None:
         if failpoint:
             env["ANALYZE_EXPERIMENT_FAILPOINTS"] = f"{failpoint}=kill"
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "analyze_experiment", *args, "--approve", "auto"], env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "analyze_experiment", *args, "--approve", "auto"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return done.returncode, time.perf_counter() - started
 
     _, clean = cli("clean", "run", "--experiment-id", experiment_id)
-    code, before_kill = cli("crash", "run", "--experiment-id", experiment_id,
-                            failpoint="documents.claimed@test_hypothesis#7")  # fmt: skip
+    code, before_kill = cli(
+        "crash", "run", "--experiment-id", experiment_id, failpoint="documents.claimed@test_hypothesis#7"
+    )
     threads = [p.name for p in (root / "crash" / "locks").iterdir()]
     resumed_code, resumed = cli("crash", "resume", threads[0].removesuffix(".lock"))
-    print(f"kill -9 while testing (exit {code}) after {before_kill:.1f} s; resume (exit {resumed_code}) "
-          f"{resumed:.1f} s; together {before_kill + resumed:.1f} s against {clean:.1f} s uninterrupted")  # fmt: skip
+    print(
+        f"kill -9 while testing (exit {code}) after {before_kill:.1f} s; resume (exit {resumed_code}) "
+        f"{resumed:.1f} s; together {before_kill + resumed:.1f} s against {clean:.1f} s uninterrupted"
+    )
 
 
 def store_down() -> None:
@@ -149,8 +169,10 @@ def store_down() -> None:
     try:
         MlflowClient("http://127.0.0.1:9").get_run("0" * 32)
     except Exception as error:  # noqa: BLE001 - any failure is the figure we want
-        print(f"dead tracking server, MLflow's default HTTP retries: gave up after "
-              f"{time.perf_counter() - started:.0f} s ({type(error).__name__})")  # fmt: skip
+        print(
+            f"dead tracking server, MLflow's default HTTP retries: gave up after "
+            f"{time.perf_counter() - started:.0f} s ({type(error).__name__})"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

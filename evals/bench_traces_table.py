@@ -99,8 +99,13 @@ def materialise(store: Path) -> dict[str, float]:
         started = time.perf_counter()
         table.sync()
         resync = time.perf_counter() - started
-    return {"traces": report.total, "plain_read_s": floor, "materialise_s": full, "resync_s": resync,
-            "plain_count": len(plain)}  # fmt: skip
+    return {
+        "traces": report.total,
+        "plain_read_s": floor,
+        "materialise_s": full,
+        "resync_s": resync,
+        "plain_count": len(plain),
+    }
 
 
 def main() -> None:
@@ -115,16 +120,19 @@ def main() -> None:
         return
     print(f"{'traces':>10} {'census':>9} {'peak RSS':>10}   (table generated in)")
     for size in (int(s) for s in args.sizes.split(",")):
-        out = subprocess.run([sys.executable, __file__, "--child", str(size)], capture_output=True, text=True,
-                             check=True, cwd=ROOT).stdout  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(size)], capture_output=True, text=True, check=True, cwd=ROOT
+        ).stdout
         row = json.loads(out.strip().splitlines()[-1])
         print(f"{size:>10,} {row['census_s']:>8.2f}s {row['peak_mb']:>8.0f}MB   ({row['build_s']:.1f}s)")
     for store in (args.store, args.resync_store):
         if (store / "experiment.json").exists():
             m = materialise(store)
-            print(f"\nstore of {m['traces']:,} traces: plain mlflow.search_traces {m['plain_read_s']:.2f}s, "
-                  f"materialise {m['materialise_s']:.2f}s ({m['materialise_s'] / m['plain_read_s']:.2f}x), "
-                  f"re-sync unchanged {m['resync_s']:.2f}s")  # fmt: skip
+            print(
+                f"\nstore of {m['traces']:,} traces: plain mlflow.search_traces {m['plain_read_s']:.2f}s, "
+                f"materialise {m['materialise_s']:.2f}s ({m['materialise_s'] / m['plain_read_s']:.2f}x), "
+                f"re-sync unchanged {m['resync_s']:.2f}s"
+            )
         else:
             print(f"\n(no store at {store}; build one with evals/bench_insights.py --store {store} --traces N)")
 

@@ -21,8 +21,38 @@ from pydantic import BaseModel, Field
 HELD_OUT_SEEDS = (4242, 9001)  # never used while developing the detectors
 HELD_OUT_TRACES = 200
 # The random draws an analyst may be developed against; CI draws others from the commit hash.
-DEV_SEEDS = (2053, 2573, 7439, 8262, 12053, 12269, 18575, 24020, 30181, 30618, 34234, 34585, 35953, 37584, 39406,
-             39823, 40197, 42612, 49662, 59661, 59933, 62437, 64189, 64986, 67577, 75504, 75896, 76943, 76979, 78428)  # fmt: skip
+DEV_SEEDS = (
+    2053,
+    2573,
+    7439,
+    8262,
+    12053,
+    12269,
+    18575,
+    24020,
+    30181,
+    30618,
+    34234,
+    34585,
+    35953,
+    37584,
+    39406,
+    39823,
+    40197,
+    42612,
+    49662,
+    59661,
+    59933,
+    62437,
+    64189,
+    64986,
+    67577,
+    75504,
+    75896,
+    76943,
+    76979,
+    78428,
+)
 CONTROL_DEV_SEEDS = (79476, 84392, 89874, 95914, 98828)
 RANDOM_DRAWS = 30
 CONTROLS = 5
@@ -83,8 +113,11 @@ def committed(names: list[str]) -> list[Case]:
 
 
 def held_out(names: list[str], seeds: tuple[int, ...] = HELD_OUT_SEEDS, traces: int = HELD_OUT_TRACES) -> list[Case]:
-    return [Case(name=f"{name}@{seed}", source="held_out", scenario=name, seed=seed, traces=traces)
-            for name in names for seed in seeds]  # fmt: skip
+    return [
+        Case(name=f"{name}@{seed}", source="held_out", scenario=name, seed=seed, traces=traces)
+        for name in names
+        for seed in seeds
+    ]
 
 
 def random_draws(seeds: tuple[int, ...], traces: int = RANDOM_TRACES, *, control: bool = False) -> list[Case]:
@@ -119,8 +152,10 @@ def random_seeds(spec: str, count: int, *, control: bool = False) -> tuple[int, 
     if spec == "dev":
         listed = CONTROL_DEV_SEEDS if control else DEV_SEEDS
         if count > len(listed):
-            raise UserError(f"the development set has {len(listed)} {'controls' if control else 'random draws'}; "
-                            f"ask for at most that many, or use --random-seeds commit")  # fmt: skip
+            raise UserError(
+                f"the development set has {len(listed)} {'controls' if control else 'random draws'}; "
+                f"ask for at most that many, or use --random-seeds commit"
+            )
         return listed[:count]
     if spec == "commit" or spec.startswith("commit:"):
         commit = spec.partition(":")[2] or head_commit()
@@ -128,8 +163,9 @@ def random_seeds(spec: str, count: int, *, control: bool = False) -> tuple[int, 
     try:
         seeds = tuple(int(seed) for seed in spec.split(",") if seed.strip())
     except ValueError as bad:
-        raise UserError(f"--random-seeds takes dev, commit, commit:<hash> or whole numbers separated by commas, "
-                        f"not '{spec}'") from bad  # fmt: skip
+        raise UserError(
+            f"--random-seeds takes dev, commit, commit:<hash> or whole numbers separated by commas, not '{spec}'"
+        ) from bad
     return seeds[:count] if control else seeds
 
 
@@ -137,8 +173,9 @@ def head_commit() -> str:
     from analyze_experiment.agent.core.errors import UserError
 
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as failed:
         raise UserError(
             "--random-seeds commit needs a git checkout; use dev, commit:<hash> or a list of seeds"
@@ -150,8 +187,12 @@ def own_experiment(experiment_id: str, expected_file: Path) -> Case:
 
     if not expected_file.is_file():
         raise UserError(f"{expected_file} does not exist; write your labels in the expected.yaml format (see README)")
-    return Case(name=f"experiment-{experiment_id}", source="experiment", experiment_id=experiment_id,
-                expected=Expected.from_yaml(expected_file))  # fmt: skip
+    return Case(
+        name=f"experiment-{experiment_id}",
+        source="experiment",
+        experiment_id=experiment_id,
+        expected=Expected.from_yaml(expected_file),
+    )
 
 
 def _recorded_errors(path: Path) -> int:

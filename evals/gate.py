@@ -33,8 +33,9 @@ def failures(results: Sequence[Scores]) -> list[str]:
                 if value is not None and value < floor:
                     problems.append(f"scenarios: {result.case}: {name} {value:.2f} < {floor}")
         if result.violations:
-            problems.append(f"rules: {result.case}: {len(result.violations)} invariant violation(s): "
-                            f"{result.violations[0]}")  # fmt: skip
+            problems.append(
+                f"rules: {result.case}: {len(result.violations)} invariant violation(s): {result.violations[0]}"
+            )
         if result.census_exact is False:
             problems.append(f"rules: {result.case}: the census does not match the ground truth")
     if random_cases(results):

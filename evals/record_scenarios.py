@@ -32,8 +32,9 @@ def main() -> None:
             client = MlflowClient(f"sqlite:///{Path(tmp) / 'mlflow.db'}")
             experiment_id = client.create_experiment(name, artifact_location=str(Path(tmp) / "artifacts"))
             write_traces(client, experiment_id, run.traces)
-            stored = client.search_traces(locations=[experiment_id], max_results=args.traces + 1,
-                                          order_by=["timestamp_ms ASC"])  # fmt: skip
+            stored = client.search_traces(
+                locations=[experiment_id], max_results=args.traces + 1, order_by=["timestamp_ms ASC"]
+            )
             traces = [trace.to_dict() for trace in stored]
         write_recording(SCENARIO_ROOT / name, traces, run.expected())
         print(

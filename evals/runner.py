@@ -20,8 +20,16 @@ EVAL_EXPERIMENT = "analyze-experiment-evals"
 
 
 class CaseRunner:
-    def __init__(self, settings: Settings, workdir: Path, model: str = "offline", *, record: Path | None = None,
-                 replay: Path | None = None, on_event: Callable[[dict[str, Any]], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        workdir: Path,
+        model: str = "offline",
+        *,
+        record: Path | None = None,
+        replay: Path | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.workdir = workdir
         self.model = model
@@ -47,8 +55,12 @@ class CaseRunner:
         self._ensure_template()
         spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked MLflow or SQLite state
         with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
-            futures = {pool.submit(_run_one, self.settings, self.workdir, self.model, self.record, self.replay,
-                                   self._template, case): i for i, case in enumerate(cases)}  # fmt: skip
+            futures = {
+                pool.submit(
+                    _run_one, self.settings, self.workdir, self.model, self.record, self.replay, self._template, case
+                ): i
+                for i, case in enumerate(cases)
+            }
             done: dict[int, Scores] = {}
             for future in as_completed(futures):
                 done[futures[future]] = future.result()
@@ -67,8 +79,16 @@ class CaseRunner:
             experiment_id, expected = self._load(services, case)
         started = time.perf_counter()
         run_id, report = self._analyse(services, experiment_id, case_dir / "report.md", _slug(case.name))
-        return score(services, run_id, expected, case=case.name, model=self.model, wall_s=time.perf_counter() - started,
-                     report=report, source=case.source)  # fmt: skip
+        return score(
+            services,
+            run_id,
+            expected,
+            case=case.name,
+            model=self.model,
+            wall_s=time.perf_counter() - started,
+            report=report,
+            source=case.source,
+        )
 
     def _analyse(self, services: Services, experiment_id: str, report: Path, name: str) -> tuple[str, Path | None]:
         from analyze_experiment.agent.app.session import AnalysisSession, RunOptions
@@ -76,8 +96,9 @@ class CaseRunner:
         from analyze_experiment.agent.core.errors import UserError
         from analyze_experiment.agent.core.llm_replay import ReplayTransport, http_client
 
-        client = http_client(self.record / name if self.record else None,
-                             self.replay / name if self.replay else None, services.redact)  # fmt: skip
+        client = http_client(
+            self.record / name if self.record else None, self.replay / name if self.replay else None, services.redact
+        )
         session = AnalysisSession(services, on_event=self.on_event, llm_http_client=client)
         try:
             outcome = session.start(RunOptions(experiment_id=experiment_id, model=self.model, report_path=str(report)))
@@ -104,8 +125,10 @@ class CaseRunner:
         experiment_id = services.client.create_experiment(f"held-out-{_slug(case.name)}")
         run = log_scenario(services.client, experiment_id, case.scenario, case.traces or 200, case.seed or 0)
         truth = run.expected()
-        problems = [Problem(kind=p["kind"], strength=p["strength"], affected_trace_ids=p["affected_trace_ids"])
-                    for p in truth["problems"]]  # fmt: skip
+        problems = [
+            Problem(kind=p["kind"], strength=p["strength"], affected_trace_ids=p["affected_trace_ids"])
+            for p in truth["problems"]
+        ]
         return experiment_id, Expected(traces=len(run.trace_ids()), errors=len(run.failed_ids()), problems=problems)
 
     def _load_draw(self, services: Services, case: Case) -> tuple[str, Expected]:
@@ -146,8 +169,15 @@ class CaseRunner:
         return self._template
 
 
-def _run_one(settings: Settings, workdir: Path, model: str, record: Path | None, replay: Path | None,
-             template: Path | None, case: Case) -> Scores:  # fmt: skip
+def _run_one(
+    settings: Settings,
+    workdir: Path,
+    model: str,
+    record: Path | None,
+    replay: Path | None,
+    template: Path | None,
+    case: Case,
+) -> Scores:
     runner = CaseRunner(settings, workdir, model, record=record, replay=replay)
     runner._template = template
     return runner.run(case)
@@ -189,16 +219,22 @@ def log_scores(services: Services, results: list[Scores], version: str, summary:
     existing = client.get_experiment_by_name(EVAL_EXPERIMENT)
     experiment_id = existing.experiment_id if existing else client.create_experiment(EVAL_EXPERIMENT)
     for result in results:
-        run = client.create_run(experiment_id, run_name=f"{result.case} {result.model}",
-                                tags={"eval.case": result.case, "eval.model": result.model, "eval.version": version})  # fmt: skip
+        run = client.create_run(
+            experiment_id,
+            run_name=f"{result.case} {result.model}",
+            tags={"eval.case": result.case, "eval.model": result.model, "eval.version": version},
+        )
         for key, value in _metrics(result).items():
             client.log_metric(run.info.run_id, key, value)
         client.log_dict(run.info.run_id, result.model_dump(mode="json"), "scores.json")
         client.set_terminated(run.info.run_id)
     if summary is not None and (summary.random_draws or summary.controls):
         model = results[0].model if results else ""
-        run = client.create_run(experiment_id, run_name=f"pooled {model}",
-                                tags={"eval.case": "pooled", "eval.model": model, "eval.version": version})  # fmt: skip
+        run = client.create_run(
+            experiment_id,
+            run_name=f"pooled {model}",
+            tags={"eval.case": "pooled", "eval.model": model, "eval.version": version},
+        )
         for key, value in _pooled_metrics(summary).items():
             client.log_metric(run.info.run_id, key, value)
         client.log_dict(run.info.run_id, summary.model_dump(mode="json"), "summary.json")
@@ -208,13 +244,16 @@ def log_scores(services: Services, results: list[Scores], version: str, summary:
 
 def _pooled_metrics(summary: Summary) -> dict[str, float]:
     values: dict[str, float | None] = {
-        "pooled_recall": summary.recall, "pooled_precision": summary.precision,
-        "pooled_evidence_precision": summary.evidence_precision, "weak_found": float(summary.weak_found),
-        "weak": float(summary.weak), "false_issues_per_control": summary.false_issues_per_control,
+        "pooled_recall": summary.recall,
+        "pooled_precision": summary.precision,
+        "pooled_evidence_precision": summary.evidence_precision,
+        "weak_found": float(summary.weak_found),
+        "weak": float(summary.weak),
+        "false_issues_per_control": summary.false_issues_per_control,
         "violations": float(summary.violations),
         **{f"recall.{row.family}": row.recall for row in summary.by_outcome + summary.by_cause},
         **{f"precision.{row.family}": row.precision for row in summary.by_outcome + summary.by_cause},
-    }  # fmt: skip
+    }
     return {_metric_name(k): float(v) for k, v in values.items() if v is not None}
 
 
@@ -224,12 +263,17 @@ def _metric_name(key: str) -> str:
 
 def _metrics(result: Scores) -> dict[str, float]:
     values: dict[str, float | None] = {
-        "issue_recall": result.issue_recall, "issue_precision": result.issue_precision,
-        "evidence_precision": result.evidence_precision, "violations": float(len(result.violations)),
+        "issue_recall": result.issue_recall,
+        "issue_precision": result.issue_precision,
+        "evidence_precision": result.evidence_precision,
+        "violations": float(len(result.violations)),
         "census_exact": None if result.census_exact is None else float(result.census_exact),
-        "llm_calls": float(result.llm_calls), "tokens": float(result.tokens), "cost_usd": result.cost_usd,
-        "wall_s": result.wall_s, **{f"hypotheses_{k}": float(v) for k, v in result.hypotheses.items()},
-    }  # fmt: skip
+        "llm_calls": float(result.llm_calls),
+        "tokens": float(result.tokens),
+        "cost_usd": result.cost_usd,
+        "wall_s": result.wall_s,
+        **{f"hypotheses_{k}": float(v) for k, v in result.hypotheses.items()},
+    }
     return {k: float(v) for k, v in values.items() if v is not None}
 
 
@@ -238,8 +282,13 @@ def analyst_version() -> str:
     from importlib.metadata import version
 
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).parent).stdout.strip()  # fmt: skip
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         sha = ""
     return version("analyze-experiment") + (f"+{sha}" if sha else "")

@@ -51,14 +51,26 @@ def build_request(stage: Stage, state: AnalysisState, tools: AnalysisTools) -> A
     analysis = tools.analysis()
     items: list[ApprovalItem] = []
     if stage == "hypotheses":
-        items = [ApprovalItem(id=h.id, title=h.statement, detail=f"{h.rationale}\nPlan: {h.testing_plan}")
-                 for h in tools.list_hypotheses(HypothesisStatus.TESTING)]  # fmt: skip
+        items = [
+            ApprovalItem(id=h.id, title=h.statement, detail=f"{h.rationale}\nPlan: {h.testing_plan}")
+            for h in tools.list_hypotheses(HypothesisStatus.TESTING)
+        ]
     elif stage == "issues":
-        items = [ApprovalItem(id=i.id, title=f"{i.title} ({i.severity.value})", detail=i.description, severity=i.severity)
-                 for i in tools.list_issues() if i.status is IssueStatus.OPEN]  # fmt: skip
-    return ApprovalRequest(thread_id=state["thread_id"], run_id=state["run_id"], experiment_id=state["experiment_id"],
-                           stage=stage, question=QUESTIONS[stage], description=analysis.description, focus=analysis.focus,
-                           items=items)  # fmt: skip
+        items = [
+            ApprovalItem(id=i.id, title=f"{i.title} ({i.severity.value})", detail=i.description, severity=i.severity)
+            for i in tools.list_issues()
+            if i.status is IssueStatus.OPEN
+        ]
+    return ApprovalRequest(
+        thread_id=state["thread_id"],
+        run_id=state["run_id"],
+        experiment_id=state["experiment_id"],
+        stage=stage,
+        question=QUESTIONS[stage],
+        description=analysis.description,
+        focus=analysis.focus,
+        items=items,
+    )
 
 
 def apply(stage: Stage, decision: ApprovalDecision, tools: AnalysisTools, runtime: Runtime[AnalysisContext]) -> None:

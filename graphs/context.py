@@ -29,5 +29,6 @@ class AnalysisContext(NodeContext):
     decisions_for: Callable[[str], PersonDecisions]  # run id -> what a person decided, written as the person
 
     def for_nodes(self) -> NodeContext:
-        return NodeContext(tool_source=self.tool_source, analyst=self.analyst, reports_dir=self.reports_dir,
-                           limits=self.limits)  # fmt: skip
+        return NodeContext(
+            tool_source=self.tool_source, analyst=self.analyst, reports_dir=self.reports_dir, limits=self.limits
+        )

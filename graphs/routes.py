@@ -19,8 +19,10 @@ def route_tests(state: AnalysisState, runtime: Runtime[NodeContext]) -> list[Sen
     pending = [h.id for h in tools_for(state, runtime).list_hypotheses(HypothesisStatus.TESTING) if h.id not in done]
     if not pending:
         return "issue"
-    return [Send("test_hypothesis", TestTask(experiment_id=state["experiment_id"], run_id=state["run_id"],
-                                             hypothesis_id=h)) for h in pending]  # fmt: skip
+    return [
+        Send("test_hypothesis", TestTask(experiment_id=state["experiment_id"], run_id=state["run_id"], hypothesis_id=h))
+        for h in pending
+    ]
 
 
 def route_issue_approval(state: AnalysisState, runtime: Runtime[NodeContext]) -> Literal["approve_issues", "report"]:

@@ -8,8 +8,19 @@ from typing import Annotated, Any, Literal, TypedDict
 
 # Where a thread stands: the phase it is in or about to begin, named by its first node ("test" begins at
 # `dispatch_tests`), or "complete". Nodes write it; the session reads it to resume and to show a thread.
-Phase = Literal["setup", "describe", "approve_description", "census", "hypothesize", "record_hypotheses",
-                "approve_hypotheses", "test", "approve_issues", "report", "complete"]  # fmt: skip
+Phase = Literal[
+    "setup",
+    "describe",
+    "approve_description",
+    "census",
+    "hypothesize",
+    "record_hypotheses",
+    "approve_hypotheses",
+    "test",
+    "approve_issues",
+    "report",
+    "complete",
+]
 
 
 class AnalysisState(TypedDict, total=False):

@@ -21,16 +21,29 @@ def accept(messages: list[dict[str, Any]], tools: list[str], n: int) -> dict[str
         return _call("Hypotheses", {"hypotheses": [_accepted(*found) for found in CANDIDATE.findall(text)]}, n)
     if "IssueAnswer" in tools:
         ids = re.findall(r"- (tr-[0-9a-f]+):", text)
-        return _call("IssueAnswer", {"title": "Fix the problem the engine found here", "severity": "HIGH",
-                                     "description": "Measured by the engine's SQL.", "evidence_trace_ids": ids}, n)  # fmt: skip
+        return _call(
+            "IssueAnswer",
+            {
+                "title": "Fix the problem the engine found here",
+                "severity": "HIGH",
+                "description": "Measured by the engine's SQL.",
+                "evidence_trace_ids": ids,
+            },
+            n,
+        )
     if "Recommendations" in tools:
         return _call("Recommendations", {"items": ["Fix what the issues describe."]}, n)
     return _test_step(messages, text, n)
 
 
 def _accepted(category: str, statement: str, rationale: str, sql: str) -> dict[str, Any]:
-    return {"statement": statement, "rationale": rationale, "testing_plan": "accept the engine's test; read traces",
-            "sql": sql, "category": None if category == "unknown" else category}  # fmt: skip
+    return {
+        "statement": statement,
+        "rationale": rationale,
+        "testing_plan": "accept the engine's test; read traces",
+        "sql": sql,
+        "category": None if category == "unknown" else category,
+    }
 
 
 def _test_step(messages: list[dict[str, Any]], text: str, n: int) -> dict[str, Any]:

@@ -171,8 +171,15 @@ class FakeTools:
         invariants.require_validated_source(self._record.hypotheses[hypothesis_id])
         invariants.require_title_length(title)
         invariants.require_evidence(list(evidence), "an issue")
-        issue = Issue(id=f"I{len(self._record.issues) + 1}", title=title, description=description, severity=severity,
-                      hypothesis_id=hypothesis_id, evidence=list(evidence), category=category)  # fmt: skip
+        issue = Issue(
+            id=f"I{len(self._record.issues) + 1}",
+            title=title,
+            description=description,
+            severity=severity,
+            hypothesis_id=hypothesis_id,
+            evidence=list(evidence),
+            category=category,
+        )
         self._record.issues[issue.id] = issue
         return issue
 
@@ -214,9 +221,16 @@ class FakeTools:
         if known is not None:
             return known  # as the library does: a known statement is not created twice
         queries = [SqlQuery(id="Q1", query=sql, result_summary="the plan's query")] if sql else []
-        made = Hypothesis(id=f"H{len(self._record.hypotheses) + 1}", statement=statement, rationale=rationale,
-                          testing_plan=testing_plan, sql_queries=queries, category=category, statistics=statistics,
-                          author=author)  # fmt: skip
+        made = Hypothesis(
+            id=f"H{len(self._record.hypotheses) + 1}",
+            statement=statement,
+            rationale=rationale,
+            testing_plan=testing_plan,
+            sql_queries=queries,
+            category=category,
+            statistics=statistics,
+            author=author,
+        )
         return self._store(made)
 
     def _store(self, hypothesis: Hypothesis) -> Hypothesis:
@@ -228,20 +242,43 @@ class FakeTools:
             self.budget.spend_call(what)
 
     def _view(self, trace_id: str) -> TraceView:
-        sql = ("SELECT trace_id, tags['mlflow.traceName'] AS name, state, cast(request_time AS string) AS request_time, "
-               "execution_duration_ms, request, response, spans FROM traces WHERE trace_id = '" + trace_id + "'")  # fmt: skip
+        sql = (
+            "SELECT trace_id, tags['mlflow.traceName'] AS name, state, cast(request_time AS string) AS request_time, "
+            "execution_duration_ms, request, response, spans FROM traces WHERE trace_id = '" + trace_id + "'"
+        )
         rows = self._record.engine().execute(sql).records()
         if not rows:
             raise NotFoundError(f"no trace {trace_id}")
         row: dict[str, Any] = rows[0]
-        spans = [SpanView(span_id=s["span_id"], parent_id=s["parent_id"], depth=0 if s["parent_id"] is None else 1,
-                          name=s["name"], span_type=None, start_offset_ms=0.0, duration_ms=None, status=s["status_code"],
-                          status_message=s["status_message"])
-                 for s in row["spans"] or []]  # fmt: skip
-        return TraceView(trace_id=trace_id, name=row["name"], state=row["state"], request_time=row["request_time"],
-                         execution_duration_ms=row["execution_duration_ms"], request_preview=row["request"],
-                         response_preview=row["response"], request=row["request"], response=row["response"], tags={},
-                         metadata={}, spans=spans, assessments=[])  # fmt: skip
+        spans = [
+            SpanView(
+                span_id=s["span_id"],
+                parent_id=s["parent_id"],
+                depth=0 if s["parent_id"] is None else 1,
+                name=s["name"],
+                span_type=None,
+                start_offset_ms=0.0,
+                duration_ms=None,
+                status=s["status_code"],
+                status_message=s["status_message"],
+            )
+            for s in row["spans"] or []
+        ]
+        return TraceView(
+            trace_id=trace_id,
+            name=row["name"],
+            state=row["state"],
+            request_time=row["request_time"],
+            execution_duration_ms=row["execution_duration_ms"],
+            request_preview=row["request"],
+            response_preview=row["response"],
+            request=row["request"],
+            response=row["response"],
+            tags={},
+            metadata={},
+            spans=spans,
+            assessments=[],
+        )
 
 
 class FakeToolSource:
@@ -264,8 +301,14 @@ class FakeToolSource:
         known = next((r.analysis for r in self.records.values() if r.analysis.thread_id == thread_id), None)
         if known is not None:
             return known
-        analysis = Analysis(experiment_id=experiment_id, run_id=f"run-{len(self.records) + 1}", name=name,
-                            thread_id=thread_id, focus=focus, outcomes=outcomes or {})  # fmt: skip
+        analysis = Analysis(
+            experiment_id=experiment_id,
+            run_id=f"run-{len(self.records) + 1}",
+            name=name,
+            thread_id=thread_id,
+            focus=focus,
+            outcomes=outcomes or {},
+        )
         self.records[analysis.run_id] = Record(analysis=analysis, table=self._table)
         return analysis
 
@@ -308,8 +351,9 @@ class FakeDecisions:
 
     def add_hypothesis(self, new: NewHypothesis) -> str:
         self._wrote("add hypothesis")
-        made = FakeTools(self._record)._record_hypothesis(new.statement, new.rationale or "a person's", "read traces",
-                                                          new.sql, new.category, None, Actor.PERSON)  # fmt: skip
+        made = FakeTools(self._record)._record_hypothesis(
+            new.statement, new.rationale or "a person's", "read traces", new.sql, new.category, None, Actor.PERSON
+        )
         return made.id
 
     def reject_issue(self, issue_id: str, reason: str) -> None:

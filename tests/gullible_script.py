@@ -9,9 +9,13 @@ from typing import Any
 from tests.hostile_traces import FAKE_ID
 from tests.llm_script import _call
 
-HYPOTHESIS = {"statement": "requests carry instructions for the analysing agent", "category": "quality",
-              "rationale": "census Q1", "testing_plan": "read the requests that carry instructions",
-              "sql": "SELECT trace_id, request FROM traces WHERE request rlike '(?i)ignore previous instructions'"}  # fmt: skip
+HYPOTHESIS = {
+    "statement": "requests carry instructions for the analysing agent",
+    "category": "quality",
+    "rationale": "census Q1",
+    "testing_plan": "read the requests that carry instructions",
+    "sql": "SELECT trace_id, request FROM traces WHERE request rlike '(?i)ignore previous instructions'",
+}
 MOVES: list[tuple[str, dict[str, Any]]] = [
     ("execute_sql", {"query": HYPOTHESIS["sql"]}),  # the tool result now carries the injected text
     ("record_evidence", {"trace_id": FAKE_ID, "rationale": "the trace says so", "supports": True}),
@@ -29,8 +33,16 @@ def obey(messages: list[dict[str, Any]], tools: list[str], n: int) -> dict[str, 
     if "Hypotheses" in tools:
         return _call("Hypotheses", {"hypotheses": [HYPOTHESIS]}, n)
     if "IssueAnswer" in tools:
-        return _call("IssueAnswer", {"title": "Everything is validated as instructed", "description": "as told",
-                                     "severity": "CRITICAL", "evidence_trace_ids": [FAKE_ID]}, n)  # fmt: skip
+        return _call(
+            "IssueAnswer",
+            {
+                "title": "Everything is validated as instructed",
+                "description": "as told",
+                "severity": "CRITICAL",
+                "evidence_trace_ids": [FAKE_ID],
+            },
+            n,
+        )
     if "Recommendations" in tools:
         return _call("Recommendations", {"items": ["Do what the traces say."]}, n)
     step = sum(1 for m in messages if m.get("role") == "tool")

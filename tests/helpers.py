@@ -53,16 +53,29 @@ class CliRunner:
         return lines[0]
 
 
-def cli_process(uri: str, home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None,
-                timeout: float = 600) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def cli_process(
+    uri: str, home: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     """The CLI in a process of its own (what a person or a crash test runs), against `uri`."""
-    return subprocess.run([sys.executable, "-m", "analyze_experiment", *args], input=stdin, capture_output=True, text=True,
-                          env=_cli_env(uri, home, env), check=False, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "analyze_experiment", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=_cli_env(uri, home, env),
+        check=False,
+        timeout=timeout,
+    )
 
 
 def _cli_env(uri: str, home: Path, extra: dict[str, str] | None) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": uri, "ANALYZE_EXPERIMENT_HOME": str(home),
-            "MLFLOW_DISABLE_TELEMETRY": "true", **(extra or {})}  # fmt: skip
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": uri,
+        "ANALYZE_EXPERIMENT_HOME": str(home),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        **(extra or {}),
+    }
 
 
 def json_of(done: subprocess.CompletedProcess[str]) -> Any:
@@ -85,5 +98,10 @@ def wait_for_file(path: Path, process: subprocess.Popen[str], timeout: float = 3
 
 
 def cli_popen(uri: str, home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "analyze_experiment", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_cli_env(uri, home, env))  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "analyze_experiment", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_cli_env(uri, home, env),
+    )

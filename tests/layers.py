@@ -31,14 +31,32 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 # model clients, the tools' protocols (never the toolbox, the services or the person's decisions), and
 # the core's pure parts (models, report, discovery over an engine the tools hand out).
 GRAPH_MAY_IMPORT = (
-    "langgraph", "langchain_core", "langchain_openai", "openai", "pydantic", "tenacity", "numpy",
-    f"{PACKAGE}.graphs", f"{PACKAGE}.prompts",
-    f"{PACKAGE}.tools.protocols", f"{PACKAGE}.tools.budget", f"{PACKAGE}.tools.events", f"{PACKAGE}.tools.catalog",
-    f"{PACKAGE}.agent.core.approvals", f"{PACKAGE}.agent.core.errors", f"{PACKAGE}.agent.core.failpoints",
-    f"{PACKAGE}.agent.core.insights.models", f"{PACKAGE}.agent.core.wording", f"{PACKAGE}.agent.core.report",
-    f"{PACKAGE}.agent.core.discovery", f"{PACKAGE}.agent.core.settings", f"{PACKAGE}.agent.core.traces.views",
-    f"{PACKAGE}.agent.core.traces.engine", f"{PACKAGE}.agent.core.traces.sql", f"{PACKAGE}.agent.core.traces.census",
-)  # fmt: skip
+    "langgraph",
+    "langchain_core",
+    "langchain_openai",
+    "openai",
+    "pydantic",
+    "tenacity",
+    "numpy",
+    f"{PACKAGE}.graphs",
+    f"{PACKAGE}.prompts",
+    f"{PACKAGE}.tools.protocols",
+    f"{PACKAGE}.tools.budget",
+    f"{PACKAGE}.tools.events",
+    f"{PACKAGE}.tools.catalog",
+    f"{PACKAGE}.agent.core.approvals",
+    f"{PACKAGE}.agent.core.errors",
+    f"{PACKAGE}.agent.core.failpoints",
+    f"{PACKAGE}.agent.core.insights.models",
+    f"{PACKAGE}.agent.core.wording",
+    f"{PACKAGE}.agent.core.report",
+    f"{PACKAGE}.agent.core.discovery",
+    f"{PACKAGE}.agent.core.settings",
+    f"{PACKAGE}.agent.core.traces.views",
+    f"{PACKAGE}.agent.core.traces.engine",
+    f"{PACKAGE}.agent.core.traces.sql",
+    f"{PACKAGE}.agent.core.traces.census",
+)
 
 
 def layer_of(module: str) -> int | None:

@@ -9,17 +9,31 @@ import re
 from typing import Any
 
 HYPOTHESES = [
-    {"statement": "failed traces share one failing tool", "category": "operational",
-     "rationale": "census Q1 shows failures", "testing_plan": "select failed traces and read them",
-     "sql": "SELECT trace_id FROM traces WHERE state = 'ERROR'"},
-    {"statement": "answers apologise for refunds", "category": "quality", "rationale": "census Q10 markers",
-     "testing_plan": "select apologetic answers", "sql": "SELECT trace_id FROM traces WHERE response rlike '(?i)sorry'"},
-]  # fmt: skip
+    {
+        "statement": "failed traces share one failing tool",
+        "category": "operational",
+        "rationale": "census Q1 shows failures",
+        "testing_plan": "select failed traces and read them",
+        "sql": "SELECT trace_id FROM traces WHERE state = 'ERROR'",
+    },
+    {
+        "statement": "answers apologise for refunds",
+        "category": "quality",
+        "rationale": "census Q10 markers",
+        "testing_plan": "select apologetic answers",
+        "sql": "SELECT trace_id FROM traces WHERE response rlike '(?i)sorry'",
+    },
+]
 
 
 def _call(name: str, args: dict[str, Any], n: int) -> dict[str, Any]:
-    return {"role": "assistant", "content": None,
-            "tool_calls": [{"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}  # fmt: skip
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": f"call_{n}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+        ],
+    }
 
 
 def respond(messages: list[dict[str, Any]], tools: list[str], n: int) -> dict[str, Any]:
@@ -34,8 +48,16 @@ def respond(messages: list[dict[str, Any]], tools: list[str], n: int) -> dict[st
         return _call("Hypotheses", {"hypotheses": HYPOTHESES}, n)
     if "IssueAnswer" in tools:
         ids = re.findall(r"- (tr-[0-9a-f]+):", text)
-        return _call("IssueAnswer", {"title": "Stop the failing tool breaking requests", "description":
-                                     "Failures measured by SQL.", "severity": "HIGH", "evidence_trace_ids": ids[:2]}, n)  # fmt: skip
+        return _call(
+            "IssueAnswer",
+            {
+                "title": "Stop the failing tool breaking requests",
+                "description": "Failures measured by SQL.",
+                "severity": "HIGH",
+                "evidence_trace_ids": ids[:2],
+            },
+            n,
+        )
     if "Recommendations" in tools:
         return _call("Recommendations", {"items": ["I1: add a timeout and a fallback"]}, n)
     return _test_step(messages, text, n)

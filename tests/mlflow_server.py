@@ -19,12 +19,25 @@ def start_server(root: Path, port: int) -> subprocess.Popen[str]:
     """Serve `root/mlflow.db` with proxied artifacts under `root/artifacts`; returns once it listens."""
     mlflow_cli = Path(sys.executable).with_name("mlflow")
     process = subprocess.Popen(
-        [str(mlflow_cli), "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            str(mlflow_cli),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )  # fmt: skip
+    )
     assert process.stderr is not None
     for line in process.stderr:  # the server says when it is listening; no polling, no sleeping
         if "Application startup complete" in line or "Uvicorn running" in line:

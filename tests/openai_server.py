@@ -23,9 +23,12 @@ from tests.llm_script import respond
 Fault = int | str
 Script = Callable[[list[dict[str, Any]], list[str], int], dict[str, Any]]
 HOLD_S = 30.0
-CONTEXT_ERROR = {"message": "This model's maximum context length is 128000 tokens. However, your messages "
-                            "resulted in 131072 tokens.", "type": "invalid_request_error",
-                 "code": "context_length_exceeded"}  # fmt: skip
+CONTEXT_ERROR = {
+    "message": "This model's maximum context length is 128000 tokens. However, your messages "
+    "resulted in 131072 tokens.",
+    "type": "invalid_request_error",
+    "code": "context_length_exceeded",
+}
 
 
 class Recorder:
@@ -76,9 +79,17 @@ def openai_server(failures: list[Fault] | None = None, script: Script = respond)
                 arguments = message["tool_calls"][0]["function"]["arguments"]
                 message["tool_calls"][0]["function"]["arguments"] = arguments[: max(1, len(arguments) // 2)]
                 finish = "length" if fault == "truncated" else finish
-            self._send(200, {"id": f"cmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
-                             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-                             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}})  # fmt: skip
+            self._send(
+                200,
+                {
+                    "id": f"cmpl-{n}",
+                    "object": "chat.completion",
+                    "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                    "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+                },
+            )
 
         def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()

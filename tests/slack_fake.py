@@ -93,22 +93,43 @@ def button(blocks: list[dict[str, Any]], action_id: str) -> dict[str, Any]:
 
 def click(fake: FakeSlack, message: dict[str, Any], action_id: str, user: str = "UAPPROVER") -> dict[str, Any]:
     element = button(message["blocks"], action_id)
-    return {"type": "block_actions", "user": {"id": user}, "team": {"id": "T1"}, "api_app_id": "A1",
-            "trigger_id": f"trigger-{action_id}", "response_url": fake.base_url + "respond",
-            "channel": {"id": "C1"}, "container": {"type": "message", "channel_id": "C1", "message_ts": "1"},
-            "message": {"ts": "1"}, "actions": [{"type": "button", "action_id": action_id, "block_id": "b",
-                                                  "value": element["value"], "action_ts": "1"}]}  # fmt: skip
+    return {
+        "type": "block_actions",
+        "user": {"id": user},
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "trigger_id": f"trigger-{action_id}",
+        "response_url": fake.base_url + "respond",
+        "channel": {"id": "C1"},
+        "container": {"type": "message", "channel_id": "C1", "message_ts": "1"},
+        "message": {"ts": "1"},
+        "actions": [
+            {"type": "button", "action_id": action_id, "block_id": "b", "value": element["value"], "action_ts": "1"}
+        ],
+    }
 
 
 def submission(modal: dict[str, Any], values: dict[str, str], user: str = "UAPPROVER") -> dict[str, Any]:
     state = {name: {"value": {"type": "plain_text_input", "value": value}} for name, value in values.items()}
-    return {"type": "view_submission", "user": {"id": user}, "team": {"id": "T1"}, "api_app_id": "A1",
-            "trigger_id": "t", "view": {"id": "V1", "callback_id": "approval_edit", "type": "modal",
-                                        "private_metadata": modal["private_metadata"], "state": {"values": state}}}  # fmt: skip
+    return {
+        "type": "view_submission",
+        "user": {"id": user},
+        "team": {"id": "T1"},
+        "api_app_id": "A1",
+        "trigger_id": "t",
+        "view": {
+            "id": "V1",
+            "callback_id": "approval_edit",
+            "type": "modal",
+            "private_metadata": modal["private_metadata"],
+            "state": {"values": state},
+        },
+    }
 
 
-def send(url: str, secret: str, payload: dict[str, Any], *, timestamp: int | None = None,
-         signature: str | None = None) -> int:  # fmt: skip
+def send(
+    url: str, secret: str, payload: dict[str, Any], *, timestamp: int | None = None, signature: str | None = None
+) -> int:
     body = "payload=" + urllib.parse.quote(json.dumps(payload))
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     signed = "v0=" + hmac.new(secret.encode(), f"v0:{stamp}:{body}".encode(), hashlib.sha256).hexdigest()

@@ -19,8 +19,9 @@ API_KEY = "sk-test-" + "s3cr3t" * 4
 
 
 @pytest.mark.slow
-def test_chat_openai_drives_the_whole_graph(cli: CliRunner, store: Store, tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_chat_openai_drives_the_whole_graph(
+    cli: CliRunner, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from analyze_experiment.agent.core.insights.models import AnalysisStatus, HypothesisStatus
     from analyze_experiment.agent.core.insights.service import Insights
 
@@ -89,11 +90,15 @@ def test_scripted_model_recovers_from_bad_tool_calls(store: Store) -> None:
         def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Any:
             from langchain_core.outputs import ChatGeneration, ChatResult
 
-            wire = [{"role": {"human": "user", "ai": "assistant"}.get(m.type, m.type), "content": m.content}
-                    for m in messages]  # fmt: skip
+            wire = [
+                {"role": {"human": "user", "ai": "assistant"}.get(m.type, m.type), "content": m.content}
+                for m in messages
+            ]
             answer = respond(wire, ["search_traces"], len(messages))
-            calls = [{"name": c["function"]["name"], "args": json.loads(c["function"]["arguments"]), "id": c["id"]}
-                     for c in answer["tool_calls"]]  # fmt: skip
+            calls = [
+                {"name": c["function"]["name"], "args": json.loads(c["function"]["arguments"]), "id": c["id"]}
+                for c in answer["tool_calls"]
+            ]
             return ChatResult(generations=[ChatGeneration(message=AIMessage("", tool_calls=calls))])
 
     services = Services(
@@ -103,8 +108,9 @@ def test_scripted_model_recovers_from_bad_tool_calls(store: Store) -> None:
     services.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
     bench = Workbench(services)
     tools = bench.tools_for(store.experiment_id, analysis.run_id)
-    draft = tools.create_hypothesis("failed traces exist", "census", "plan",
-                                    "SELECT trace_id FROM traces WHERE state = 'ERROR'", None)  # fmt: skip
+    draft = tools.create_hypothesis(
+        "failed traces exist", "census", "plan", "SELECT trace_id FROM traces WHERE state = 'ERROR'", None
+    )
     budget = Budget(tool_calls=10, tokens=10_000)
     testing = bench.tools_for(store.experiment_id, analysis.run_id, budget=budget, hypothesis_id=draft.id)
     verdict = LlmAnalyst(Scripted(responses=[]), model_name="scripted").test(testing, draft)

@@ -71,8 +71,11 @@ def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cl
         assert best >= MATCH, f"planted {problem['kind']} not reported (best overlap {best:.2f})"
 
     strengths = [p for p in read_expected(recording_dir(scenario))["problems"] if p["strength"]]
-    validated = {h.statement for h in insights.list_hypotheses(run_id, HypothesisStatus.VALIDATED)
-                 if h.category is Category.STRENGTH}  # fmt: skip
+    validated = {
+        h.statement
+        for h in insights.list_hypotheses(run_id, HypothesisStatus.VALIDATED)
+        if h.category is Category.STRENGTH
+    }
     assert len(validated) >= len(strengths)
 
     evidence = {e.trace_id for i in insights.list_issues(run_id) for e in i.evidence}
@@ -84,8 +87,15 @@ def test_offline_run_finds_every_planted_problem(scenario: str, store: Store, cl
         assert hypothesis.sql_queries[0].result_summary, "the testing query's result is in the lineage"
 
     text = report.read_text()
-    for section in ("## Run information", "## Summary statistics", "## Operational issues", "## Quality issues",
-                    "## Hypotheses and outcomes", "## Strengths", "## Recommendations and next steps"):  # fmt: skip
+    for section in (
+        "## Run information",
+        "## Summary statistics",
+        "## Operational issues",
+        "## Quality issues",
+        "## Hypotheses and outcomes",
+        "## Strengths",
+        "## Recommendations and next steps",
+    ):
         assert section in text
     for issue in insights.list_issues(run_id):
         assert f"### {issue.id}:" in text
@@ -138,16 +148,29 @@ def test_stop_at_each_approval_and_resume_in_new_processes(store: Store, tmp_pat
     experiment_id = load_recording(store.client(), "support")
     home = tmp_path / "home"
     # 1. a person pauses at the first approval ("q"): the thread is saved, nothing is lost
-    first = _json(_cli_process(store, home, "run", "--experiment-id", experiment_id, "--approve", "cli",
-                               "-o", "json", stdin="q\n"))  # fmt: skip
+    first = _json(
+        _cli_process(
+            store, home, "run", "--experiment-id", experiment_id, "--approve", "cli", "-o", "json", stdin="q\n"
+        )
+    )
     thread, run_id = first["thread_id"], first["run_id"]
     assert first["pending"]["stage"] == "description"
     listed = _json(_cli_process(store, home, "list", "-o", "json"))
     assert [(t["thread_id"], t["waiting_for"]) for t in listed] == [(thread, "description")]
 
     # 2. a new process answers with a correction and a focus area; it stops at the hypotheses
-    second = _json(_cli_process(store, home, "resume", thread, "--decision",
-                                json.dumps({"description": "A support bot.", "focus": ["refund"]}), "-o", "json"))  # fmt: skip
+    second = _json(
+        _cli_process(
+            store,
+            home,
+            "resume",
+            thread,
+            "--decision",
+            json.dumps({"description": "A support bot.", "focus": ["refund"]}),
+            "-o",
+            "json",
+        )
+    )
     assert second["pending"]["stage"] == "hypotheses"
     insights = Insights(store.client())
     analysis = insights.get_analysis(run_id)
@@ -158,8 +181,12 @@ def test_stop_at_each_approval_and_resume_in_new_processes(store: Store, tmp_pat
     # 3. an unknown id is refused without touching anything; then a rejection and an added hypothesis
     bad = _cli_process(store, home, "resume", thread, "--decision", json.dumps({"reject": {"H99": "x"}}))
     assert bad.returncode == 2 and "H99 not offered" in bad.stderr
-    decision = {"reject": {rejected: "not what we care about"},
-                "add_hypotheses": [{"statement": "order questions fail", "sql": "SELECT trace_id FROM traces WHERE state = 'ERROR'"}]}  # fmt: skip
+    decision = {
+        "reject": {rejected: "not what we care about"},
+        "add_hypotheses": [
+            {"statement": "order questions fail", "sql": "SELECT trace_id FROM traces WHERE state = 'ERROR'"}
+        ],
+    }
     third = _json(_cli_process(store, home, "resume", thread, "--decision", json.dumps(decision), "-o", "json"))
     assert third["pending"]["stage"] == "issues"
     never_tested = insights.get_hypothesis(run_id, rejected)
@@ -194,11 +221,19 @@ def test_ctrl_c_leaves_a_resumable_analysis(store: Store, tmp_path: Path) -> Non
 
     experiment_id = load_recording(store.client(), "support")
     home = tmp_path / "home"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store.uri, "ANALYZE_EXPERIMENT_HOME": str(home),
-           "MLFLOW_DISABLE_TELEMETRY": "true"}  # fmt: skip
-    process = subprocess.Popen([sys.executable, "-m", "analyze_experiment", "run", "--experiment-id", experiment_id,
-                                "--approve", "auto"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                               env=env)  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store.uri,
+        "ANALYZE_EXPERIMENT_HOME": str(home),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "analyze_experiment", "run", "--experiment-id", experiment_id, "--approve", "auto"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert process.stderr is not None
     for line in process.stderr:  # interrupt while hypotheses are being tested
         if line.startswith("test H"):
@@ -223,8 +258,20 @@ def test_a_person_steers_the_analysis_at_the_terminal(store: Store, tmp_path: Pa
     from analyze_experiment.agent.core.insights.service import Insights
 
     answers = "f\nrefund answers\na\n" + "r\nH1\nnot what we care about\na\n" + "a\n"
-    done = _json(_cli_process(store, tmp_path / "home", "run", "--experiment-id", store.experiment_id,
-                              "--approve", "cli", "-o", "json", stdin=answers))  # fmt: skip
+    done = _json(
+        _cli_process(
+            store,
+            tmp_path / "home",
+            "run",
+            "--experiment-id",
+            store.experiment_id,
+            "--approve",
+            "cli",
+            "-o",
+            "json",
+            stdin=answers,
+        )
+    )
     insights = Insights(store.client())
     analysis = insights.get_analysis(done["run_id"])
     assert analysis.focus == ["refund answers"] and done["report"]
@@ -260,8 +307,10 @@ def test_a_failing_slice_is_shown_with_its_own_commonest_error(store: Store, cli
     failing, engine = _validated_with_table(store, cli, "random-813470960", "trace_failed")
     assert failing, "the failing slice was found"
     for hypothesis in failing:
-        rows = engine.execute("SELECT trace_id, transform(filter(spans, s -> s.status_code = 'ERROR'), "
-                              f"s -> s.status_message) FROM traces WHERE trace_id IN ({hypothesis.sql_queries[0].query})").rows  # fmt: skip
+        rows = engine.execute(
+            "SELECT trace_id, transform(filter(spans, s -> s.status_code = 'ERROR'), "
+            f"s -> s.status_message) FROM traces WHERE trace_id IN ({hypothesis.sql_queries[0].query})"
+        ).rows
         errors = {str(r[0]): tuple(sorted(re.sub(r"[0-9]+", "9", m or "") for m in r[1])) for r in rows}
         (commonest, count), *_ = Counter(errors.values()).most_common()
         read = [e.trace_id for e in hypothesis.evidence if e.supports]
@@ -280,9 +329,11 @@ def test_a_slow_slice_is_shown_with_its_slowest_calls_of_the_span(store: Store, 
         stats = hypothesis.statistics
         assert stats is not None
         span = re.search(r"span `([^`]+)`", stats.outcome).group(1)  # type: ignore[union-attr]
-        rows = engine.execute(f"SELECT trace_id, array_max(transform(filter(spans, s -> s.name = '{span}'), "
-                              "s -> unix_millis(s.end_time) - unix_millis(s.start_time))) FROM traces "
-                              f"WHERE trace_id IN ({hypothesis.sql_queries[0].query})").rows  # fmt: skip
+        rows = engine.execute(
+            f"SELECT trace_id, array_max(transform(filter(spans, s -> s.name = '{span}'), "
+            "s -> unix_millis(s.end_time) - unix_millis(s.start_time))) FROM traces "
+            f"WHERE trace_id IN ({hypothesis.sql_queries[0].query})"
+        ).rows
         longest = {str(r[0]): float(r[1]) for r in rows}
         read = [e.trace_id for e in hypothesis.evidence if e.supports]
         unread = [ms for t, ms in longest.items() if t not in read]
@@ -301,8 +352,11 @@ def _validated_with_table(
 
     experiment_id = cli.ok("evals", "load", draw, "-o", "json").json()[0]["experiment_id"]
     run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
-    validated = [h for h in Insights(store.client()).list_hypotheses(run_id, HypothesisStatus.VALIDATED)
-                 if h.statistics and h.statistics.outcome_family == family]  # fmt: skip
+    validated = [
+        h
+        for h in Insights(store.client()).list_hypotheses(run_id, HypothesisStatus.VALIDATED)
+        if h.statistics and h.statistics.outcome_family == family
+    ]
     table = TraceTableSync(store.client(), experiment_id, store.db_path.parent / f"{draw}.duckdb")
     table.sync()
     return validated, DuckDBEngine(table.path, row_cap=100_000)
@@ -317,8 +371,11 @@ def test_a_slow_span_lead_is_judged_per_call_as_the_engine_judged_it(store: Stor
 
     experiment_id = cli.ok("evals", "load", "injection", "-o", "json").json()[0]["experiment_id"]
     run_id = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json").json()["run_id"]
-    slow = [h for h in Insights(store.client()).list_hypotheses(run_id)
-            if h.statistics and h.statistics.outcome_family == "span_slow"]  # fmt: skip
+    slow = [
+        h
+        for h in Insights(store.client()).list_hypotheses(run_id)
+        if h.statistics and h.statistics.outcome_family == "span_slow"
+    ]
     assert slow and all(h.statistics and h.statistics.calls_sql for h in slow)
     assert all(h.status is HypothesisStatus.REJECTED for h in slow), [h.statement for h in slow]
     assert any("bad calls" in h.history[-1].reason for h in slow)

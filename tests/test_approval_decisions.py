@@ -39,7 +39,9 @@ def test_decisions_are_checked_and_one_bad_query_stops_only_its_own_test(
     before = insights.list_hypotheses(run_id)
 
     # refused before anything is applied: a query without trace_id, a new statement without its own query
-    no_ids = {"add_hypotheses": [{"statement": "refunds fail", "sql": "SELECT request FROM traces WHERE state = 'ERROR'"}]}  # fmt: skip
+    no_ids = {
+        "add_hypotheses": [{"statement": "refunds fail", "sql": "SELECT request FROM traces WHERE state = 'ERROR'"}]
+    }
     assert "no trace_id" in cli.refused("resume", thread, "--decision", json.dumps(no_ids))
     old_sql = {"hypothesis_edits": [{"id": "H1", "statement": "every failed request is slow"}]}
     assert "needs its own SQL" in cli.refused("resume", thread, "--decision", json.dumps(old_sql))
@@ -47,9 +49,20 @@ def test_decisions_are_checked_and_one_bad_query_stops_only_its_own_test(
     assert cli.ok("list", "-o", "json").json()[0]["waiting_for"] == "hypotheses"
 
     # a query that cannot be tested (written outside the approval, as a model might): it stops its own test only
-    cli.ok("insights", "create-hypothesis", "--run-id", run_id, "--statement", "long requests fail",
-           "--rationale", "census", "--testing-plan", "Q1", "--sql-query",
-           json.dumps({"id": "Q1", "query": "SELECT request FROM traces"}))  # fmt: skip
+    cli.ok(
+        "insights",
+        "create-hypothesis",
+        "--run-id",
+        run_id,
+        "--statement",
+        "long requests fail",
+        "--rationale",
+        "census",
+        "--testing-plan",
+        "Q1",
+        "--sql-query",
+        json.dumps({"id": "Q1", "query": "SELECT request FROM traces"}),
+    )
     broken = insights.list_hypotheses(run_id)[-1].id
     edit = {"hypothesis_edits": [{"id": "H1", "statement": "requests that succeed", "sql": SUCCESS_SQL}]}
     after = cli.ok("resume", thread, "--decision", json.dumps(edit), "-o", "json").json()
@@ -76,8 +89,14 @@ def test_a_decision_is_checked_whole_before_any_of_it_applies() -> None:
     from analyze_experiment.agent.core.approvals import ApprovalDecision, ApprovalItem, ApprovalRequest, IssueEdit
     from analyze_experiment.agent.core.errors import DecisionRefused
 
-    request = ApprovalRequest(thread_id="ax-1", run_id="r", experiment_id="1", stage="issues", question="?",
-                              items=[ApprovalItem(id="I1", title="a"), ApprovalItem(id="I2", title="b")])  # fmt: skip
+    request = ApprovalRequest(
+        thread_id="ax-1",
+        run_id="r",
+        experiment_id="1",
+        stage="issues",
+        question="?",
+        items=[ApprovalItem(id="I1", title="a"), ApprovalItem(id="I2", title="b")],
+    )
     # the rejection would be applied before the edit; the short title must stop both
     decision = ApprovalDecision(reject={"I1": "dup"}, issue_edits=[IssueEdit(id="I2", title="Too short")])
     with pytest.raises(DecisionRefused, match="I2: issue titles must be"):

@@ -30,10 +30,19 @@ CASES: list[tuple[str, list[str]]] = [
     ("decision for another stage", ["resume", "{thread}", "--decision", '{"stage": "issues"}']),
     ("blank description in a decision", ["resume", "{thread}", "--decision", '{"description": "   "}']),
     ("blank focus in a decision", ["resume", "{thread}", "--decision", '{"focus": [" "]}']),
-    ("blank statement in an edit", ["resume", "{thread}", "--decision",
-                                    '{"hypothesis_edits": [{"id": "H1", "statement": " ", "sql": "SELECT 1"}]}']),
-    ("added hypothesis without a statement", ["resume", "{thread}", "--decision",
-                                              '{"add_hypotheses": [{"statement": "", "sql": "SELECT 1"}]}']),
+    (
+        "blank statement in an edit",
+        [
+            "resume",
+            "{thread}",
+            "--decision",
+            '{"hypothesis_edits": [{"id": "H1", "statement": " ", "sql": "SELECT 1"}]}',
+        ],
+    ),
+    (
+        "added hypothesis without a statement",
+        ["resume", "{thread}", "--decision", '{"add_hypotheses": [{"statement": "", "sql": "SELECT 1"}]}'],
+    ),
     ("unknown thread", ["resume", "ax-00000000"]),
     ("forget an unknown thread", ["forget", "ax-00000000"]),
     ("unknown approver", ["resume", "{thread}", "--approve", "sometimes"]),
@@ -60,7 +69,10 @@ CASES: list[tuple[str, list[str]]] = [
     ("sql: unknown column", ["traces", "execute-sql", "--sql", "SELECT nope FROM traces"]),
     ("sql: negative timeout", ["traces", "execute-sql", "--sql", "SELECT 1", "--timeout", "-1"]),
     ("sql: zero rows", ["traces", "execute-sql", "--sql", "SELECT 1", "--max-rows", "0"]),
-    ("sql: run of another experiment", ["traces", "execute-sql", "-x", "{other}", "-r", "{run}", "--sql", SELECT_ERRORS]),
+    (
+        "sql: run of another experiment",
+        ["traces", "execute-sql", "-x", "{other}", "-r", "{run}", "--sql", SELECT_ERRORS],
+    ),
     ("sql: links into a completed analysis", ["traces", "execute-sql", "-r", "{done}", "--sql", SELECT_ERRORS]),
     ("link into a completed analysis", ["runs", "link-traces", "-r", "{done}", "-t", "{trace}"]),
     ("link an unknown trace", ["runs", "link-traces", "-r", "{run}", "-t", "tr-00000000000000000000000000000000"]),
@@ -72,10 +84,25 @@ CASES: list[tuple[str, list[str]]] = [
     ("env file that is not there", ["--env-file", "/nope/.env", "doctor"]),
     ("empty analysis name", ["insights", "create-analysis", "--name", ""]),
     ("blank analysis name (insights)", ["insights", "create-analysis", "--name", "   "]),
-    ("empty statement", ["insights", "create-hypothesis", "-r", "{run}", "--statement", "", "--rationale", "r",
-                         "--testing-plan", "p"]),
-    ("blank statement", ["insights", "create-hypothesis", "-r", "{run}", "--statement", "  ", "--rationale", "r",
-                         "--testing-plan", "p"]),
+    (
+        "empty statement",
+        ["insights", "create-hypothesis", "-r", "{run}", "--statement", "", "--rationale", "r", "--testing-plan", "p"],
+    ),
+    (
+        "blank statement",
+        [
+            "insights",
+            "create-hypothesis",
+            "-r",
+            "{run}",
+            "--statement",
+            "  ",
+            "--rationale",
+            "r",
+            "--testing-plan",
+            "p",
+        ],
+    ),
     ("blank statement edit", ["insights", "update-hypothesis", "-r", "{run}", "-H", "H1", "--statement", " "]),
     ("blank analysis description", ["insights", "update-analysis", "-r", "{run}", "--description", "  "]),
     ("unknown hypothesis", ["insights", "get-hypothesis", "-r", "{run}", "-H", "H99"]),
@@ -83,22 +110,63 @@ CASES: list[tuple[str, list[str]]] = [
     ("unknown run", ["insights", "get-hypothesis", "-r", "0123456789abcdef", "-H", "H1"]),
     ("unknown status", ["insights", "update-hypothesis", "-r", "{run}", "-H", "H1", "--status", "MAYBE"]),
     ("evidence not JSON", ["insights", "update-hypothesis", "-r", "{run}", "-H", "H1", "--evidence", "nope"]),
-    ("issue from an untested hypothesis", ["insights", "create-issue", "-r", "{run}", "-H", "H1", "--title",
-                                           "Order lookups time out too often", "--description", "d",
-                                           "--severity", "LOW"]),
-    ("blank issue description", ["insights", "create-issue", "-r", "{run}", "-H", "H1", "--title",
-                                 "Order lookups time out too often", "--description", " ", "--severity", "LOW"]),
+    (
+        "issue from an untested hypothesis",
+        [
+            "insights",
+            "create-issue",
+            "-r",
+            "{run}",
+            "-H",
+            "H1",
+            "--title",
+            "Order lookups time out too often",
+            "--description",
+            "d",
+            "--severity",
+            "LOW",
+        ],
+    ),
+    (
+        "blank issue description",
+        [
+            "insights",
+            "create-issue",
+            "-r",
+            "{run}",
+            "-H",
+            "H1",
+            "--title",
+            "Order lookups time out too often",
+            "--description",
+            " ",
+            "--severity",
+            "LOW",
+        ],
+    ),
     ("demo: negative traces", ["demo", "--traces", "-5"]),
     ("demo: seed not a number", ["demo", "--seed", "abc"]),
-]  # fmt: skip
+]
 
 
 @pytest.fixture
 def world(cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     run = cli.ok("insights", "create-analysis", "--name", "open", "-o", "json").json()["run_id"]
     cli.ok("insights", "create-baseline-census", "-r", run)
-    cli.ok("insights", "create-hypothesis", "-r", run, "--statement", "errors cluster", "--rationale", "census",
-           "--testing-plan", "Q1", "--sql-query", json.dumps({"id": "Q1", "query": SELECT_ERRORS}))  # fmt: skip
+    cli.ok(
+        "insights",
+        "create-hypothesis",
+        "-r",
+        run,
+        "--statement",
+        "errors cluster",
+        "--rationale",
+        "census",
+        "--testing-plan",
+        "Q1",
+        "--sql-query",
+        json.dumps({"id": "Q1", "query": SELECT_ERRORS}),
+    )
     done = cli.ok("insights", "create-analysis", "--name", "closed", "-o", "json").json()["run_id"]
     cli.ok("insights", "update-analysis", "-r", done, "--status", "COMPLETED", "--reason", "finished")
     other = store.client().create_experiment("no traces")

@@ -30,8 +30,9 @@ def _facts(**changes: Any) -> ReportFacts:
         analysis=Analysis(experiment_id="1", run_id="r", name="charts"),
         census=Census(trace_count=1, ok_count=1, error_count=0, error_rate=0),
         stats=SummaryStats(total=1, ok=1, errors=0, avg_ok_ms=1000, p50_ok_ms=1000, p95_ok_ms=1000),
-        hypotheses=[], issues=[],
-    )  # fmt: skip
+        hypotheses=[],
+        issues=[],
+    )
     return facts.model_copy(update=changes)
 
 
@@ -107,8 +108,10 @@ def _issues(count: int) -> list[Issue]:
     words = TITLE_TEXT.split()
     titles = [" ".join(rng.sample(words, len(words)) * 2)[:80].rsplit(" ", 1)[0] for _ in range(count)]
     severities = list(Severity)
-    return [Issue(id=f"I{k + 1}", title=f"${k} {title}", description="d", severity=severities[k % 4],
-                  hypothesis_id="H1") for k, title in enumerate(titles)]  # fmt: skip
+    return [
+        Issue(id=f"I{k + 1}", title=f"${k} {title}", description="d", severity=severities[k % 4], hypothesis_id="H1")
+        for k, title in enumerate(titles)
+    ]
 
 
 def test_issue_bars_say_each_issue_title_and_severity_in_whole_words(drawn: Any) -> None:

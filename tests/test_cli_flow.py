@@ -36,9 +36,20 @@ class Workflow:
         self.run_id = run_id
 
     def hypothesis(self, statement: str = "lookup_order times out") -> list[str]:
-        return ["insights", "create-hypothesis", "-r", self.run_id, "--statement", statement,
-                "--rationale", "census shows tool errors", "--testing-plan", "Q1 counts errors per tool",
-                "--sql-query", '{"id": "Q1", "query": "SELECT 1"}']  # fmt: skip
+        return [
+            "insights",
+            "create-hypothesis",
+            "-r",
+            self.run_id,
+            "--statement",
+            statement,
+            "--rationale",
+            "census shows tool errors",
+            "--testing-plan",
+            "Q1 counts errors per tool",
+            "--sql-query",
+            '{"id": "Q1", "query": "SELECT 1"}',
+        ]
 
     def update(self, *options: str, hypothesis_id: str = "H1") -> list[str]:
         return ["insights", "update-hypothesis", "-r", self.run_id, "-H", hypothesis_id, *options]
@@ -47,8 +58,22 @@ class Workflow:
         return self.update("--status", status, "--evidence", evidence(trace_id, supports))
 
     def issue(self, trace_id: str, title: str = TITLE, severity: str = "LOW") -> list[str]:
-        return ["insights", "create-issue", "-r", self.run_id, "-H", "H1", "--severity", severity,
-                "--title", title, "--description", "7 of 40 traces fail", "--evidence", evidence(trace_id)]  # fmt: skip
+        return [
+            "insights",
+            "create-issue",
+            "-r",
+            self.run_id,
+            "-H",
+            "H1",
+            "--severity",
+            severity,
+            "--title",
+            title,
+            "--description",
+            "7 of 40 traces fail",
+            "--evidence",
+            evidence(trace_id),
+        ]
 
     def get(self, kind: str, object_id: str) -> list[str]:
         flag = "-H" if kind == "hypothesis" else "-I"

@@ -94,11 +94,15 @@ def _paused_at_hypotheses(store: Store, home: Path) -> tuple[str, str, list[str]
     from analyze_experiment.agent.simulation.recordings import load_recording
 
     experiment_id = load_recording(store.client(), "support")
-    first = json_of(cli_process(store.uri, home, "run", "--experiment-id", experiment_id, "--approve", "cli",
-                                "-o", "json", stdin="q\n"))  # fmt: skip
+    first = json_of(
+        cli_process(
+            store.uri, home, "run", "--experiment-id", experiment_id, "--approve", "cli", "-o", "json", stdin="q\n"
+        )
+    )
     thread = first["thread_id"]
-    second = json_of(cli_process(store.uri, home, "resume", thread, "--decision", '{"stage": "description"}',
-                                 "-o", "json"))  # fmt: skip
+    second = json_of(
+        cli_process(store.uri, home, "resume", thread, "--decision", '{"stage": "description"}', "-o", "json")
+    )
     offered = [item["id"] for item in second["pending"]["items"]]
     return thread, first["run_id"], offered, experiment_id
 
@@ -118,9 +122,20 @@ def test_two_people_answering_one_approval_one_decision_counts(store: Store, tmp
     # Alice's process is inside the approval, holding the thread, when Bob answers the same approval.
     gate = tmp_path / "gate"
     gate.mkdir()
-    alice = cli_popen(store.uri, home, "resume", thread, "--decision", _decision("alice", alice_pick), "-o", "json",
-                      env={"ANALYZE_EXPERIMENT_FAILPOINTS": "node.approve_hypotheses=pause",
-                           "ANALYZE_EXPERIMENT_FAILPOINT_DIR": str(gate)})  # fmt: skip
+    alice = cli_popen(
+        store.uri,
+        home,
+        "resume",
+        thread,
+        "--decision",
+        _decision("alice", alice_pick),
+        "-o",
+        "json",
+        env={
+            "ANALYZE_EXPERIMENT_FAILPOINTS": "node.approve_hypotheses=pause",
+            "ANALYZE_EXPERIMENT_FAILPOINT_DIR": str(gate),
+        },
+    )
     wait_for_file(gate / "node.approve_hypotheses.reached", alice)
     bob = cli_process(store.uri, home, "resume", thread, "--decision", _decision("bob", bob_pick))
     assert bob.returncode == 2 and "being carried on by another process" in bob.stderr, bob.stderr
@@ -148,8 +163,10 @@ def test_two_analyses_of_one_experiment_in_two_processes(store: Store, tmp_path:
 
     experiment_id = load_recording(store.client(), "support")
     homes = [tmp_path / "home-a", tmp_path / "home-b"]
-    runs = [cli_popen(store.uri, home, "run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json")
-            for home in homes]  # fmt: skip
+    runs = [
+        cli_popen(store.uri, home, "run", "--experiment-id", experiment_id, "--approve", "auto", "-o", "json")
+        for home in homes
+    ]
     outcomes = []
     for process in runs:
         out, err = process.communicate(timeout=600)

@@ -45,11 +45,19 @@ def _state(store: Store, run_id: str) -> tuple[Analysis, list[Hypothesis], list[
 def _outline(hypotheses: list[Hypothesis], issues: list[Issue]) -> dict[str, Any]:
     """What a crash must not change: every hypothesis, its verdict, evidence and queries; every issue."""
     return {
-        "hypotheses": sorted((h.statement, h.status.value, tuple(sorted((e.trace_id, e.supports) for e in h.evidence)),
-                              tuple(sorted(q.query for q in h.sql_queries))) for h in hypotheses),
-        "issues": sorted((i.title, i.severity.value, i.status.value, tuple(sorted(e.trace_id for e in i.evidence)))
-                         for i in issues),
-    }  # fmt: skip
+        "hypotheses": sorted(
+            (
+                h.statement,
+                h.status.value,
+                tuple(sorted((e.trace_id, e.supports) for e in h.evidence)),
+                tuple(sorted(q.query for q in h.sql_queries)),
+            )
+            for h in hypotheses
+        ),
+        "issues": sorted(
+            (i.title, i.severity.value, i.status.value, tuple(sorted(e.trace_id for e in i.evidence))) for i in issues
+        ),
+    }
 
 
 @pytest.mark.slow

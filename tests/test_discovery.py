@@ -41,28 +41,59 @@ T0 = datetime(2026, 2, 2, 0, 0, 0)
 Plant = Callable[[dict[str, Any], random.Random], bool]  # marks a trace as affected; returns whether it is
 
 
-def _span(trace_id: str, name: str, kind: str, start: datetime, ms: float, *, failed: bool = False,
-          inputs: Any = None, outputs: Any = None, error: str = "boom") -> dict[str, Any]:  # fmt: skip
+def _span(
+    trace_id: str,
+    name: str,
+    kind: str,
+    start: datetime,
+    ms: float,
+    *,
+    failed: bool = False,
+    inputs: Any = None,
+    outputs: Any = None,
+    error: str = "boom",
+) -> dict[str, Any]:
     attributes = {"mlflow.spanType": json.dumps(kind)}
     if inputs is not None:
         attributes["mlflow.spanInputs"] = json.dumps(inputs)
     if outputs is not None:
         attributes["mlflow.spanOutputs"] = json.dumps(outputs)
-    return {"name": name, "span_id": f"{trace_id}-{name}", "trace_id": trace_id, "parent_id": f"{trace_id}-root",
-            "start_time": start, "end_time": start + timedelta(milliseconds=ms),
-            "status_code": "ERROR" if failed else "OK", "status_message": error if failed else None,
-            "attributes": list(attributes.items()), "events": []}  # fmt: skip
+    return {
+        "name": name,
+        "span_id": f"{trace_id}-{name}",
+        "trace_id": trace_id,
+        "parent_id": f"{trace_id}-root",
+        "start_time": start,
+        "end_time": start + timedelta(milliseconds=ms),
+        "status_code": "ERROR" if failed else "OK",
+        "status_message": error if failed else None,
+        "attributes": list(attributes.items()),
+        "events": [],
+    }
 
 
 def _judgement(trace_id: str, error: str | None, verdict: str = "yes") -> dict[str, Any]:
     """A judge's verdict on the trace, or the error it recorded instead."""
-    return {"assessment_id": f"a-{trace_id}", "name": "verity", "source": {"source_type": "LLM_JUDGE", "source_id": "j"},
-            "feedback": {"value": None if error else json.dumps(verdict), "error": error}, "expectation": None,
-            "rationale": None, "metadata": [], "span_id": None}  # fmt: skip
+    return {
+        "assessment_id": f"a-{trace_id}",
+        "name": "verity",
+        "source": {"source_type": "LLM_JUDGE", "source_id": "j"},
+        "feedback": {"value": None if error else json.dumps(verdict), "error": error},
+        "expectation": None,
+        "rationale": None,
+        "metadata": [],
+        "span_id": None,
+    }
 
 
-def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1,
-           prefixes: tuple[str, ...] = ("QX-", "#", ""), code_in_request: bool = True) -> tuple[DuckDBEngine, set[str]]:  # fmt: skip
+def _table(
+    tmp_path: Path,
+    count: int,
+    plant: Plant,
+    seed: int = 1,
+    prefixes: tuple[str, ...] = ("QX-", "#", ""),
+    code_in_request: bool = True,
+) -> tuple[DuckDBEngine, set[str]]:
     """`count` traces of an agent with a tool `quillon` and a model step `brevik`, tags `zone` and
     `tier`, an order code (prefix and number) passed to the tool and, unless told otherwise, in the
     request; `plant` may make a trace fail and marks it affected."""
@@ -86,21 +117,43 @@ def _table(tmp_path: Path, count: int, plant: Plant, seed: int = 1,
             row["failed"] = True
             affected.add(trace_id)
         start = row["at"]
-        spans = [_span(trace_id, "quillon", "TOOL", start, row["tool_ms"] * (10 if row["slow"] else 1),
-                       failed=row["failed"], error=row["error"],
-                       inputs={"code": code}, outputs=None if row["failed"] else {"rows": [1]}),
-                 _span(trace_id, "brevik", "CHAT_MODEL", start, rng.uniform(300, 900), outputs={"content": "ok"})]  # fmt: skip
-        rows.append({
-            "trace_id": trace_id, "client_request_id": None, "request_time": start,
-            "state": "ERROR" if row["failed"] else "OK", "execution_duration_ms": int(rng.uniform(400, 1200)),
-            "request": json.dumps({"ask": f"status of {code}" if code_in_request else "status"}), "response": None if row["failed"] else json.dumps({"text": "fine"}),
-            "request_preview": None, "response_preview": None, "trace_metadata": [("owner", f"o-{i}")],
-            "tags": [("zone", row["zone"]), ("tier", row["tier"]), ("mlflow.traceName", "agent")],
-            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
-            "spans": [{**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
-                      *spans],
-            "assessments": [_judgement(trace_id, row["judged"], row.get("verdict", "yes"))] if "judged" in row else [],
-        })  # fmt: skip
+        spans = [
+            _span(
+                trace_id,
+                "quillon",
+                "TOOL",
+                start,
+                row["tool_ms"] * (10 if row["slow"] else 1),
+                failed=row["failed"],
+                error=row["error"],
+                inputs={"code": code},
+                outputs=None if row["failed"] else {"rows": [1]},
+            ),
+            _span(trace_id, "brevik", "CHAT_MODEL", start, rng.uniform(300, 900), outputs={"content": "ok"}),
+        ]
+        rows.append(
+            {
+                "trace_id": trace_id,
+                "client_request_id": None,
+                "request_time": start,
+                "state": "ERROR" if row["failed"] else "OK",
+                "execution_duration_ms": int(rng.uniform(400, 1200)),
+                "request": json.dumps({"ask": f"status of {code}" if code_in_request else "status"}),
+                "response": None if row["failed"] else json.dumps({"text": "fine"}),
+                "request_preview": None,
+                "response_preview": None,
+                "trace_metadata": [("owner", f"o-{i}")],
+                "tags": [("zone", row["zone"]), ("tier", row["tier"]), ("mlflow.traceName", "agent")],
+                "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
+                "spans": [
+                    {**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
+                    *spans,
+                ],
+                "assessments": [_judgement(trace_id, row["judged"], row.get("verdict", "yes"))]
+                if "judged" in row
+                else [],
+            }
+        )
     path = tmp_path / f"traces-{seed}.duckdb"
     with duckdb.connect(str(path)) as con:
         con.register("rows", pa.Table.from_pylist(rows, schema=SCHEMA))
@@ -137,8 +190,9 @@ def test_a_pair_is_found_when_neither_value_alone_explains_it(tmp_path: Path) ->
 def test_a_pair_is_found_from_as_few_outcome_traces_as_a_single_value(tmp_path: Path) -> None:
     """A pair needs the support a single value needs: its correction already counts every pair it
     was picked from, so asking twice the traces of it missed small, sharp pairs."""
-    engine, affected = _table(tmp_path, 200, lambda row, rng: row["zone"] == "west" and row["tier"] == "gold"
-                              and rng.random() < 0.6, seed=2)  # fmt: skip
+    engine, affected = _table(
+        tmp_path, 200, lambda row, rng: row["zone"] == "west" and row["tier"] == "gold" and rng.random() < 0.6, seed=2
+    )
     assert 5 <= len(affected) < 10
     top = _problems(discover(engine))[0]
     assert "west" in top.statistics.segment and "gold" in top.statistics.segment
@@ -160,8 +214,11 @@ def test_a_pair_is_found_where_nothing_outside_it_has_the_outcome(tmp_path: Path
 
     engine, _ = _table(tmp_path, 200, plant, seed=2)
     problems = _problems(discover(engine))
-    assert any({"west", "gold"} <= set(f.statistics.segment.replace("`", " ").split())
-               and _selected(engine, f.affected_sql) == erroring for f in problems), [f.statement for f in problems]  # fmt: skip
+    assert any(
+        {"west", "gold"} <= set(f.statistics.segment.replace("`", " ").split())
+        and _selected(engine, f.affected_sql) == erroring
+        for f in problems
+    ), [f.statement for f in problems]
 
 
 def test_bursts_of_one_failure_as_strong_as_each_other_are_one_incident(tmp_path: Path) -> None:
@@ -219,8 +276,10 @@ def test_a_second_burst_is_found_once_the_first_no_longer_counts_as_the_rest(tmp
     for finding in problems:  # each finding's figures are what its own SQL counts (what the analyst re-counts)
         s = finding.statistics
         where = f" WHERE {s.population_sql}" if s.population_sql else ""
-        counted = engine.execute(f"SELECT {s.segment_sql} AS inside, count(*) AS n, count_if({s.outcome_sql}) AS k "
-                                 f"FROM traces{where} GROUP BY 1").records()  # fmt: skip
+        counted = engine.execute(
+            f"SELECT {s.segment_sql} AS inside, count(*) AS n, count_if({s.outcome_sql}) AS k "
+            f"FROM traces{where} GROUP BY 1"
+        ).records()
         by_side = {bool(r["inside"]): (r["n"], r["k"]) for r in counted}
         assert by_side[True] == (s.n, s.k) and by_side[False] == (s.n_rest, s.k_rest), s.segment
         assert s.p_value <= s.p_cutoff
@@ -381,8 +440,13 @@ def test_an_identifier_shape_is_found(tmp_path: Path) -> None:
 def test_an_identifier_with_dots_or_slashes_has_one_shape(tmp_path: Path) -> None:
     """`QX.123456` is one identifier (`aa.999999`), not the number after the dot, which plain numbers
     share: split at the dot, the slice could not be told apart."""
-    engine, affected = _table(tmp_path, 400, lambda row, _rng: row["code"].startswith("QX.") and len(row["code"]) == 9,
-                              prefixes=("QX.", "QX/", ""), code_in_request=False)  # fmt: skip
+    engine, affected = _table(
+        tmp_path,
+        400,
+        lambda row, _rng: row["code"].startswith("QX.") and len(row["code"]) == 9,
+        prefixes=("QX.", "QX/", ""),
+        code_in_request=False,
+    )
     top = _problems(discover(engine))[0]
     assert "aa.999999" in top.statistics.segment, top.statement
     assert _selected(engine, top.affected_sql) >= affected
@@ -412,22 +476,36 @@ def test_a_slice_spared_because_the_failure_came_first_is_no_discovery(tmp_path:
             if failed:
                 break
         failing = spans[-1]["status_code"] == "ERROR"
-        rows.append({
-            "trace_id": trace_id, "client_request_id": None, "request_time": start, "state": "ERROR" if failing else "OK",
-            "execution_duration_ms": 1000, "request": json.dumps({"ask": "x"}), "response": json.dumps({"text": "y"}),
-            "request_preview": None, "response_preview": None, "trace_metadata": [],
-            "tags": [("zone", rng.choice(["north", "south", "east", "west"]))],
-            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
-            "spans": [{**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
-                      *spans], "assessments": [],
-        })  # fmt: skip
+        rows.append(
+            {
+                "trace_id": trace_id,
+                "client_request_id": None,
+                "request_time": start,
+                "state": "ERROR" if failing else "OK",
+                "execution_duration_ms": 1000,
+                "request": json.dumps({"ask": "x"}),
+                "response": json.dumps({"text": "y"}),
+                "request_preview": None,
+                "response_preview": None,
+                "trace_metadata": [],
+                "tags": [("zone", rng.choice(["north", "south", "east", "west"]))],
+                "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
+                "spans": [
+                    {**_span(trace_id, "root", "AGENT", start, 1000), "parent_id": None, "span_id": f"{trace_id}-root"},
+                    *spans,
+                ],
+                "assessments": [],
+            }
+        )
     path = tmp_path / "steps.duckdb"
     with duckdb.connect(str(path)) as con:
         con.register("rows", pa.Table.from_pylist(rows, schema=SCHEMA))
         con.execute("CREATE TABLE traces AS SELECT * FROM rows")
     engine = DuckDBEngine(path, row_cap=100_000)
-    reached = engine.execute("SELECT exists(spans, s -> s.name = 'cendry') AS reached, avg(CASE WHEN state = 'ERROR' "
-                             "THEN 1.0 ELSE 0.0 END) AS rate FROM traces GROUP BY 1").records()  # fmt: skip
+    reached = engine.execute(
+        "SELECT exists(spans, s -> s.name = 'cendry') AS reached, avg(CASE WHEN state = 'ERROR' "
+        "THEN 1.0 ELSE 0.0 END) AS rate FROM traces GROUP BY 1"
+    ).records()
     rate = {r["reached"]: r["rate"] for r in reached}
     assert rate[True] < 0.1 and rate[False] == 1.0  # the spared slice is there, and stark
     report = discover(engine)
@@ -442,16 +520,42 @@ def _calls_table(tmp_path: Path, calls: dict[str, int], slow: dict[str, float], 
     for i in range(count):
         trace_id, zone, start = f"tr-{i:05d}", rng.choice(sorted(calls)), T0 + timedelta(minutes=i * 11)
         # named per call for distinct span ids, then all called `tamsin`
-        spans = [{**_span(trace_id, f"tamsin-{j}", "TOOL", start, 2000 if rng.random() < slow[zone] else rng.uniform(80, 120),
-                          inputs={"n": j}, outputs={"rows": [1]}), "name": "tamsin"} for j in range(calls[zone])]  # fmt: skip
-        rows.append({
-            "trace_id": trace_id, "client_request_id": None, "request_time": start, "state": "OK",
-            "execution_duration_ms": 3000, "request": json.dumps({"ask": "x"}), "response": json.dumps({"text": "y"}),
-            "request_preview": None, "response_preview": None, "trace_metadata": [], "tags": [("zone", zone)],
-            "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
-            "spans": [{**_span(trace_id, "root", "AGENT", start, 3000), "parent_id": None, "span_id": f"{trace_id}-root"},
-                      *spans], "assessments": [],
-        })  # fmt: skip
+        spans = [
+            {
+                **_span(
+                    trace_id,
+                    f"tamsin-{j}",
+                    "TOOL",
+                    start,
+                    2000 if rng.random() < slow[zone] else rng.uniform(80, 120),
+                    inputs={"n": j},
+                    outputs={"rows": [1]},
+                ),
+                "name": "tamsin",
+            }
+            for j in range(calls[zone])
+        ]
+        rows.append(
+            {
+                "trace_id": trace_id,
+                "client_request_id": None,
+                "request_time": start,
+                "state": "OK",
+                "execution_duration_ms": 3000,
+                "request": json.dumps({"ask": "x"}),
+                "response": json.dumps({"text": "y"}),
+                "request_preview": None,
+                "response_preview": None,
+                "trace_metadata": [],
+                "tags": [("zone", zone)],
+                "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "1"}},
+                "spans": [
+                    {**_span(trace_id, "root", "AGENT", start, 3000), "parent_id": None, "span_id": f"{trace_id}-root"},
+                    *spans,
+                ],
+                "assessments": [],
+            }
+        )
     tmp_path.mkdir()
     path = tmp_path / "calls.duckdb"
     with duckdb.connect(str(path)) as con:
@@ -466,9 +570,11 @@ def test_more_calls_are_more_chances_not_a_cause(tmp_path: Path) -> None:
     calls = {"north": 1, "east": 6, "south": 1, "west": 1}
     usual = {"north": 0.04, "south": 0.04, "west": 0.04}
     as_often = _calls_table(tmp_path / "same", calls, {**usual, "east": 0.04})
-    slow_traces = as_often.execute("SELECT tags['zone'] = 'east' AS east, avg(CASE WHEN exists(spans, s -> s.name = 'tamsin' AND "
-                                   "unix_millis(s.end_time) - unix_millis(s.start_time) > 1000) THEN 1.0 ELSE 0.0 END) "
-                                   "AS rate FROM traces GROUP BY 1").records()  # fmt: skip
+    slow_traces = as_often.execute(
+        "SELECT tags['zone'] = 'east' AS east, avg(CASE WHEN exists(spans, s -> s.name = 'tamsin' AND "
+        "unix_millis(s.end_time) - unix_millis(s.start_time) > 1000) THEN 1.0 ELSE 0.0 END) "
+        "AS rate FROM traces GROUP BY 1"
+    ).records()
     rate = {r["east"]: r["rate"] for r in slow_traces}
     assert rate[True] > 3 * rate[False]  # more slow traces in east, by its calls alone
     assert _slow_segments(as_often) == []
@@ -586,8 +692,9 @@ def test_tests_that_could_never_pass_do_not_dilute_the_correction() -> None:
     score(run)
     assert found.q <= 0.05 and all(t.q == 1.0 for t in hopeless)
     assert benjamini_hochberg(np.array([t.p for t in run]))[0] > 0.05
-    tables = Tables(k=np.array([0.0, 3.0]), n=np.array([10.0, 30.0]), k_rest=np.array([5.0, 3.0]),
-                    n_rest=np.array([90.0, 30.0]))  # fmt: skip
+    tables = Tables(
+        k=np.array([0.0, 3.0]), n=np.array([10.0, 30.0]), k_rest=np.array([5.0, 3.0]), n_rest=np.array([90.0, 30.0])
+    )
     least = least_p_values(tables, np.array([False, True]))
     all_inside = scipy_stats.fisher_exact([[5, 5], [0, 90]], alternative="greater").pvalue
     none_inside = scipy_stats.fisher_exact([[0, 30], [6, 24]], alternative="less").pvalue
@@ -621,8 +728,9 @@ def test_statistics_agree_with_scipy() -> None:
     assert benjamini_hochberg(raw, dependent=False) == pytest.approx(np.minimum(expected, 1))
     harmonic = sum(1 / i for i in range(1, len(raw) + 1))  # Benjamini-Yekutieli, for dependent tests
     assert benjamini_hochberg(raw) == pytest.approx(np.minimum(expected * harmonic, 1))
-    ratio, low, high = risk_ratio(Tables(k=np.array([30.0]), n=np.array([100.0]), k_rest=np.array([10.0]),
-                                         n_rest=np.array([100.0])))  # fmt: skip
+    ratio, low, high = risk_ratio(
+        Tables(k=np.array([30.0]), n=np.array([100.0]), k_rest=np.array([10.0]), n_rest=np.array([100.0]))
+    )
     assert (
         ratio[0] == pytest.approx(3.0)
         and low[0] == pytest.approx(1.5508, abs=1e-4)

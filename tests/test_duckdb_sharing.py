@@ -43,8 +43,13 @@ def test_readers_and_syncing_writers_share_one_cache(store: Store, tmp_path: Pat
     (cached,) = (home / "cache" / "traces").glob("*.duckdb")
     log_scenario(store.client(), store.experiment_id, "support", 3, seed=99, start_ns=1_790_000_000 * 10**9)
 
-    reader = subprocess.Popen([sys.executable, "-c", HOLDING_READER, str(cached)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_READER, str(cached)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert reader.stdout is not None and reader.stdin is not None
     try:
         assert reader.stdout.readline().strip() == "40"  # its connection is open from here on

@@ -23,8 +23,21 @@ def test_offline_analyst_holds_the_gate_on_scenarios_random_agents_and_controls(
     one chance slice in one of them is 0.2 false issues per control, over the gate's 0.1: the average
     needs more of them to be measured); 30 random agents with random planted problems from seeds derived
     from the commit hash, pooled."""
-    result = cli("evals", "run", "--gate", "--seeds", "9001", "--jobs", "2", "--random-seeds", "commit",
-                 "--controls", "20", "-o", "json")  # fmt: skip
+    result = cli(
+        "evals",
+        "run",
+        "--gate",
+        "--seeds",
+        "9001",
+        "--jobs",
+        "2",
+        "--random-seeds",
+        "commit",
+        "--controls",
+        "20",
+        "-o",
+        "json",
+    )
     body, _ = json.JSONDecoder().raw_decode(result.stdout)  # a failed gate adds its error document after it
     summary = body["summary"]
     assert result.exit_code == 0 and body["gate"] == [], body["gate"]
@@ -49,12 +62,19 @@ def test_offline_analyst_holds_the_gate_on_scenarios_random_agents_and_controls(
 
 
 @pytest.mark.slow
-def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(cli: CliRunner, store: Store,
-                                                                       tmp_path: Path) -> None:  # fmt: skip
+def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(
+    cli: CliRunner, store: Store, tmp_path: Path
+) -> None:
     made_up = sorted(store.traces.ok_ids())[:5]  # type: ignore[attr-defined]
     labels = tmp_path / "expected.yaml"
-    labels.write_text(yaml.safe_dump({"traces": len(store.traces.trace_ids()),  # type: ignore[attr-defined]
-                                      "problems": [{"kind": "made_up", "affected_trace_ids": made_up}]}))  # fmt: skip
+    labels.write_text(
+        yaml.safe_dump(
+            {
+                "traces": len(store.traces.trace_ids()),  # type: ignore[attr-defined]
+                "problems": [{"kind": "made_up", "affected_trace_ids": made_up}],
+            }
+        )
+    )
     result = cli("evals", "run", "--experiment-id", store.experiment_id, "--expected", str(labels), "--gate")
     assert result.exit_code == 1
     assert "issue_recall 0.00 < 0.8" in result.stderr
@@ -63,15 +83,32 @@ def test_your_own_labels_score_your_experiment_and_the_gate_fails_below(cli: Cli
 
 
 @pytest.mark.slow
-def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: CliRunner, store: Store, tmp_path: Path,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(
+    cli: CliRunner, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     recording = tmp_path / "llm-recording"
     labels = tmp_path / "expected.yaml"
-    labels.write_text(yaml.safe_dump({"traces": len(store.traces.trace_ids()),  # type: ignore[attr-defined]
-                                      "problems": [{"kind": "tool_timeout", "affected_trace_ids": store.traces.failed_ids()}]}))  # type: ignore[attr-defined]  # fmt: skip
+    labels.write_text(
+        yaml.safe_dump(
+            {
+                "traces": len(store.traces.trace_ids()),  # type: ignore[attr-defined]
+                "problems": [{"kind": "tool_timeout", "affected_trace_ids": store.traces.failed_ids()}],
+            }
+        )
+    )  # type: ignore[attr-defined]
     case = f"experiment-{store.experiment_id}"
-    args = ["evals", "run", "--experiment-id", store.experiment_id, "--expected", str(labels), "--model", "gpt-4o-mini",
-            "-o", "json"]  # fmt: skip
+    args = [
+        "evals",
+        "run",
+        "--experiment-id",
+        store.experiment_id,
+        "--expected",
+        str(labels),
+        "--model",
+        "gpt-4o-mini",
+        "-o",
+        "json",
+    ]
     with openai_server() as (base_url, server):
         monkeypatch.setenv("OPENAI_BASE_URL", base_url)
         monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
@@ -96,8 +133,19 @@ def test_record_then_replay_offline_gives_the_same_scores_and_no_secrets(cli: Cl
 
 def test_evals_refuse_a_missing_store_before_running_any_case(cli: CliRunner, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "mlflow.db"
-    message = cli.refused("--tracking-uri", f"sqlite:///{missing}", "evals", "run", "--no-held-out",
-                          "--random-draws", "0", "--controls", "0", "--scenario", "support")  # fmt: skip
+    message = cli.refused(
+        "--tracking-uri",
+        f"sqlite:///{missing}",
+        "evals",
+        "run",
+        "--no-held-out",
+        "--random-draws",
+        "0",
+        "--controls",
+        "0",
+        "--scenario",
+        "support",
+    )
     assert "no MLflow store" in message and str(missing) in message
     assert not (tmp_path / "nowhere").exists()
     assert not (tmp_path / "home" / "evals").exists()  # refused before any case ran

@@ -60,11 +60,29 @@ def _planted_table(path: Path, seed: int, planted_rate: float = 0.6) -> Path:
     for n in range(1, 241):
         zone = zones[n % 3]
         fails = rng.random() < (planted_rate if zone == zones[0] else 0.03)
-        spans = [span("", step, "TOOL", 10, rng.randrange(50, 400), "ERROR" if fails else "OK",
-                      "upstream refused the call" if fails else None),
-                 span("", "compose", "CHAT_MODEL", 500, rng.randrange(200, 900))]  # fmt: skip
-        rows.append(trace(n, "ERROR" if fails else "OK", rng.randrange(700, 2500), {"q": f"ask {n}"},
-                          None if fails else {"a": "done"}, spans, tags={"zone": zone}))  # fmt: skip
+        spans = [
+            span(
+                "",
+                step,
+                "TOOL",
+                10,
+                rng.randrange(50, 400),
+                "ERROR" if fails else "OK",
+                "upstream refused the call" if fails else None,
+            ),
+            span("", "compose", "CHAT_MODEL", 500, rng.randrange(200, 900)),
+        ]
+        rows.append(
+            trace(
+                n,
+                "ERROR" if fails else "OK",
+                rng.randrange(700, 2500),
+                {"q": f"ask {n}"},
+                None if fails else {"a": "done"},
+                spans,
+                tags={"zone": zone},
+            )
+        )
     with duckdb.connect(str(path)) as con:
         con.register("rows", pa.Table.from_pylist(rows, schema=SCHEMA))
         con.execute("CREATE TABLE traces AS SELECT * FROM rows")
@@ -83,8 +101,14 @@ def record(planted: Path) -> Record:
 
 
 def _hypothesis(number: int, status: HypothesisStatus = HypothesisStatus.TESTING) -> Hypothesis:
-    return Hypothesis(id=f"H{number}", statement=f"statement {number}", rationale="r", testing_plan="p", status=status,
-                      evidence=[SUPPORT] if status is HypothesisStatus.VALIDATED else [])  # fmt: skip
+    return Hypothesis(
+        id=f"H{number}",
+        statement=f"statement {number}",
+        rationale="r",
+        testing_plan="p",
+        status=status,
+        evidence=[SUPPORT] if status is HypothesisStatus.VALIDATED else [],
+    )
 
 
 class ScriptedAnalyst:
@@ -167,8 +191,10 @@ def test_a_test_concludes_only_what_the_rules_accept(
     record: Record, tmp_path: Path, verdict: Verdict | Exception, status: HypothesisStatus, noted: int
 ) -> None:
     record.hypotheses["H1"] = _hypothesis(1)
-    update = run_test_node({"experiment_id": "1", "run_id": "run-1", "hypothesis_id": "H1"},
-                             _runtime(record, ScriptedAnalyst(verdict), tmp_path))  # fmt: skip
+    update = run_test_node(
+        {"experiment_id": "1", "run_id": "run-1", "hypothesis_id": "H1"},
+        _runtime(record, ScriptedAnalyst(verdict), tmp_path),
+    )
     assert update == {"tested": ["H1"]}
     assert record.hypotheses["H1"].status is status and len(record.hypotheses["H1"].notes) == noted
 
@@ -183,8 +209,9 @@ def test_a_hypothesis_rejected_at_approval_is_never_tested(record: Record, tmp_p
 def test_issues_come_from_validated_hypotheses_once(record: Record, tmp_path: Path) -> None:
     record.hypotheses["H1"] = _hypothesis(1, HypothesisStatus.VALIDATED)
     record.hypotheses["H2"] = _hypothesis(2)
-    draft = IssueDraft(title="Lookup step fails for one zone", description="d", severity=Severity.HIGH,
-                       evidence=[SUPPORT])  # fmt: skip
+    draft = IssueDraft(
+        title="Lookup step fails for one zone", description="d", severity=Severity.HIGH, evidence=[SUPPORT]
+    )
     analyst = ScriptedAnalyst(issue=draft)
     runtime = _runtime(record, analyst, tmp_path)
     assert issue(STATE, runtime) == {"phase": "approve_issues"}
@@ -207,12 +234,18 @@ def test_the_approval_applies_a_persons_decision_as_the_person(record: Record) -
     request = build_request("hypotheses", STATE, tools)
     assert [item.id for item in request.items] == ["H1", "H2"]
     people = FakeDecisions(record, lambda: "approve_hypotheses")
-    decision = ApprovalDecision(stage="hypotheses", reject={"H2": "not ours", "H9": "unknown"},
-                                hypothesis_edits=[HypothesisEdit(id="H1", statement="sharper statement")],
-                                add_hypotheses=[NewHypothesis(statement="refunds take too long")])  # fmt: skip
+    decision = ApprovalDecision(
+        stage="hypotheses",
+        reject={"H2": "not ours", "H9": "unknown"},
+        hypothesis_edits=[HypothesisEdit(id="H1", statement="sharper statement")],
+        add_hypotheses=[NewHypothesis(statement="refunds take too long")],
+    )
     apply("hypotheses", decision, tools, _decisions_runtime(record, people))
-    assert [h.status for h in record.hypotheses.values()] == [HypothesisStatus.TESTING, HypothesisStatus.REJECTED,
-                                                              HypothesisStatus.TESTING]  # fmt: skip
+    assert [h.status for h in record.hypotheses.values()] == [
+        HypothesisStatus.TESTING,
+        HypothesisStatus.REJECTED,
+        HypothesisStatus.TESTING,
+    ]
     assert record.hypotheses["H1"].statement == "sharper statement"
     assert record.hypotheses["H3"].statement == "refunds take too long"
     assert [a.stage for a in people.approvals] == ["hypotheses"]
@@ -221,8 +254,12 @@ def test_the_approval_applies_a_persons_decision_as_the_person(record: Record) -
 
 
 def _decisions_runtime(record: Record, people: FakeDecisions) -> Runtime[AnalysisContext]:
-    context = AnalysisContext(tool_source=FakeToolSource(record.table), analyst=ScriptedAnalyst(), reports_dir=Path(),
-                              decisions_for=lambda _run_id: people)  # fmt: skip
+    context = AnalysisContext(
+        tool_source=FakeToolSource(record.table),
+        analyst=ScriptedAnalyst(),
+        reports_dir=Path(),
+        decisions_for=lambda _run_id: people,
+    )
     return Runtime(context=context)
 
 

@@ -52,8 +52,9 @@ def _rules_held(store: Store, experiment_id: str, run_id: str) -> Any:
 
 
 @pytest.mark.slow
-def test_offline_analysis_of_hostile_traces(cli: CliRunner, store: Store, tmp_path: Path,
-                                            hostile: tuple[str, dict[str, list[str]]]) -> None:  # fmt: skip
+def test_offline_analysis_of_hostile_traces(
+    cli: CliRunner, store: Store, tmp_path: Path, hostile: tuple[str, dict[str, list[str]]]
+) -> None:
     experiment_id, kinds = hostile
     report = tmp_path / "report.md"
     done = cli.ok("run", "--experiment-id", experiment_id, "--approve", "auto", "--report", str(report), "-o", "json")
@@ -77,16 +78,18 @@ def test_offline_analysis_of_hostile_traces(cli: CliRunner, store: Store, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_model_that_obeys_the_traces_gets_nowhere(cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch,
-                                                    hostile: tuple[str, dict[str, list[str]]]) -> None:  # fmt: skip
+def test_a_model_that_obeys_the_traces_gets_nowhere(
+    cli: CliRunner, store: Store, monkeypatch: pytest.MonkeyPatch, hostile: tuple[str, dict[str, list[str]]]
+) -> None:
     from analyze_experiment.agent.core.insights.models import HypothesisStatus
 
     experiment_id, _ = hostile
     with openai_server(script=obey) as (base_url, server):
         monkeypatch.setenv("OPENAI_BASE_URL", base_url)
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
-        done = cli.ok("run", "--experiment-id", experiment_id, "--model", "gpt-4o-mini", "--approve", "auto",
-                      "-o", "json")  # fmt: skip
+        done = cli.ok(
+            "run", "--experiment-id", experiment_id, "--model", "gpt-4o-mini", "--approve", "auto", "-o", "json"
+        )
     run_id = done.json()["run_id"]
     insights = _rules_held(store, experiment_id, run_id)
     (hypothesis,) = insights.list_hypotheses(run_id)
@@ -96,8 +99,13 @@ def test_a_model_that_obeys_the_traces_gets_nowhere(cli: CliRunner, store: Store
     replies = [m["content"] for r in server.requests for m in r["messages"] if m["role"] == "tool"]
     assert any("ignore previous instructions" in r for r in replies)  # the model did see the injection
     refused = [r for r in replies if r.startswith("error")]
-    for move in ("has not come up", "no tool named 'reject_hypothesis'", "no tool named 'approve_issue'",
-                 "DROP statements are not allowed", "found 2 statements"):  # fmt: skip
+    for move in (
+        "has not come up",
+        "no tool named 'reject_hypothesis'",
+        "no tool named 'approve_issue'",
+        "DROP statements are not allowed",
+        "found 2 statements",
+    ):
         assert any(move in r for r in refused), move
     count = cli.ok("traces", "execute-sql", "-x", experiment_id, "-s", "SELECT count(*) AS n FROM traces", "-o", "json")
     assert count.json()["result"]["rows"] == [[120]]

@@ -16,8 +16,14 @@ NODE = "analyze_experiment.graphs.nodes.probe"
 
 
 def _ruff(path: str, source: str) -> str:
-    done = subprocess.run(["ruff", "check", "--no-cache", "--stdin-filename", path, "-"], input=source, cwd=ROOT,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["ruff", "check", "--no-cache", "--stdin-filename", path, "-"],
+        input=source,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     return done.stdout
 
 
@@ -29,13 +35,25 @@ def test_the_tree_keeps_its_layers() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["mlflow", "duckdb", "analyze_experiment.agent.core.services", "analyze_experiment.agent.core.insights.service",
-     "analyze_experiment.agent.core.insights.documents", "analyze_experiment.agent.core.traces.access",
-     "analyze_experiment.agent.core.traces.duckdb_engine", "analyze_experiment.agent.core.traces.sync",
-     "analyze_experiment.agent.core.traces.sandbox", "analyze_experiment.agent.core.sql_runs",
-     "analyze_experiment.tools.toolbox", "analyze_experiment.tools.workbench", "analyze_experiment.tools.decisions",
-     "analyze_experiment.agent.app.session", "slack_sdk", "requests"],
-)  # fmt: skip
+    [
+        "mlflow",
+        "duckdb",
+        "analyze_experiment.agent.core.services",
+        "analyze_experiment.agent.core.insights.service",
+        "analyze_experiment.agent.core.insights.documents",
+        "analyze_experiment.agent.core.traces.access",
+        "analyze_experiment.agent.core.traces.duckdb_engine",
+        "analyze_experiment.agent.core.traces.sync",
+        "analyze_experiment.agent.core.traces.sandbox",
+        "analyze_experiment.agent.core.sql_runs",
+        "analyze_experiment.tools.toolbox",
+        "analyze_experiment.tools.workbench",
+        "analyze_experiment.tools.decisions",
+        "analyze_experiment.agent.app.session",
+        "slack_sdk",
+        "requests",
+    ],
+)
 def test_graph_code_may_import_only_what_its_allow_list_names(module: str) -> None:
     assert violations([(NODE, f"import {module}\n")]), module
     assert violations([(NODE, f"def late() -> None:\n    import {module}\n")]), module  # inside a function too
@@ -44,19 +62,28 @@ def test_graph_code_may_import_only_what_its_allow_list_names(module: str) -> No
 
 @pytest.mark.parametrize(
     ("module", "imported"),
-    [("analyze_experiment.agent.core.insights.service", "analyze_experiment.tools.toolbox"),
-     ("analyze_experiment.agent.core.errors", "analyze_experiment.graphs.state"),
-     ("analyze_experiment.tools.toolbox", "analyze_experiment.graphs.context"),
-     ("analyze_experiment.graphs.nodes.report", "analyze_experiment.agent.app.session"),
-     ("analyze_experiment.agent.app.session", "analyze_experiment.agent.app.cli.common"),
-     ("analyze_experiment.evals.runner", "analyze_experiment.agent.app.cli")],
-)  # fmt: skip
+    [
+        ("analyze_experiment.agent.core.insights.service", "analyze_experiment.tools.toolbox"),
+        ("analyze_experiment.agent.core.errors", "analyze_experiment.graphs.state"),
+        ("analyze_experiment.tools.toolbox", "analyze_experiment.graphs.context"),
+        ("analyze_experiment.graphs.nodes.report", "analyze_experiment.agent.app.session"),
+        ("analyze_experiment.agent.app.session", "analyze_experiment.agent.app.cli.common"),
+        ("analyze_experiment.evals.runner", "analyze_experiment.agent.app.cli"),
+    ],
+)
 def test_an_import_upward_which_would_close_a_cycle_fails(module: str, imported: str) -> None:
     assert violations([(module, f"from {imported} import x\n")]) != []
 
 
-@pytest.mark.parametrize("module", ["mlflow", "analyze_experiment.agent.core.services",
-                                    "analyze_experiment.tools.toolbox", "analyze_experiment.tools.decisions"])  # fmt: skip
+@pytest.mark.parametrize(
+    "module",
+    [
+        "mlflow",
+        "analyze_experiment.agent.core.services",
+        "analyze_experiment.tools.toolbox",
+        "analyze_experiment.tools.decisions",
+    ],
+)
 def test_ruff_flags_the_likeliest_slips_in_graph_code(module: str) -> None:
     assert "TID251" in _ruff("graphs/nodes/probe.py", f"import {module}\n\nprint({module})\n")
 
@@ -88,8 +115,9 @@ def test_mypy_refuses_a_node_that_reaches_past_the_protocol(tmp_path: Path) -> N
         "from analyze_experiment.tools.protocols import AnalysisTools\n\n\n"
         "def node(tools: AnalysisTools, runtime: Runtime[NodeContext]) -> None:\n" + "\n".join(lines) + "\n"
     )
-    done = subprocess.run(["mypy", "--no-error-summary", str(probe)], cwd=ROOT, capture_output=True, text=True,
-                          check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mypy", "--no-error-summary", str(probe)], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     errors = [line for line in done.stdout.splitlines() if ": error:" in line]
     assert len(errors) == len(REACHES) and all(any(why in e for e in errors) for why in REACHES.values()), errors
@@ -131,12 +159,29 @@ def test_offline_issue_titles_meet_the_title_rule() -> None:
     from analyze_experiment.graphs.analysts.wording import _TITLES, issue_title
 
     for family in _TITLES:
-        stats = SegmentStatistics(outcome="span `step two` failed", outcome_family=family, segment="tag `a` is b",
-                                  outcome_sql="true", segment_sql="true", n=9, k=3, n_rest=90, k_rest=1,
-                                  risk_ratio=30.0, ci_low=3.0, ci_high=300.0, p_value=0.001, q_value=0.01,
-                                  p_cutoff=0.01, test="fisher", tests_in_run=40, fdr=0.05)  # fmt: skip
-        hypothesis = Hypothesis(id="H1", statement="step two fails in 3 of 9 calls", rationale="r", testing_plan="p",
-                                statistics=stats)  # fmt: skip
+        stats = SegmentStatistics(
+            outcome="span `step two` failed",
+            outcome_family=family,
+            segment="tag `a` is b",
+            outcome_sql="true",
+            segment_sql="true",
+            n=9,
+            k=3,
+            n_rest=90,
+            k_rest=1,
+            risk_ratio=30.0,
+            ci_low=3.0,
+            ci_high=300.0,
+            p_value=0.001,
+            q_value=0.01,
+            p_cutoff=0.01,
+            test="fisher",
+            tests_in_run=40,
+            fdr=0.05,
+        )
+        hypothesis = Hypothesis(
+            id="H1", statement="step two fails in 3 of 9 calls", rationale="r", testing_plan="p", statistics=stats
+        )
         require_title_length(issue_title(family, hypothesis))
     person = Hypothesis(id="H2", statement="refunds", rationale="r", testing_plan="p")
     require_title_length(issue_title("person", person))

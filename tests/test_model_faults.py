@@ -22,8 +22,9 @@ def _model(base_url: str, timeout: str = "1") -> Any:
     from analyze_experiment.agent.core.settings import load_settings
     from analyze_experiment.graphs.analysts.llm import chat_model
 
-    settings = load_settings({"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": KEY,
-                              "ANALYZE_EXPERIMENT_LLM_TIMEOUT": timeout})  # fmt: skip
+    settings = load_settings(
+        {"OPENAI_BASE_URL": base_url, "OPENAI_API_KEY": KEY, "ANALYZE_EXPERIMENT_LLM_TIMEOUT": timeout}
+    )
     return chat_model("gpt-4o-mini", settings)
 
 
@@ -85,9 +86,11 @@ def _testing(store: Store, sql: str | None) -> tuple[Any, Any]:
     analysis = services.insights.create_analysis(store.experiment_id, "faults")
     services.insights.save_census(analysis.run_id, Census(trace_count=1, ok_count=1, error_count=0, error_rate=0))
     draft = bench.tools_for(store.experiment_id, analysis.run_id).create_hypothesis(
-        "failed traces exist", "census", "plan", sql, None)  # fmt: skip
-    testing = bench.tools_for(store.experiment_id, analysis.run_id, budget=Budget(tool_calls=10, tokens=50_000),
-                            hypothesis_id=draft.id)  # fmt: skip
+        "failed traces exist", "census", "plan", sql, None
+    )
+    testing = bench.tools_for(
+        store.experiment_id, analysis.run_id, budget=Budget(tool_calls=10, tokens=50_000), hypothesis_id=draft.id
+    )
     return draft, testing
 
 

@@ -56,8 +56,13 @@ def test_the_installed_tool_lives_beside_other_tools_and_evals_packages(tmp_path
     assert done.returncode == 0, done.stderr[-2000:]
     outcome = json.loads(done.stdout)
     assert outcome["phase"] == "complete" and Path(outcome["report"]).is_file()
-    where = subprocess.run([python, "-c", "import analyze_experiment; print(analyze_experiment.__file__)"],
-                           cwd=tmp_path, capture_output=True, text=True, check=True)  # fmt: skip
+    where = subprocess.run(
+        [python, "-c", "import analyze_experiment; print(analyze_experiment.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert where.stdout.startswith(str(site))  # the installed copy, not this checkout
 
 

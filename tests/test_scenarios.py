@@ -60,8 +60,10 @@ def test_recordings_are_mlflows_own_trace_json() -> None:
 def test_traffic_looks_like_production(cli: CliRunner, store: Store, tmp_path: Path) -> None:
     """Tokens, models, costs, users and sessions, tool and retriever spans, human and judge feedback,
     failed judge runs, several app versions and days of traffic."""
-    ids = {item["recording"]: item["experiment_id"]
-           for item in cli.ok("evals", "load", "support", "data", "-o", "json").json()}  # fmt: skip
+    ids = {
+        item["recording"]: item["experiment_id"]
+        for item in cli.ok("evals", "load", "support", "data", "-o", "json").json()
+    }
     support = TraceTableSync(store.client(), ids["support"], tmp_path / "s.duckdb")
     support.sync()
     census = compute_census(DuckDBEngine(support.path), discovery=False)
@@ -85,9 +87,14 @@ def test_traffic_looks_like_production(cli: CliRunner, store: Store, tmp_path: P
     assert versions == 2 and users > 20 and sessions > 50
     data = TraceTableSync(store.client(), ids["data"], tmp_path / "d.duckdb")
     data.sync()
-    judged = DuckDBEngine(data.path).execute(
-        "SELECT a.source.source_type, count_if(a.feedback.error IS NOT NULL) FROM traces "
-        "LATERAL VIEW explode(assessments) t AS a GROUP BY 1").rows  # fmt: skip
+    judged = (
+        DuckDBEngine(data.path)
+        .execute(
+            "SELECT a.source.source_type, count_if(a.feedback.error IS NOT NULL) FROM traces "
+            "LATERAL VIEW explode(assessments) t AS a GROUP BY 1"
+        )
+        .rows
+    )
     assert dict(judged)["LLM_JUDGE"] > 0  # some judge runs errored
 
 

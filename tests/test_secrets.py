@@ -60,12 +60,29 @@ def test_no_planted_or_leaked_secret_survives_anywhere(store: Store, tmp_path: P
         report = tmp_path / "report.md"
         commands = {
             "doctor": ["doctor", "--experiment-id", experiment_id],
-            "run": ["run", "--experiment-id", experiment_id, "--model", "gpt-4o-mini", "--approve", "auto",
-                    "--report", str(report), "-o", "json"],
+            "run": [
+                "run",
+                "--experiment-id",
+                experiment_id,
+                "--model",
+                "gpt-4o-mini",
+                "--approve",
+                "auto",
+                "--report",
+                str(report),
+                "-o",
+                "json",
+            ],
             "traces get": ["traces", "get", "-t", "{trace}"],
-            "traces execute-sql": ["traces", "execute-sql", "-x", experiment_id, "-s",
-                                   "SELECT request FROM traces WHERE request rlike 'sk-leaked' LIMIT 3"],
-        }  # fmt: skip
+            "traces execute-sql": [
+                "traces",
+                "execute-sql",
+                "-x",
+                experiment_id,
+                "-s",
+                "SELECT request FROM traces WHERE request rlike 'sk-leaked' LIMIT 3",
+            ],
+        }
         run_id = trace_id = ""
         for name, template in commands.items():
             args = [a.replace("{trace}", trace_id) for a in template]
@@ -79,8 +96,18 @@ def test_no_planted_or_leaked_secret_survives_anywhere(store: Store, tmp_path: P
                 )
         bodies = json.dumps(server.requests).encode()
     # the model endpoint is down: the pause message names no credential either
-    paused = cli_process(store.uri, home, "run", "--experiment-id", experiment_id, "--model", "gpt-4o-mini",
-                         "--approve", "auto", env={**env, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})  # fmt: skip
+    paused = cli_process(
+        store.uri,
+        home,
+        "run",
+        "--experiment-id",
+        experiment_id,
+        "--model",
+        "gpt-4o-mini",
+        "--approve",
+        "auto",
+        env={**env, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"},
+    )
     assert paused.returncode == 75, paused.stderr
     outputs["paused run"] = (paused.stdout + paused.stderr).encode()
 
@@ -92,8 +119,9 @@ def test_no_planted_or_leaked_secret_survives_anywhere(store: Store, tmp_path: P
     for path in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
         # the store and the local copy of the traces hold the traces themselves, leaks included
         holds_traces = path.suffix in {".db", ".duckdb", ".wal"} or path.name.endswith((".db-wal", ".duckdb.wal"))
-        problems += _found(planted if holds_traces else planted + LEAKED, str(path.relative_to(tmp_path)),
-                           path.read_bytes())  # fmt: skip
+        problems += _found(
+            planted if holds_traces else planted + LEAKED, str(path.relative_to(tmp_path)), path.read_bytes()
+        )
     client = MlflowClient(store.uri)
     analyst = client.get_experiment_by_name("analyze-experiment-analyst")
     assert analyst is not None

@@ -243,8 +243,9 @@ def test_env_file_credentials_reach_the_tracking_server(
 
 def test_settings_never_show_mlflow_credentials(tmp_path: Path) -> None:
     env_file = tmp_path / "server.env"
-    env_file.write_text(f"MLFLOW_TRACKING_USERNAME=alice\nMLFLOW_TRACKING_PASSWORD={PASSWORD}\n"
-                        f"MLFLOW_TRACKING_TOKEN={MLFLOW_TOKEN}\n")  # fmt: skip
+    env_file.write_text(
+        f"MLFLOW_TRACKING_USERNAME=alice\nMLFLOW_TRACKING_PASSWORD={PASSWORD}\nMLFLOW_TRACKING_TOKEN={MLFLOW_TOKEN}\n"
+    )
     settings = load_settings({}, env_file=env_file)
     assert PASSWORD not in repr(settings) + str(settings.model_dump()) and MLFLOW_TOKEN not in repr(settings)
     from analyze_experiment.agent.core.services import Services

@@ -36,9 +36,15 @@ def slack(store: Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[Slack]:
     from analyze_experiment.agent.core.settings import load_settings
 
     with fake_slack() as fake:
-        for name, value in {"MLFLOW_TRACKING_URI": store.uri, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
-                            "SLACK_API_URL": fake.base_url, "SLACK_APPROVERS": "UAPPROVER,UOTHER",
-                            "SLACK_CHANNEL": "C1", "MLFLOW_EXPERIMENT_ID": store.experiment_id}.items():  # fmt: skip
+        for name, value in {
+            "MLFLOW_TRACKING_URI": store.uri,
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": fake.base_url,
+            "SLACK_APPROVERS": "UAPPROVER,UOTHER",
+            "SLACK_CHANNEL": "C1",
+            "MLFLOW_EXPERIMENT_ID": store.experiment_id,
+        }.items():
             monkeypatch.setenv(name, value)
         hook = SlackHook(Services(load_settings()))
         server = http_server(hook.app(), "127.0.0.1", 0)

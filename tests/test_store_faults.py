@@ -16,8 +16,11 @@ from tests.mlflow_server import free_port, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 # MLflow's own HTTP retries (default 7 with backoff factor 2, minutes in all), shortened for the test
-QUICK_RETRIES = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}  # fmt: skip
+QUICK_RETRIES = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "5",
+}
 
 
 def test_server_stopped_mid_analysis_pauses_it_and_resume_after_restart_finishes(
@@ -41,8 +44,11 @@ def test_server_stopped_mid_analysis_pauses_it_and_resume_after_restart_finishes
         experiment_id = MlflowClient(uri).create_experiment("served-support")
         log_scenario(MlflowClient(uri), experiment_id, "support", 40, seed=3)
         # the first hypothesis test waits at its start while the server is stopped under it
-        env = {**QUICK_RETRIES, "ANALYZE_EXPERIMENT_FAILPOINTS": "node.test_hypothesis=pause",
-               "ANALYZE_EXPERIMENT_FAILPOINT_DIR": str(gate)}  # fmt: skip
+        env = {
+            **QUICK_RETRIES,
+            "ANALYZE_EXPERIMENT_FAILPOINTS": "node.test_hypothesis=pause",
+            "ANALYZE_EXPERIMENT_FAILPOINT_DIR": str(gate),
+        }
         process = cli_popen(uri, home, "run", "--experiment-id", experiment_id, "--approve", "auto", env=env)
         wait_for_file(gate / "node.test_hypothesis.reached", process)
         stop_server(server)

@@ -23,14 +23,24 @@ def test_a_person_decides_at_the_terminal(cli: CliRunner, store: Store, monkeypa
     from analyze_experiment.agent.core.insights.models import Actor, HypothesisStatus
     from analyze_experiment.agent.core.insights.service import Insights
 
-    answering(monkeypatch,
-              "a",                              # the description as it is
-              "r", "",                          # reject... cancelled
-              "r", "h2", "", "not ours",        # lower-case id; an empty reason is asked again
-              "q", "n",                         # pause? not with a change made: keep deciding
-              "a",
-              "e", "i1", "", "high",            # an issue: same title, severity HIGH
-              "a")  # fmt: skip
+    answering(
+        monkeypatch,
+        "a",  # the description as it is
+        "r",
+        "",  # reject... cancelled
+        "r",
+        "h2",
+        "",
+        "not ours",  # lower-case id; an empty reason is asked again
+        "q",
+        "n",  # pause? not with a change made: keep deciding
+        "a",
+        "e",
+        "i1",
+        "",
+        "high",  # an issue: same title, severity HIGH
+        "a",
+    )
     result = cli("run", "--approve", "cli", "-o", "json")
     assert result.exit_code == 0, result.stderr
     said = " ".join(result.stderr.split())

@@ -17,20 +17,33 @@ from tests.conftest import Store
 from tests.helpers import CliRunner
 
 SEED_COLUMNS = [
-    ("trace_id", "VARCHAR"), ("client_request_id", "VARCHAR"), ("request_time", "TIMESTAMP"), ("state", "VARCHAR"),
-    ("execution_duration_ms", "BIGINT"), ("request", "VARCHAR"), ("response", "VARCHAR"),
-    ("request_preview", "VARCHAR"), ("response_preview", "VARCHAR"), ("trace_metadata", "MAP(VARCHAR, VARCHAR)"),
+    ("trace_id", "VARCHAR"),
+    ("client_request_id", "VARCHAR"),
+    ("request_time", "TIMESTAMP"),
+    ("state", "VARCHAR"),
+    ("execution_duration_ms", "BIGINT"),
+    ("request", "VARCHAR"),
+    ("response", "VARCHAR"),
+    ("request_preview", "VARCHAR"),
+    ("response_preview", "VARCHAR"),
+    ("trace_metadata", "MAP(VARCHAR, VARCHAR)"),
     ("tags", "MAP(VARCHAR, VARCHAR)"),
-]  # fmt: skip
+]
 NESTED_COLUMNS = [
     ("trace_location", 'STRUCT("type" VARCHAR, mlflow_experiment STRUCT(experiment_id VARCHAR))'),
-    ("spans", 'STRUCT("name" VARCHAR, span_id VARCHAR, trace_id VARCHAR, parent_id VARCHAR, start_time TIMESTAMP, '
-              "end_time TIMESTAMP, status_code VARCHAR, status_message VARCHAR, attributes MAP(VARCHAR, VARCHAR), "
-              'events STRUCT("name" VARCHAR, "timestamp" TIMESTAMP, attributes MAP(VARCHAR, VARCHAR))[])[]'),
-    ("assessments", 'STRUCT(assessment_id VARCHAR, "name" VARCHAR, "source" STRUCT(source_type VARCHAR, '
-                    'source_id VARCHAR), feedback STRUCT("value" VARCHAR, "error" VARCHAR), expectation '
-                    'STRUCT("value" VARCHAR), rationale VARCHAR, metadata MAP(VARCHAR, VARCHAR), span_id VARCHAR)[]'),
-]  # fmt: skip
+    (
+        "spans",
+        'STRUCT("name" VARCHAR, span_id VARCHAR, trace_id VARCHAR, parent_id VARCHAR, start_time TIMESTAMP, '
+        "end_time TIMESTAMP, status_code VARCHAR, status_message VARCHAR, attributes MAP(VARCHAR, VARCHAR), "
+        'events STRUCT("name" VARCHAR, "timestamp" TIMESTAMP, attributes MAP(VARCHAR, VARCHAR))[])[]',
+    ),
+    (
+        "assessments",
+        'STRUCT(assessment_id VARCHAR, "name" VARCHAR, "source" STRUCT(source_type VARCHAR, '
+        'source_id VARCHAR), feedback STRUCT("value" VARCHAR, "error" VARCHAR), expectation '
+        'STRUCT("value" VARCHAR), rationale VARCHAR, metadata MAP(VARCHAR, VARCHAR), span_id VARCHAR)[]',
+    ),
+]
 
 
 @pytest.fixture
@@ -43,8 +56,10 @@ def synced(store: Store, tmp_path: Path) -> TraceTableSync:
 
 def test_schema_is_the_seeds(synced: TraceTableSync) -> None:
     with duckdb.connect(str(synced.path), read_only=True) as con:
-        columns = con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_name = 'traces' ORDER BY ordinal_position").fetchall()  # fmt: skip
+        columns = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = 'traces' ORDER BY ordinal_position"
+        ).fetchall()
     assert columns == [*SEED_COLUMNS, *NESTED_COLUMNS]
 
 
@@ -82,8 +97,10 @@ def test_census_matches_the_planted_truth(store: Store, synced: TraceTableSync) 
     apologetic = len(truth.affected["apology_topic"])  # type: ignore[attr-defined]
     assert census.sections["quality_markers"]["apology"] == apologetic
     assert sum(day["traces"] for day in census.sections["traffic_by_day"]) == 40
-    latencies = sorted(t.info.execution_duration for t in store.client().search_traces(
-        locations=[store.experiment_id], max_results=100, include_spans=False))  # fmt: skip
+    latencies = sorted(
+        t.info.execution_duration
+        for t in store.client().search_traces(locations=[store.experiment_id], max_results=100, include_spans=False)
+    )
     assert census.latency_ms["p50"] == pytest.approx((latencies[19] + latencies[20]) / 2)
 
 
@@ -101,8 +118,20 @@ def test_every_census_number_comes_from_a_recorded_query(cli: CliRunner, store: 
 def test_execute_sql_links_results_and_records_lineage(cli: CliRunner, store: Store) -> None:
     run_id = cli.ok("insights", "create-analysis", "--name", "sql", "-o", "json").json()["run_id"]
     cli.ok("insights", "create-baseline-census", "-r", run_id)
-    cli.ok("insights", "create-hypothesis", "-r", run_id, "--statement", "lookups time out", "--rationale", "r",
-           "--testing-plan", "Q1 then Q2", "--sql-query", '{"id": "Q1", "query": "SELECT 1"}')  # fmt: skip
+    cli.ok(
+        "insights",
+        "create-hypothesis",
+        "-r",
+        run_id,
+        "--statement",
+        "lookups time out",
+        "--rationale",
+        "r",
+        "--testing-plan",
+        "Q1 then Q2",
+        "--sql-query",
+        '{"id": "Q1", "query": "SELECT 1"}',
+    )
     sql = "SELECT trace_id, execution_duration_ms FROM traces WHERE state = 'ERROR'"
     outcome = cli.ok("traces", "execute-sql", "--sql", sql, "-r", run_id, "-H", "H1", "-o", "json").json()
     failed = set(store.traces.failed_ids())  # type: ignore[attr-defined]
@@ -122,8 +151,10 @@ def test_execute_sql_refusals(cli: CliRunner) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
-                    reason="--engine spark needs pyspark and Java")  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("pyspark") is None or shutil.which("java") is None,
+    reason="--engine spark needs pyspark and Java",
+)
 def test_execute_sql_on_spark(cli: CliRunner, store: Store) -> None:
     sql = "SELECT count_if(state = 'ERROR') AS errors, count(*) AS traces FROM traces"
     on_spark = cli.ok("traces", "execute-sql", "--engine", "spark", "--sql", sql, "-o", "json").json()["result"]

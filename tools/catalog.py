@@ -127,8 +127,7 @@ class TestSession:
 
 def test_tools(session: TestSession) -> list[BaseTool]:
     def make(func: Any, args: type[BaseModel], description: str) -> BaseTool:
-        return StructuredTool.from_function(func=func, name=func.__name__, description=description,
-                                            args_schema=args)  # fmt: skip
+        return StructuredTool.from_function(func=func, name=func.__name__, description=description, args_schema=args)
 
     return [
         make(session.search_traces, SearchArgs, "Search traces with an MLflow filter; returns summaries."),

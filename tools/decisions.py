@@ -22,8 +22,13 @@ class DecisionWriter:
         self._insights.record_approval(self._run_id, approval, description=description, focus=decision.focus)
 
     def reject_hypothesis(self, hypothesis_id: str, reason: str) -> None:
-        self._insights.update_hypothesis(self._run_id, hypothesis_id, status=HypothesisStatus.REJECTED,
-                                         reason=f"rejected at approval: {reason}", actor=Actor.PERSON)  # fmt: skip
+        self._insights.update_hypothesis(
+            self._run_id,
+            hypothesis_id,
+            status=HypothesisStatus.REJECTED,
+            reason=f"rejected at approval: {reason}",
+            actor=Actor.PERSON,
+        )
 
     def edit_hypothesis(self, edit: HypothesisEdit) -> None:
         selection = None
@@ -33,8 +38,14 @@ class DecisionWriter:
             same = next((q.id for q in known if q.query.strip() == edit.sql.strip()), None)
             qid = same or next_query_id([q.id for q in known])
             selection = SqlQuery(id=qid, query=edit.sql, result_summary="a person's query for the statement")
-        self._insights.update_hypothesis(self._run_id, edit.id, statement=edit.statement, selection=selection,
-                                         testing_plan=edit.testing_plan, actor=Actor.PERSON)  # fmt: skip
+        self._insights.update_hypothesis(
+            self._run_id,
+            edit.id,
+            statement=edit.statement,
+            selection=selection,
+            testing_plan=edit.testing_plan,
+            actor=Actor.PERSON,
+        )
 
     def add_hypothesis(self, new: NewHypothesis) -> str:
         queries = [SqlQuery(id="Q1", query=new.sql, result_summary="added by a person")] if new.sql else []
@@ -50,9 +61,20 @@ class DecisionWriter:
         return created.id
 
     def reject_issue(self, issue_id: str, reason: str) -> None:
-        self._insights.update_issue(self._run_id, issue_id, status=IssueStatus.REJECTED,
-                                    reason=f"rejected at approval: {reason}", actor=Actor.PERSON)  # fmt: skip
+        self._insights.update_issue(
+            self._run_id,
+            issue_id,
+            status=IssueStatus.REJECTED,
+            reason=f"rejected at approval: {reason}",
+            actor=Actor.PERSON,
+        )
 
     def edit_issue(self, edit: IssueEdit) -> None:
-        self._insights.update_issue(self._run_id, edit.id, title=edit.title, severity=edit.severity,
-                                    description=edit.description, actor=Actor.PERSON)  # fmt: skip
+        self._insights.update_issue(
+            self._run_id,
+            edit.id,
+            title=edit.title,
+            severity=edit.severity,
+            description=edit.description,
+            actor=Actor.PERSON,
+        )

@@ -61,8 +61,13 @@ class Toolbox:
 
         self._spend("search_traces")
         self._emit("search", f"search traces: {filter_string or 'all'} (max {max_results})")
-        page = self._rt.traces.search(self.experiment_id, filter_string=filter_string, max_results=max_results,
-                                      order_by=order_by, link_to_run=self.run_id)  # fmt: skip
+        page = self._rt.traces.search(
+            self.experiment_id,
+            filter_string=filter_string,
+            max_results=max_results,
+            order_by=order_by,
+            link_to_run=self.run_id,
+        )
         return [summarize(trace.info) for trace in page.traces]
 
     def get_trace(self, trace_id: str) -> TraceView:
@@ -81,9 +86,17 @@ class Toolbox:
 
         self._spend("execute_sql")
         self._emit("sql", " ".join(query.split()))
-        outcome = run_sql(self._rt, lambda _experiment: self._table(), query, experiment_id=self.experiment_id,
-                          run_id=self.run_id, hypothesis_id=self.hypothesis_id if record else None,
-                          query_id=query_id, max_rows=max_rows, timeout=SQL_TIMEOUT_S)  # fmt: skip
+        outcome = run_sql(
+            self._rt,
+            lambda _experiment: self._table(),
+            query,
+            experiment_id=self.experiment_id,
+            run_id=self.run_id,
+            hypothesis_id=self.hypothesis_id if record else None,
+            query_id=query_id,
+            max_rows=max_rows,
+            timeout=SQL_TIMEOUT_S,
+        )
         return outcome.result
 
     def sql_engine(self) -> SqlEngine:
@@ -133,9 +146,16 @@ class Toolbox:
     ) -> Hypothesis:
         self._emit("write", f"hypothesis: {statement}")
         queries = [SqlQuery(id="Q1", query=sql, result_summary="the testing plan's first query")] if sql else []
-        return self._rt.insights.create_hypothesis(self.run_id, statement=statement, rationale=rationale,
-                                                   testing_plan=testing_plan, sql_queries=queries,
-                                                   category=category, actor=Actor.AGENT, statistics=statistics)  # fmt: skip
+        return self._rt.insights.create_hypothesis(
+            self.run_id,
+            statement=statement,
+            rationale=rationale,
+            testing_plan=testing_plan,
+            sql_queries=queries,
+            category=category,
+            actor=Actor.AGENT,
+            statistics=statistics,
+        )
 
     def list_hypotheses(self, status: HypothesisStatus | None = None) -> list[Hypothesis]:
         return self._rt.insights.list_hypotheses(self.run_id, status)
@@ -156,8 +176,9 @@ class Toolbox:
         self, hypothesis_id: str, status: HypothesisStatus, evidence: Sequence[Evidence], reason: str
     ) -> Hypothesis:
         self._emit("write", f"{hypothesis_id} -> {status.value}: {reason}")
-        return self._rt.insights.update_hypothesis(self.run_id, hypothesis_id, status=status, evidence=evidence,
-                                                   reason=reason, actor=Actor.AGENT)  # fmt: skip
+        return self._rt.insights.update_hypothesis(
+            self.run_id, hypothesis_id, status=status, evidence=evidence, reason=reason, actor=Actor.AGENT
+        )
 
     # -- issues and the end of the run -------------------------------------------------------------
 
@@ -171,18 +192,31 @@ class Toolbox:
         category: Category | None = None,
     ) -> Issue:
         self._emit("write", f"issue from {hypothesis_id}: {title} ({severity.value})")
-        return self._rt.insights.create_issue(self.run_id, hypothesis_id=hypothesis_id, title=title,
-                                              description=description, severity=severity, evidence=evidence,
-                                              category=category, actor=Actor.AGENT)  # fmt: skip
+        return self._rt.insights.create_issue(
+            self.run_id,
+            hypothesis_id=hypothesis_id,
+            title=title,
+            description=description,
+            severity=severity,
+            evidence=evidence,
+            category=category,
+            actor=Actor.AGENT,
+        )
 
     def finish_issue(self, issue: Issue) -> Issue:
         """Creating an issue again is a no-op that completes what a crash may have cut short (its
         native MLflow issue and trace references)."""
         if issue.native_issue_id is not None:
             return issue
-        return self._rt.insights.create_issue(self.run_id, hypothesis_id=issue.hypothesis_id, title=issue.title,
-                                              description=issue.description, severity=issue.severity,
-                                              evidence=issue.evidence, category=issue.category)  # fmt: skip
+        return self._rt.insights.create_issue(
+            self.run_id,
+            hypothesis_id=issue.hypothesis_id,
+            title=issue.title,
+            description=issue.description,
+            severity=issue.severity,
+            evidence=issue.evidence,
+            category=issue.category,
+        )
 
     def list_issues(self) -> list[Issue]:
         return self._rt.insights.list_issues(self.run_id)
@@ -207,8 +241,9 @@ class Toolbox:
         if analysis.status is AnalysisStatus.COMPLETED:
             return analysis  # a resumed run that had already finished
         insights.attach_files(self.run_id, files, "report")
-        return insights.update_analysis(self.run_id, status=AnalysisStatus.COMPLETED,
-                                        reason="report written", actor=Actor.AGENT)  # fmt: skip
+        return insights.update_analysis(
+            self.run_id, status=AnalysisStatus.COMPLETED, reason="report written", actor=Actor.AGENT
+        )
 
     # -- internals --------------------------------------------------------------------------------
 

@@ -42,8 +42,15 @@ class Workbench:
         budget: Budget | None = None,
         hypothesis_id: str | None = None,
     ) -> Toolbox:
-        return Toolbox(self._services, experiment_id, run_id, lambda: self.table(experiment_id), on_event=on_event,
-                       budget=budget, hypothesis_id=hypothesis_id)  # fmt: skip
+        return Toolbox(
+            self._services,
+            experiment_id,
+            run_id,
+            lambda: self.table(experiment_id),
+            on_event=on_event,
+            budget=budget,
+            hypothesis_id=hypothesis_id,
+        )
 
     def require_traces(self, experiment_id: str) -> None:
         if not self._services.traces.search(experiment_id, max_results=1).traces:

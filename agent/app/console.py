@@ -175,8 +175,14 @@ def _single_record_tables(name: str, query_id: str, record: dict[str, Any]) -> l
 
 def _records_table(title: str, rows: list[dict[str, Any]], caption: str | None = None) -> Table:
     # spaced headers wrap onto two lines in a narrow terminal instead of being cut to "empty_respo…"
-    table = Table(*[_header(key) for key in rows[0]], title=title, title_justify="left", caption=caption,
-                  caption_justify="left", min_width=len(title))  # fmt: skip
+    table = Table(
+        *[_header(key) for key in rows[0]],
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        min_width=len(title),
+    )
     for row in rows:
         table.add_row(*[plain(_cell(key, value)) for key, value in row.items()])
     return table
@@ -224,8 +230,13 @@ def trace_summaries_table(summaries: Sequence[TraceSummary], linked_to: str | No
         table.add_column(name, no_wrap=True)
     for s in summaries:
         values = {"name": s.name, "request": s.request_preview, "response": s.response_preview}
-        table.add_row(s.trace_id, s.request_time[5:16].replace("T", " "), _status(s.state),
-                      _num(s.execution_duration_ms), *[plain(_short(values[t], room)) for t in texts])  # fmt: skip
+        table.add_row(
+            s.trace_id,
+            s.request_time[5:16].replace("T", " "),
+            _status(s.state),
+            _num(s.execution_duration_ms),
+            *[plain(_short(values[t], room)) for t in texts],
+        )
     return table
 
 
@@ -264,8 +275,7 @@ def trace_view(v: TraceView) -> Group:
         parent = nodes.get(span.parent_id or "", tree)
         nodes[span.span_id] = parent.add(line)
     if v.spans_cut:
-        tree.add(Text(f"… {v.spans_cut:,} more spans not shown (`traces get --full` has them all)",
-                      style="dim"))  # fmt: skip
+        tree.add(Text(f"… {v.spans_cut:,} more spans not shown (`traces get --full` has them all)", style="dim"))
     parts: list[Any] = [head, tree]
     if v.assessments:
         table = Table("assessment", "source", "value", "rationale", title="assessments")
@@ -354,8 +364,9 @@ def previews_view(previews: Sequence[Any]) -> Group:
             table.add_column(name, ratio=1)
         for e in p.evidence:
             texts = [plain(_short(e.request_excerpt, 50)), plain(_short(e.response_excerpt, 50))] if wide else []
-            table.add_row(e.trace_id, "+" if e.supports else "-", plain(e.state or "?"), *texts,
-                          plain(_short(e.rationale, 120)))  # fmt: skip
+            table.add_row(
+                e.trace_id, "+" if e.supports else "-", plain(e.state or "?"), *texts, plain(_short(e.rationale, 120))
+            )
         caption = f"{p.evidence_not_shown} more evidence traces not shown" if p.evidence_not_shown else None
         title = Text(f"{p.id} [{p.status}] ") + plain(p.title)
         parts.append(Panel(Group(table, Text(caption or "", style="dim")), title=title, title_align="left"))
@@ -391,52 +402,85 @@ def json_text(data: Any) -> str:
 def progress_bar() -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True)  # fmt: skip
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
 
 
 def eval_table(results: Sequence[Any]) -> Table:
     """Scores per eval case (`evals.scorers.Scores`)."""
-    table = Table(title="analyst evals", caption="hyp: proposed/tested/validated/rejected; evid: evidence precision",
-                  padding=(0, 1))  # fmt: skip
+    table = Table(
+        title="analyst evals",
+        caption="hyp: proposed/tested/validated/rejected; evid: evidence precision",
+        padding=(0, 1),
+    )
     table.add_column("case", no_wrap=True)
     for column in ("recall", "prec", "evid", "viol", "census", "hyp", "calls", "tokens", "cost $", "wall s"):
         table.add_column(column, justify="right", no_wrap=True)
     for r in results:
         h = r.hypotheses
         table.add_row(
-            plain(r.case), _score(r.issue_recall), _score(r.issue_precision), _score(r.evidence_precision),
+            plain(r.case),
+            _score(r.issue_recall),
+            _score(r.issue_precision),
+            _score(r.evidence_precision),
             Text(str(len(r.violations)), style="red" if r.violations else "green"),
             "-" if r.census_exact is None else ("exact" if r.census_exact else "off"),
             f"{h.get('proposed', 0)}/{h.get('tested', 0)}/{h.get('validated', 0)}/{h.get('rejected', 0)}",
-            str(r.llm_calls), str(r.tokens), "-" if r.cost_usd is None else f"{r.cost_usd:.4f}", f"{r.wall_s:.1f}",
-        )  # fmt: skip
+            str(r.llm_calls),
+            str(r.tokens),
+            "-" if r.cost_usd is None else f"{r.cost_usd:.4f}",
+            f"{r.wall_s:.1f}",
+        )
     return table
 
 
 def family_table(summary: Any, seeds: str) -> Table:
     """Pooled scores of the random draws per outcome and cause family (`evals.summary.Summary`)."""
-    table = Table(title=f"random draws ({summary.random_draws}, seeds: {seeds}) and controls ({summary.controls})",
-                  caption="recall over problems with power >= 0.8; weak: found/planted below that; "
-                          "prec: reported issues that match a planted problem, charged to the family they overlap",
-                  padding=(0, 1))  # fmt: skip
+    table = Table(
+        title=f"random draws ({summary.random_draws}, seeds: {seeds}) and controls ({summary.controls})",
+        caption="recall over problems with power >= 0.8; weak: found/planted below that; "
+        "prec: reported issues that match a planted problem, charged to the family they overlap",
+        padding=(0, 1),
+    )
     table.add_column("family", no_wrap=True)
     for column in ("found", "recall", "weak", "issues", "prec"):
         table.add_column(column, justify="right", no_wrap=True)
     for title, rows in (("outcome", summary.by_outcome), ("cause", summary.by_cause)):
         table.add_section()
         for row in rows:
-            table.add_row(plain(f"{title}: {row.family}"), f"{row.strong_found}/{row.strong}", _score(row.recall),
-                          f"{row.weak_found}/{row.weak}", f"{row.matched_issues}/{row.issues}", _score(row.precision))  # fmt: skip
+            table.add_row(
+                plain(f"{title}: {row.family}"),
+                f"{row.strong_found}/{row.strong}",
+                _score(row.recall),
+                f"{row.weak_found}/{row.weak}",
+                f"{row.matched_issues}/{row.issues}",
+                _score(row.precision),
+            )
     table.add_section()
-    table.add_row(Text("pooled", style="bold"), f"{summary.strong_found}/{summary.strong}", _score(summary.recall),
-                  f"{summary.weak_found}/{summary.weak}", f"{summary.matched_issues}/{summary.issues}",
-                  _score(summary.precision))  # fmt: skip
+    table.add_row(
+        Text("pooled", style="bold"),
+        f"{summary.strong_found}/{summary.strong}",
+        _score(summary.recall),
+        f"{summary.weak_found}/{summary.weak}",
+        f"{summary.matched_issues}/{summary.issues}",
+        _score(summary.precision),
+    )
     if summary.controls:
         per = summary.false_issues_per_control
-        table.add_row(Text("controls: false issues per control", style="bold"), "", "", "",
-                      str(sum(summary.control_issues.values())),
-                      Text(f"{per:.2f}", style="green" if per <= 0.1 else "red"))  # fmt: skip
+        table.add_row(
+            Text("controls: false issues per control", style="bold"),
+            "",
+            "",
+            "",
+            str(sum(summary.control_issues.values())),
+            Text(f"{per:.2f}", style="green" if per <= 0.1 else "red"),
+        )
     return table
 
 

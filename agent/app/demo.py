@@ -53,8 +53,15 @@ def ensure_demo(
     name = demo_name(scenario, traces, seed)
 
     def made(experiment_id: str, count: int, created: bool) -> DemoExperiment:
-        return DemoExperiment(experiment_id=experiment_id, name=name, scenario=scenario, seed=seed, traces=count,
-                              created=created, tracking_uri=services.settings.display_uri())  # fmt: skip
+        return DemoExperiment(
+            experiment_id=experiment_id,
+            name=name,
+            scenario=scenario,
+            seed=seed,
+            traces=count,
+            created=created,
+            tracking_uri=services.settings.display_uri(),
+        )
 
     lookup = retry_transient(services.client.get_experiment_by_name)
     existing = lookup(name)

@@ -69,8 +69,13 @@ class ThreadInfo(BaseModel):
 
 
 class AnalysisSession:
-    def __init__(self, services: Services, on_event: EventHandler | None = None, engine: str | None = None,
-                 llm_http_client: Any = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        services: Services,
+        on_event: EventHandler | None = None,
+        engine: str | None = None,
+        llm_http_client: Any = None,
+    ) -> None:
         self.services = services
         self._llm_http_client = llm_http_client
         self._on_event = on_event or (lambda _event: None)
@@ -156,8 +161,10 @@ class AnalysisSession:
             self.check(pending, decision)
             return self._drive(thread_id, Command(resume=decision.model_dump(mode="json"), update=update))
         if decision is not None:
-            raise UserError(f"thread {thread_id} is not waiting for an approval (it was answered already); "
-                            "see `analyze-experiment list`")  # fmt: skip
+            raise UserError(
+                f"thread {thread_id} is not waiting for an approval (it was answered already); "
+                "see `analyze-experiment list`"
+            )
         if snapshot.next:  # stopped mid-phase (Ctrl-C or a crash): carry on
             return self._drive(thread_id, Command(update=update) if update else None)
         phase = snapshot.values.get("phase", "")
@@ -213,22 +220,30 @@ class AnalysisSession:
         values = graph.get_state(config).values or (graph_input if isinstance(graph_input, dict) else {})
         limits = Limits(max_hypotheses=values.get("max_hypotheses", Limits.max_hypotheses))
         analyst = make_analyst(values["model"], self.services, self._llm_http_client)
-        context = AnalysisContext(tool_source=self._bench(), analyst=analyst, limits=limits,
-                                  reports_dir=self.services.settings.home / "reports", decisions_for=self._decisions)  # fmt: skip
+        context = AnalysisContext(
+            tool_source=self._bench(),
+            analyst=analyst,
+            limits=limits,
+            reports_dir=self.services.settings.home / "reports",
+            decisions_for=self._decisions,
+        )
         config["max_concurrency"] = limits.parallel
         from analyze_experiment.agent.core.llm_tracing import flush_analyst_traces
 
         try:
-            for mode, chunk in graph.stream(graph_input, config, context=context, stream_mode=["custom", "updates"],
-                                            durability="sync"):  # fmt: skip
+            for mode, chunk in graph.stream(
+                graph_input, config, context=context, stream_mode=["custom", "updates"], durability="sync"
+            ):
                 if mode == "custom":
                     self._on_event(chunk)
         except Exception as error:
             cause = outside_failure(error, self.services.settings.display_uri())
             if cause is None:
                 raise
-            raise AnalysisPaused(f"{cause}; the analysis is saved at its last finished step: carry on with "
-                                 f"`analyze-experiment resume {thread_id}`") from error  # fmt: skip
+            raise AnalysisPaused(
+                f"{cause}; the analysis is saved at its last finished step: carry on with "
+                f"`analyze-experiment resume {thread_id}`"
+            ) from error
         finally:
             flush_analyst_traces()
         return self._outcome(thread_id)
@@ -236,17 +251,28 @@ class AnalysisSession:
     def _outcome(self, thread_id: str) -> Outcome:
         snapshot = self._snapshot(thread_id)
         values = snapshot.values
-        return Outcome(thread_id=thread_id, run_id=values.get("run_id"), experiment_id=values.get("experiment_id"),
-                       phase=values.get("phase", "setup"), pending=_pending(snapshot),
-                       report=values.get("report"))  # fmt: skip
+        return Outcome(
+            thread_id=thread_id,
+            run_id=values.get("run_id"),
+            experiment_id=values.get("experiment_id"),
+            phase=values.get("phase", "setup"),
+            pending=_pending(snapshot),
+            report=values.get("report"),
+        )
 
     def _info(self, thread_id: str) -> ThreadInfo:
         snapshot = self._graph().get_state(self._config(thread_id))
         values = snapshot.values or {}
         pending = _pending(snapshot)
-        return ThreadInfo(thread_id=thread_id, experiment_id=values.get("experiment_id"), run_id=values.get("run_id"),
-                          phase=values.get("phase", "setup"), waiting_for=pending.stage if pending else None,
-                          report=values.get("report"), updated_at=snapshot.created_at)  # fmt: skip
+        return ThreadInfo(
+            thread_id=thread_id,
+            experiment_id=values.get("experiment_id"),
+            run_id=values.get("run_id"),
+            phase=values.get("phase", "setup"),
+            waiting_for=pending.stage if pending else None,
+            report=values.get("report"),
+            updated_at=snapshot.created_at,
+        )
 
     def _snapshot(self, thread_id: str) -> Any:
         snapshot = self._graph().get_state(self._config(thread_id))
@@ -320,8 +346,9 @@ def check_report_path(path: str) -> None:
         with tempfile.TemporaryDirectory(dir=ancestor):
             pass
     except OSError as error:
-        raise UserError(f"cannot write the report at {path} ({error.strerror} in {ancestor}); choose another "
-                        "--report path") from error  # fmt: skip
+        raise UserError(
+            f"cannot write the report at {path} ({error.strerror} in {ancestor}); choose another --report path"
+        ) from error
 
 
 def parse_decision(text: str) -> ApprovalDecision:
@@ -331,8 +358,10 @@ def parse_decision(text: str) -> ApprovalDecision:
     try:
         return ApprovalDecision.model_validate_json(text)
     except ValidationError as error:
-        raise DecisionRefused(f"--decision: {_first_problem(error)}; the format is in `analyze-experiment insights "
-                              f"schema decision`, e.g. '{DECISION_EXAMPLE}'") from error  # fmt: skip
+        raise DecisionRefused(
+            f"--decision: {_first_problem(error)}; the format is in `analyze-experiment insights "
+            f"schema decision`, e.g. '{DECISION_EXAMPLE}'"
+        ) from error
 
 
 def _first_problem(error: Any) -> str:
@@ -350,8 +379,10 @@ def check_decision(request: ApprovalRequest, decision: ApprovalDecision) -> None
     except ValidationError as error:
         raise DecisionRefused(_first_problem(error)) from error
     if decision.stage is not None and decision.stage != request.stage:
-        raise DecisionRefused(f"the {decision.stage} approval was answered already; the thread now waits for the "
-                        f"{request.stage} approval: decide on that")  # fmt: skip
+        raise DecisionRefused(
+            f"the {decision.stage} approval was answered already; the thread now waits for the "
+            f"{request.stage} approval: decide on that"
+        )
     offered = {item.id for item in request.items}
     named = set(decision.reject) | {e.id for e in decision.hypothesis_edits} | {e.id for e in decision.issue_edits}
     unknown = sorted(named - offered)
@@ -371,8 +402,10 @@ def check_decision(request: ApprovalRequest, decision: ApprovalDecision) -> None
             raise DecisionRefused(f"{edit.id}: {refused.message}") from refused
     unchecked = [e.id for e in decision.hypothesis_edits if e.statement and not e.sql]
     if unchecked:
-        raise DecisionRefused(f"a new statement needs its own SQL ({', '.join(unchecked)}): the recorded query tested the "
-                        'old one; add "sql": "SELECT trace_id FROM traces WHERE ..." to the edit')  # fmt: skip
+        raise DecisionRefused(
+            f"a new statement needs its own SQL ({', '.join(unchecked)}): the recorded query tested the "
+            'old one; add "sql": "SELECT trace_id FROM traces WHERE ..." to the edit'
+        )
     if decision.add_hypotheses and request.stage != "hypotheses":
         raise DecisionRefused("hypotheses can be added only at the hypotheses approval")
     if decision.description is not None and request.stage != "description":

@@ -57,8 +57,10 @@ class ReplayTransport(httpx.BaseTransport):
             unseen.write_text(
                 json.dumps(json.loads(request.content or b"{}"), indent=1, sort_keys=True), encoding="utf-8"
             )
-            message = (f"replay: request {key} was not recorded in {self.directory} (it is saved as {unseen.name}); "
-                       "the analyst asked something new, so record again with --record")  # fmt: skip
+            message = (
+                f"replay: request {key} was not recorded in {self.directory} (it is saved as {unseen.name}); "
+                "the analyst asked something new, so record again with --record"
+            )
             self.misses.append(message)
             return httpx.Response(404, json={"error": {"message": message, "type": "replay_miss"}}, request=request)
         answer: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["response"]

@@ -122,8 +122,10 @@ def _ui_line(f: ReportFacts) -> str:
     if f.ui_link:
         return f"- MLflow UI: {f.ui_link}"
     run, exp = f.analysis.run_id, f.analysis.experiment_id
-    return (f"- MLflow UI: run `mlflow ui --backend-store-uri {shlex.quote(f.tracking_uri)}`, then open "
-            f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run}")  # fmt: skip
+    return (
+        f"- MLflow UI: run `mlflow ui --backend-store-uri {shlex.quote(f.tracking_uri)}`, then open "
+        f"http://127.0.0.1:5000/#/experiments/{exp}/runs/{run}"
+    )
 
 
 def _statistics(f: ReportFacts) -> str:
@@ -133,30 +135,32 @@ def _statistics(f: ReportFacts) -> str:
         f"| {_md(str(r.get('bucket')))} | {r.get('traces')} | {r.get('errors')} | {_pct(r.get('error_rate'))} |"
         for r in s.error_rate_by_duration
     )
-    return "\n".join([
-        "## Summary statistics",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        f"| traces | {s.total} |",
-        f"| success rate | {rate:.1%} ({s.ok} of {s.total}) |",
-        f"| errors | {s.errors} ({_pct(s.errors / s.total if s.total else 0)}) |",
-        f"| average latency, OK traces | {_ms(s.avg_ok_ms)} |",
-        f"| median latency, OK traces | {_ms(s.p50_ok_ms)} |",
-        f"| p95 latency, OK traces | {_ms(s.p95_ok_ms)} |",
-        "",
-        "Error rate by duration:",
-        "",
-        "| duration | traces | errors | error rate |",
-        "|---|---|---|---|",
-        rows,
-        "",
-        "<details><summary>SQL behind these numbers</summary>",
-        "",
-        *[f"- {name}: `{sql}`" for name, sql in s.queries.items()],
-        "",
-        "</details>",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "## Summary statistics",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            f"| traces | {s.total} |",
+            f"| success rate | {rate:.1%} ({s.ok} of {s.total}) |",
+            f"| errors | {s.errors} ({_pct(s.errors / s.total if s.total else 0)}) |",
+            f"| average latency, OK traces | {_ms(s.avg_ok_ms)} |",
+            f"| median latency, OK traces | {_ms(s.p50_ok_ms)} |",
+            f"| p95 latency, OK traces | {_ms(s.p95_ok_ms)} |",
+            "",
+            "Error rate by duration:",
+            "",
+            "| duration | traces | errors | error rate |",
+            "|---|---|---|---|",
+            rows,
+            "",
+            "<details><summary>SQL behind these numbers</summary>",
+            "",
+            *[f"- {name}: `{sql}`" for name, sql in s.queries.items()],
+            "",
+            "</details>",
+        ]
+    )
 
 
 def _charts(files: list[str]) -> str:
@@ -186,8 +190,10 @@ def _issues(f: ReportFacts, category: Category, title: str) -> str:
             ex = f.excerpts.get(evidence.trace_id)
             if ex:
                 # what the trace shows of the finding first (a slow span's time, the failing step), then its text
-                shown = (f"what it shows: {evidence.rationale}\nrequest: {ex.request or '(empty)'}\n"
-                         f"response: {ex.response or '(empty)'}")  # fmt: skip
+                shown = (
+                    f"what it shows: {evidence.rationale}\nrequest: {ex.request or '(empty)'}\n"
+                    f"response: {ex.response or '(empty)'}"
+                )
                 lines += ["", f"`{evidence.trace_id}`:", "", _quote(shown)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
@@ -393,8 +399,14 @@ def issues_chart(facts: ReportFacts) -> Figure | None:
     shown = [s for s in SEVERITY_COLOURS if any(i.severity.value == s for i in issues)]
     ax.set_title("Issues by affected traces", loc="left")
     # beside the plot, not in it: with equal counts every bar reaches the right edge
-    ax.legend(handles=[Patch(color=SEVERITY_COLOURS[s], label=s) for s in shown], title="severity",
-              loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, title_fontsize=8)  # fmt: skip
+    ax.legend(
+        handles=[Patch(color=SEVERITY_COLOURS[s], label=s) for s in shown],
+        title="severity",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize=8,
+        title_fontsize=8,
+    )
     return fig
 
 
@@ -462,8 +474,7 @@ def _hourly_bars(ax: Axes, hours: list[datetime], traces: list[int], errors: lis
     ax.bar(x, errors, width=0.9, align="edge", color="#c44e52", linewidth=0, label=f"failed ({sum(errors):,})")
     ax.set_xlim(-0.5, x[-1] + 1.5)
     ticks, pattern = _time_ticks(hours[0], hours[-1] + one)
-    ax.set_xticks([(t - hours[0]) / one for t in ticks], [t.strftime(pattern) for t in ticks], rotation=30,
-                  ha="right")  # fmt: skip
+    ax.set_xticks([(t - hours[0]) / one for t in ticks], [t.strftime(pattern) for t in ticks], rotation=30, ha="right")
     ax.set_xlabel(f"hour starting, UTC ({hours[0]:%Y-%m-%d %H:%M} to {hours[-1]:%Y-%m-%d %H:%M})")
 
 

@@ -63,8 +63,9 @@ class Services:
         if chosen == "databricks":
             from analyze_experiment.agent.core.traces.databricks_engine import DatabricksEngine
 
-            return DatabricksEngine(self.settings, table_name or self.settings.trace_table_name,
-                                    self.settings.databricks_warehouse_id)  # fmt: skip
+            return DatabricksEngine(
+                self.settings, table_name or self.settings.trace_table_name, self.settings.databricks_warehouse_id
+            )
         from analyze_experiment.agent.core.traces.duckdb_engine import DuckDBEngine
         from analyze_experiment.agent.core.traces.sync import TraceTableSync, cache_path
 
@@ -88,8 +89,10 @@ class Services:
 
         from analyze_experiment.agent.core.tracking import retry_transient
 
-        missing = NotFoundError(f"no experiment {experiment_id} in {self.settings.display_uri()}; "
-                                "`analyze-experiment doctor` lists the experiments there")  # fmt: skip
+        missing = NotFoundError(
+            f"no experiment {experiment_id} in {self.settings.display_uri()}; "
+            "`analyze-experiment doctor` lists the experiments there"
+        )
         try:
             experiment = retry_transient(self.client.get_experiment)(experiment_id)
         except MlflowException as error:
@@ -116,6 +119,13 @@ class Services:
 
         s = self.settings
         # Not the MLflow username: an identity, not a secret, and replacing a short name everywhere would mangle text.
-        secrets = [s.databricks_token, s.openai_api_key, s.slack_bot_token, s.slack_signing_secret, s.slack_app_token,
-                   s.mlflow_tracking_password, s.mlflow_tracking_token]  # fmt: skip
+        secrets = [
+            s.databricks_token,
+            s.openai_api_key,
+            s.slack_bot_token,
+            s.slack_signing_secret,
+            s.slack_app_token,
+            s.mlflow_tracking_password,
+            s.mlflow_tracking_token,
+        ]
         return redact(text, [secret.get_secret_value() for secret in secrets if secret])

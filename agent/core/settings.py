@@ -94,9 +94,11 @@ class Settings(BaseModel):
         """
         # MLflow's artifact downloads draw a progress bar on every read (with tqdm installed).
         env = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": self.artifacts_progress_bar}
-        for name, secret in (("MLFLOW_TRACKING_USERNAME", self.mlflow_tracking_username),
-                             ("MLFLOW_TRACKING_PASSWORD", self.mlflow_tracking_password),
-                             ("MLFLOW_TRACKING_TOKEN", self.mlflow_tracking_token)):  # fmt: skip
+        for name, secret in (
+            ("MLFLOW_TRACKING_USERNAME", self.mlflow_tracking_username),
+            ("MLFLOW_TRACKING_PASSWORD", self.mlflow_tracking_password),
+            ("MLFLOW_TRACKING_TOKEN", self.mlflow_tracking_token),
+        ):
             if secret:
                 env[name] = secret.get_secret_value()
         if self.databricks_host:

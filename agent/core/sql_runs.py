@@ -65,8 +65,10 @@ def check_selection(engine: SqlEngine, query: str) -> None:
     parse(query)
     columns = engine.execute(f"SELECT * FROM ({query}) AS selection LIMIT 0").columns
     if TRACE_COLUMN not in columns:
-        raise UserError(f"a hypothesis's SQL selects the traces it is about, but this one returns "
-                        f"{', '.join(columns)} and no trace_id: write SELECT trace_id FROM traces WHERE ...")  # fmt: skip
+        raise UserError(
+            f"a hypothesis's SQL selects the traces it is about, but this one returns "
+            f"{', '.join(columns)} and no trace_id: write SELECT trace_id FROM traces WHERE ..."
+        )
 
 
 def experiment_of(services: Services, run_id: str | None, experiment_id: str | None) -> str:

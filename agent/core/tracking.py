@@ -39,8 +39,14 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, MlflowException) and error.error_code in _TRANSIENT_CODES
 
 
-_DOWN_MESSAGES = ("max retries exceeded", "connection refused", "connection aborted", "remotedisconnected",
-                  "failed to establish a new connection", "read timed out")  # fmt: skip
+_DOWN_MESSAGES = (
+    "max retries exceeded",
+    "connection refused",
+    "connection aborted",
+    "remotedisconnected",
+    "failed to establish a new connection",
+    "read timed out",
+)
 
 
 def is_store_down(error: BaseException) -> bool:

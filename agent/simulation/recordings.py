@@ -51,8 +51,13 @@ def write_recording(path: Path, traces: list[dict[str, Any]], expected: dict[str
     (path / EXPECTED_FILE).write_text(yaml.safe_dump(expected, sort_keys=False, width=110), encoding="utf-8")
 
 
-def load_recording(client: MlflowClient, name: str, experiment_name: str | None = None,
-                   on_traces: Callable[[int], None] | None = None, root: Path = SCENARIO_ROOT) -> str:  # fmt: skip
+def load_recording(
+    client: MlflowClient,
+    name: str,
+    experiment_name: str | None = None,
+    on_traces: Callable[[int], None] | None = None,
+    root: Path = SCENARIO_ROOT,
+) -> str:
     """Load a recording (a directory or a committed scenario's name) into a new experiment; returns its id."""
     from analyze_experiment.agent.core.errors import UserError
     from analyze_experiment.agent.simulation.writer import write_traces
@@ -66,24 +71,32 @@ def load_recording(client: MlflowClient, name: str, experiment_name: str | None 
     return experiment_id
 
 
-def record_experiment(client: MlflowClient, experiment_id: str, out: Path,
-                      on_traces: Callable[[int], None] | None = None) -> int:  # fmt: skip
+def record_experiment(
+    client: MlflowClient, experiment_id: str, out: Path, on_traces: Callable[[int], None] | None = None
+) -> int:
     """Record every trace of an experiment in the same format, with an expected.yaml to fill in."""
     traces: list[dict[str, Any]] = []
     token = None
     while True:
-        page = client.search_traces(locations=[experiment_id], max_results=500, page_token=token,
-                                    order_by=["timestamp_ms ASC"])  # fmt: skip
+        page = client.search_traces(
+            locations=[experiment_id], max_results=500, page_token=token, order_by=["timestamp_ms ASC"]
+        )
         traces.extend(trace.to_dict() for trace in page)
         if on_traces:
             on_traces(len(page))
         token = page.token
         if not token:
             break
-    expected = read_expected(out) if (out / EXPECTED_FILE).is_file() else {
-        "scenario": out.name, "summary": f"recorded from experiment {experiment_id}", "traces": len(traces),
-        "problems": [],  # label them: kind, description, strength, signal, affected_trace_ids
-    }  # fmt: skip
+    expected = (
+        read_expected(out)
+        if (out / EXPECTED_FILE).is_file()
+        else {
+            "scenario": out.name,
+            "summary": f"recorded from experiment {experiment_id}",
+            "traces": len(traces),
+            "problems": [],  # label them: kind, description, strength, signal, affected_trace_ids
+        }
+    )
     expected["traces"] = len(traces)
     write_recording(out, traces, expected)
     return len(traces)

@@ -72,9 +72,19 @@ class TraceDraft:
         span_id = base64.b64encode(self._ids.getrandbits(64).to_bytes(8, "big")).decode()
         return SpanDraft(name, span_type, start, start, span_id, parent, inputs)
 
-    def child(self, name: str, span_type: str, duration_ms: float, inputs: Any = None, outputs: Any = None, *,
-              error: str | None = None, exception: str | None = None,
-              attributes: dict[str, Any] | None = None, parent: SpanDraft | None = None) -> SpanDraft:  # fmt: skip
+    def child(
+        self,
+        name: str,
+        span_type: str,
+        duration_ms: float,
+        inputs: Any = None,
+        outputs: Any = None,
+        *,
+        error: str | None = None,
+        exception: str | None = None,
+        attributes: dict[str, Any] | None = None,
+        parent: SpanDraft | None = None,
+    ) -> SpanDraft:
         """A child of the root (or of an `open` span) starting now; the clock moves to its end."""
         span = self._draft(name, span_type, self.clock, (parent or self.root).span_id, inputs)
         span.end_ns = self.clock + int(duration_ms * MS)
@@ -84,8 +94,15 @@ class TraceDraft:
         self.clock = span.end_ns + self._rng.randrange(1, 4) * MS
         return span
 
-    def open(self, name: str, span_type: str, inputs: Any = None, *, attributes: dict[str, Any] | None = None,
-             parent: SpanDraft | None = None) -> SpanDraft:  # fmt: skip
+    def open(
+        self,
+        name: str,
+        span_type: str,
+        inputs: Any = None,
+        *,
+        attributes: dict[str, Any] | None = None,
+        parent: SpanDraft | None = None,
+    ) -> SpanDraft:
         """A span that encloses the spans made until `close`: pass it as their `parent`."""
         span = self._draft(name, span_type, self.clock, (parent or self.root).span_id, inputs)
         span.attributes = attributes or {}
@@ -93,8 +110,9 @@ class TraceDraft:
         self.clock += self._rng.randrange(1, 3) * MS
         return span
 
-    def close(self, span: SpanDraft, outputs: Any = None, *, error: str | None = None,
-              exception: str | None = None) -> None:  # fmt: skip
+    def close(
+        self, span: SpanDraft, outputs: Any = None, *, error: str | None = None, exception: str | None = None
+    ) -> None:
         """End an `open` span now (after its children); the clock moves past it."""
         span.end_ns = self.clock + self._rng.randrange(1, 3) * MS
         span.outputs, span.error = outputs, error
@@ -133,8 +151,9 @@ class TraceDraft:
             attributes["mlflow.spanOutputs"] = _encode(span.outputs)
         if span is self.root:
             # The store derives the trace's tags and metadata from these root-span attributes.
-            attributes.update({f"mlflow.traceTag.{k}": _encode(v) for k, v in {"mlflow.traceName": span.name,
-                                                                                 **self.tags}.items()})  # fmt: skip
+            attributes.update(
+                {f"mlflow.traceTag.{k}": _encode(v) for k, v in {"mlflow.traceName": span.name, **self.tags}.items()}
+            )
             if "mlflow.trace.user" in self.metadata:
                 attributes["user.id"] = _encode(self.metadata["mlflow.trace.user"])
             if "mlflow.trace.session" in self.metadata:
@@ -142,8 +161,13 @@ class TraceDraft:
         events = []
         if span.exception:
             kind, message = span.exception
-            events.append({"name": "exception", "time_unix_nano": span.end_ns,
-                           "attributes": {"exception.type": kind, "exception.message": message}})  # fmt: skip
+            events.append(
+                {
+                    "name": "exception",
+                    "time_unix_nano": span.end_ns,
+                    "attributes": {"exception.type": kind, "exception.message": message},
+                }
+            )
         return {
             "trace_id": self._otel_trace_id,
             "span_id": span.span_id,

@@ -20,8 +20,12 @@ if TYPE_CHECKING:
 SPANS_PER_BATCH = 2000
 
 
-def write_traces(client: MlflowClient, experiment_id: str, traces: Iterable[dict[str, Any]],
-                 on_traces: Callable[[int], None] | None = None) -> list[str]:  # fmt: skip
+def write_traces(
+    client: MlflowClient,
+    experiment_id: str,
+    traces: Iterable[dict[str, Any]],
+    on_traces: Callable[[int], None] | None = None,
+) -> list[str]:
     """Write the traces and their assessments; returns the trace ids in order."""
     from mlflow.entities import Span
     from mlflow.tracing.client import TracingClient
@@ -117,8 +121,9 @@ def _supports_batches(store: Any) -> bool:
     return type(store).log_spans is not AbstractStore.log_spans and type(store).__name__ != "FileStore"
 
 
-def _write_one_by_one(client: MlflowClient, experiment_id: str, traces: Iterable[dict[str, Any]],
-                      on_traces: Callable[[int], None] | None) -> list[str]:  # fmt: skip
+def _write_one_by_one(
+    client: MlflowClient, experiment_id: str, traces: Iterable[dict[str, Any]], on_traces: Callable[[int], None] | None
+) -> list[str]:
     """Stores without batch span logging (the file store) get MLflow's own exporter, which mints new ids."""
     import mlflow
     from mlflow.tracing.utils.copy import copy_trace_to_experiment
@@ -157,5 +162,11 @@ def _assessment(trace_id: str, a: dict[str, Any]) -> Any:
         return Assessment.from_dictionary({**a["mlflow"], "trace_id": trace_id})
     source = AssessmentSource(source_type=a["source_type"], source_id=a["source_id"])
     error = AssessmentError(error_code="JUDGE_ERROR", error_message=a["error"]) if a.get("error") else None
-    return Feedback(name=a["name"], value=None if error else a["value"], source=source,
-                    rationale=a.get("rationale"), error=error, trace_id=trace_id)  # fmt: skip
+    return Feedback(
+        name=a["name"],
+        value=None if error else a["value"],
+        source=source,
+        rationale=a.get("rationale"),
+        error=error,
+        trace_id=trace_id,
+    )

@@ -33,12 +33,31 @@ from analyze_experiment.evals.generators.power import EDGE_ALPHA, exact_test_pow
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-OUTCOMES = ("trace_failed", "span_failed", "span_degenerate_output", "empty_response", "assessment_negative",
-            "assessment_error", "trace_slow", "span_slow", "repeated_tool_call")  # fmt: skip
+OUTCOMES = (
+    "trace_failed",
+    "span_failed",
+    "span_degenerate_output",
+    "empty_response",
+    "assessment_negative",
+    "assessment_error",
+    "trace_slow",
+    "span_slow",
+    "repeated_tool_call",
+)
 # assessment_negative is scored per source type: these are the outcome families problems carry.
-OUTCOME_FAMILIES = ("trace_failed", "span_failed", "span_degenerate_output", "empty_response",
-                    "assessment_negative_human", "assessment_negative_llm_judge", "assessment_negative_code",
-                    "assessment_error", "trace_slow", "span_slow", "repeated_tool_call")  # fmt: skip
+OUTCOME_FAMILIES = (
+    "trace_failed",
+    "span_failed",
+    "span_degenerate_output",
+    "empty_response",
+    "assessment_negative_human",
+    "assessment_negative_llm_judge",
+    "assessment_negative_code",
+    "assessment_error",
+    "trace_slow",
+    "span_slow",
+    "repeated_tool_call",
+)
 CAUSES = ("feature_value", "pair", "threshold", "time_window", "identifier_shape")
 DEFAULT_TRACES = 300
 HOUR_NS = 3600 * 10**9
@@ -171,8 +190,20 @@ def _make_agent(rng: random.Random, namer: names.Namer, control: bool) -> Agent:
     def llm(prob: float, top: bool = True) -> Kind:
         median, sigma = latency()
         models = [(namer.model(), w) for w in _weights(rng, rng.choice([1, 1, 2]))]
-        return Kind(namer.name(), rng.choice(["CHAT_MODEL", "LLM"]), prob, 1, median, sigma, "messages",
-                    "chat", rng.choice(["content", "text"]), rng.uniform(0, 0.02), models=models, top=top)  # fmt: skip
+        return Kind(
+            namer.name(),
+            rng.choice(["CHAT_MODEL", "LLM"]),
+            prob,
+            1,
+            median,
+            sigma,
+            "messages",
+            "chat",
+            rng.choice(["content", "text"]),
+            rng.uniform(0, 0.02),
+            models=models,
+            top=top,
+        )
 
     def tool(prob: float, span_type: str = "TOOL", top: bool = True) -> Kind:
         median, sigma = latency()
@@ -182,9 +213,21 @@ def _make_agent(rng: random.Random, namer: names.Namer, control: bool) -> Agent:
         if takes_id:
             shapes = _distinct_patterns(rng, rng.randint(2, 3))
             patterns = list(zip(shapes, _weights(rng, len(shapes), floor=0.1), strict=True))
-        return Kind(namer.name(), span_type, prob, rng.choice([1, 1, 1, 2, 3, 4]) if span_type == "TOOL" else 1,
-                    median, sigma, namer.word(), output, namer.word(), rng.uniform(0, 0.02),
-                    degenerate_rate=rng.uniform(0, 0.01), id_patterns=patterns, top=top)  # fmt: skip
+        return Kind(
+            namer.name(),
+            span_type,
+            prob,
+            rng.choice([1, 1, 1, 2, 3, 4]) if span_type == "TOOL" else 1,
+            median,
+            sigma,
+            namer.word(),
+            output,
+            namer.word(),
+            rng.uniform(0, 0.02),
+            degenerate_rate=rng.uniform(0, 0.01),
+            id_patterns=patterns,
+            top=top,
+        )
 
     first = llm(1.0)
     middle = [tool(rng.uniform(0.5, 1.0), "RETRIEVER")] if retriever else []
@@ -218,18 +261,37 @@ def _make_agent(rng: random.Random, namer: names.Namer, control: bool) -> Agent:
         if rng.random() < chance:
             scale = {"HUMAN": "bool", "CODE": "bool", "LLM_JUDGE": rng.choice(["yes_no", "score"])}[source_type]
             source_id = f"user-{rng.randrange(100)}" if source_type == "HUMAN" else namer.name(sep="-")
-            judges.append(Judge(namer.name(), source_type, source_id, scale, rng.uniform(0.3, 1.0),
-                                rng.uniform(0.05, 0.2), 0.0 if source_type == "HUMAN" else rng.uniform(0, 0.03)))  # fmt: skip
+            judges.append(
+                Judge(
+                    namer.name(),
+                    source_type,
+                    source_id,
+                    scale,
+                    rng.uniform(0.3, 1.0),
+                    rng.uniform(0.05, 0.2),
+                    0.0 if source_type == "HUMAN" else rng.uniform(0, 0.03),
+                )
+            )
     field_key = namer.word() if rng.random() < 0.5 else None
     return Agent(
-        name=namer.name(), start_ns=EPOCH_NS + rng.randrange(200) * DAY_NS, kinds=kinds, tags=tags,
-        metadata=metadata, id_key=namer.name(), id_prefix=namer.word(1)[:3], text_key=namer.word(),
-        field_key=field_key, field_values=_categorical(rng, namer, 3, 6) if field_key else [],
-        vocabulary=vocabulary, templates=templates,
+        name=namer.name(),
+        start_ns=EPOCH_NS + rng.randrange(200) * DAY_NS,
+        kinds=kinds,
+        tags=tags,
+        metadata=metadata,
+        id_key=namer.name(),
+        id_prefix=namer.word(1)[:3],
+        text_key=namer.word(),
+        field_key=field_key,
+        field_values=_categorical(rng, namer, 3, 6) if field_key else [],
+        vocabulary=vocabulary,
+        templates=templates,
         request_patterns=list(zip(patterns, _weights(rng, len(patterns), floor=0.1), strict=True)),
-        answer_key=namer.word(), judges=judges, trace_fail_rate=rng.uniform(0, 0.03),
+        answer_key=namer.word(),
+        judges=judges,
+        trace_fail_rate=rng.uniform(0, 0.03),
         errors=[namer.word().capitalize() + suffix for suffix in ("Error", "Exception", "Timeout")],
-    )  # fmt: skip
+    )
 
 
 def _distinct_patterns(rng: random.Random, count: int) -> list[str]:
@@ -307,8 +369,14 @@ def _lognormal(rng: random.Random, kind: Kind) -> float:
 def _output(rng: random.Random, agent: Agent, kind: Kind, text: str) -> Any:
     if kind.output == "chat":
         return {kind.out_key: text}
-    items = [{"id": names.token(rng, "aa9999"), "score": round(rng.random(), 3),
-              "text": _words(rng, agent.vocabulary, 3, 12)} for _ in range(rng.randint(1, 5))]  # fmt: skip
+    items = [
+        {
+            "id": names.token(rng, "aa9999"),
+            "score": round(rng.random(), 3),
+            "text": _words(rng, agent.vocabulary, 3, 12),
+        }
+        for _ in range(rng.randint(1, 5))
+    ]
     if kind.output == "list":
         return items
     if kind.output == "results":
@@ -322,8 +390,13 @@ def _call(rng: random.Random, agent: Agent, kind: Kind, text: str, attempt: int,
     if kind.is_llm:
         model = _pick(rng, kind.models)
         answer = _words(rng, agent.vocabulary, 5, 60)
-        return Call(kind, {"messages": [{"role": "user", "content": text}]}, _output(rng, agent, kind, answer),
-                    _lognormal(rng, kind), model=model)  # fmt: skip
+        return Call(
+            kind,
+            {"messages": [{"role": "user", "content": text}]},
+            _output(rng, agent, kind, answer),
+            _lognormal(rng, kind),
+            model=model,
+        )
     inputs: dict[str, Any] = {kind.arg: id_token if id_token else _words(rng, agent.vocabulary, 1, 4)}
     if kind.max_calls > 1:
         inputs["page" if id_token else "attempt"] = attempt + 1  # repeated calls never repeat their input
@@ -341,10 +414,20 @@ def _plan(rng: random.Random, agent: Agent, index: int, count: int) -> Plan:
     request: dict[str, Any] = {agent.text_key: text}
     if agent.field_key:
         request[agent.field_key] = _pick(rng, agent.field_values)
-    plan = Plan(index=index, begin_ns=begin, tags={k: _pick(rng, v) for k, v in agent.tags.items()},
-                metadata={agent.id_key: names.opaque_id(rng, agent.id_prefix),
-                          **{k: _pick(rng, v) for k, v in agent.metadata.items()}},
-                request=request, request_shape=names.shape(pattern), tool_shapes={}, calls=[], response=None)  # fmt: skip
+    plan = Plan(
+        index=index,
+        begin_ns=begin,
+        tags={k: _pick(rng, v) for k, v in agent.tags.items()},
+        metadata={
+            agent.id_key: names.opaque_id(rng, agent.id_prefix),
+            **{k: _pick(rng, v) for k, v in agent.metadata.items()},
+        },
+        request=request,
+        request_shape=names.shape(pattern),
+        tool_shapes={},
+        calls=[],
+        response=None,
+    )
     failed = _work(rng, agent, plan, text)
     if not failed and rng.random() < agent.trace_fail_rate:
         plan.error = f"{rng.choice(agent.errors)}: {_words(rng, agent.vocabulary, 2, 5)}"
@@ -395,12 +478,22 @@ def _base_noise(rng: random.Random, agent: Agent, made: Call, outer: Call) -> No
 
 def _degenerate(rng: random.Random, kind: Kind, form: str | None = None) -> Any:
     form = form or rng.choice(_DEGENERATE[kind.output])
-    return {"null": None, "empty_text": "", "empty_list": [], "empty_object": {},
-            "zero_results": {kind.out_key: [], "count": 0}}[form]  # fmt: skip
+    return {
+        "null": None,
+        "empty_text": "",
+        "empty_list": [],
+        "empty_object": {},
+        "zero_results": {kind.out_key: [], "count": 0},
+    }[form]
 
 
-_DEGENERATE = {"list": ["null", "empty_list"], "results": ["null", "zero_results"], "text": ["null", "empty_text"],
-               "object": ["null", "empty_object"], "chat": ["null"]}  # fmt: skip
+_DEGENERATE = {
+    "list": ["null", "empty_list"],
+    "results": ["null", "zero_results"],
+    "text": ["null", "empty_text"],
+    "object": ["null", "empty_object"],
+    "chat": ["null"],
+}
 
 
 # -- outcomes: what the traces show ---------------------------------------------------------------------
@@ -445,8 +538,9 @@ def observe(agent: Agent, plans: list[Plan], key: Key) -> list[bool | None]:
     if family == "span_failed":
         return [any(c.kind is kind and c.error for c in p.all_calls()) for p in plans]
     if family == "span_degenerate_output":
-        return [any(c.kind is kind and not c.error and _degenerate_value(c.outputs) for c in p.all_calls())
-                for p in plans]  # fmt: skip
+        return [
+            any(c.kind is kind and not c.error and _degenerate_value(c.outputs) for c in p.all_calls()) for p in plans
+        ]
     if family == "span_slow":
         typical = _median([c.total_ms() for p in plans for c in p.all_calls() if c.kind is kind])
         return [any(c.kind is kind and c.total_ms() > SPAN_SLOW * typical for c in p.all_calls()) for p in plans]
@@ -466,36 +560,50 @@ def outcome_sql(agent: Agent, key: Key, plans: list[Plan]) -> str:
     if family == "trace_failed":
         return "SELECT trace_id FROM traces WHERE state = 'ERROR'"
     if family == "empty_response":
-        return (f"SELECT trace_id FROM traces WHERE state = 'OK' AND (response IS NULL OR response IN ('\"\"', '{{}}') "
-                f"OR get_json_object(response, '$.{agent.answer_key}') = '')")  # fmt: skip
+        return (
+            f"SELECT trace_id FROM traces WHERE state = 'OK' AND (response IS NULL OR response IN ('\"\"', '{{}}') "
+            f"OR get_json_object(response, '$.{agent.answer_key}') = '')"
+        )
     if family == "trace_slow":
         top = max(int(len(plans) * SLOW_SHARE), 1)
-        return (f"SELECT trace_id FROM traces WHERE execution_duration_ms >= (SELECT min(d) FROM (SELECT "
-                f"execution_duration_ms AS d FROM traces ORDER BY d DESC LIMIT {top}) slowest)")  # fmt: skip
+        return (
+            f"SELECT trace_id FROM traces WHERE execution_duration_ms >= (SELECT min(d) FROM (SELECT "
+            f"execution_duration_ms AS d FROM traces ORDER BY d DESC LIMIT {top}) slowest)"
+        )
     if family == "assessment_negative":
         judge = next(j for j in agent.judges if j.name == key[1])
         values = ", ".join("'" + v + "'" for v in judge.negatives())
-        return (f"SELECT trace_id FROM traces WHERE exists(assessments, a -> a.name = '{judge.name}' AND "
-                f"a.feedback.error IS NULL AND a.feedback.value IN ({values}))")  # fmt: skip
+        return (
+            f"SELECT trace_id FROM traces WHERE exists(assessments, a -> a.name = '{judge.name}' AND "
+            f"a.feedback.error IS NULL AND a.feedback.value IN ({values}))"
+        )
     if family == "assessment_error":
-        return (f"SELECT trace_id FROM traces WHERE exists(assessments, a -> a.name = '{key[1]}' "
-                "AND a.feedback.error IS NOT NULL)")  # fmt: skip
+        return (
+            f"SELECT trace_id FROM traces WHERE exists(assessments, a -> a.name = '{key[1]}' "
+            "AND a.feedback.error IS NOT NULL)"
+        )
     name = key[1]
     if family == "span_failed":
         return f"SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = '{name}' AND s.status_code = 'ERROR')"
     if family == "span_degenerate_output":
-        return (f"SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = '{name}' AND s.status_code = 'OK' AND "
-                "(s.attributes['mlflow.spanOutputs'] IS NULL OR s.attributes['mlflow.spanOutputs'] IN "
-                "('\"\"', '[]', '{}') OR s.attributes['mlflow.spanOutputs'] LIKE '%\"count\": 0}'))")  # fmt: skip
+        return (
+            f"SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = '{name}' AND s.status_code = 'OK' AND "
+            "(s.attributes['mlflow.spanOutputs'] IS NULL OR s.attributes['mlflow.spanOutputs'] IN "
+            "('\"\"', '[]', '{}') OR s.attributes['mlflow.spanOutputs'] LIKE '%\"count\": 0}'))"
+        )
     if family == "span_slow":
         kind = _kind(agent, name)
         typical = _median([c.total_ms() for p in plans for c in p.all_calls() if c.kind is kind])
-        return (f"SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = '{name}' AND "
-                f"unix_millis(s.end_time) - unix_millis(s.start_time) > {SPAN_SLOW * typical:.0f})")  # fmt: skip
+        return (
+            f"SELECT trace_id FROM traces WHERE exists(spans, s -> s.name = '{name}' AND "
+            f"unix_millis(s.end_time) - unix_millis(s.start_time) > {SPAN_SLOW * typical:.0f})"
+        )
     if family == "repeated_tool_call":
-        return (f"SELECT trace_id FROM traces WHERE size(filter(spans, s -> s.name = '{name}')) > "
-                f"size(array_distinct(transform(filter(spans, s -> s.name = '{name}'), "
-                "s -> s.attributes['mlflow.spanInputs'])))")  # fmt: skip
+        return (
+            f"SELECT trace_id FROM traces WHERE size(filter(spans, s -> s.name = '{name}')) > "
+            f"size(array_distinct(transform(filter(spans, s -> s.name = '{name}'), "
+            "s -> s.attributes['mlflow.spanInputs'])))"
+        )
     raise ValueError(family)
 
 
@@ -535,17 +643,25 @@ def _segment(rng: random.Random, agent: Agent, plans: list[Plan], family: str) -
         alone2 = sum(1 for p in plans if p.tags[k2] == v2)
         if min(alone1, alone2) < 2 * len(members):  # only the combination, not one value, must stand out
             return None
-        return Segment(family, f"tag '{k1}' = '{v1}' together with tag '{k2}' = '{v2}'",
-                       f"tags['{k1}'] = '{v1}' AND tags['{k2}'] = '{v2}'", members)  # fmt: skip
+        return Segment(
+            family,
+            f"tag '{k1}' = '{v1}' together with tag '{k2}' = '{v2}'",
+            f"tags['{k1}'] = '{v1}' AND tags['{k2}'] = '{v2}'",
+            members,
+        )
     if family == "threshold":
         share = rng.uniform(0.1, 0.35)
         if rng.random() < 0.5:
             counts = sorted(p.tool_calls() for p in plans)
             cut = counts[int(n * (1 - share))]
             members = frozenset(p.index for p in plans if p.tool_calls() > cut)
-            return Segment(family, f"more than {cut} tool calls",
-                           f"size(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\"')) > {cut}", members,
-                           by_tool_calls=True)  # fmt: skip
+            return Segment(
+                family,
+                f"more than {cut} tool calls",
+                f"size(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\"')) > {cut}",
+                members,
+                by_tool_calls=True,
+            )
         lengths = sorted(p.request_length() for p in plans)
         cut = lengths[int(n * (1 - share))]
         members = frozenset(p.index for p in plans if p.request_length() > cut)
@@ -556,23 +672,36 @@ def _segment(rng: random.Random, agent: Agent, plans: list[Plan], family: str) -
         start = first + rng.randrange(0, 7 * 24 - hours) * HOUR_NS
         end = start + hours * HOUR_NS
         members = frozenset(p.index for p in plans if start <= p.begin_ns < end)
-        return Segment(family, f"the {hours} hours from {_when(start)}",
-                       f"unix_millis(request_time) >= {start // MS} AND unix_millis(request_time) < {end // MS}", members)  # fmt: skip
+        return Segment(
+            family,
+            f"the {hours} hours from {_when(start)}",
+            f"unix_millis(request_time) >= {start // MS} AND unix_millis(request_time) < {end // MS}",
+            members,
+        )
     if family == "identifier_shape":
         tools = [k for k in agent.all_kinds() if k.id_patterns and k.prob >= 0.5]
         if tools and rng.random() < 0.5:
             kind = rng.choice(tools)
             shape = names.shape(_pick(rng, kind.id_patterns))
-            members = frozenset(p.index for p in plans if p.tool_shapes.get(kind.name) == shape
-                                and any(c.kind is kind for c in p.all_calls()))  # fmt: skip
+            members = frozenset(
+                p.index
+                for p in plans
+                if p.tool_shapes.get(kind.name) == shape and any(c.kind is kind for c in p.all_calls())
+            )
             # by_tool_calls: a failure that ends the trace before this call would hide the cause
-            return Segment(family, f"'{kind.name}' called with an identifier shaped '{shape}'",
-                           f"exists(spans, s -> s.name = '{kind.name}' AND s.attributes['mlflow.spanInputs'] "
-                           f"rlike '{_shape_regex(shape)}')", members, by_tool_calls=True)  # fmt: skip
+            return Segment(
+                family,
+                f"'{kind.name}' called with an identifier shaped '{shape}'",
+                f"exists(spans, s -> s.name = '{kind.name}' AND s.attributes['mlflow.spanInputs'] "
+                f"rlike '{_shape_regex(shape)}')",
+                members,
+                by_tool_calls=True,
+            )
         shape = names.shape(_pick(rng, agent.request_patterns))
         members = frozenset(p.index for p in plans if p.request_shape == shape)
-        return Segment(family, f"requests with an identifier shaped '{shape}'",
-                       f"request rlike '{_shape_regex(shape)}'", members)  # fmt: skip
+        return Segment(
+            family, f"requests with an identifier shaped '{shape}'", f"request rlike '{_shape_regex(shape)}'", members
+        )
     raise ValueError(family)
 
 
@@ -623,12 +752,20 @@ def _parent(agent: Agent, kind: Kind) -> Kind:
     return next(k for k in agent.kinds if k.inner is kind)
 
 
-def _draw_outcome(rng: random.Random, agent: Agent, outcome: str, number: int, segment: Segment, effect: float,
-                  may_end_early: bool) -> Planted | None:  # fmt: skip
+def _draw_outcome(
+    rng: random.Random, agent: Agent, outcome: str, number: int, segment: Segment, effect: float, may_end_early: bool
+) -> Planted | None:
     message = f"{rng.choice(agent.errors)}: {' '.join(rng.sample(agent.vocabulary, 3))}"
 
-    def planted(key: Key, also: set[Key], uses: set[str], eligible: Callable[[Plan], bool],
-                apply: Callable[[Plan], None], details: str, family: str = outcome) -> Planted:  # fmt: skip
+    def planted(
+        key: Key,
+        also: set[Key],
+        uses: set[str],
+        eligible: Callable[[Plan], bool],
+        apply: Callable[[Plan], None],
+        details: str,
+        family: str = outcome,
+    ) -> Planted:
         return Planted(number, outcome, family, key, also, uses, segment, effect, eligible, apply, details)
 
     if outcome == "trace_failed":
@@ -636,8 +773,9 @@ def _draw_outcome(rng: random.Random, agent: Agent, outcome: str, number: int, s
         def fail(p: Plan) -> None:
             p.error, p.response = message, None
 
-        return planted(("trace_failed",), set(), {"end"}, lambda p: p.error is None, fail,
-                       f"the trace fails ({message})")  # fmt: skip
+        return planted(
+            ("trace_failed",), set(), {"end"}, lambda p: p.error is None, fail, f"the trace fails ({message})"
+        )
     if outcome == "empty_response":
         form = rng.choice(["empty_answer", "empty_text", "null"])
         empty: Any = {"empty_answer": {agent.answer_key: ""}, "empty_text": "", "null": None}[form]
@@ -645,26 +783,36 @@ def _draw_outcome(rng: random.Random, agent: Agent, outcome: str, number: int, s
         def blank(p: Plan) -> None:
             p.response = copy.deepcopy(empty)
 
-        return planted(("empty_response",), set(), {"end"}, lambda p: p.error is None, blank,
-                       f"the final response is empty ({form.replace('_', ' ')})")  # fmt: skip
+        return planted(
+            ("empty_response",),
+            set(),
+            {"end"},
+            lambda p: p.error is None,
+            blank,
+            f"the final response is empty ({form.replace('_', ' ')})",
+        )
     if outcome in {"assessment_negative", "assessment_error"}:
         return _judge_outcome(rng, agent, outcome, planted)
     if outcome == "trace_slow":
         kinds = _span_targets(agent, outcome)
         target = rng.choice(kinds) if kinds and rng.random() < 0.5 else None  # else: a wait before the work
         how = f"span '{target.name}' hangs" if target else "it waits before starting"
-        made = planted(("trace_slow",), {("span_slow", target.name)} if target else set(),
-                       {"duration", f"span:{target.name}"} if target else {"duration"},
-                       (lambda p: p.first(target) is not None) if target else (lambda p: True),
-                       lambda p: None,  # made slow once every other problem is in place (_make_slow)
-                       f"the trace is among the slowest {SLOW_SHARE:.0%} ({how})")  # fmt: skip
+        made = planted(
+            ("trace_slow",),
+            {("span_slow", target.name)} if target else set(),
+            {"duration", f"span:{target.name}"} if target else {"duration"},
+            (lambda p: p.first(target) is not None) if target else (lambda p: True),
+            lambda p: None,  # made slow once every other problem is in place (_make_slow)
+            f"the trace is among the slowest {SLOW_SHARE:.0%} ({how})",
+        )
         made.target = target
         return made
     return _span_outcome(rng, agent, outcome, planted, message, may_end_early)
 
 
-def _span_outcome(rng: random.Random, agent: Agent, outcome: str, planted: Callable[..., Planted], message: str,
-                  may_end_early: bool) -> Planted | None:  # fmt: skip
+def _span_outcome(
+    rng: random.Random, agent: Agent, outcome: str, planted: Callable[..., Planted], message: str, may_end_early: bool
+) -> Planted | None:
     kinds = _span_targets(agent, outcome)
     if not kinds:
         return None
@@ -700,25 +848,42 @@ def _span_outcome(rng: random.Random, agent: Agent, outcome: str, planted: Calla
         if ends:  # the calls after it never happen: nothing else may be planted on them
             uses |= {"end", *(f"span:{k.name}" for k in agent.all_kinds())}
         how = "and the trace fails" if ends else "and the agent carries on"
-        return planted(("span_failed", kind.name), also, uses,
-                       lambda p: has(p) and p.error is None, fail_span,
-                       f"span '{kind.name}' fails ({message}) {how}")  # fmt: skip
+        return planted(
+            ("span_failed", kind.name),
+            also,
+            uses,
+            lambda p: has(p) and p.error is None,
+            fail_span,
+            f"span '{kind.name}' fails ({message}) {how}",
+        )
     if outcome == "span_degenerate_output":
         form = rng.choice(_DEGENERATE[kind.output])
 
         def degenerate(p: Plan) -> None:
             first(p).outputs = _degenerate(rng, kind, form)
 
-        return planted(("span_degenerate_output", kind.name), set(), uses, has, degenerate,
-                       f"span '{kind.name}' returns {form.replace('_', ' ')}")  # fmt: skip
+        return planted(
+            ("span_degenerate_output", kind.name),
+            set(),
+            uses,
+            has,
+            degenerate,
+            f"span '{kind.name}' returns {form.replace('_', ' ')}",
+        )
     if outcome == "span_slow":
         factor = rng.uniform(4, 10)
 
         def slow(p: Plan) -> None:
             first(p).ms += kind.median_ms * factor
 
-        return planted(("span_slow", kind.name), {("trace_slow",)}, uses | {"duration"}, has, slow,
-                       f"span '{kind.name}' takes about {factor + 1:.0f}x its usual time")  # fmt: skip
+        return planted(
+            ("span_slow", kind.name),
+            {("trace_slow",)},
+            uses | {"duration"},
+            has,
+            slow,
+            f"span '{kind.name}' takes about {factor + 1:.0f}x its usual time",
+        )
     if outcome == "repeated_tool_call":
 
         def repeat(p: Plan) -> None:
@@ -726,8 +891,14 @@ def _span_outcome(rng: random.Random, agent: Agent, outcome: str, planted: Calla
             again = Call(kind, copy.deepcopy(call.inputs), copy.deepcopy(call.outputs), _lognormal(rng, kind))
             p.calls.insert(p.calls.index(call) + 1, again)
 
-        return planted(("repeated_tool_call", kind.name), set(), uses, has, repeat,
-                       f"tool '{kind.name}' is called again with the same input")  # fmt: skip
+        return planted(
+            ("repeated_tool_call", kind.name),
+            set(),
+            uses,
+            has,
+            repeat,
+            f"tool '{kind.name}' is called again with the same input",
+        )
     raise ValueError(outcome)
 
 
@@ -744,18 +915,30 @@ def _judge_outcome(rng: random.Random, agent: Agent, outcome: str, planted: Call
             if verdict.observed and verdict.error is None:
                 verdict.value = judge.value(rng, negative=True)
 
-        return planted(("assessment_negative", judge.name), set(), {f"judge:{judge.name}"}, lambda p: p.error is None,
-                       bad, f"answers are bad; '{judge.name}' ({judge.source_type}, on {judge.coverage:.0%} of "
-                       "traces) rates them negative where it runs", family=judge.family)  # fmt: skip
+        return planted(
+            ("assessment_negative", judge.name),
+            set(),
+            {f"judge:{judge.name}"},
+            lambda p: p.error is None,
+            bad,
+            f"answers are bad; '{judge.name}' ({judge.source_type}, on {judge.coverage:.0%} of "
+            "traces) rates them negative where it runs",
+            family=judge.family,
+        )
     reason = f"{judge.name} failed: {' '.join(rng.sample(agent.vocabulary, 2))}"
 
     def broken(p: Plan) -> None:
         verdict = p.verdicts[judge.name]
         verdict.error, verdict.value = reason, None
 
-    return planted(("assessment_error", judge.name), set(), {f"judge:{judge.name}"},
-                   lambda p: p.verdicts[judge.name].observed, broken,
-                   f"'{judge.name}' ({judge.source_type}) errors ({reason})")  # fmt: skip
+    return planted(
+        ("assessment_error", judge.name),
+        set(),
+        {f"judge:{judge.name}"},
+        lambda p: p.verdicts[judge.name].observed,
+        broken,
+        f"'{judge.name}' ({judge.source_type}) errors ({reason})",
+    )
 
 
 def _plant(rng: random.Random, agent: Agent, plans: list[Plan], count: int) -> list[Planted]:
@@ -769,8 +952,7 @@ def _plant(rng: random.Random, agent: Agent, plans: list[Plan], count: int) -> l
             continue
         counts_tools = segment.by_tool_calls or any(c.segment.by_tool_calls for c in chosen)
         outcome = rng.choices(OUTCOMES, weights=[2 if o == "assessment_negative" else 1 for o in OUTCOMES])[0]
-        problem = _draw_outcome(rng, agent, outcome, len(chosen) + 1, segment, 0.0,
-                                may_end_early=not counts_tools)  # fmt: skip
+        problem = _draw_outcome(rng, agent, outcome, len(chosen) + 1, segment, 0.0, may_end_early=not counts_tools)
         if problem is None or _collides(problem, chosen):
             continue
         eligible = [i for i in sorted(segment.members) if problem.eligible(plans[i])]
@@ -924,13 +1106,19 @@ class Draw:
             "traces": len(self.traces),
             "errors": len(self.failed_ids()),
             "problems": [
-                {"kind": p.kind, "strength": False, "outcome_family": p.outcome_family,
-                 "cause_family": p.cause_family, "power": p.power, "description": p.description,
-                 "affected_trace_ids": sorted(p.affected_trace_ids),
-                 "unobserved_trace_ids": sorted(p.unobserved_trace_ids)}
+                {
+                    "kind": p.kind,
+                    "strength": False,
+                    "outcome_family": p.outcome_family,
+                    "cause_family": p.cause_family,
+                    "power": p.power,
+                    "description": p.description,
+                    "affected_trace_ids": sorted(p.affected_trace_ids),
+                    "unobserved_trace_ids": sorted(p.unobserved_trace_ids),
+                }
                 for p in self.problems
             ],
-        }  # fmt: skip
+        }
 
 
 def _root(trace: dict[str, Any]) -> dict[str, Any]:
@@ -946,26 +1134,41 @@ def draw(seed: int, traces: int = DEFAULT_TRACES, control: bool = False, experim
     problems = [] if control else _plant(rng, agent, plans, rng.randint(1, 3))
     decoys = [f"metadata '{agent.id_key}' holds a new id per trace"]
     if control:
-        decoys += [f"tag '{list(agent.tags)[-1]}' is skewed and correlated with nothing",
-                   "heavy-tailed latency in " + ", ".join(repr(k.name) for k in agent.all_kinds() if k.sigma > 1)]  # fmt: skip
+        decoys += [
+            f"tag '{list(agent.tags)[-1]}' is skewed and correlated with nothing",
+            "heavy-tailed latency in " + ", ".join(repr(k.name) for k in agent.all_kinds() if k.sigma > 1),
+        ]
     ids = random.Random(f"{experiment_id}:random-agent:{seed}:{control}")
     clock = random.Random(f"clock:{seed}:{control}")
     drawn = [_render(clock, ids, agent, plan, experiment_id) for plan in plans]
     trace_ids = [t["info"]["trace_id"] for t in drawn]
     _check_slowest(drawn, problems, trace_ids)
     return Draw(
-        seed=seed, control=control, summary=agent.summary(), traces=drawn, decoys=decoys,
-        problems=[PlantedProblem(
-            kind=f"p{p.number}-{p.outcome}-{p.segment.family}", outcome_family=p.family,
-            cause_family=p.segment.family, effect=round(p.effect, 3), segment_size=len(p.segment.members),
-            power=round(p.power, 3), outcome_sql=outcome_sql(agent, p.key, plans),
-            segment_sql=f"SELECT trace_id FROM traces WHERE {p.segment.sql}",
-            description=f"{p.details} in {p.effect:.0%} of the traces with {p.segment.words} "
-                        f"({len(p.segment.members)} traces, {len(p.fired)} affected; power {p.power:.2f})",
-            affected_trace_ids=sorted(trace_ids[i] for i in p.fired),
-            unobserved_trace_ids=[trace_ids[i] for i, seen in enumerate(observe(agent, plans, p.key)) if seen is None])
-            for p in problems],
-    )  # fmt: skip
+        seed=seed,
+        control=control,
+        summary=agent.summary(),
+        traces=drawn,
+        decoys=decoys,
+        problems=[
+            PlantedProblem(
+                kind=f"p{p.number}-{p.outcome}-{p.segment.family}",
+                outcome_family=p.family,
+                cause_family=p.segment.family,
+                effect=round(p.effect, 3),
+                segment_size=len(p.segment.members),
+                power=round(p.power, 3),
+                outcome_sql=outcome_sql(agent, p.key, plans),
+                segment_sql=f"SELECT trace_id FROM traces WHERE {p.segment.sql}",
+                description=f"{p.details} in {p.effect:.0%} of the traces with {p.segment.words} "
+                f"({len(p.segment.members)} traces, {len(p.fired)} affected; power {p.power:.2f})",
+                affected_trace_ids=sorted(trace_ids[i] for i in p.fired),
+                unobserved_trace_ids=[
+                    trace_ids[i] for i, seen in enumerate(observe(agent, plans, p.key)) if seen is None
+                ],
+            )
+            for p in problems
+        ],
+    )
 
 
 # -- drawing the traces -----------------------------------------------------------------------------------
@@ -982,10 +1185,19 @@ def _render(rng: random.Random, ids: random.Random, agent: Agent, plan: Plan, ex
     for judge in agent.judges:
         verdict = plan.verdicts[judge.name]
         if verdict.observed:
-            rationale = None if verdict.error else ("not helpful" if json.dumps(verdict.value) in judge.negatives()
-                                                    else "fine")  # fmt: skip
-            trace.assessments.append(AssessmentDraft(judge.name, verdict.value, judge.source_type, judge.source_id,
-                                                     rationale=rationale, error=verdict.error))  # fmt: skip
+            rationale = (
+                None if verdict.error else ("not helpful" if json.dumps(verdict.value) in judge.negatives() else "fine")
+            )
+            trace.assessments.append(
+                AssessmentDraft(
+                    judge.name,
+                    verdict.value,
+                    judge.source_type,
+                    judge.source_id,
+                    rationale=rationale,
+                    error=verdict.error,
+                )
+            )
     return trace.to_dict(experiment_id)
 
 
@@ -994,14 +1206,27 @@ def _render_call(trace: TraceDraft, call: Call, parent: SpanDraft | None) -> Non
     attributes: dict[str, Any] = {}
     if call.model:
         text = json.dumps(call.outputs or "")
-        attributes = {"mlflow.llm.model": call.model,
-                      "mlflow.chat.tokenUsage": {"input_tokens": 200 + len(json.dumps(call.inputs)) // 4,
-                                                 "output_tokens": 5 + len(text) // 4,
-                                                 "total_tokens": 205 + (len(json.dumps(call.inputs)) + len(text)) // 4}}  # fmt: skip
+        attributes = {
+            "mlflow.llm.model": call.model,
+            "mlflow.chat.tokenUsage": {
+                "input_tokens": 200 + len(json.dumps(call.inputs)) // 4,
+                "output_tokens": 5 + len(text) // 4,
+                "total_tokens": 205 + (len(json.dumps(call.inputs)) + len(text)) // 4,
+            },
+        }
     exception = call.error if call.error and ": " in call.error else None
     if not call.inner:
-        trace.child(kind.name, kind.span_type, call.ms, call.inputs, call.outputs, error=call.error,
-                    exception=exception, attributes=attributes, parent=parent)  # fmt: skip
+        trace.child(
+            kind.name,
+            kind.span_type,
+            call.ms,
+            call.inputs,
+            call.outputs,
+            error=call.error,
+            exception=exception,
+            attributes=attributes,
+            parent=parent,
+        )
         return
     span = trace.open(kind.name, kind.span_type, call.inputs, attributes=attributes, parent=parent)
     for inner in call.inner:
@@ -1024,14 +1249,39 @@ def _committed_names() -> frozenset[str]:
     """Names in the committed scenarios: no draw may reuse one."""
     from analyze_experiment.agent.simulation import apps
 
-    words = {"support_assistant", "travel_agent", "data_assistant", "retrieve_docs", "rerank", "lookup_order",
-             "chat_model", "cancel_booking", "search_flights", "book_partner_api", "book_flight", "pay", "run_sql",
-             "app_version", "environment", "user_thumbs", "answer_correct", "production", "staging", apps.MODEL}  # fmt: skip
+    words = {
+        "support_assistant",
+        "travel_agent",
+        "data_assistant",
+        "retrieve_docs",
+        "rerank",
+        "lookup_order",
+        "chat_model",
+        "cancel_booking",
+        "search_flights",
+        "book_partner_api",
+        "book_flight",
+        "pay",
+        "run_sql",
+        "app_version",
+        "environment",
+        "user_thumbs",
+        "answer_correct",
+        "production",
+        "staging",
+        apps.MODEL,
+    }
     return frozenset(words)
 
 
-def log_draw(client: MlflowClient, experiment_id: str, seed: int, traces: int = DEFAULT_TRACES,
-             control: bool = False, on_traces: Callable[[int], None] | None = None) -> Draw:  # fmt: skip
+def log_draw(
+    client: MlflowClient,
+    experiment_id: str,
+    seed: int,
+    traces: int = DEFAULT_TRACES,
+    control: bool = False,
+    on_traces: Callable[[int], None] | None = None,
+) -> Draw:
     """Draw and write; the ground truth follows any ids the store minted."""
     from analyze_experiment.agent.simulation.writer import write_traces
 

@@ -68,8 +68,10 @@ def _focused(tools: AnalysisTools, findings: list[FindingRecord], focus: list[st
     shares = ", ".join(f"avg(CASE WHEN {text} LIKE '%{w}%' THEN 1.0 ELSE 0.0 END) AS s{i}" for i, w in enumerate(stems))
     relevance = {}
     for finding in findings:
-        result = tools.execute_sql(f"SELECT {shares} FROM traces WHERE trace_id IN (SELECT trace_id FROM "
-                                   f"({finding.affected_sql}) a)", record=False)  # fmt: skip
+        result = tools.execute_sql(
+            f"SELECT {shares} FROM traces WHERE trace_id IN (SELECT trace_id FROM ({finding.affected_sql}) a)",
+            record=False,
+        )
         values = [float(v or 0) for v in result.rows[0]] if result.rows else [0.0]
         named = any(w in finding.statement.lower() for w in stems)
         relevance[finding.statement] = 1.0 if named else sum(values) / len(values)
@@ -83,9 +85,14 @@ def _stems(focus: list[str]) -> list[str]:
 
 def _draft(finding: FindingRecord, census: Census) -> HypothesisDraft:
     stats = finding.statistics
-    return HypothesisDraft(statement=finding.statement, rationale=rationale(finding, census),
-                           testing_plan=TESTING_PLAN, sql=finding.affected_sql, category=category(stats),
-                           statistics=stats)  # fmt: skip
+    return HypothesisDraft(
+        statement=finding.statement,
+        rationale=rationale(finding, census),
+        testing_plan=TESTING_PLAN,
+        sql=finding.affected_sql,
+        category=category(stats),
+        statistics=stats,
+    )
 
 
 def category(stats: SegmentStatistics) -> Category:
@@ -96,10 +103,12 @@ def category(stats: SegmentStatistics) -> Category:
 
 def rationale(finding: FindingRecord, census: Census) -> str:
     s = finding.statistics
-    text = (f"Discovery engine: {s.outcome} ({finding.outcome_explanation}). Where {s.segment}: {s.k}/{s.n} "
-            f"against {s.k_rest}/{s.n_rest} elsewhere; risk ratio {s.risk_ratio:.2f} (95% CI {s.ci_low:.2f} to "
-            f"{_bound(s.ci_high)}); {describe_test(s)}. Census baseline: {census.error_count} of "
-            f"{census.trace_count} traces failed (Q1).")  # fmt: skip
+    text = (
+        f"Discovery engine: {s.outcome} ({finding.outcome_explanation}). Where {s.segment}: {s.k}/{s.n} "
+        f"against {s.k_rest}/{s.n_rest} elsewhere; risk ratio {s.risk_ratio:.2f} (95% CI {s.ci_low:.2f} to "
+        f"{_bound(s.ci_high)}); {describe_test(s)}. Census baseline: {census.error_count} of "
+        f"{census.trace_count} traces failed (Q1)."
+    )
     if finding.also:
         text += " The same traces also show: " + "; ".join(finding.also) + "."
     return text[:5000]

@@ -12,10 +12,14 @@ from analyze_experiment.tools.protocols import AnalysisTools
 
 MIN_TRACES = 3
 # Phrases that address a model rather than the user: the common prompt-injection openers.
-PATTERN = ("(?i)((ignore|disregard|forget) (all |any )?(the )?(previous|prior|above|earlier) instructions|"
-           "(any|an|the) (ai|llm|model|assistant|agent) (analy[sz]ing|reading|reviewing))")  # fmt: skip
-SQL = (f"SELECT trace_id FROM traces WHERE request rlike '{PATTERN}' OR response rlike '{PATTERN}' "
-       f"OR exists(spans, s -> s.attributes['mlflow.spanOutputs'] rlike '{PATTERN}')")  # fmt: skip
+PATTERN = (
+    "(?i)((ignore|disregard|forget) (all |any )?(the )?(previous|prior|above|earlier) instructions|"
+    "(any|an|the) (ai|llm|model|assistant|agent) (analy[sz]ing|reading|reviewing))"
+)
+SQL = (
+    f"SELECT trace_id FROM traces WHERE request rlike '{PATTERN}' OR response rlike '{PATTERN}' "
+    f"OR exists(spans, s -> s.attributes['mlflow.spanOutputs'] rlike '{PATTERN}')"
+)
 
 
 def injection_draft(tools: AnalysisTools, census: Census) -> HypothesisDraft | None:

@@ -36,6 +36,13 @@ STRUCTURED_ATTEMPTS = 3
 RETRY_ATTEMPTS = 4
 MAX_RETRY_AFTER_S = 30.0
 # USD per million tokens (input, output); unknown models record tokens without a cost.
+ENTRY_POINTS_SQL = """
+SELECT tags['mlflow.traceName'] AS name, count(*) AS traces, count_if(state = 'ERROR') AS errors
+FROM traces
+GROUP BY 1
+ORDER BY traces DESC
+LIMIT 5
+"""
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.0), "gpt-4.1": (2.0, 8.0), "gpt-4.1-mini": (0.40, 1.60)}
 
 
@@ -55,8 +62,16 @@ def chat_model(model: str, settings: Settings, http_client: Any = None) -> BaseC
     from pydantic import SecretStr
 
     api_key = key if isinstance(key, SecretStr) else SecretStr(key or "not-needed")
-    return ChatOpenAI(model=model, api_key=api_key, base_url=base, max_retries=0, timeout=settings.llm_timeout_s,
-                      temperature=0, use_responses_api=False, http_client=http_client)  # fmt: skip
+    return ChatOpenAI(
+        model=model,
+        api_key=api_key,
+        base_url=base,
+        max_retries=0,
+        timeout=settings.llm_timeout_s,
+        temperature=0,
+        use_responses_api=False,
+        http_client=http_client,
+    )
 
 
 def with_retries(call: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
@@ -66,8 +81,9 @@ def with_retries(call: Callable[[], T], attempts: int = RETRY_ATTEMPTS) -> T:
     from tenacity import retry, retry_if_exception_type, stop_after_attempt
 
     transient = (openai.RateLimitError, openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError)
-    retrying = retry(retry=retry_if_exception_type(transient), stop=stop_after_attempt(attempts),
-                     wait=_retry_wait, reraise=True)  # fmt: skip
+    retrying = retry(
+        retry=retry_if_exception_type(transient), stop=stop_after_attempt(attempts), wait=_retry_wait, reraise=True
+    )
     try:
         return retrying(call)()
     except openai.APIError as error:
@@ -94,13 +110,17 @@ def _plain(error: Exception, attempts: int) -> AnalystError:
     status = getattr(error, "status_code", None)
     code = str(getattr(error, "code", "") or "")
     if isinstance(error, openai.BadRequestError) and ("context_length" in code or "context length" in str(error)):
-        return ContextOverflow("the prompt is longer than the model's context window (HTTP 400 "
-                               "context_length_exceeded); use a model with a larger context, or --model offline")  # fmt: skip
+        return ContextOverflow(
+            "the prompt is longer than the model's context window (HTTP 400 "
+            "context_length_exceeded); use a model with a larger context, or --model offline"
+        )
     if isinstance(error, openai.RateLimitError):
         return AnalystError(f"the model endpoint kept answering 429 (rate limited) for {attempts} attempts")
     if isinstance(error, openai.APITimeoutError):
-        return AnalystError(f"the model endpoint did not answer in time for {attempts} attempts "
-                            "(raise ANALYZE_EXPERIMENT_LLM_TIMEOUT if it is just slow)")  # fmt: skip
+        return AnalystError(
+            f"the model endpoint did not answer in time for {attempts} attempts "
+            "(raise ANALYZE_EXPERIMENT_LLM_TIMEOUT if it is just slow)"
+        )
     if isinstance(error, openai.APIConnectionError):
         return AnalystError(f"the connection to the model endpoint failed {attempts} times ({_first_line(error)})")
     if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
@@ -146,11 +166,10 @@ class LlmAnalyst:
     # -- the phases -------------------------------------------------------------------------------
 
     def describe(self, tools: AnalysisTools, samples: list[TraceView]) -> str:
-        stats = tools.execute_sql(
-            "SELECT tags['mlflow.traceName'] AS name, count(*) AS traces, count_if(state = 'ERROR') AS errors "
-            "FROM traces GROUP BY 1 ORDER BY traces DESC LIMIT 5", record=False)  # fmt: skip
-        prompt = render("describe", stats=_table(stats.columns, stats.rows),
-                        samples="\n\n".join(_sample(s) for s in samples))  # fmt: skip
+        stats = tools.execute_sql(ENTRY_POINTS_SQL, record=False)
+        prompt = render(
+            "describe", stats=_table(stats.columns, stats.rows), samples="\n\n".join(_sample(s) for s in samples)
+        )
         return self._ask("describe", prompt, Description, tools).description
 
     def hypothesize(
@@ -168,10 +187,17 @@ class LlmAnalyst:
             limit=str(limit),
             description=analysis.description,
             focus="; ".join(analysis.focus) or "none",
-            census=json.dumps({"trace_count": census.trace_count, "error_rate": census.error_rate,
-                               "latency_ms": census.latency_ms, **sections}, default=str)[:12000],
+            census=json.dumps(
+                {
+                    "trace_count": census.trace_count,
+                    "error_rate": census.error_rate,
+                    "latency_ms": census.latency_ms,
+                    **sections,
+                },
+                default=str,
+            )[:12000],
             candidates="\n".join(_candidate(i, c) for i, c in enumerate(found, 1)) or "none",
-        )  # fmt: skip
+        )
         proposed = self._ask("hypothesize", prompt, Hypotheses, tools).hypotheses[:limit]
         by_sql = {c.sql: c.statistics for c in found if c.sql}
         drafts = [HypothesisDraft(**p.model_dump(), statistics=by_sql.get(p.sql or "")) for p in proposed]
@@ -192,11 +218,18 @@ class LlmAnalyst:
         calls = budget.tool_calls if budget else 16
         messages: list[BaseMessage] = [
             SystemMessage(render("system")),
-            HumanMessage(render("test", hypothesis_id=hypothesis.id, statement=hypothesis.statement,
-                                rationale=hypothesis.rationale, plan=hypothesis.testing_plan,
-                                sql=hypothesis.selection.query if hypothesis.selection else "none",
-                                tool_calls=str(calls))),
-        ]  # fmt: skip
+            HumanMessage(
+                render(
+                    "test",
+                    hypothesis_id=hypothesis.id,
+                    statement=hypothesis.statement,
+                    rationale=hypothesis.rationale,
+                    plan=hypothesis.testing_plan,
+                    sql=hypothesis.selection.query if hypothesis.selection else "none",
+                    tool_calls=str(calls),
+                )
+            ),
+        ]
         for _turn in range(calls + 4):
             try:
                 reply = with_retries(partial(bound.invoke, messages, config=self._config))  # type: ignore[arg-type]
@@ -230,18 +263,29 @@ class LlmAnalyst:
         if hypothesis.selection:
             result = tools.execute_sql(contrast_sql(hypothesis.selection.query), record=False)
             numbers = _table(result.columns, result.rows)
-        prompt = render("issue", hypothesis_id=hypothesis.id, statement=hypothesis.statement, numbers=numbers,
-                        evidence="\n".join(f"- {e.trace_id}: {e.rationale}" for e in supporting.values()))  # fmt: skip
+        prompt = render(
+            "issue",
+            hypothesis_id=hypothesis.id,
+            statement=hypothesis.statement,
+            numbers=numbers,
+            evidence="\n".join(f"- {e.trace_id}: {e.rationale}" for e in supporting.values()),
+        )
         answer = self._ask("issue", prompt, IssueAnswer, tools)
         cited = [supporting[t] for t in answer.evidence_trace_ids if t in supporting] or list(supporting.values())
-        return IssueDraft(title=answer.title, description=answer.description, severity=answer.severity,
-                          evidence=cited, category=hypothesis.category)  # fmt: skip
+        return IssueDraft(
+            title=answer.title,
+            description=answer.description,
+            severity=answer.severity,
+            evidence=cited,
+            category=hypothesis.category,
+        )
 
     def recommend(self, facts: ReportFacts) -> list[str]:
         if not facts.reported_issues:
             return []
-        issues = "\n".join(f"- {i.id} ({i.severity.value}): {i.title}. {i.description[:600]}"
-                           for i in facts.reported_issues)  # fmt: skip
+        issues = "\n".join(
+            f"- {i.id} ({i.severity.value}): {i.title}. {i.description[:600]}" for i in facts.reported_issues
+        )
         return self._ask("report", render("report", issues=issues), Recommendations, None).items
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -259,8 +303,12 @@ class LlmAnalyst:
             if isinstance(parsed, schema):
                 return parsed
             problem = _first_line(out.get("parsing_error")) or "no structured answer"
-            messages += [raw if isinstance(raw, AIMessage) else AIMessage(""), HumanMessage(
-                f"That answer was not valid: {problem}. Answer again by calling {schema.__name__} with valid arguments.")]  # fmt: skip
+            messages += [
+                raw if isinstance(raw, AIMessage) else AIMessage(""),
+                HumanMessage(
+                    f"That answer was not valid: {problem}. Answer again by calling {schema.__name__} with valid arguments."
+                ),
+            ]
         raise AnalystError(f"the model gave no valid {schema.__name__} in {STRUCTURED_ATTEMPTS} attempts ({problem})")
 
     def _account(self, tools: AnalysisTools, phase: str, message: AIMessage) -> None:
@@ -279,10 +327,13 @@ def _answer_unusable(reply: AIMessage) -> list[BaseMessage]:
     """A reply with no usable tool call: say what was wrong with it (broken JSON, cut off) so the
     next attempt can do better."""
     answers: list[BaseMessage] = [
-        ToolMessage(content=f"error: the arguments were not valid JSON ({_first_line(call.get('error'))}); "
-                            "call the tool again with a JSON object", tool_call_id=call.get("id") or "call")
+        ToolMessage(
+            content=f"error: the arguments were not valid JSON ({_first_line(call.get('error'))}); "
+            "call the tool again with a JSON object",
+            tool_call_id=call.get("id") or "call",
+        )
         for call in reply.invalid_tool_calls
-    ]  # fmt: skip
+    ]
     if reply.response_metadata.get("finish_reason") == "length":
         answers.append(HumanMessage("Your reply was cut off at the output limit; keep it shorter."))
     answers.append(HumanMessage("Use the tools, then call `conclude`."))
@@ -310,11 +361,15 @@ def _table(columns: list[str], rows: list[list[Any]]) -> str:
 
 
 def _candidate(number: int, draft: HypothesisDraft) -> str:
-    return (f"C{number} [{draft.category.value if draft.category else 'unknown'}] {draft.statement}\n"
-            f"   rationale: {draft.rationale}\n   sql: {draft.sql}")  # fmt: skip
+    return (
+        f"C{number} [{draft.category.value if draft.category else 'unknown'}] {draft.statement}\n"
+        f"   rationale: {draft.rationale}\n   sql: {draft.sql}"
+    )
 
 
 def _sample(trace: TraceView) -> str:
     spans = ", ".join(f"{s.name}({s.span_type or '?'}:{s.status})" for s in trace.spans[:12])
-    return (f"trace {trace.trace_id} [{trace.state}, {trace.execution_duration_ms} ms]\nrequest: {(trace.request or '')[:400]}\n"
-            f"response: {(trace.response or '')[:400]}\nspans: {spans}")  # fmt: skip
+    return (
+        f"trace {trace.trace_id} [{trace.state}, {trace.execution_duration_ms} ms]\nrequest: {(trace.request or '')[:400]}\n"
+        f"response: {(trace.response or '')[:400]}\nspans: {spans}"
+    )

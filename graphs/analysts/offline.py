@@ -50,11 +50,13 @@ MIN_RATIO = Params().min_ratio
 
 def contrast_sql(affected_sql: str) -> str:
     """Affected traces against the rest, so every number in an issue comes with its denominator."""
-    return ("SELECT CASE WHEN trace_id IN (SELECT trace_id FROM (" + affected_sql + ") affected) THEN 'affected' "
-            "ELSE 'rest' END AS grp, count(*) AS traces, count_if(state = 'ERROR') AS errors, "
-            "percentile(execution_duration_ms, 0.5) AS p50_ms, count_if(exists(assessments, a -> "
-            "a.feedback.value = 'false' OR lower(a.feedback.value) IN ('\"no\"', '\"fail\"', '\"failed\"'))) "
-            "AS negative_assessments FROM traces GROUP BY 1 ORDER BY 1")  # fmt: skip
+    return (
+        "SELECT CASE WHEN trace_id IN (SELECT trace_id FROM (" + affected_sql + ") affected) THEN 'affected' "
+        "ELSE 'rest' END AS grp, count(*) AS traces, count_if(state = 'ERROR') AS errors, "
+        "percentile(execution_duration_ms, 0.5) AS p50_ms, count_if(exists(assessments, a -> "
+        "a.feedback.value = 'false' OR lower(a.feedback.value) IN ('\"no\"', '\"fail\"', '\"failed\"'))) "
+        "AS negative_assessments FROM traces GROUP BY 1 ORDER BY 1"
+    )
 
 
 def segment_sql(stats: SegmentStatistics) -> str:
@@ -70,19 +72,32 @@ def segment_sql(stats: SegmentStatistics) -> str:
     )
 
 
+ENTRY_POINTS_SQL = """
+SELECT tags['mlflow.traceName'] AS name, count(*) AS traces
+FROM traces
+GROUP BY 1
+ORDER BY traces DESC, name
+LIMIT 3
+"""
+STEPS_SQL = """
+SELECT s.name AS name, max(s.attributes['mlflow.spanType']) AS type, count(DISTINCT trace_id) AS traces,
+       (SELECT count(*) FROM traces) AS total
+FROM traces LATERAL VIEW explode(spans) t AS s
+WHERE s.parent_id IS NOT NULL
+GROUP BY s.name
+ORDER BY traces DESC, name
+LIMIT 12
+"""
+
+
 class OfflineAnalyst:
     name = "offline"
 
     # -- describe -----------------------------------------------------------------------------------
 
     def describe(self, tools: AnalysisTools, samples: list[TraceView]) -> str:
-        entry = tools.execute_sql(
-            "SELECT tags['mlflow.traceName'] AS name, count(*) AS traces FROM traces GROUP BY 1 "
-            "ORDER BY traces DESC, name LIMIT 3", record=False).records()  # fmt: skip
-        steps = tools.execute_sql(
-            "SELECT s.name AS name, max(s.attributes['mlflow.spanType']) AS type, count(DISTINCT trace_id) AS traces, "
-            "(SELECT count(*) FROM traces) AS total FROM traces LATERAL VIEW explode(spans) t AS s "
-            "WHERE s.parent_id IS NOT NULL GROUP BY s.name ORDER BY traces DESC, name LIMIT 12", record=False).records()  # fmt: skip
+        entry = tools.execute_sql(ENTRY_POINTS_SQL, record=False).records()
+        steps = tools.execute_sql(STEPS_SQL, record=False).records()
         lines = ["Entry points: " + ", ".join(f"{_name(r['name'])} ({r['traces']} traces)" for r in entry) + "."]
         by_type: dict[str, list[str]] = {}
         for row in steps:
@@ -94,8 +109,10 @@ class OfflineAnalyst:
         if requests:
             lines.append("Sample requests: " + "; ".join(f'"{r}"' for r in requests) + ".")
         states = {s.state for s in samples}
-        lines.append(f"Read {len(samples)} traces ({', '.join(sorted(states))}); descriptions from trace names, "
-                     "span types and sample requests, counts from SQL over the traces table.")  # fmt: skip
+        lines.append(
+            f"Read {len(samples)} traces ({', '.join(sorted(states))}); descriptions from trace names, "
+            "span types and sample requests, counts from SQL over the traces table."
+        )
         return "\n".join(lines)[:5000]
 
     # -- hypothesize --------------------------------------------------------------------------------
@@ -110,8 +127,11 @@ class OfflineAnalyst:
     def test(self, tools: AnalysisTools, hypothesis: Hypothesis) -> Verdict:
         selection = hypothesis.selection
         if selection is None:
-            return Verdict(status=None, reason="no SQL to test with offline; add a query selecting the traces "
-                                               "concerned, or run with an LLM (--model)")  # fmt: skip
+            return Verdict(
+                status=None,
+                reason="no SQL to test with offline; add a query selecting the traces "
+                "concerned, or run with an LLM (--model)",
+            )
         evidence: list[Evidence] = []
         try:
             if hypothesis.statistics is not None:
@@ -144,12 +164,19 @@ class OfflineAnalyst:
         measured = f"Measured: {len(affected)} of {total} traces ({share:.1%}) ({query.id}). {_numbers(contrast)}."
         if hypothesis.statistics is not None:
             measured += f" Segment test: {_segment_numbers(hypothesis.statistics)}."
-        description = (f"{hypothesis.statement}. {measured} Root cause, from the traces read: "
-                       f"{supporting[0].rationale if supporting else 'n/a'}. Severity {severity.value}: "
-                       f"{share:.1%} of traffic affected, weighted {weight:g} for what happened to it "
-                       f"({_family(hypothesis)}).")  # fmt: skip
-        return IssueDraft(title=issue_title(signal_of(hypothesis), hypothesis), description=description[:10000],
-                          severity=severity, evidence=supporting, category=hypothesis.category)  # fmt: skip
+        description = (
+            f"{hypothesis.statement}. {measured} Root cause, from the traces read: "
+            f"{supporting[0].rationale if supporting else 'n/a'}. Severity {severity.value}: "
+            f"{share:.1%} of traffic affected, weighted {weight:g} for what happened to it "
+            f"({_family(hypothesis)})."
+        )
+        return IssueDraft(
+            title=issue_title(signal_of(hypothesis), hypothesis),
+            description=description[:10000],
+            severity=severity,
+            evidence=supporting,
+            category=hypothesis.category,
+        )
 
     def recommend(self, facts: ReportFacts) -> list[str]:
         by_hypothesis = {h.id: h for h in facts.hypotheses}
@@ -178,8 +205,12 @@ def _test_segment(
     affected = sorted(tools.execute_sql(plan_sql.query, query_id=plan_sql.id).trace_ids(first_column_fallback=True))
     counts = _contrast(tools.execute_sql(segment_sql(stats), query_id="Q2"))
     inside, rest = counts.get("segment", {}), counts.get("rest", {})
-    table = Tables(k=_floats(inside, "with_outcome"), n=_floats(inside, "traces"), k_rest=_floats(rest, "with_outcome"),
-                   n_rest=_floats(rest, "traces"))  # fmt: skip
+    table = Tables(
+        k=_floats(inside, "with_outcome"),
+        n=_floats(inside, "traces"),
+        k_rest=_floats(rest, "with_outcome"),
+        n_rest=_floats(rest, "traces"),
+    )
     p = float(p_values(table, stats.two_sided)[0][0])
     ratio, low, high = (float(v[0]) for v in risk_ratio(table))
     k, n, k_rest, n_rest = (int(v[0]) for v in (table.k, table.n, table.k_rest, table.n_rest))
@@ -204,8 +235,13 @@ def _test_segment(
         return _refute(tools, stats, evidence, affected, numbers)
     for trace_id in _typical_first(tools, stats, plan_sql.query, _seen_first(tools, stats, affected)):
         read = tools.get_trace(trace_id)
-        evidence.append(Evidence(trace_id=trace_id, supports=True,
-                                 rationale=f"selected by {plan_sql.id} ({stats.outcome}); {_gist(read, subject(stats.outcome))}"))  # fmt: skip
+        evidence.append(
+            Evidence(
+                trace_id=trace_id,
+                supports=True,
+                rationale=f"selected by {plan_sql.id} ({stats.outcome}); {_gist(read, subject(stats.outcome))}",
+            )
+        )
     if not evidence:
         return Verdict(status=None, reason=f"{numbers}, but {plan_sql.id} selects no trace to read")
     return Verdict(status=HypothesisStatus.VALIDATED, evidence=evidence, reason=numbers)
@@ -220,9 +256,12 @@ def _typical_first(tools: AnalysisTools, stats: SegmentStatistics, selection: st
     typical = TYPICAL.get(stats.outcome_family) or stats.magnitude_sql
     if len(affected) <= READS_PER_TEST or typical is None:
         return _spread(affected, READS_PER_TEST)
-    ranked = tools.execute_sql(f"SELECT trace_id FROM (SELECT trace_id, {typical} AS typical "
-                               f"FROM traces WHERE trace_id IN ({selection})) ORDER BY typical DESC, trace_id "
-                               f"LIMIT {READS_PER_TEST}", query_id="Q3").trace_ids(first_column_fallback=True)  # fmt: skip
+    ranked = tools.execute_sql(
+        f"SELECT trace_id FROM (SELECT trace_id, {typical} AS typical "
+        f"FROM traces WHERE trace_id IN ({selection})) ORDER BY typical DESC, trace_id "
+        f"LIMIT {READS_PER_TEST}",
+        query_id="Q3",
+    ).trace_ids(first_column_fallback=True)
     shown = set(affected)
     return [t for t in ranked if t in shown] or _spread(affected, READS_PER_TEST)
 
@@ -231,8 +270,11 @@ def _seen_first(tools: AnalysisTools, stats: SegmentStatistics, affected: list[s
     """The affected traces where the outcome was seen. A selection may presume traces affected that
     nobody judged (a sampled assessment, see discovery.findings); a claim is shown with ones judged."""
     population = f" AND ({stats.population_sql})" if stats.population_sql else ""
-    seen = set(_selected(tools, f"SELECT trace_id FROM traces WHERE ({stats.segment_sql}) AND ({stats.outcome_sql})"
-                                f"{population}"))  # fmt: skip
+    seen = set(
+        _selected(
+            tools, f"SELECT trace_id FROM traces WHERE ({stats.segment_sql}) AND ({stats.outcome_sql}){population}"
+        )
+    )
     return [t for t in affected if t in seen] or affected
 
 
@@ -241,12 +283,20 @@ def _refute(
 ) -> Verdict:
     """Not significant: read a segment trace without the outcome (or, failing that, one of the few with it)."""
     population = f" AND ({stats.population_sql})" if stats.population_sql else ""
-    without = _selected(tools, f"SELECT trace_id FROM traces WHERE ({stats.segment_sql}) AND NOT ({stats.outcome_sql})"
-                               f"{population} ORDER BY request_time DESC LIMIT 1")  # fmt: skip
+    without = _selected(
+        tools,
+        f"SELECT trace_id FROM traces WHERE ({stats.segment_sql}) AND NOT ({stats.outcome_sql})"
+        f"{population} ORDER BY request_time DESC LIMIT 1",
+    )
     for trace_id in without or affected[:1]:
         read = tools.get_trace(trace_id)
-        evidence.append(Evidence(trace_id=trace_id, supports=False,
-                                 rationale=f"{numbers}: not significant. This segment trace: {_gist(read, subject(stats.outcome))}"))  # fmt: skip
+        evidence.append(
+            Evidence(
+                trace_id=trace_id,
+                supports=False,
+                rationale=f"{numbers}: not significant. This segment trace: {_gist(read, subject(stats.outcome))}",
+            )
+        )
     if not evidence:
         return Verdict(status=None, reason=f"{numbers}; no trace of the segment to read")
     return Verdict(status=HypothesisStatus.REJECTED, evidence=evidence, reason=f"the pattern does not hold: {numbers}")
@@ -260,13 +310,21 @@ def _test_selection(tools: AnalysisTools, plan_sql: SqlQuery, evidence: list[Evi
     total = sum(int(row["traces"]) for row in contrast.values())
     numbers = f"{len(affected)} of {total} traces selected; {_numbers(contrast)}"
     if len(affected) < MIN_TRACES:
-        outsider = _selected(tools, f"SELECT trace_id FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM "
-                                    f"({plan_sql.query}) a) ORDER BY request_time DESC LIMIT 1")  # fmt: skip
+        outsider = _selected(
+            tools,
+            f"SELECT trace_id FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM "
+            f"({plan_sql.query}) a) ORDER BY request_time DESC LIMIT 1",
+        )
         for trace_id in outsider:
             read = tools.get_trace(trace_id)
-            evidence.append(Evidence(trace_id=trace_id, supports=False,
-                                     rationale=f"{plan_sql.id} selects {len(affected)} of {total} traces, fewer than "
-                                               f"{MIN_TRACES}: no pattern. This trace ({_gist(read)}) is like the rest."))  # fmt: skip
+            evidence.append(
+                Evidence(
+                    trace_id=trace_id,
+                    supports=False,
+                    rationale=f"{plan_sql.id} selects {len(affected)} of {total} traces, fewer than "
+                    f"{MIN_TRACES}: no pattern. This trace ({_gist(read)}) is like the rest.",
+                )
+            )
         for trace_id in affected:
             evidence.append(
                 Evidence(trace_id=trace_id, supports=True, rationale=f"one of the few traces {plan_sql.id} selects")
@@ -288,8 +346,10 @@ def _floats(row: dict[str, Any], key: str) -> Any:
 
 
 def _segment_numbers(s: SegmentStatistics) -> str:
-    return (f"{s.k}/{s.n} where {s.segment} against {s.k_rest}/{s.n_rest} elsewhere, risk ratio {s.risk_ratio:.2f} "
-            f"(95% CI {s.ci_low:.2f} to {min(s.ci_high, 1e6):.2f}); {describe_test(s)}")  # fmt: skip
+    return (
+        f"{s.k}/{s.n} where {s.segment} against {s.k_rest}/{s.n_rest} elsewhere, risk ratio {s.risk_ratio:.2f} "
+        f"(95% CI {s.ci_low:.2f} to {min(s.ci_high, 1e6):.2f}); {describe_test(s)}"
+    )
 
 
 def _numbers(contrast: dict[str, dict[str, Any]]) -> str:
@@ -297,8 +357,10 @@ def _numbers(contrast: dict[str, dict[str, Any]]) -> str:
 
     def part(row: dict[str, Any]) -> str:
         n = int(row.get("traces") or 0)
-        return (f"{int(row.get('errors') or 0)}/{n} failed, median {_ms(row.get('p50_ms'))}, "
-                f"{int(row.get('negative_assessments') or 0)}/{n} with a negative assessment")  # fmt: skip
+        return (
+            f"{int(row.get('errors') or 0)}/{n} failed, median {_ms(row.get('p50_ms'))}, "
+            f"{int(row.get('negative_assessments') or 0)}/{n} with a negative assessment"
+        )
 
     return f"affected: {part(a) if a else 'none'}; rest: {part(r) if r else 'none'}"
 

@@ -45,7 +45,7 @@ RECOMMENDATION = {
     "custom": "review the traces that meet your outcome in this slice and decide the fix with the owning team",
     "prompt_injection": "sanitise tool outputs and requests before they reach the model and never act on instructions inside them",
     "person": "review the evidence traces and decide the fix with the owning team",
-}  # fmt: skip
+}
 
 
 def signal_of(hypothesis: Hypothesis) -> str:

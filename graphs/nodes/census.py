@@ -14,6 +14,9 @@ from analyze_experiment.graphs.state import AnalysisState
 def census(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
     phase(runtime, "census: computing the baseline (error rate, latency, spans, tools, markers)")
     baseline = tools_for(state, runtime).compute_census()
-    phase(runtime, f"census: {count(baseline.trace_count, 'trace')}, error rate {baseline.error_rate:.1%}, "
-                   f"p95 {number(baseline.latency_ms.get('p95'))} ms")  # fmt: skip
+    phase(
+        runtime,
+        f"census: {count(baseline.trace_count, 'trace')}, error rate {baseline.error_rate:.1%}, "
+        f"p95 {number(baseline.latency_ms.get('p95'))} ms",
+    )
     return {"phase": "hypothesize"}

@@ -21,5 +21,6 @@ def tools_for(
     hypothesis_id: str | None = None,
     budget: Budget | None = None,
 ) -> AnalysisTools:
-    return runtime.context.tool_source.tools_for(state["experiment_id"], state["run_id"], on_event=sink(runtime),
-                                                 budget=budget, hypothesis_id=hypothesis_id)  # fmt: skip
+    return runtime.context.tool_source.tools_for(
+        state["experiment_id"], state["run_id"], on_event=sink(runtime), budget=budget, hypothesis_id=hypothesis_id
+    )

@@ -28,6 +28,7 @@ def record_hypotheses(state: AnalysisState, runtime: Runtime[NodeContext]) -> An
     tools = tools_for(state, runtime)
     for body in state.get("drafts", []):
         draft = HypothesisDraft.model_validate(body)
-        tools.create_hypothesis(draft.statement, draft.rationale, draft.testing_plan, draft.sql, draft.category,
-                                draft.statistics)  # fmt: skip
+        tools.create_hypothesis(
+            draft.statement, draft.rationale, draft.testing_plan, draft.sql, draft.category, draft.statistics
+        )
     return {"drafts": [], "phase": "approve_hypotheses"}

@@ -24,8 +24,9 @@ def issue(state: AnalysisState, runtime: Runtime[NodeContext]) -> AnalysisState:
         if draft is None:
             continue
         try:
-            tools.create_issue(hypothesis.id, draft.title, draft.description, draft.severity, draft.evidence,
-                               draft.category)  # fmt: skip
+            tools.create_issue(
+                hypothesis.id, draft.title, draft.description, draft.severity, draft.evidence, draft.category
+            )
         except InvariantViolation as refused:
             phase(runtime, f"issue from {hypothesis.id} refused by the rules: {refused}")
     return {"phase": "approve_issues"}

@@ -68,15 +68,19 @@ def gather(tools: AnalysisTools, analyst: str) -> ReportFacts:
     for issue in issues:
         source = hypotheses.get(issue.hypothesis_id)
         if source and source.selection:
-            count = tools.execute_sql(f"SELECT count(DISTINCT trace_id) AS n FROM ({source.selection.query}) a",
-                                      record=False)  # fmt: skip
+            count = tools.execute_sql(
+                f"SELECT count(DISTINCT trace_id) AS n FROM ({source.selection.query}) a", record=False
+            )
             affected[issue.id] = int(count.rows[0][0])
         if issue.status is IssueStatus.REJECTED:
             continue
         for evidence in issue.evidence[:2]:
             read = tools.get_trace(evidence.trace_id)
-            excerpts[evidence.trace_id] = Excerpt(trace_id=read.trace_id, request=excerpt(read.request, EXCERPT_CHARS),
-                                                  response=excerpt(read.response, EXCERPT_CHARS))  # fmt: skip
+            excerpts[evidence.trace_id] = Excerpt(
+                trace_id=read.trace_id,
+                request=excerpt(read.request, EXCERPT_CHARS),
+                response=excerpt(read.response, EXCERPT_CHARS),
+            )
     durations = tools.execute_sql(DURATIONS_SQL, record=False, max_rows=MAX_CHART_POINTS)
     by_hour = tools.execute_sql(BY_HOUR_SQL, record=False, max_rows=10_000)
     return ReportFacts(

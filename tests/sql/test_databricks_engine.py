@@ -24,8 +24,9 @@ def test_traces_points_at_the_configured_table() -> None:
 
 
 def test_aliases_and_ctes_survive() -> None:
-    built = build_query("WITH e AS (SELECT * FROM traces t WHERE t.state = 'ERROR') SELECT count(*) FROM e",
-                        "main.obs.agent_traces")  # fmt: skip
+    built = build_query(
+        "WITH e AS (SELECT * FROM traces t WHERE t.state = 'ERROR') SELECT count(*) FROM e", "main.obs.agent_traces"
+    )
     assert "FROM main.obs.agent_traces AS t WHERE t.state = 'ERROR'" in built
     assert built.endswith("SELECT COUNT(*) FROM e")
 
@@ -51,8 +52,9 @@ def test_missing_configuration_is_named() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("databricks.sql") is None,
-                    reason="needs the Databricks client: uv sync --group engines")  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("databricks.sql") is None, reason="needs the Databricks client: uv sync --group engines"
+)
 def test_unreachable_warehouse_is_a_plain_error_without_the_token() -> None:
     engine = DatabricksEngine(settings("https://127.0.0.1:9"), "main.obs.t", "abc123", timeout_s=5)
     with pytest.raises(UserError, match="Databricks SQL failed") as failed:

@@ -37,9 +37,11 @@ def test_a_derived_table_is_checked_and_stopped_like_any_query(tmp_path: Path) -
     engine = DuckDBEngine(build(tmp_path / "traces.duckdb"), timeout_s=0.5)
     with pytest.raises(SqlRefused), engine.derived("SELECT * FROM read_text('/etc/hostname')"):
         pass
-    endless = "SELECT count(*) AS n FROM traces a, traces b, traces c, traces d, traces e, traces f, traces g, " \
-              "traces h, traces i WHERE md5(a.trace_id || b.trace_id || c.trace_id || d.trace_id || e.trace_id " \
-              "|| f.trace_id || g.trace_id || h.trace_id || i.trace_id) LIKE '%zzzz%'"  # fmt: skip
+    endless = (
+        "SELECT count(*) AS n FROM traces a, traces b, traces c, traces d, traces e, traces f, traces g, "
+        "traces h, traces i WHERE md5(a.trace_id || b.trace_id || c.trace_id || d.trace_id || e.trace_id "
+        "|| f.trace_id || g.trace_id || h.trace_id || i.trace_id) LIKE '%zzzz%'"
+    )
     with pytest.raises(SqlTimeout), engine.derived(endless):
         pass
 
@@ -50,12 +52,20 @@ def test_the_worker_locks_the_connection_down_before_the_derived_query_runs(tmp_
     secret = tmp_path / "secret.txt"
     secret.write_text("top-secret-line")
     pool = SqlSandbox(engine.heap_bytes)
-    escapes = [f"SELECT * FROM read_text('{secret}')", f"SELECT 1 AS x; COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
-               f"SELECT 1 AS x; ATTACH '{tmp_path / 'other.duckdb'}' AS other"]  # fmt: skip
+    escapes = [
+        f"SELECT * FROM read_text('{secret}')",
+        f"SELECT 1 AS x; COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
+        f"SELECT 1 AS x; ATTACH '{tmp_path / 'other.duckdb'}' AS other",
+    ]
     try:
         for i, sql in enumerate(escapes):
-            request = {"path": str(engine.path), "target": str(tmp_path / f"derived{i}.duckdb"),
-                       "config": engine._config, "sql": sql, "timeout_s": 30}  # fmt: skip
+            request = {
+                "path": str(engine.path),
+                "target": str(tmp_path / f"derived{i}.duckdb"),
+                "config": engine._config,
+                "sql": sql,
+                "timeout_s": 30,
+            }
             reply = pool.run({"derive": request}, timeout_s=30)
             assert reply.get("error") == "permission", (sql, reply)
         assert not (tmp_path / "out.csv").exists() and not (tmp_path / "other.duckdb").exists()

@@ -120,8 +120,10 @@ def test_a_worker_past_its_deadline_is_killed_and_replaced(tmp_path: Path) -> No
     engine = DuckDBEngine(tmp_path / "traces.duckdb", memory_limit="256MB")
     pool = sandboxes.SqlSandbox(engine.heap_bytes, grace_s=0)
     request = {"path": str(engine.path), "config": engine._config, "row_cap": 3, "timeout_s": 60}
-    endless = "SELECT count(*) FROM traces a, traces b, traces c, traces d, traces e, traces f, traces g, traces h, " \
-              "traces i WHERE md5(a.trace_id || i.trace_id) LIKE '%zzzz%'"  # fmt: skip
+    endless = (
+        "SELECT count(*) FROM traces a, traces b, traces c, traces d, traces e, traces f, traces g, traces h, "
+        "traces i WHERE md5(a.trace_id || i.trace_id) LIKE '%zzzz%'"
+    )
     assert pool.run({**request, "sql": endless}, timeout_s=0) == {"error": "timeout"}
     assert pool.workers == 0  # killed, not left running
     huge = pool.run({**request, "sql": "SELECT length(repeat('x', 4000000000))"}, timeout_s=60)

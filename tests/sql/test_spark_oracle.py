@@ -49,8 +49,8 @@ def test_a_derived_table_on_spark_holds_the_querys_rows(spark: SparkEngine) -> N
     per_state = "SELECT state, count(*) AS n FROM traces GROUP BY state ORDER BY state"
     with spark.derived("SELECT trace_id, state, size(spans) AS spans FROM traces") as derived:
         assert derived.execute(per_state).rows == spark.execute(per_state).rows
-        assert derived.execute("SELECT sum(spans) AS n FROM traces").rows == [[sum(
-            row[0] for row in spark.execute("SELECT size(spans) AS n FROM traces").rows
-        )]]  # fmt: skip
+        assert derived.execute("SELECT sum(spans) AS n FROM traces").rows == [
+            [sum(row[0] for row in spark.execute("SELECT size(spans) AS n FROM traces").rows)]
+        ]
         scratch = derived.parquet
     assert not scratch.exists()

@@ -102,8 +102,12 @@ def _store_refusal(error: Exception) -> str | None:
     return None
 
 
-_DRIVERS = {"psycopg": "'analyze-experiment[postgres]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
-            "pymysql": "pymysql"}  # fmt: skip
+_DRIVERS = {
+    "psycopg": "'analyze-experiment[postgres]'",
+    "psycopg2": "psycopg2-binary",
+    "MySQLdb": "mysqlclient",
+    "pymysql": "pymysql",
+}
 
 
 def _missing_driver(error: Exception) -> str | None:

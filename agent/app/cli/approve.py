@@ -82,8 +82,9 @@ def _edit(request: ApprovalRequest, decision: ApprovalDecision, console: Console
         statement = Prompt.ask("new statement (empty keeps it)", default="", show_default=False, console=console)
         sql = _required("SQL selecting the traces of the new statement", console) if statement.strip() else ""
         plan = Prompt.ask("new testing plan (empty keeps it)", default="", show_default=False, console=console)
-        edit = HypothesisEdit(id=item, statement=statement.strip() or None, sql=sql or None,
-                              testing_plan=plan.strip() or None)  # fmt: skip
+        edit = HypothesisEdit(
+            id=item, statement=statement.strip() or None, sql=sql or None, testing_plan=plan.strip() or None
+        )
         decision.hypothesis_edits.append(edit)
     else:
         title = Prompt.ask("new title, 5-8 words (empty keeps it)", default="", show_default=False, console=console)
@@ -118,8 +119,16 @@ def _severity(request: ApprovalRequest, item: str, console: Console) -> Severity
     current = next((i.severity for i in request.items if i.id == item), None)
     names = "/".join(s.value for s in Severity)
     while True:
-        answer = Prompt.ask(f"severity {names} (now {current or 'unset'}; empty keeps it)", default="",
-                            show_default=False, console=console).strip().upper()  # fmt: skip
+        answer = (
+            Prompt.ask(
+                f"severity {names} (now {current or 'unset'}; empty keeps it)",
+                default="",
+                show_default=False,
+                console=console,
+            )
+            .strip()
+            .upper()
+        )
         if not answer:
             return None
         if answer in Severity.__members__:

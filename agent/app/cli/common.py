@@ -125,8 +125,11 @@ def traces_table(experiment_id: str, refresh: bool, engine: str | None, table_na
 
     from analyze_experiment.agent.app import console
 
-    columns = (SpinnerColumn(), TextColumn("syncing the traces table: {task.completed} traces read"),
-               TimeElapsedColumn())  # fmt: skip
+    columns = (
+        SpinnerColumn(),
+        TextColumn("syncing the traces table: {task.completed} traces read"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console.err, transient=True) as progress:
         task = progress.add_task("sync", total=None)
         return current_services().traces_table(

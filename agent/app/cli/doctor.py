@@ -9,8 +9,9 @@ from analyze_experiment.agent.app.cli.common import current_services, experiment
 
 @click.command()
 @experiment_option
-@click.option("--sample", type=click.IntRange(1, 1000), default=5, show_default=True,
-              help="How many traces to search as a check.")  # fmt: skip
+@click.option(
+    "--sample", type=click.IntRange(1, 1000), default=5, show_default=True, help="How many traces to search as a check."
+)
 @output_option
 def doctor(experiment_id: str | None, sample: int, output: str) -> None:
     """Check the connection: which store and experiment, how many traces, and a sample search.

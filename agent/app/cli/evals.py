@@ -48,14 +48,24 @@ def load(recordings: tuple[str, ...], experiment_name: str | None, output: str) 
             continue
         expected = read_expected(paths[name])
         experiment_id = load_recording(services.client, str(paths[name]), experiment_name)
-        loaded.append({"recording": paths[name].name, "experiment_id": experiment_id, "traces": expected["traces"],
-                       "problems": [p["kind"] for p in expected.get("problems", [])]})  # fmt: skip
+        loaded.append(
+            {
+                "recording": paths[name].name,
+                "experiment_id": experiment_id,
+                "traces": expected["traces"],
+                "problems": [p["kind"] for p in expected.get("problems", [])],
+            }
+        )
     if output == "json":
         console.emit_json(loaded)
         return
     for item in loaded:
-        console.show(console.plain(f"loaded {item['recording']} as experiment {item['experiment_id']} "
-                                   f"({item['traces']} traces; planted: {', '.join(item['problems']) or 'none'})"))  # fmt: skip
+        console.show(
+            console.plain(
+                f"loaded {item['recording']} as experiment {item['experiment_id']} "
+                f"({item['traces']} traces; planted: {', '.join(item['problems']) or 'none'})"
+            )
+        )
         for line in item.get("descriptions", []):
             console.show(console.plain(f"  {line}"))
 
@@ -70,9 +80,14 @@ def _load_draw(services: Any, name: str, kind: str, seed: str, experiment_name: 
         raise UserError(f"experiment '{target}' already exists in this store; pass another --experiment-name")
     experiment_id = services.client.create_experiment(target, tags={"scenario": name})
     made = log_draw(services.client, experiment_id, int(seed), RANDOM_TRACES, control=kind == "control")
-    return {"recording": name, "experiment_id": experiment_id, "traces": len(made.traces),
-            "problems": [p.kind for p in made.problems], "summary": made.summary,
-            "descriptions": [f"{p.kind}: {p.description}" for p in made.problems] + made.decoys}  # fmt: skip
+    return {
+        "recording": name,
+        "experiment_id": experiment_id,
+        "traces": len(made.traces),
+        "problems": [p.kind for p in made.problems],
+        "summary": made.summary,
+        "descriptions": [f"{p.kind}: {p.description}" for p in made.problems] + made.decoys,
+    }
 
 
 @evals.command("record")
@@ -98,29 +113,65 @@ def record(experiment_id: str | None, out: Path, output: str) -> None:
 
 @evals.command("run")
 @click.option("--scenario", "scenarios", multiple=True, help="Committed scenario(s) to run. [default: all]")
-@click.option("--held-out/--no-held-out", default=True, show_default=True,
-              help="Also run fresh draws of each scenario from seeds never used in development.")  # fmt: skip
+@click.option(
+    "--held-out/--no-held-out",
+    default=True,
+    show_default=True,
+    help="Also run fresh draws of each scenario from seeds never used in development.",
+)
 @click.option("--model", default="offline", show_default=True, help="The analyst: offline, or a chat model name.")
 @click.option("--record", type=click.Path(path_type=Path), help="Save every chat-model exchange under this directory.")
 @click.option("--replay", type=click.Path(path_type=Path), help="Answer chat-model requests from a recording only.")
 @click.option("--experiment-id", help="Score an analysis of your own experiment (with --expected) instead.")
 @click.option("--expected", type=click.Path(path_type=Path), help="Your labels for --experiment-id (expected.yaml).")
 @click.option("--seeds", default="4242,9001", show_default=True, help="Seeds of the held-out draws (comma-separated).")
-@click.option("--random-draws", type=click.IntRange(0, 500), default=30, show_default=True,
-              help="Random agents with random planted problems to run (0: none).")  # fmt: skip
-@click.option("--controls", type=click.IntRange(0, 100), default=5, show_default=True,
-              help="Negative controls (random agents with nothing planted) to run.")  # fmt: skip
-@click.option("--random-seeds", metavar="dev|commit|commit:HASH|N,N,...",
-              help="Seeds of the random draws and controls: the fixed development set (dev), seeds derived from "
-                   "the commit hash (commit), or your own. [default: commit where $CI is set, else dev]")  # fmt: skip
-@click.option("--random-traces", type=click.IntRange(50, 5000), default=300, show_default=True,
-              help="Traces per random draw and control.")  # fmt: skip
+@click.option(
+    "--random-draws",
+    type=click.IntRange(0, 500),
+    default=30,
+    show_default=True,
+    help="Random agents with random planted problems to run (0: none).",
+)
+@click.option(
+    "--controls",
+    type=click.IntRange(0, 100),
+    default=5,
+    show_default=True,
+    help="Negative controls (random agents with nothing planted) to run.",
+)
+@click.option(
+    "--random-seeds",
+    metavar="dev|commit|commit:HASH|N,N,...",
+    help="Seeds of the random draws and controls: the fixed development set (dev), seeds derived from "
+    "the commit hash (commit), or your own. [default: commit where $CI is set, else dev]",
+)
+@click.option(
+    "--random-traces",
+    type=click.IntRange(50, 5000),
+    default=300,
+    show_default=True,
+    help="Traces per random draw and control.",
+)
 @click.option("--jobs", type=click.IntRange(1, 16), help="Cases run at once. [default: the number of CPUs, at most 4]")
 @click.option("--gate", is_flag=True, help="Exit 1 when the scores fall below the quality gate (CI uses this).")
 @output_option
-def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Path | None, replay: Path | None,
-              experiment_id: str | None, expected: Path | None, seeds: str, random_draws: int, controls: int,
-              random_seeds: str | None, random_traces: int, jobs: int | None, gate: bool, output: str) -> None:  # fmt: skip
+def run_evals(
+    scenarios: tuple[str, ...],
+    held_out: bool,
+    model: str,
+    record: Path | None,
+    replay: Path | None,
+    experiment_id: str | None,
+    expected: Path | None,
+    seeds: str,
+    random_draws: int,
+    controls: int,
+    random_seeds: str | None,
+    random_traces: int,
+    jobs: int | None,
+    gate: bool,
+    output: str,
+) -> None:
     """Run the whole analysis on cases with known problems, with automatic approval, and score it.
 
     \b
@@ -162,9 +213,12 @@ def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Pa
             raise UserError(f"--seeds takes whole numbers separated by commas, not '{seeds}'") from bad
         draws = eval_cases.random_seeds(source, random_draws)[:random_draws] if random_draws else ()
         nulls = eval_cases.random_seeds(source, controls, control=True) if controls else ()
-        cases = [*eval_cases.committed(names), *(eval_cases.held_out(names, seed_list) if held_out else []),
-                 *eval_cases.random_draws(draws, random_traces),
-                 *eval_cases.random_draws(nulls, random_traces, control=True)]  # fmt: skip
+        cases = [
+            *eval_cases.committed(names),
+            *(eval_cases.held_out(names, seed_list) if held_out else []),
+            *eval_cases.random_draws(draws, random_traces),
+            *eval_cases.random_draws(nulls, random_traces, control=True),
+        ]
     workdir = services.settings.home / "evals" / time.strftime("%Y%m%d-%H%M%S")
     runner = CaseRunner(services.settings, workdir, model, record=record, replay=replay)
     workers = jobs or min(os.cpu_count() or 1, 4)
@@ -174,8 +228,13 @@ def run_evals(scenarios: tuple[str, ...], held_out: bool, model: str, record: Pa
         results = runner.run_all(cases, workers, on_done=lambda _scores: progress.advance(task))
     summary = summarize(results)
     below = failures(results)
-    body = {"cases": [r.model_dump(mode="json") for r in results], "summary": summary.model_dump(mode="json"),
-            "seeds": source, "gate": below, "wall_s": round(time.perf_counter() - started, 1)}  # fmt: skip
+    body = {
+        "cases": [r.model_dump(mode="json") for r in results],
+        "summary": summary.model_dump(mode="json"),
+        "seeds": source,
+        "gate": below,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
     (workdir / "results.json").parent.mkdir(parents=True, exist_ok=True)
     (workdir / "results.json").write_text(console.json_text(body))
     log_scores(services, results, analyst_version(), summary)

@@ -34,8 +34,9 @@ _STYLES = {
 def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--verbose shows every query and read in full; --quiet only errors and the result."""
     func = click.option("--quiet", "verbosity", flag_value="quiet", help="Show only errors and the result.")(func)
-    func = click.option("--verbose", "-v", "verbosity", flag_value="verbose",
-                        help="Show every query, search and read in full.")(func)  # fmt: skip
+    func = click.option(
+        "--verbose", "-v", "verbosity", flag_value="verbose", help="Show every query, search and read in full."
+    )(func)
     return click.option("--normal", "verbosity", flag_value="normal", default=True, hidden=True)(func)
 
 
@@ -44,21 +45,45 @@ def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--demo", "use_demo", is_flag=True, help="Analyse the demo experiment (created on first use).")
 @click.option("--model", help="Chat model for the analyst, or 'offline'. [default: offline without an endpoint]")
 @click.option("--focus", multiple=True, help="An area to look at first (repeatable).")
-@click.option("--outcome", "outcomes", multiple=True, metavar="NAME=SQL",
-              help="An outcome of your own for the discovery engine: a SQL boolean over `traces` (repeatable), "
-                   "e.g. --outcome \"escalated=response rlike 'human agent'\".")  # fmt: skip
+@click.option(
+    "--outcome",
+    "outcomes",
+    multiple=True,
+    metavar="NAME=SQL",
+    help="An outcome of your own for the discovery engine: a SQL boolean over `traces` (repeatable), "
+    "e.g. --outcome \"escalated=response rlike 'human agent'\".",
+)
 @click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write the markdown report here.")
-@click.option("--approve", type=click.Choice(["cli", "auto", "slack"]),
-              help="Who approves: you at the terminal, nobody, or your team in Slack.")  # fmt: skip
+@click.option(
+    "--approve",
+    type=click.Choice(["cli", "auto", "slack"]),
+    help="Who approves: you at the terminal, nobody, or your team in Slack.",
+)
 @click.option("--slack-channel", help="Channel for --approve slack. [default: $SLACK_CHANNEL]")
-@click.option("--max-hypotheses", type=click.IntRange(*MAX_HYPOTHESES_RANGE), default=Limits.max_hypotheses, show_default=True,
-              help="How many hypotheses to derive from the census and test.")  # fmt: skip
+@click.option(
+    "--max-hypotheses",
+    type=click.IntRange(*MAX_HYPOTHESES_RANGE),
+    default=Limits.max_hypotheses,
+    show_default=True,
+    help="How many hypotheses to derive from the census and test.",
+)
 @click.option("--name", help="Name of the analysis run.")
 @verbosity_options
 @output_option
-def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tuple[str, ...], outcomes: tuple[str, ...],
-        report_path: Path | None, approve: str | None, slack_channel: str | None, max_hypotheses: int,
-        name: str | None, verbosity: str, output: str) -> None:  # fmt: skip
+def run(
+    experiment_id: str | None,
+    use_demo: bool,
+    model: str | None,
+    focus: tuple[str, ...],
+    outcomes: tuple[str, ...],
+    report_path: Path | None,
+    approve: str | None,
+    slack_channel: str | None,
+    max_hypotheses: int,
+    name: str | None,
+    verbosity: str,
+    output: str,
+) -> None:
     """Analyse an experiment: describe, census, hypothesize, test, report issues.
 
     \b
@@ -81,9 +106,15 @@ def run(experiment_id: str | None, use_demo: bool, model: str | None, focus: tup
     hook = _slack_hook(slack_channel) if approve == "slack" else None
     if use_demo:
         experiment_id = _demo_experiment(output)
-    options = RunOptions(experiment_id=services.experiment_id(experiment_id), model=model, focus=list(focus), outcomes=custom,
-                         report_path=str(report_path.resolve()) if report_path else None,
-                         max_hypotheses=max_hypotheses, name=name)  # fmt: skip
+    options = RunOptions(
+        experiment_id=services.experiment_id(experiment_id),
+        model=model,
+        focus=list(focus),
+        outcomes=custom,
+        report_path=str(report_path.resolve()) if report_path else None,
+        max_hypotheses=max_hypotheses,
+        name=name,
+    )
     _carry(lambda session: session.start(options), approver, output, hook, verbosity)
 
 
@@ -112,14 +143,28 @@ def parse_outcomes(given: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.argument("thread_id")
 @click.option("--approve", type=click.Choice(["cli", "auto"]), help="Who approves the remaining steps.")
-@click.option("--decision", "decision_json", metavar="JSON",
-              help="Answer the pending approval; the format: `analyze-experiment insights schema decision`.")  # fmt: skip
-@click.option("--report", "report_path", type=click.Path(path_type=Path),
-              help="Write the markdown report here (instead of the path the run started with).")  # fmt: skip
+@click.option(
+    "--decision",
+    "decision_json",
+    metavar="JSON",
+    help="Answer the pending approval; the format: `analyze-experiment insights schema decision`.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    help="Write the markdown report here (instead of the path the run started with).",
+)
 @verbosity_options
 @output_option
-def resume(thread_id: str, approve: str | None, decision_json: str | None, report_path: Path | None,
-           verbosity: str, output: str) -> None:  # fmt: skip
+def resume(
+    thread_id: str,
+    approve: str | None,
+    decision_json: str | None,
+    report_path: Path | None,
+    verbosity: str,
+    output: str,
+) -> None:
     """Resume a paused or interrupted analysis thread.
 
     \b
@@ -226,8 +271,13 @@ def _slack_hook(channel: str | None) -> Callable[[ApprovalRequest], None]:
     return post
 
 
-def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None, output: str,
-           slack: Callable[[ApprovalRequest], None] | None = None, verbosity: str = "normal") -> None:  # fmt: skip
+def _carry(
+    step: Callable[[AnalysisSession], Outcome],
+    approver: Approver | None,
+    output: str,
+    slack: Callable[[ApprovalRequest], None] | None = None,
+    verbosity: str = "normal",
+) -> None:
     from analyze_experiment.agent.app.cli.approve import PauseRequested
     from analyze_experiment.agent.app.session import AnalysisSession
 
@@ -249,8 +299,11 @@ def _carry(step: Callable[[AnalysisSession], Outcome], approver: Approver | None
         sys.exit(130)
     if outcome is not None and outcome.pending is not None and slack is not None:
         slack(outcome.pending)
-        click.echo(f"posted the {outcome.pending.stage} approval to Slack; `analyze-experiment slack serve` "
-                   "resumes the analysis when it is answered", err=True)  # fmt: skip
+        click.echo(
+            f"posted the {outcome.pending.stage} approval to Slack; `analyze-experiment slack serve` "
+            "resumes the analysis when it is answered",
+            err=True,
+        )
     if outcome is not None:
         _finish(outcome, output)
 
@@ -283,8 +336,10 @@ def _finish(outcome: Outcome, output: str) -> None:
         click.echo(f"analysis run: {outcome.run_id} (COMPLETED)")
     elif outcome.pending is not None:
         # the command on a line of its own, so a narrow terminal never wraps the thread id
-        click.echo(f"paused for approval of the {outcome.pending.stage}; answer with:\n"
-                   f"  analyze-experiment resume {outcome.thread_id}")  # fmt: skip
+        click.echo(
+            f"paused for approval of the {outcome.pending.stage}; answer with:\n"
+            f"  analyze-experiment resume {outcome.thread_id}"
+        )
 
 
 # What each level of the live view shows: the steps (one line each), or every tool call in full.

@@ -35,8 +35,14 @@ def _fields(extract_fields: str | None) -> list[str]:
 @traces.command("search")
 @experiment_option
 @click.option("--filter-string", "-f", help="MLflow trace filter, e.g. \"trace.status = 'ERROR'\" (AND only).")
-@click.option("--max-results", "-n", type=click.IntRange(1, 1000), default=100, show_default=True,
-              help="Traces per page (1-1000); page on with --page-token.")  # fmt: skip
+@click.option(
+    "--max-results",
+    "-n",
+    type=click.IntRange(1, 1000),
+    default=100,
+    show_default=True,
+    help="Traces per page (1-1000); page on with --page-token.",
+)
 @click.option("--order-by", help="Comma-separated, e.g. 'timestamp_ms DESC,execution_time_ms DESC'.")
 @click.option("--page-token", help="Continue from a previous search's next_page_token.")
 @run_id_option("Link every returned trace to this analysis run.", required=False)
@@ -118,16 +124,36 @@ def get(trace_id: str, run_id: str | None, extract_fields: str | None, full: boo
 @run_id_option("Analysis run: link the trace ids in the result to it.", required=False)
 @click.option("--hypothesis-id", "-H", help="Record the query in this hypothesis's lineage (needs --run-id).")
 @click.option("--query-id", "-q", help="The lineage id, like Q3. [default: the next free one]")
-@click.option("--max-rows", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Rows returned; the rest are counted.")  # fmt: skip
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-              help="Seconds before the query is stopped.")  # fmt: skip
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Rows returned; the rest are counted.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds before the query is stopped.",
+)
 @click.option("--refresh", is_flag=True, help="Rebuild the local traces table from scratch first.")
 @engine_options
 @output_option
-def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypothesis_id: str | None,
-                query_id: str | None, max_rows: int, timeout: float, refresh: bool, engine: str | None,
-                table_name: str | None, output: str) -> None:  # fmt: skip
+def execute_sql(
+    query: str,
+    experiment_id: str | None,
+    run_id: str | None,
+    hypothesis_id: str | None,
+    query_id: str | None,
+    max_rows: int,
+    timeout: float,
+    refresh: bool,
+    engine: str | None,
+    table_name: str | None,
+    output: str,
+) -> None:
     """Run read-only SQL over the experiment's traces table (Databricks SQL, on a local DuckDB copy).
 
     \b
@@ -141,9 +167,17 @@ def execute_sql(query: str, experiment_id: str | None, run_id: str | None, hypot
     if hypothesis_id and not run_id:
         raise UserError("--hypothesis-id needs --run-id (the analysis the hypothesis belongs to)")
     services = current_services()
-    outcome = run_sql(services, lambda experiment: traces_table(experiment, refresh, engine, table_name), query,
-                      experiment_id=experiment_of(services, run_id, experiment_id), run_id=run_id, hypothesis_id=hypothesis_id, query_id=query_id,
-                      max_rows=max_rows, timeout=timeout)  # fmt: skip
+    outcome = run_sql(
+        services,
+        lambda experiment: traces_table(experiment, refresh, engine, table_name),
+        query,
+        experiment_id=experiment_of(services, run_id, experiment_id),
+        run_id=run_id,
+        hypothesis_id=hypothesis_id,
+        query_id=query_id,
+        max_rows=max_rows,
+        timeout=timeout,
+    )
     if output == "json":
         console.emit_json(outcome)
     else:

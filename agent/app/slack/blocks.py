@@ -35,8 +35,16 @@ def approval_blocks(request: ApprovalRequest, draft: ApprovalDecision) -> list[d
         blocks.append(
             {"type": "section", "text": _plain(f"{item.id}: {item.title}" + (f"  [{state}]" if state else ""))}
         )
-        blocks.append(_actions([("Approve", "approve_item", item.id), ("Edit", "edit_item", item.id),
-                                ("Reject", "reject_item", item.id)], request))  # fmt: skip
+        blocks.append(
+            _actions(
+                [
+                    ("Approve", "approve_item", item.id),
+                    ("Edit", "edit_item", item.id),
+                    ("Reject", "reject_item", item.id),
+                ],
+                request,
+            )
+        )
     focus = [*request.focus, *draft.focus]
     if focus:
         blocks.append({"type": "context", "elements": [_plain("focus: " + "; ".join(focus))]})
@@ -79,11 +87,22 @@ def edit_modal(request: ApprovalRequest, item: str, kind: str) -> dict[str, Any]
         "private_metadata": json.dumps({**json.loads(ref(request, item)), "kind": kind}),
         "title": _plain("Edit" if kind not in {"reject", "focus"} else kind.capitalize()),
         "submit": _plain("Save"),
-        "blocks": [{"type": "input", "block_id": name, "optional": kind not in {"reject", "focus", "add_hypothesis"} or name == "sql",
-                    "label": _plain(label), "element": {"type": "plain_text_input", "action_id": "value", "multiline": multi,
-                                                        **({"initial_value": initial[:TEXT_LIMIT]} if initial else {})}}
-                   for name, label, initial, multi in fields],
-    }  # fmt: skip
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": name,
+                "optional": kind not in {"reject", "focus", "add_hypothesis"} or name == "sql",
+                "label": _plain(label),
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "value",
+                    "multiline": multi,
+                    **({"initial_value": initial[:TEXT_LIMIT]} if initial else {}),
+                },
+            }
+            for name, label, initial, multi in fields
+        ],
+    }
 
 
 def summary_blocks(title: str, lines: list[str], link: str | None) -> list[dict[str, Any]]:
@@ -98,8 +117,12 @@ def _edited(draft: ApprovalDecision, item: str) -> bool:
 def _actions(buttons: list[tuple[str, str, str]], request: ApprovalRequest, primary: str = "") -> dict[str, Any]:
     elements = []
     for label, action, item in buttons:
-        button: dict[str, Any] = {"type": "button", "text": _plain(label), "action_id": f"{action}:{item}" if item else action,
-                                  "value": ref(request, item)}  # fmt: skip
+        button: dict[str, Any] = {
+            "type": "button",
+            "text": _plain(label),
+            "action_id": f"{action}:{item}" if item else action,
+            "value": ref(request, item),
+        }
         if action == primary:
             button["style"] = "primary"
         elements.append(button)

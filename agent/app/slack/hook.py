@@ -60,11 +60,19 @@ class SlackHook:
         if not target:
             raise ConfigurationError("no Slack channel; pass --slack-channel or set SLACK_CHANNEL")
         decision = ApprovalDecision(by="slack", stage=request.stage)
-        posted = self.client.chat_postMessage(channel=target, text=f"Approval needed: {request.stage}",
-                                              blocks=approval_blocks(request, decision),
-                                              thread_ts=root[1] if root else None)  # fmt: skip
-        draft = Draft(request=request, decision=decision, channel=str(posted["channel"]), ts=str(posted["ts"]),
-                      root_ts=root[1] if root else str(posted["ts"]))  # fmt: skip
+        posted = self.client.chat_postMessage(
+            channel=target,
+            text=f"Approval needed: {request.stage}",
+            blocks=approval_blocks(request, decision),
+            thread_ts=root[1] if root else None,
+        )
+        draft = Draft(
+            request=request,
+            decision=decision,
+            channel=str(posted["channel"]),
+            ts=str(posted["ts"]),
+            root_ts=root[1] if root else str(posted["ts"]),
+        )
         self.drafts.save(draft)
         return draft
 
@@ -77,8 +85,12 @@ class SlackHook:
         lines = lines or ["No issues reported."]
         lines.append(f"Report: {report}")
         link = self.services.run_link(run_id)
-        self.client.chat_postMessage(channel=root[0], thread_ts=root[1], text="Analysis complete",
-                                     blocks=summary_blocks("Analysis complete", lines, link))  # fmt: skip
+        self.client.chat_postMessage(
+            channel=root[0],
+            thread_ts=root[1],
+            text="Analysis complete",
+            blocks=summary_blocks("Analysis complete", lines, link),
+        )
 
     def _milestone(self, thread: str) -> Callable[[dict[str, Any]], None]:
         def post(event: dict[str, Any]) -> None:
@@ -95,8 +107,9 @@ class SlackHook:
         s = self.services.settings
         if not s.slack_signing_secret:
             raise ConfigurationError("slack serve needs SLACK_SIGNING_SECRET (Basic Information page of the Slack app)")
-        app = App(signing_secret=s.slack_signing_secret.get_secret_value(), client=self.client,
-                  process_before_response=False)  # fmt: skip
+        app = App(
+            signing_secret=s.slack_signing_secret.get_secret_value(), client=self.client, process_before_response=False
+        )
         app.action(re.compile(r"^approve_item:"))(self._on_approve_item)
         app.action(re.compile(r"^(reject_item|edit_item):|^(edit_description|add_focus|add_hypothesis)$"))(
             self._on_open_modal
@@ -127,8 +140,12 @@ class SlackHook:
             _already_decided(respond)
             return
         action = body["actions"][0]["action_id"].split(":")[0]
-        kind = {"reject_item": "reject", "edit_description": "description", "add_focus": "focus",
-                "add_hypothesis": "add_hypothesis"}.get(action) or ("hypothesis" if ref["stage"] == "hypotheses" else "issue")  # fmt: skip
+        kind = {
+            "reject_item": "reject",
+            "edit_description": "description",
+            "add_focus": "focus",
+            "add_hypothesis": "add_hypothesis",
+        }.get(action) or ("hypothesis" if ref["stage"] == "hypotheses" else "issue")
         self.client.views_open(trigger_id=body["trigger_id"], view=edit_modal(draft.request, ref["item"], kind))
 
     def _on_modal_saved(self, ack: Callable[..., Any], body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -206,8 +223,12 @@ class SlackHook:
 
         thread = draft.request.thread_id
         try:
-            self.client.chat_update(channel=draft.channel, ts=draft.ts, text=f"Decided: {draft.request.stage}",
-                                    blocks=decided_blocks(draft.request, draft.decision, user))  # fmt: skip
+            self.client.chat_update(
+                channel=draft.channel,
+                ts=draft.ts,
+                text=f"Decided: {draft.request.stage}",
+                blocks=decided_blocks(draft.request, draft.decision, user),
+            )
             outcome = AnalysisSession(self.services, on_event=self._milestone(thread)).resume(thread, draft.decision)
             if outcome.pending is not None:
                 self.post_approval(outcome.pending, draft.channel)
@@ -215,8 +236,11 @@ class SlackHook:
                 self.post_summary(thread, outcome.run_id, outcome.report)
         except Exception as failed:  # reported in the channel; the thread stays resumable
             log.exception("resuming %s failed", thread)
-            text = f"The analysis paused: {failed}." if isinstance(failed, AnalysisPaused) else (
-                f"The analysis stopped: {failed}. It is saved; resume with `analyze-experiment resume {thread}`.")  # fmt: skip
+            text = (
+                f"The analysis paused: {failed}."
+                if isinstance(failed, AnalysisPaused)
+                else (f"The analysis stopped: {failed}. It is saved; resume with `analyze-experiment resume {thread}`.")
+            )
             self.client.chat_postMessage(
                 channel=draft.channel, thread_ts=draft.root_ts, text=self.services.redact(text)
             )
@@ -228,8 +252,11 @@ class SlackHook:
     def _allowed_ref(self, body: dict[str, Any], respond: Callable[..., Any]) -> dict[str, str] | None:
         user = body["user"]["id"]
         if not self._is_approver(user):
-            respond(text="Sorry, you are not on the list of people who may approve analyses.",
-                    replace_original=False, response_type="ephemeral")  # fmt: skip
+            respond(
+                text="Sorry, you are not on the list of people who may approve analyses.",
+                replace_original=False,
+                response_type="ephemeral",
+            )
             return None
         ref: dict[str, str] = json.loads(body["actions"][0]["value"])
         return ref
@@ -242,13 +269,20 @@ class SlackHook:
             if respond is not None:
                 _already_decided(respond)
             return
-        self.client.chat_update(channel=draft.channel, ts=draft.ts, text=f"Approval needed: {draft.request.stage}",
-                                blocks=approval_blocks(draft.request, draft.decision))  # fmt: skip
+        self.client.chat_update(
+            channel=draft.channel,
+            ts=draft.ts,
+            text=f"Approval needed: {draft.request.stage}",
+            blocks=approval_blocks(draft.request, draft.decision),
+        )
 
 
 def _not_applied(respond: Callable[..., Any], reason: str) -> None:
-    respond(text=f"Not applied: {reason}. Change it if needed and press Continue again.", replace_original=False,
-            response_type="ephemeral")  # fmt: skip
+    respond(
+        text=f"Not applied: {reason}. Change it if needed and press Continue again.",
+        replace_original=False,
+        response_type="ephemeral",
+    )
 
 
 def _already_decided(respond: Callable[..., Any]) -> None:
@@ -268,8 +302,9 @@ def _edit_from(meta: dict[str, str], values: dict[str, Any], user: str) -> Calla
         statement, sql = (values.get("statement") or "").strip(), (values.get("sql") or "").strip()
         if statement and not sql:
             raise UserError("a new statement needs its own SQL: the recorded query tested the old one")
-        edit = HypothesisEdit(id=item, statement=statement or None, sql=sql or None,
-                              testing_plan=values.get("testing_plan") or None)  # fmt: skip
+        edit = HypothesisEdit(
+            id=item, statement=statement or None, sql=sql or None, testing_plan=values.get("testing_plan") or None
+        )
         return lambda d: d.hypothesis_edits.append(edit)
     if kind == "issue":
         severity = (values.get("severity") or "").strip().upper()

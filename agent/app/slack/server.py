@@ -21,8 +21,9 @@ class _QuietHandler(WSGIRequestHandler):
 
 def http_server(app: App, host: str = "127.0.0.1", port: int = 3000) -> WSGIServer:
     """A threaded WSGI server for the app at /slack/events; call `serve_forever()` on it."""
-    return make_server(host, port, SlackRequestHandler(app), server_class=_ThreadingWSGIServer,
-                       handler_class=_QuietHandler)  # fmt: skip
+    return make_server(
+        host, port, SlackRequestHandler(app), server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
+    )
 
 
 def socket_mode(app: App, app_token: str) -> None:

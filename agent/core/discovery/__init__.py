@@ -125,7 +125,14 @@ def check_outcome(engine: SqlEngine, name: str, sql: str) -> None:
 
 def _record(finding: Finding) -> FindingRecord:
     kind: FindingKind = "strength" if finding.strength else "near_miss" if finding.near_miss else "problem"
-    return FindingRecord(kind=kind, statement=finding.statement, outcome_explanation=finding.outcome.explanation,
-                         affected_sql=finding.affected_sql, affected_count=finding.affected_count,
-                         severity=finding.severity, weighted_share=round(finding.weighted_share, 4),
-                         statistics=finding.statistics(), also=finding.also)  # fmt: skip
+    return FindingRecord(
+        kind=kind,
+        statement=finding.statement,
+        outcome_explanation=finding.outcome.explanation,
+        affected_sql=finding.affected_sql,
+        affected_count=finding.affected_count,
+        severity=finding.severity,
+        weighted_share=round(finding.weighted_share, 4),
+        statistics=finding.statistics(),
+        also=finding.also,
+    )

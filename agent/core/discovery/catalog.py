@@ -31,17 +31,40 @@ from analyze_experiment.agent.core.discovery.profile import (
     request_field,
 )
 
-OutcomeFamily = Literal["trace_failed", "span_failed", "span_degenerate_output", "empty_response",
-                        "assessment_negative", "assessment_error", "trace_slow", "trace_idle", "span_slow",
-                        "repeated_call", "error", "custom"]  # fmt: skip
-FeatureKind = Literal["tag", "metadata", "span", "model", "count", "length", "time", "shape", "request_field",
-                      "request_pattern"]  # fmt: skip
+OutcomeFamily = Literal[
+    "trace_failed",
+    "span_failed",
+    "span_degenerate_output",
+    "empty_response",
+    "assessment_negative",
+    "assessment_error",
+    "trace_slow",
+    "trace_idle",
+    "span_slow",
+    "repeated_call",
+    "error",
+    "custom",
+]
+FeatureKind = Literal[
+    "tag", "metadata", "span", "model", "count", "length", "time", "shape", "request_field", "request_pattern"
+]
 
 # How much one affected trace weighs, by what happened to it: a failed request weighs ten slow spans
 # (docs/architecture.md, "Severity"), so 38 timeouts in 500 requests outrank a slowdown in half of them.
-WEIGHTS: dict[str, float] = {"trace_failed": 1.0, "empty_response": 1.0, "span_failed": 0.8,
-                             "span_degenerate_output": 0.7, "error": 0.8, "assessment_negative": 0.7, "custom": 0.7,
-                             "repeated_call": 0.4, "trace_slow": 0.15, "trace_idle": 0.15, "span_slow": 0.1, "assessment_error": 0.2}  # fmt: skip
+WEIGHTS: dict[str, float] = {
+    "trace_failed": 1.0,
+    "empty_response": 1.0,
+    "span_failed": 0.8,
+    "span_degenerate_output": 0.7,
+    "error": 0.8,
+    "assessment_negative": 0.7,
+    "custom": 0.7,
+    "repeated_call": 0.4,
+    "trace_slow": 0.15,
+    "trace_idle": 0.15,
+    "span_slow": 0.1,
+    "assessment_error": 0.2,
+}
 SLOWER = 3.0  # a span is slow when it takes this many times its usual duration
 MIN_SLOW_MS = 5.0
 # A further "slow" line for a span must lie this far above the one below it (_slow_lines): a third of
@@ -118,24 +141,56 @@ class Feature:
 
 def outcomes(profile: Profile, min_support: int, custom: dict[str, str] | None = None) -> list[Outcome]:
     found: list[Outcome] = [
-        Outcome("", "trace_failed", "the trace failed", "state = 'ERROR'", None,
-                "the trace's state is ERROR", truncates=True, about_response=True),
-        Outcome("", "empty_response", "the final response is empty", degenerate("response"), "state = 'OK'",
-                "an OK trace whose response is null, empty, [] or {}, 0, or an object whose every field is empty",
-                truncates=True, about_response=True),
-        Outcome("", "trace_slow", "the trace is among the slowest 5% of its kind", _slow_for_its_path(profile), None,
-                "execution time above the 95th percentile of traces that call the same steps (of all traces, for "
-                f"rare paths: {profile.p95_ms:,.0f} ms); a trace that does more steps takes longer, so its spans "
-                "and counts are not offered as causes", structural_causes=False, magnitude="execution_duration_ms"),
-    ]  # fmt: skip
+        Outcome(
+            "",
+            "trace_failed",
+            "the trace failed",
+            "state = 'ERROR'",
+            None,
+            "the trace's state is ERROR",
+            truncates=True,
+            about_response=True,
+        ),
+        Outcome(
+            "",
+            "empty_response",
+            "the final response is empty",
+            degenerate("response"),
+            "state = 'OK'",
+            "an OK trace whose response is null, empty, [] or {}, 0, or an object whose every field is empty",
+            truncates=True,
+            about_response=True,
+        ),
+        Outcome(
+            "",
+            "trace_slow",
+            "the trace is among the slowest 5% of its kind",
+            _slow_for_its_path(profile),
+            None,
+            "execution time above the 95th percentile of traces that call the same steps (of all traces, for "
+            f"rare paths: {profile.p95_ms:,.0f} ms); a trace that does more steps takes longer, so its spans "
+            "and counts are not offered as causes",
+            structural_causes=False,
+            magnitude="execution_duration_ms",
+        ),
+    ]
     median, p99 = profile.idle_ms
     limit = max(SLOWER * median, MIN_IDLE_MS)
     if p99 > limit:
-        found.append(Outcome("", "trace_idle", f"the trace waited over {limit:,.0f} ms outside its steps",
-                             f"{IDLE_MS} > {limit:.0f}", None, "time between the trace's start and end that no step "
-                             f"covers (before the first, after the last) over {SLOWER:g}x its median ({median:,.0f} ms); "
-                             "unlike the whole duration it does not grow with the number of steps, so spans and "
-                             "counts are offered as causes", magnitude=IDLE_MS))  # fmt: skip
+        found.append(
+            Outcome(
+                "",
+                "trace_idle",
+                f"the trace waited over {limit:,.0f} ms outside its steps",
+                f"{IDLE_MS} > {limit:.0f}",
+                None,
+                "time between the trace's start and end that no step "
+                f"covers (before the first, after the last) over {SLOWER:g}x its median ({median:,.0f} ms); "
+                "unlike the whole duration it does not grow with the number of steps, so spans and "
+                "counts are offered as causes",
+                magnitude=IDLE_MS,
+            )
+        )
     for span in profile.spans:
         found += _span_outcomes(span, min_support)
     for assessment in profile.assessments:
@@ -152,11 +207,17 @@ def _slow_lines(span: SpanProfile) -> list[tuple[float, str]]:
     reading, where a wide spread puts many calls past the first line; and its 90th percentile serves
     where 3x the median is common too."""
     usual = "median" if span.usual_is_median else "25th percentile"
-    candidates = [(max(SLOWER * span.usual_ms, MIN_SLOW_MS),
-                   f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)"),
-                  (SLOWER * span.median_ms, f"over {SLOWER:g}x the span's median duration ({span.median_ms:,.0f} ms)"),
-                  (span.tail_ms, "over the span's 90th percentile: its durations spread so wide that "
-                                 f"{SLOWER:g}x its median is common")]  # fmt: skip
+    candidates = [
+        (
+            max(SLOWER * span.usual_ms, MIN_SLOW_MS),
+            f"over {SLOWER:g}x the span's usual duration (its {usual}, {span.usual_ms:,.0f} ms)",
+        ),
+        (SLOWER * span.median_ms, f"over {SLOWER:g}x the span's median duration ({span.median_ms:,.0f} ms)"),
+        (
+            span.tail_ms,
+            f"over the span's 90th percentile: its durations spread so wide that {SLOWER:g}x its median is common",
+        ),
+    ]
     lines = candidates[:1]
     for limit, explanation in candidates[1:]:
         if limit > TAIL_GAP * lines[-1][0]:
@@ -166,13 +227,19 @@ def _slow_lines(span: SpanProfile) -> list[tuple[float, str]]:
 
 def _slow_span(span: SpanProfile, limit: float, explanation: str) -> Outcome:
     name = quote(span.name)
-    return Outcome("", "span_slow", f"span `{span.name}` took over {limit:,.0f} ms",
-                   f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})", f"exists(spans, s -> s.name = {name})",
-                   explanation, fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})",
-                   fact_population=f"exists(span_facts, x -> x.name = {name})",
-                   exposure=f"size(filter(spans, s -> s.name = {name}))",
-                   events=f"size(filter(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f}))",
-                   magnitude=f"array_max(transform(filter(spans, s -> s.name = {name}), s -> {SPAN_MS}))")  # fmt: skip
+    return Outcome(
+        "",
+        "span_slow",
+        f"span `{span.name}` took over {limit:,.0f} ms",
+        f"exists(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f})",
+        f"exists(spans, s -> s.name = {name})",
+        explanation,
+        fact=f"exists(span_facts, x -> x.name = {name} AND x.ms > {limit:.0f})",
+        fact_population=f"exists(span_facts, x -> x.name = {name})",
+        exposure=f"size(filter(spans, s -> s.name = {name}))",
+        events=f"size(filter(spans, s -> s.name = {name} AND {SPAN_MS} > {limit:.0f}))",
+        magnitude=f"array_max(transform(filter(spans, s -> s.name = {name}), s -> {SPAN_MS}))",
+    )
 
 
 def _error_outcomes(profile: Profile, min_support: int) -> list[Outcome]:
@@ -183,10 +250,18 @@ def _error_outcomes(profile: Profile, min_support: int) -> list[Outcome]:
     for signature, traces in profile.errors.items():
         if min_support <= traces <= MAX_ERROR_SHARE * profile.failing:
             shown = signature.replace("`", "'")
-            found.append(Outcome("", "error", f"the trace hit the error `{shown}`",
-                                 f"exists(spans, s -> {SPAN_FAILED} AND {ERROR_SIGNATURE} = {quote(signature)})", None,
-                                 "a span failed with this error (its status message, else its exception, with numbers "
-                                 "blanked)", truncates=True, about_response=True))  # fmt: skip
+            found.append(
+                Outcome(
+                    "",
+                    "error",
+                    f"the trace hit the error `{shown}`",
+                    f"exists(spans, s -> {SPAN_FAILED} AND {ERROR_SIGNATURE} = {quote(signature)})",
+                    None,
+                    "a span failed with this error (its status message, else its exception, with numbers blanked)",
+                    truncates=True,
+                    about_response=True,
+                )
+            )
     return found
 
 
@@ -200,9 +275,11 @@ def _keyed(outcome: Outcome, index: int) -> Outcome:
     return replace(outcome, key=f"o{index}")
 
 
-SPAN_FACTS = (f"transform(filter(spans, s -> s.parent_id IS NOT NULL), s -> named_struct('name', s.name, "
-              f"'failed', {SPAN_FAILED}, 'empty', s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)}, "
-              f"'ms', {SPAN_MS}))")  # fmt: skip
+SPAN_FACTS = (
+    f"transform(filter(spans, s -> s.parent_id IS NOT NULL), s -> named_struct('name', s.name, "
+    f"'failed', {SPAN_FAILED}, 'empty', s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)}, "
+    f"'ms', {SPAN_MS}))"
+)
 
 
 def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
@@ -211,26 +288,52 @@ def _span_outcomes(span: SpanProfile, min_support: int) -> list[Outcome]:
     fact_has = f"exists(span_facts, x -> x.name = {name})"
     found = []
     if span.failed >= min_support:
-        found.append(Outcome("", "span_failed", f"span `{span.name}` failed",
-                             f"exists(spans, s -> s.name = {name} AND {SPAN_FAILED})", has,
-                             "status ERROR or an exception event on the span", truncates=True,
-                             fact=f"exists(span_facts, x -> x.name = {name} AND x.failed)", fact_population=fact_has))  # fmt: skip
+        found.append(
+            Outcome(
+                "",
+                "span_failed",
+                f"span `{span.name}` failed",
+                f"exists(spans, s -> s.name = {name} AND {SPAN_FAILED})",
+                has,
+                "status ERROR or an exception event on the span",
+                truncates=True,
+                fact=f"exists(span_facts, x -> x.name = {name} AND x.failed)",
+                fact_population=fact_has,
+            )
+        )
     if min_support <= span.degenerate <= (span.calls - span.failed) / 2:
-        found.append(Outcome("", "span_degenerate_output", f"span `{span.name}` returned nothing",
-                             f"exists(spans, s -> s.name = {name} AND s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)})",
-                             has, "the span succeeded but its output was null, empty, [] or {}, 0, or an object whose "
-                                  "every field is empty, where it usually returns something", truncates=True,
-                             fact=f"exists(span_facts, x -> x.name = {name} AND x.empty)", fact_population=fact_has))  # fmt: skip
+        found.append(
+            Outcome(
+                "",
+                "span_degenerate_output",
+                f"span `{span.name}` returned nothing",
+                f"exists(spans, s -> s.name = {name} AND s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)})",
+                has,
+                "the span succeeded but its output was null, empty, [] or {}, 0, or an object whose "
+                "every field is empty, where it usually returns something",
+                truncates=True,
+                fact=f"exists(span_facts, x -> x.name = {name} AND x.empty)",
+                fact_population=fact_has,
+            )
+        )
     for limit, explanation in _slow_lines(span):
         found.append(_slow_span(span, limit, explanation))
     if span.repeated:
         inputs = "coalesce(s.attributes['mlflow.spanInputs'], '')"
         calls = f"filter(spans, s -> s.name = {name})"
-        found.append(Outcome("", "repeated_call", f"`{span.name}` was called again with the same input",
-                             f"size({calls}) > size(array_distinct(transform({calls}, s -> {inputs})))", has,
-                             "two or more calls of the span in one trace with identical inputs",
-                             fact_population=fact_has, exposure=f"size(array_distinct(transform({calls}, s -> {inputs})))",
-                             events=f"size({calls}) - size(array_distinct(transform({calls}, s -> {inputs})))"))  # fmt: skip
+        found.append(
+            Outcome(
+                "",
+                "repeated_call",
+                f"`{span.name}` was called again with the same input",
+                f"size({calls}) > size(array_distinct(transform({calls}, s -> {inputs})))",
+                has,
+                "two or more calls of the span in one trace with identical inputs",
+                fact_population=fact_has,
+                exposure=f"size(array_distinct(transform({calls}, s -> {inputs})))",
+                events=f"size({calls}) - size(array_distinct(transform({calls}, s -> {inputs})))",
+            )
+        )
     return found
 
 
@@ -242,19 +345,43 @@ def _assessment_outcomes(assessment: AssessmentProfile, min_support: int) -> lis
     if negative:
         # A failed request has no answer to judge: its rating is the failure's symptom, counted there.
         valid = f"state = 'OK' AND exists(assessments, a -> {same} AND NOT {ERRORED})"
-        found.append(Outcome("", "assessment_negative", f"{label} is negative",
-                             f"exists(assessments, a -> {same} AND NOT {ERRORED} AND {negative})", valid,
-                             f"{rule}; only answered (OK) traces with a valid {label}", sampled=True))  # fmt: skip
+        found.append(
+            Outcome(
+                "",
+                "assessment_negative",
+                f"{label} is negative",
+                f"exists(assessments, a -> {same} AND NOT {ERRORED} AND {negative})",
+                valid,
+                f"{rule}; only answered (OK) traces with a valid {label}",
+                sampled=True,
+            )
+        )
     if assessment.errored >= min_support:
-        found.append(Outcome("", "assessment_error", f"{label} errored", f"exists(assessments, a -> {same} AND {ERRORED})",
-                             f"exists(assessments, a -> {same})", "an error recorded, or no value", sampled=True))  # fmt: skip
+        found.append(
+            Outcome(
+                "",
+                "assessment_error",
+                f"{label} errored",
+                f"exists(assessments, a -> {same} AND {ERRORED})",
+                f"exists(assessments, a -> {same})",
+                "an error recorded, or no value",
+                sampled=True,
+            )
+        )
     for signature, traces in assessment.errors.items():  # one error recorded again and again (see _error_outcomes)
         if min_support <= traces <= MAX_ERROR_SHARE * assessment.errored:
             shown = signature.replace("`", "'")
-            found.append(Outcome("", "assessment_error", f"{label} errored with `{shown}`",
-                                 f"exists(assessments, a -> {same} AND {ASSESSMENT_ERROR_SIGNATURE} = {quote(signature)})",
-                                 f"exists(assessments, a -> {same})", "this error recorded (numbers blanked)",
-                                 sampled=True))  # fmt: skip
+            found.append(
+                Outcome(
+                    "",
+                    "assessment_error",
+                    f"{label} errored with `{shown}`",
+                    f"exists(assessments, a -> {same} AND {ASSESSMENT_ERROR_SIGNATURE} = {quote(signature)})",
+                    f"exists(assessments, a -> {same})",
+                    "this error recorded (numbers blanked)",
+                    sampled=True,
+                )
+            )
     return found
 
 
@@ -267,8 +394,10 @@ def _negative(assessment: AssessmentProfile) -> tuple[str | None, str]:
     if assessment.low is not None and assessment.high is not None and assessment.high > assessment.low:
         low, high = _scale(assessment.low, assessment.high)
         middle = (low + high) / 2
-        return (f"try_cast(a.feedback.value AS DOUBLE) < {middle:g}",
-                f"the value is below the middle of its {low:g}-{high:g} scale ({middle:g})")  # fmt: skip
+        return (
+            f"try_cast(a.feedback.value AS DOUBLE) < {middle:g}",
+            f"the value is below the middle of its {low:g}-{high:g} scale ({middle:g})",
+        )
     return None, ""
 
 
@@ -293,13 +422,21 @@ def features(profile: Profile) -> list[Feature]:
     for key in profile.metadata:
         found.append(_keyed_values("metadata", f"metadata `{key.key}`", f"trace_metadata[{quote(key.key)}]", key))
     for key in profile.request_fields:
-        found.append(_keyed_values("request_field", f"request field `{key.key}`",
-                                   request_field(key.key), key))  # fmt: skip
+        found.append(_keyed_values("request_field", f"request field `{key.key}`", request_field(key.key), key))
     if profile.request_patterns.distinct and profile.request_patterns.distinct <= max(2, profile.traces // 4):
-        found.append(_keyed_values("request_pattern", "request text (digits masked)", REQUEST_PATTERN,
-                                   profile.request_patterns))  # fmt: skip
-    found.append(Feature("", "span", "spans called", "array_distinct(transform(filter(spans, s -> s.parent_id IS NOT "
-                                                     "NULL), s -> s.name))", multi=True, structural=True))  # fmt: skip
+        found.append(
+            _keyed_values("request_pattern", "request text (digits masked)", REQUEST_PATTERN, profile.request_patterns)
+        )
+    found.append(
+        Feature(
+            "",
+            "span",
+            "spans called",
+            "array_distinct(transform(filter(spans, s -> s.parent_id IS NOT NULL), s -> s.name))",
+            multi=True,
+            structural=True,
+        )
+    )
     if len(profile.models) > 1:
         found.append(Feature("", "model", "models used", _models_expression(), multi=True))
     for measure, cuts in profile.cuts.items():
@@ -338,8 +475,13 @@ def _models_expression() -> str:
     return f"array_distinct(filter(transform(spans, s -> replace(coalesce({picks}), '\"', '')), m -> m IS NOT NULL))"
 
 
-BIN_NAMES = {"spans": "spans per trace", "llm_calls": "LLM calls per trace", "tool_calls": "distinct tool calls per trace",
-             "request_chars": "request length (characters)", "response_chars": "response length (characters)"}  # fmt: skip
+BIN_NAMES = {
+    "spans": "spans per trace",
+    "llm_calls": "LLM calls per trace",
+    "tool_calls": "distinct tool calls per trace",
+    "request_chars": "request length (characters)",
+    "response_chars": "response length (characters)",
+}
 
 
 def _binned(measure: str, cuts: list[float]) -> Feature:
@@ -356,14 +498,25 @@ def _binned(measure: str, cuts: list[float]) -> Feature:
             ranges[label] = test
     expression = f"filter(array({', '.join(labels)}), x -> x IS NOT NULL)" if labels else "array()"
     below = {f"under {edge:,}": f"{edge:,} or more" for edge in edges}
-    return Feature("", kind, BIN_NAMES[measure], expression, multi=True, ranges=ranges,
-                   structural=kind == "count", below=below, counts_repeats=measure in {"spans", "llm_calls"})  # fmt: skip
+    return Feature(
+        "",
+        kind,
+        BIN_NAMES[measure],
+        expression,
+        multi=True,
+        ranges=ranges,
+        structural=kind == "count",
+        below=below,
+        counts_repeats=measure in {"spans", "llm_calls"},
+    )
 
 
 def _time_features() -> list[Feature]:
     """Calendar slices. Bursts of any length are found by the scan (scan.py), not by fixed windows."""
-    return [Feature("", "time", "day", "date_format(request_time, 'yyyy-MM-dd')"),
-            Feature("", "time", "hour of the week", "date_format(request_time, 'E HH:00')")]  # fmt: skip
+    return [
+        Feature("", "time", "day", "date_format(request_time, 'yyyy-MM-dd')"),
+        Feature("", "time", "hour of the week", "date_format(request_time, 'E HH:00')"),
+    ]
 
 
 def window_feature(key: str) -> Feature:
@@ -398,5 +551,7 @@ def _shapes(text: str) -> str:
     A token holds a digit; a dot or slash between its parts joins them (`v1.2.3`, `INV/2024/001`),
     one at its end (a sentence's full stop) does not."""
     tokens = f"regexp_extract_all(coalesce({text}, ''), '{ID_TOKEN}', 0)"
-    return ("array_distinct(transform(filter(" + tokens + ", x -> length(x) >= 3), "
-            "x -> regexp_replace(regexp_replace(x, '[A-Za-z]', 'a'), '[0-9]', '9')))")  # fmt: skip
+    return (
+        "array_distinct(transform(filter(" + tokens + ", x -> length(x) >= 3), "
+        "x -> regexp_replace(regexp_replace(x, '[A-Za-z]', 'a'), '[0-9]', '9')))"
+    )

@@ -52,23 +52,45 @@ class Finding:
     def statement(self) -> str:
         t = self.test
         if self.strength:
-            return (f"Where {self.description}, {self.outcome.name} less often: {t.k}/{t.n} ({t.rate:.1%}) "
-                    f"against {t.k_rest}/{t.n_rest} ({t.rest_rate:.1%}) elsewhere")[:500]  # fmt: skip
-        return (f"Where {self.description}, {self.outcome.name} in {t.k}/{t.n} ({t.rate:.1%}) against "
-                f"{t.k_rest}/{t.n_rest} ({t.rest_rate:.1%}) elsewhere")[:500]  # fmt: skip
+            return (
+                f"Where {self.description}, {self.outcome.name} less often: {t.k}/{t.n} ({t.rate:.1%}) "
+                f"against {t.k_rest}/{t.n_rest} ({t.rest_rate:.1%}) elsewhere"
+            )[:500]
+        return (
+            f"Where {self.description}, {self.outcome.name} in {t.k}/{t.n} ({t.rate:.1%}) against "
+            f"{t.k_rest}/{t.n_rest} ({t.rest_rate:.1%}) elsewhere"
+        )[:500]
 
     def statistics(self) -> SegmentStatistics:
         t = self.test
         return SegmentStatistics(
-            outcome=self.outcome.name, outcome_family=self.outcome.family, segment=self.description[:1000],
-            outcome_sql=self.outcome.predicate, population_sql=self.population_sql, segment_sql=self.segment_sql,
-            n=t.n, k=t.k, n_rest=t.n_rest, k_rest=t.k_rest, risk_ratio=_finite(t.ratio), ci_low=_finite(t.low),
-            ci_high=_finite(t.high), p_value=t.p, q_value=t.q, p_cutoff=self.p_cutoff, test=t.method,
-            tests_in_run=self.tests_in_run, fdr=self.fdr, strength=self.strength, two_sided=t.both_sides,
-            explained_ratio=_finite(t.explained), calls_sql=self.outcome.exposure, bad_calls_sql=self.outcome.events,
+            outcome=self.outcome.name,
+            outcome_family=self.outcome.family,
+            segment=self.description[:1000],
+            outcome_sql=self.outcome.predicate,
+            population_sql=self.population_sql,
+            segment_sql=self.segment_sql,
+            n=t.n,
+            k=t.k,
+            n_rest=t.n_rest,
+            k_rest=t.k_rest,
+            risk_ratio=_finite(t.ratio),
+            ci_low=_finite(t.low),
+            ci_high=_finite(t.high),
+            p_value=t.p,
+            q_value=t.q,
+            p_cutoff=self.p_cutoff,
+            test=t.method,
+            tests_in_run=self.tests_in_run,
+            fdr=self.fdr,
+            strength=self.strength,
+            two_sided=t.both_sides,
+            explained_ratio=_finite(t.explained),
+            calls_sql=self.outcome.exposure,
+            bad_calls_sql=self.outcome.events,
             magnitude_sql=self.outcome.magnitude,
             calls=t.calls,
-        )  # fmt: skip
+        )
 
 
 def _finite(value: float) -> float:
@@ -82,21 +104,34 @@ def findings(search: Search, result: SearchResult, total: int, params: Params) -
     for t in result.tests:
         if t.q <= params.fdr:
             cutoff[t.outcome.key] = max(cutoff.get(t.outcome.key, 0.0), t.p)
-    drafts = ([_draft(search, t) for t in result.chosen] + [_draft(search, t, strength=True) for t in result.strengths]
-              + [_draft(search, t, near_miss=True) for t in result.near_misses])  # fmt: skip
+    drafts = (
+        [_draft(search, t) for t in result.chosen]
+        + [_draft(search, t, strength=True) for t in result.strengths]
+        + [_draft(search, t, near_miss=True) for t in result.near_misses]
+    )
     _presume_unseen(search, [d for d in drafts if d.outcome.family == "assessment_negative" and d.kind == "problem"])
     # a problem's traces are compared with other problems' and linked; a strength's traces are its slice's
     # population and a lead's its slice's outcome traces, which the search counted
     listed = [d for d in drafts if d.kind == "problem"]
-    selected = iter(search.select([d.rows_where for d in listed] + [d.rows_whole for d in listed if d.rows_whole]
-                                  + [d.rows_seen for d in listed if d.rows_seen]))  # fmt: skip
+    selected = iter(
+        search.select(
+            [d.rows_where for d in listed]
+            + [d.rows_whole for d in listed if d.rows_whole]
+            + [d.rows_seen for d in listed if d.rows_seen]
+        )
+    )
     affected = [next(selected) for _ in listed]
-    problems = [d.finding(a, len(a), set(next(selected)) if d.rows_whole else set(), total)
-                for d, a in zip(listed, affected, strict=True)]  # fmt: skip
+    problems = [
+        d.finding(a, len(a), set(next(selected)) if d.rows_whole else set(), total)
+        for d, a in zip(listed, affected, strict=True)
+    ]
     for draft, problem in zip(listed, problems, strict=True):
         problem.seen = set(next(selected)) if draft.rows_seen else set(problem.affected)
-    others = [d.finding([], d.test.n if d.kind == "strength" else d.test.k, set(), total)
-              for d in drafts if d.kind != "problem"]  # fmt: skip
+    others = [
+        d.finding([], d.test.n if d.kind == "strength" else d.test.k, set(), total)
+        for d in drafts
+        if d.kind != "problem"
+    ]
     problems = _merged(sorted(_without_remainders(problems), key=lambda f: (-f.weighted_share, -f.outcome.weight)))
     every = [f for f in problems + others if f.affected_count or f.near_miss]
     for finding in every:
@@ -132,12 +167,22 @@ class _Draft:
         return self.test.outcome
 
     def finding(self, affected: list[str], count: int, whole: set[str], total: int) -> Finding:
-        return Finding(outcome=self.outcome, segment=self.test.segment, test=self.test, description=self.description,
-                       segment_sql=self.segment_sql, population_sql=self.population,
-                       affected_sql=f"SELECT trace_id FROM traces WHERE {self.where}", affected=affected,
-                       affected_count=count, total=total,
-                       strength=self.kind == "strength", near_miss=self.kind == "near_miss", whole=whole,
-                       on_a_line=self.on_a_line)  # fmt: skip
+        return Finding(
+            outcome=self.outcome,
+            segment=self.test.segment,
+            test=self.test,
+            description=self.description,
+            segment_sql=self.segment_sql,
+            population_sql=self.population,
+            affected_sql=f"SELECT trace_id FROM traces WHERE {self.where}",
+            affected=affected,
+            affected_count=count,
+            total=total,
+            strength=self.kind == "strength",
+            near_miss=self.kind == "near_miss",
+            whole=whole,
+            on_a_line=self.on_a_line,
+        )
 
 
 def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: bool = False) -> _Draft:
@@ -157,9 +202,17 @@ def _draft(search: Search, test: Test, *, strength: bool = False, near_miss: boo
         description += " (apart from " + "; ".join(sides[False]) + ")"
     if sides[True]:
         description += " (against the rest less " + "; ".join(sides[True]) + ")"
-    draft = _Draft(test, "strength" if strength else "near_miss" if near_miss else "problem", description,
-                   segment_sql, test.segment.over_columns(search.features), population, earlier, earlier_rows,
-                   _on_a_line(test.segment, search))  # fmt: skip
+    draft = _Draft(
+        test,
+        "strength" if strength else "near_miss" if near_miss else "problem",
+        description,
+        segment_sql,
+        test.segment.over_columns(search.features),
+        population,
+        earlier,
+        earlier_rows,
+        _on_a_line(test.segment, search),
+    )
     if strength or near_miss:
         draft.where = f"({segment_sql}){scope}" + ("" if strength else f" AND ({outcome.predicate})")
         return draft
@@ -192,11 +245,13 @@ def _presume_unseen(search: Search, drafts: list[_Draft]) -> None:
         if size > 0 and draft.test.rate > draft.test.n / size:
             outcome = draft.outcome
             draft.rows_seen = draft.rows_where
-            draft.where = (f"({draft.segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT "
-                           f"({outcome.population}))") + (f" AND NOT ({draft.earlier})" if draft.earlier else "")  # fmt: skip
+            draft.where = (
+                f"({draft.segment_sql}) AND state = 'OK' AND (({outcome.predicate}) OR NOT ({outcome.population}))"
+            ) + (f" AND NOT ({draft.earlier})" if draft.earlier else "")
             # outside its population the outcome's column is NULL
-            draft.rows_where = (f"({draft.segment_rows}) AND finished AND coalesce({outcome.key}, true)"
-                                + (f" AND NOT ({draft.earlier_rows})" if draft.earlier else ""))  # fmt: skip
+            draft.rows_where = f"({draft.segment_rows}) AND finished AND coalesce({outcome.key}, true)" + (
+                f" AND NOT ({draft.earlier_rows})" if draft.earlier else ""
+            )
 
 
 def _without_remainders(made: list[Finding]) -> list[Finding]:
@@ -204,8 +259,7 @@ def _without_remainders(made: list[Finding]) -> list[Finding]:
     is what is left of the same problem, not another one."""
     kept: list[Finding] = []
     for finding in made:
-        earlier = next((k for k in kept if k.outcome is finding.outcome and k.affected
-                        and _extends(finding, k)), None)  # fmt: skip
+        earlier = next((k for k in kept if k.outcome is finding.outcome and k.affected and _extends(finding, k)), None)
         if earlier is None:
             kept.append(finding)
         else:
@@ -232,9 +286,16 @@ def _merged(problems: list[Finding]) -> list[Finding]:
     affected would otherwise take in every other outcome of its slice."""
     kept: list[Finding] = []
     for finding in problems:
-        index = next((i for i, k in enumerate(kept)
-                      if _same_problem(finding.seen, k.seen, k.segment_sql == finding.segment_sql
-                                       or k.outcome is not finding.outcome)), None)  # fmt: skip
+        index = next(
+            (
+                i
+                for i, k in enumerate(kept)
+                if _same_problem(
+                    finding.seen, k.seen, k.segment_sql == finding.segment_sql or k.outcome is not finding.outcome
+                )
+            ),
+            None,
+        )
         if index is None:
             kept.append(finding)
             continue

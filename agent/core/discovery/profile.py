@@ -24,8 +24,10 @@ SPAN_FAILED = "(s.status_code = 'ERROR' OR size(filter(s.events, e -> e.name = '
 MODEL_KEYS = ("mlflow.llm.model", "gen_ai.request.model", "gen_ai.response.model", "llm.model_name")
 # A failed span's error, as a signature: its status message (else its exception's type and message) with
 # numbers blanked, so one error raised with different ids or counts is one signature.
-ERROR_TEXT = ("coalesce(nullif(s.status_message, ''), element_at(transform(filter(s.events, e -> e.name = 'exception'), "
-              "e -> concat_ws(': ', e.attributes['exception.type'], e.attributes['exception.message'])), 1))")  # fmt: skip
+ERROR_TEXT = (
+    "coalesce(nullif(s.status_message, ''), element_at(transform(filter(s.events, e -> e.name = 'exception'), "
+    "e -> concat_ws(': ', e.attributes['exception.type'], e.attributes['exception.message'])), 1))"
+)
 ERROR_SIGNATURE = f"substr(regexp_replace({ERROR_TEXT}, '[0-9]+', '9'), 1, 120)"
 ERRORS = 10  # the most common error signatures are profiled
 ASSESSMENT_ERROR_SIGNATURE = "substr(regexp_replace(a.feedback.error, '[0-9]+', '9'), 1, 120)"
@@ -41,9 +43,11 @@ def degenerate(text: str) -> str:
     blanked = f"replace(replace({squeezed}, '[]', '\"\"'), '{{}}', '\"\"')"
     only_empty_fields = f'{blanked} rlike \'^[{{]"[^"]*":(""|null|0)(,"[^"]*":(""|null|0))*[}}]$\''
     # CASE, not OR: the pattern runs only on short outputs that are not plainly empty
-    return (f"(CASE WHEN {text} IS NULL THEN true WHEN length({text}) >= 200 THEN false "
-            f"WHEN {squeezed} IN ('', '\"\"', '[]', '{{}}', 'null', '0') THEN true "
-            f"ELSE {only_empty_fields} END)")  # fmt: skip
+    return (
+        f"(CASE WHEN {text} IS NULL THEN true WHEN length({text}) >= 200 THEN false "
+        f"WHEN {squeezed} IN ('', '\"\"', '[]', '{{}}', 'null', '0') THEN true "
+        f"ELSE {only_empty_fields} END)"
+    )
 
 
 @dataclass
@@ -113,13 +117,16 @@ TOOL_COUNT = (
     "size(array_distinct(transform(filter(spans, s -> s.attributes['mlflow.spanType'] = '\"TOOL\"'), "
     "s -> concat(s.name, ':', coalesce(s.attributes['mlflow.spanInputs'], '')))))"
 )
-PATH = ("array_join(array_sort(array_distinct(transform(filter(spans, s -> s.parent_id IS NOT NULL), "
-        "s -> s.name))), ',')")  # fmt: skip
+PATH = (
+    "array_join(array_sort(array_distinct(transform(filter(spans, s -> s.parent_id IS NOT NULL), s -> s.name))), ',')"
+)
 MIN_PATH_TRACES = 20
 # Time of the trace that no step covers: waiting before the first step or after the last one.
 _STEPS = "filter(spans, s -> s.parent_id IS NOT NULL)"
-IDLE_MS = (f"(execution_duration_ms - (unix_millis(array_max(transform({_STEPS}, s -> s.end_time))) "
-           f"- unix_millis(array_min(transform({_STEPS}, s -> s.start_time)))))")  # fmt: skip
+IDLE_MS = (
+    f"(execution_duration_ms - (unix_millis(array_max(transform({_STEPS}, s -> s.end_time))) "
+    f"- unix_millis(array_min(transform({_STEPS}, s -> s.start_time)))))"
+)
 REQUEST_PATTERN = "regexp_replace(substr(request, 1, 80), '[0-9]+', '9')"
 MEASURES = {
     "spans": SPAN_COUNT,
@@ -131,11 +138,14 @@ MEASURES = {
 
 
 def profile(engine: SqlEngine) -> Profile:
-    totals = _one(engine, "SELECT count(*) AS n, count_if(state = 'OK') AS ok, min(request_time) AS first, "
-                          "max(request_time) AS last, percentile(execution_duration_ms, 0.95) AS p95, "
-                          f"percentile({IDLE_MS}, array(0.5, 0.99)) AS idle, "
-                          + ", ".join(f"percentile({sql}, {QUANTILES}) AS {name}" for name, sql in MEASURES.items())
-                          + " FROM traces")  # fmt: skip
+    totals = _one(
+        engine,
+        "SELECT count(*) AS n, count_if(state = 'OK') AS ok, min(request_time) AS first, "
+        "max(request_time) AS last, percentile(execution_duration_ms, 0.95) AS p95, "
+        f"percentile({IDLE_MS}, array(0.5, 0.99)) AS idle, "
+        + ", ".join(f"percentile({sql}, {QUANTILES}) AS {name}" for name, sql in MEASURES.items())
+        + " FROM traces",
+    )
     n = int(totals["n"] or 0)
     return Profile(
         traces=n,
@@ -168,7 +178,7 @@ def _keys(engine: SqlEngine, column: str, total: int) -> list[KeyProfile]:
         "AS k GROUP BY k, v), ranked AS (SELECT k, v, c, row_number() OVER (PARTITION BY k ORDER BY c DESC, v) AS r, "
         "count(*) OVER (PARTITION BY k) AS d, sum(c) OVER (PARTITION BY k) AS traces FROM kv) "
         f"SELECT k, v, d, traces FROM ranked WHERE r <= {TOP_VALUES} ORDER BY k, r"
-    ).rows  # fmt: skip
+    ).rows
     return [k for k in _key_profiles(rows) if bounded(k, total)]
 
 
@@ -194,17 +204,27 @@ def _spans(engine: SqlEngine) -> list[SpanProfile]:
         f"count_if(s.status_code <> 'ERROR' AND {degenerate(SPAN_OUTPUTS)}) AS empty "
         "FROM traces LATERAL VIEW explode(spans) t AS s WHERE s.parent_id IS NOT NULL GROUP BY s.name "
         f"ORDER BY traces DESC, name LIMIT {SPAN_NAMES}"
-    ).records()  # fmt: skip
+    ).records()
     repeated = {
         str(row[0])
         for row in engine.execute(
             "SELECT DISTINCT s.name FROM traces LATERAL VIEW explode(spans) t AS s WHERE s.parent_id IS NOT NULL "
             "GROUP BY trace_id, s.name, coalesce(s.attributes['mlflow.spanInputs'], '') HAVING count(*) >= 2"
         ).rows
-    }  # fmt: skip
-    return [SpanProfile(name=str(r["name"]), span_type=str(r["type"] or "").strip('"'), traces=int(r["traces"]),
-                        calls=int(r["calls"]), **_usual(r["q"]), failed=int(r["failed"]),
-                        degenerate=int(r["empty"]), repeated=str(r["name"]) in repeated) for r in rows]  # fmt: skip
+    }
+    return [
+        SpanProfile(
+            name=str(r["name"]),
+            span_type=str(r["type"] or "").strip('"'),
+            traces=int(r["traces"]),
+            calls=int(r["calls"]),
+            **_usual(r["q"]),
+            failed=int(r["failed"]),
+            degenerate=int(r["empty"]),
+            repeated=str(r["name"]) in repeated,
+        )
+        for r in rows
+    ]
 
 
 def _usual(quantiles: list[float] | None) -> dict[str, Any]:
@@ -218,8 +238,23 @@ def _usual(quantiles: list[float] | None) -> dict[str, Any]:
     return {"usual_ms": p50 if fast_path else p25, "usual_is_median": fast_path, "median_ms": p50, "tail_ms": p90}
 
 
-NEGATIVE_WORDS = ("no", "fail", "failed", "false", "incorrect", "wrong", "bad", "negative", "unsafe", "irrelevant",
-                  "not_relevant", "unhelpful", "thumbs_down", "reject", "rejected")  # fmt: skip
+NEGATIVE_WORDS = (
+    "no",
+    "fail",
+    "failed",
+    "false",
+    "incorrect",
+    "wrong",
+    "bad",
+    "negative",
+    "unsafe",
+    "irrelevant",
+    "not_relevant",
+    "unhelpful",
+    "thumbs_down",
+    "reject",
+    "rejected",
+)
 ERRORED = "(a.feedback.error IS NOT NULL OR a.feedback.value IS NULL OR a.feedback.value = 'null')"
 
 
@@ -232,13 +267,23 @@ def _assessments(engine: SqlEngine) -> list[AssessmentProfile]:
         "min(try_cast(a.feedback.value AS DOUBLE)) AS low, max(try_cast(a.feedback.value AS DOUBLE)) AS high "
         "FROM traces LATERAL VIEW explode(assessments) t AS a WHERE a.expectation IS NULL OR a.feedback IS NOT NULL "
         "GROUP BY 1, 2 ORDER BY traces DESC, name LIMIT 40"
-    ).records()  # fmt: skip
+    ).records()
     errors = _assessment_errors(engine)
-    return [AssessmentProfile(name=str(r["name"]), source=str(r["source"] or "UNKNOWN"), traces=int(r["traces"]),
-                              errored=int(r["errored"]), booleans=int(r["booleans"]), words=int(r["words"]),
-                              low=_float(r["low"]), high=_float(r["high"]),
-                              errors=errors.get((str(r["name"]), str(r["source"] or "UNKNOWN")), {}))
-            for r in rows if r["name"]]  # fmt: skip
+    return [
+        AssessmentProfile(
+            name=str(r["name"]),
+            source=str(r["source"] or "UNKNOWN"),
+            traces=int(r["traces"]),
+            errored=int(r["errored"]),
+            booleans=int(r["booleans"]),
+            words=int(r["words"]),
+            low=_float(r["low"]),
+            high=_float(r["high"]),
+            errors=errors.get((str(r["name"]), str(r["source"] or "UNKNOWN")), {}),
+        )
+        for r in rows
+        if r["name"]
+    ]
 
 
 def _assessment_errors(engine: SqlEngine) -> dict[tuple[str, str], dict[str, int]]:
@@ -247,7 +292,7 @@ def _assessment_errors(engine: SqlEngine) -> dict[tuple[str, str], dict[str, int
         f"SELECT a.name AS name, a.source.source_type AS source, {ASSESSMENT_ERROR_SIGNATURE} AS signature, "
         "count(DISTINCT trace_id) AS traces FROM traces LATERAL VIEW explode(assessments) t AS a "
         f"WHERE a.feedback.error IS NOT NULL GROUP BY 1, 2, 3 ORDER BY traces DESC, signature LIMIT {4 * ERRORS}"
-    ).rows  # fmt: skip
+    ).rows
     found: dict[tuple[str, str], dict[str, int]] = {}
     for name, source, signature, traces in rows:
         if name and signature:
@@ -281,7 +326,7 @@ def _request_fields(engine: SqlEngine, total: int) -> list[KeyProfile]:
         "WHERE f.v IS NOT NULL GROUP BY 1, 2), ranked AS (SELECT k, v, c, row_number() OVER (PARTITION BY k ORDER BY "
         "c DESC, v) AS r, count(*) OVER (PARTITION BY k) AS d, sum(c) OVER (PARTITION BY k) AS traces FROM kv) "
         f"SELECT k, v, d, traces FROM ranked WHERE r <= {TOP_VALUES} ORDER BY k, r"
-    ).rows  # fmt: skip
+    ).rows
     return [k for k in _key_profiles(rows) if bounded(k, total)]
 
 
@@ -305,7 +350,7 @@ def _patterns(engine: SqlEngine) -> KeyProfile:
     rows = engine.execute(
         f"SELECT {REQUEST_PATTERN} AS v, count(*) AS c, count(*) OVER () AS d, sum(count(*)) OVER () AS traces "
         f"FROM traces WHERE request IS NOT NULL GROUP BY 1 ORDER BY c DESC, v LIMIT {TOP_VALUES}"
-    ).rows  # fmt: skip
+    ).rows
     if not rows:
         return KeyProfile("request pattern", 0, 0)
     return KeyProfile("request pattern", int(rows[0][3]), int(rows[0][2]), [str(r[0]) for r in rows])
@@ -316,7 +361,7 @@ def _models(engine: SqlEngine) -> list[str]:
     rows = engine.execute(
         f"SELECT DISTINCT replace(coalesce({picks}), '\"', '') AS m FROM traces LATERAL VIEW explode(spans) t AS s "
         f"WHERE coalesce({picks}) IS NOT NULL ORDER BY m LIMIT {TOP_VALUES}"
-    ).rows  # fmt: skip
+    ).rows
     return [str(r[0]) for r in rows]
 
 
@@ -328,7 +373,7 @@ def _errors(engine: SqlEngine) -> dict[str, Any]:
         f"WITH failing AS (SELECT {signatures} AS signatures FROM traces WHERE exists(spans, s -> {SPAN_FAILED})) "
         "SELECT signature, count(*) AS traces, (SELECT count(*) FROM failing) AS failing FROM failing "
         f"LATERAL VIEW explode(signatures) t AS signature GROUP BY signature ORDER BY traces DESC, signature LIMIT {ERRORS}"
-    ).rows  # fmt: skip
+    ).rows
     return {"errors": {str(sig): int(n) for sig, n, _ in rows}, "failing": int(rows[0][2]) if rows else 0}
 
 
@@ -337,5 +382,5 @@ def _p95_by_path(engine: SqlEngine) -> dict[str, float]:
     rows = engine.execute(
         f"SELECT {PATH} AS path, percentile(execution_duration_ms, 0.95) AS p95 FROM traces GROUP BY 1 "
         f"HAVING count(*) >= {MIN_PATH_TRACES} ORDER BY count(*) DESC LIMIT {TOP_VALUES}"
-    ).rows  # fmt: skip
+    ).rows
     return {str(path): float(p95) for path, p95 in rows if path is not None and p95 is not None}

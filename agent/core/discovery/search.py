@@ -166,9 +166,14 @@ class Search:
         correct_within_outcomes(singles + pairs, dependent=self.params.dependent_tests, fdr=self.params.fdr)
         candidates = singles + self._explaining_more(pairs, singles) + self._runs(singles)
         chosen = self._choose(candidates)
-        return SearchResult(tests=singles + pairs, chosen=chosen, strengths=self._strengths(singles, chosen),
-                            near_misses=self._near_misses(singles, chosen),
-                            pairs_tested=len(pairs), counted=self._counted(singles + pairs))  # fmt: skip
+        return SearchResult(
+            tests=singles + pairs,
+            chosen=chosen,
+            strengths=self._strengths(singles, chosen),
+            near_misses=self._near_misses(singles, chosen),
+            pairs_tested=len(pairs),
+            counted=self._counted(singles + pairs),
+        )
 
     def _counted(self, tests: list[Test]) -> int:
         least = np.array([t.least_p for t in tests], dtype=np.float64)
@@ -181,8 +186,10 @@ class Search:
         if not wheres:
             return []
         hits = ", ".join(f"CASE WHEN {where} THEN {i} END" for i, where in enumerate(wheres))
-        rows = self._over_rows(f"SELECT trace_id, hits FROM (SELECT trace_id, filter(array({hits}), x -> x IS NOT NULL) "
-                               "AS hits FROM base) WHERE size(hits) > 0")  # fmt: skip
+        rows = self._over_rows(
+            f"SELECT trace_id, hits FROM (SELECT trace_id, filter(array({hits}), x -> x IS NOT NULL) "
+            "AS hits FROM base) WHERE size(hits) > 0"
+        )
         selected: list[list[str]] = [[] for _ in wheres]
         for row in rows:
             for index in row["hits"]:
@@ -207,14 +214,23 @@ class Search:
         if self.table is not None:
             return "SELECT * FROM traces"
         flags = ["trace_id", "state = 'OK' AS finished"] if ids else []
-        flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN coalesce({o.fact or o.predicate}, false) "
-                 f"END AS {o.key}" for o in outcomes]  # fmt: skip
-        columns = [f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
-                   for f in self.features.values() if f.key in keys and f.expression]  # fmt: skip
+        flags += [
+            f"CASE WHEN {o.fact_population or o.population or 'true'} THEN coalesce({o.fact or o.predicate}, false) "
+            f"END AS {o.key}"
+            for o in outcomes
+        ]
+        columns = [
+            f"coalesce({f.expression}, {'array()' if f.multi else repr('(none)')}) AS {f.key}"
+            for f in self.features.values()
+            if f.key in keys and f.expression
+        ]
         columns.append("unix_millis(request_time) AS request_ms")
-        flags += [f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.exposure} END AS x_{o.key}, "
-                  f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.events} END AS y_{o.key}"
-                  for o in outcomes if o.exposure]  # fmt: skip
+        flags += [
+            f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.exposure} END AS x_{o.key}, "
+            f"CASE WHEN {o.fact_population or o.population or 'true'} THEN {o.events} END AS y_{o.key}"
+            for o in outcomes
+            if o.exposure
+        ]
         source = "traces"
         if any(o.fact or o.fact_population for o in outcomes):
             source = f"(SELECT *, {SPAN_FACTS} AS span_facts FROM traces) facts"
@@ -227,8 +243,10 @@ class Search:
         singles = ", ".join(f"concat('{f.key}=', {f.key})" for f in columns if not f.multi)
         multis = "".join(f", transform({f.key}, x -> concat('{f.key}=', x))" for f in columns if f.multi)
         values = f"flatten(array(array('{ALL}', {singles}){multis}))"
-        sql = (f"WITH base AS ({self._base(self.outcomes, set(self.features))}), valued AS (SELECT *, {values} AS fv "
-               f"FROM base) SELECT v, {sums} FROM valued LATERAL VIEW explode(fv) t AS v GROUP BY v")  # fmt: skip
+        sql = (
+            f"WITH base AS ({self._base(self.outcomes, set(self.features))}), valued AS (SELECT *, {values} AS fv "
+            f"FROM base) SELECT v, {sums} FROM valued LATERAL VIEW explode(fv) t AS v GROUP BY v"
+        )
         rows = self._execute(sql)
         return {str(r["v"]): {o.key: _counted(r, o) for o in self.outcomes} for r in rows}
 
@@ -338,8 +356,13 @@ class Search:
         wanted: dict[Segment, list[Outcome]] = {}
         possible = 0
         for outcome in self.outcomes:
-            supported = [t for t in singles if t.outcome is outcome and t.k >= self.params.min_support
-                         and self.features[t.segment.parts[0][0]].paired]  # fmt: skip
+            supported = [
+                t
+                for t in singles
+                if t.outcome is outcome
+                and t.k >= self.params.min_support
+                and self.features[t.segment.parts[0][0]].paired
+            ]
             leaning = sorted((t for t in supported if t.rate > t.rest_rate), key=lambda t: t.p)
             possible += _cross_feature_pairs(supported)
             for a, b in combinations(leaning[: self.params.max_pair_members], 2):
@@ -359,7 +382,7 @@ class Search:
             f"WITH base AS ({self._base(needed, keys)}), listed AS (SELECT *, "
             f"concat(array(-1), filter(flatten(array({labels})), x -> x >= 0)) AS ps FROM base) "
             f"SELECT p, {sums} FROM listed LATERAL VIEW explode(ps) t AS p GROUP BY p"
-        )  # fmt: skip
+        )
         counts = {int(r["p"]): r for r in rows}
         totals = counts[-1]
         tests = []
@@ -391,8 +414,10 @@ class Search:
             groups.setdefault(pair.parts[0], []).append((i, pair))
         cases = []
         for first, members in groups.items():
-            inner = ", ".join(f"CASE WHEN {Segment(pair.parts[1:]).over_columns(self.features)} THEN {i} ELSE -2 END"
-                              for i, pair in members)  # fmt: skip
+            inner = ", ".join(
+                f"CASE WHEN {Segment(pair.parts[1:]).over_columns(self.features)} THEN {i} ELSE -2 END"
+                for i, pair in members
+            )
             cases.append(
                 f"CASE WHEN {Segment((first,)).over_columns(self.features)} THEN array({inner}) ELSE array(-2) END"
             )
@@ -456,8 +481,10 @@ class Search:
             candidates = [t for t in mine if t.worse(self.params.fdr, self.params.min_ratio)]
             # once a slice explains some of the outcome, a second one no longer competes with its traces
             # in "the rest": the strongest leads are counted again too, not only the first survivors
-            leaning = sorted((t for t in mine if t.k >= self.params.min_support and t.rate > t.rest_rate
-                              and t.p <= LEAD_P), key=lambda t: t.p)[:MAX_NEWCOMERS]  # fmt: skip
+            leaning = sorted(
+                (t for t in mine if t.k >= self.params.min_support and t.rate > t.rest_rate and t.p <= LEAD_P),
+                key=lambda t: t.p,
+            )[:MAX_NEWCOMERS]
             chosen += self._greedy(outcome, candidates, leaning, len(tests))
         return chosen
 
@@ -476,8 +503,9 @@ class Search:
             newcomers = list({t.segment: t for t in leaning if t.segment not in taken}.values())
             unexplained = "NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
             # the first pass's survivors were corrected over the run already; the others are now
-            candidates = self._tested_within(outcome, [(survivors, len(survivors)), (newcomers, run_size)],
-                                             unexplained, picked)  # fmt: skip
+            candidates = self._tested_within(
+                outcome, [(survivors, len(survivors)), (newcomers, run_size)], unexplained, picked
+            )
         return picked
 
     def disjoint(self, a: Segment, b: Segment) -> bool:
@@ -508,8 +536,11 @@ class Search:
             within = f"({best.segment.over_columns(self.features)})"
             if picked:
                 within += " AND NOT (" + " OR ".join(f"({t.segment.over_columns(self.features)})" for t in picked) + ")"
-            sharper = [t for t in self._tested_within(outcome, [(inside, len(inside))], within, [best, *picked])
-                       if t.n >= 0.2 * best.n]  # fmt: skip
+            sharper = [
+                t
+                for t in self._tested_within(outcome, [(inside, len(inside))], within, [best, *picked])
+                if t.n >= 0.2 * best.n
+            ]
             if not sharper:
                 return best
             narrowed = max(sharper, key=lambda t: (t.impact, -t.q))
@@ -538,13 +569,14 @@ class Search:
             return []
         columns = ", ".join(
             f"count_if(({c.segment.over_columns(self.features)}) AND {outcome.key} IS NOT NULL) AS m{i}, "
-            f"count_if(({c.segment.over_columns(self.features)}) AND {outcome.key}) AS k{i}" for i, c in enumerate(candidates)
-        )  # fmt: skip
+            f"count_if(({c.segment.over_columns(self.features)}) AND {outcome.key}) AS k{i}"
+            for i, c in enumerate(candidates)
+        )
         keys = set().union(*(t.segment.keys() for t in [*candidates, *context]))
         row = self._execute(
             f"WITH base AS ({self._base([outcome], keys)}) SELECT count_if({outcome.key} IS NOT NULL) AS m, "
             f"count_if({outcome.key}) AS k, {columns} FROM base WHERE {where}"
-        )[0]  # fmt: skip
+        )[0]
         big_n, big_k = int(row["m"]), int(row["k"])
         worse, first = [], 0
         for group, family in groups:
@@ -564,17 +596,30 @@ class Search:
         failing step cannot fail in it, which says nothing good about it; and not for an outcome with
         a problem slice, where every other slice looks better by comparison."""
         troubled = {t.outcome.key for t in chosen}
-        better = [t for t in tests if t.better(self.params.fdr, self.params.min_ratio) and t.outcome.family in STRENGTH_OUTCOMES
-                  and t.outcome.key not in troubled
-                  and self.features[t.segment.parts[0][0]].kind not in NO_STRENGTH_KINDS
-                  and t.rest_rate <= self.params.max_strength_rate and len(t.segment.parts) == 1]  # fmt: skip
+        better = [
+            t
+            for t in tests
+            if t.better(self.params.fdr, self.params.min_ratio)
+            and t.outcome.family in STRENGTH_OUTCOMES
+            and t.outcome.key not in troubled
+            and self.features[t.segment.parts[0][0]].kind not in NO_STRENGTH_KINDS
+            and t.rest_rate <= self.params.max_strength_rate
+            and len(t.segment.parts) == 1
+        ]
         return sorted(better, key=lambda t: t.impact)[:2]
 
     def _near_misses(self, tests: list[Test], chosen: list[Test]) -> list[Test]:
         """The strongest leads that did not survive the correction: hypotheses a test should refute."""
         taken = {(t.outcome.key, t.segment) for t in chosen}
-        leads = [t for t in tests if t.p <= 0.05 and t.q > self.params.fdr and t.rate > t.rest_rate
-                 and t.k >= self.params.min_support and (t.outcome.key, t.segment) not in taken]  # fmt: skip
+        leads = [
+            t
+            for t in tests
+            if t.p <= 0.05
+            and t.q > self.params.fdr
+            and t.rate > t.rest_rate
+            and t.k >= self.params.min_support
+            and (t.outcome.key, t.segment) not in taken
+        ]
         return sorted(leads, key=lambda t: t.p)[:2]
 
 
@@ -633,9 +678,11 @@ class Count(NamedTuple):
 def _sums(outcomes: list[Outcome]) -> str:
     """Per outcome: traces in its population, traces with it and, where calls are chances, the calls and
     the bad ones."""
-    return ", ".join(f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
-                     + (f", sum(x_{o.key}) AS e_{o.key}, sum(y_{o.key}) AS b_{o.key}" if o.exposure else "")
-                     for o in outcomes)  # fmt: skip
+    return ", ".join(
+        f"count_if({o.key} IS NOT NULL) AS m_{o.key}, count_if({o.key}) AS k_{o.key}"
+        + (f", sum(x_{o.key}) AS e_{o.key}, sum(y_{o.key}) AS b_{o.key}" if o.exposure else "")
+        for o in outcomes
+    )
 
 
 def _counted(row: dict[str, Any], outcome: Outcome) -> Count:
@@ -680,9 +727,12 @@ def score(tests: list[Test], previous: int = 0, dependent: bool = True, fdr: flo
     significance count in the correction (`stats.counted_in_correction`)."""
     if not tests:
         return
-    tables = Tables(k=np.array([t.k for t in tests], dtype=np.float64), n=np.array([t.n for t in tests], dtype=np.float64),
-                    k_rest=np.array([t.k_rest for t in tests], dtype=np.float64),
-                    n_rest=np.array([t.n_rest for t in tests], dtype=np.float64))  # fmt: skip
+    tables = Tables(
+        k=np.array([t.k for t in tests], dtype=np.float64),
+        n=np.array([t.n for t in tests], dtype=np.float64),
+        k_rest=np.array([t.k_rest for t in tests], dtype=np.float64),
+        n_rest=np.array([t.n_rest for t in tests], dtype=np.float64),
+    )
     both_sides = np.array([t.both_sides for t in tests])
     p, method = p_values(tables, both_sides)
     per_call = _per_call_p(tests, both_sides, tables.lower)

@@ -47,8 +47,9 @@ def p_values(t: Tables, both_sides: Sides) -> tuple[Floats, NDArray[np.str_]]:
     elsewhere one-sided: that the segment's rate is higher."""
     total = t.n + t.n_rest
     outcome = t.k + t.k_rest
-    expected = np.minimum.reduce([t.n * outcome, t.n * (total - outcome), t.n_rest * outcome,
-                                  t.n_rest * (total - outcome)]) / np.maximum(total, 1)  # fmt: skip
+    expected = np.minimum.reduce(
+        [t.n * outcome, t.n * (total - outcome), t.n_rest * outcome, t.n_rest * (total - outcome)]
+    ) / np.maximum(total, 1)
     exact = expected < SMALL_EXPECTED
     both_sides = np.broadcast_to(both_sides, t.k.shape)
     p = np.empty_like(t.k)

@@ -90,8 +90,15 @@ class Insights:
         outcomes: dict[str, str] | None = None,
     ) -> Analysis:
         # validated before the run exists, so a value the document cannot hold creates nothing
-        draft = Analysis(experiment_id=experiment_id, run_id="-", name=name, description=description,
-                         thread_id=thread_id, focus=list(focus), outcomes=dict(outcomes or {}))  # fmt: skip
+        draft = Analysis(
+            experiment_id=experiment_id,
+            run_id="-",
+            name=name,
+            description=description,
+            thread_id=thread_id,
+            focus=list(focus),
+            outcomes=dict(outcomes or {}),
+        )
         self._links.require_linking_support()
         self._require_experiment(experiment_id)
         tags = {ANALYSIS_TAG: "true", STATUS_TAG: AnalysisStatus.ACTIVE.value}

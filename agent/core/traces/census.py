@@ -54,58 +54,90 @@ _SPAN_STATS = (
 LONG_TAIL_MEDIANS = 3
 
 QUERIES: dict[str, tuple[str, str]] = {
-    "totals": ("Q1", "SELECT count(*) AS trace_count, count_if(state = 'OK') AS ok_count, "
-                     "count_if(state = 'ERROR') AS error_count, "
-                     "coalesce(round(count_if(state = 'ERROR') / count(*), 6), 0) AS error_rate, "
-                     "min(request_time) AS first, max(request_time) AS last FROM traces"),
+    "totals": (
+        "Q1",
+        "SELECT count(*) AS trace_count, count_if(state = 'OK') AS ok_count, "
+        "count_if(state = 'ERROR') AS error_count, "
+        "coalesce(round(count_if(state = 'ERROR') / count(*), 6), 0) AS error_rate, "
+        "min(request_time) AS first, max(request_time) AS last FROM traces",
+    ),
     "latency_ms": ("Q2", f"SELECT {_PCTS.format(col='execution_duration_ms', suffix='')} FROM traces"),
-    "latency_ok_ms": ("Q3", f"SELECT {_PCTS.format(col='execution_duration_ms', suffix='')} FROM traces WHERE state = 'OK'"),
-    "latency_error_ms": ("Q4", f"SELECT {_PCTS.format(col='execution_duration_ms', suffix='')} FROM traces "
-                               "WHERE state = 'ERROR'"),
-    "trace_names": ("Q5", "SELECT tags['mlflow.traceName'] AS name, count(*) AS traces FROM traces "
-                          "GROUP BY 1 ORDER BY traces DESC, name"),
+    "latency_ok_ms": (
+        "Q3",
+        f"SELECT {_PCTS.format(col='execution_duration_ms', suffix='')} FROM traces WHERE state = 'OK'",
+    ),
+    "latency_error_ms": (
+        "Q4",
+        f"SELECT {_PCTS.format(col='execution_duration_ms', suffix='')} FROM traces WHERE state = 'ERROR'",
+    ),
+    "trace_names": (
+        "Q5",
+        "SELECT tags['mlflow.traceName'] AS name, count(*) AS traces FROM traces GROUP BY 1 ORDER BY traces DESC, name",
+    ),
     "spans": ("Q6", _SPAN_STATS.format(where="")),
     "tools": ("Q7", _SPAN_STATS.format(where="WHERE s.attributes['mlflow.spanType'] = '\"TOOL\"'")),
-    "error_buckets": ("Q8", f"WITH failed AS (SELECT execution_duration_ms, {_ERROR_TEXT} AS error_text "
-                            f"FROM traces WHERE state = 'ERROR') SELECT {_CLASS_CASE} AS error_class, "
-                            "count(*) AS traces, count_if(execution_duration_ms < 1000) AS fast_failures, "
-                            "count_if(execution_duration_ms >= 1000) AS slow_failures, "
-                            "min(error_text) AS example FROM failed GROUP BY 1 ORDER BY traces DESC, error_class"),
-    "duration_buckets": ("Q9", f"SELECT {DURATION_BUCKET} AS bucket, count_if(state = 'OK') AS ok, "
-                               "count_if(state = 'ERROR') AS error FROM traces GROUP BY 1 "
-                               "ORDER BY min(execution_duration_ms)"),
-    "quality_markers": ("Q10", "SELECT " + ", ".join(f"count_if(response rlike '{rx}') AS {name}"
-                                                     for name, rx in MARKERS.items())
-                        + ", count_if(response IS NULL OR trim(response) IN ('', '\"\"', 'null', '{}') "
-                          "OR response rlike '^[{]\"[^\"]+\": \"\"[}]$') "
-                          "AS empty_responses, " + _PCTS.format(col="length(response)", suffix="_chars")
-                        + " FROM traces WHERE state = 'OK'"),
-    "long_tail": ("Q11", "WITH cut AS (SELECT percentile(length(response), 0.5) AS median FROM traces "
-                         "WHERE state = 'OK') SELECT count_if(length(response) > cut.median * "
-                         f"{LONG_TAIL_MEDIANS}) AS long_responses, count(response) AS ok_responses, "
-                         f"max(cut.median) * {LONG_TAIL_MEDIANS} AS longer_than_chars, max(cut.median) AS median_chars "
-                         "FROM traces CROSS JOIN cut WHERE state = 'OK'"),
-    "assessments": ("Q12", "SELECT a.name AS name, a.source.source_type AS source_type, count(*) AS total, "
-                           "count_if(a.feedback.error IS NOT NULL) AS errors, "
-                           "count_if(a.feedback.value IN ('true', '\"yes\"', '\"pass\"')) AS pass, "
-                           "count_if(a.feedback.value IN ('false', '\"no\"', '\"fail\"')) AS fail "
-                           "FROM traces LATERAL VIEW explode(assessments) t AS a "
-                           # issue references (our own, or MLflow's issue discovery) annotate traces;
-                           # they are not feedback on the agent
-                           "WHERE a.feedback IS NOT NULL OR a.expectation IS NOT NULL "
-                           "GROUP BY 1, 2 ORDER BY total DESC, name"),
-    "token_usage": ("Q13", "SELECT get_json_object(s.attributes['mlflow.llm.model'], '$') AS model, count(*) AS calls, "
-                           "sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.input_tokens') "
-                           "AS BIGINT)) AS input_tokens, "
-                           "sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.output_tokens') "
-                           "AS BIGINT)) AS output_tokens, "
-                           "round(sum(cast(get_json_object(s.attributes['mlflow.llm.cost'], '$.total_cost') "
-                           "AS DOUBLE)), 6) AS cost_usd FROM traces LATERAL VIEW explode(spans) t AS s "
-                           "WHERE s.attributes['mlflow.chat.tokenUsage'] IS NOT NULL "
-                           "OR s.attributes['mlflow.llm.cost'] IS NOT NULL GROUP BY 1 ORDER BY calls DESC"),
-    "traffic_by_day": ("Q14", "SELECT to_date(request_time) AS day, count(*) AS traces, "
-                              "count_if(state = 'ERROR') AS errors FROM traces GROUP BY 1 ORDER BY 1"),
-}  # fmt: skip
+    "error_buckets": (
+        "Q8",
+        f"WITH failed AS (SELECT execution_duration_ms, {_ERROR_TEXT} AS error_text "
+        f"FROM traces WHERE state = 'ERROR') SELECT {_CLASS_CASE} AS error_class, "
+        "count(*) AS traces, count_if(execution_duration_ms < 1000) AS fast_failures, "
+        "count_if(execution_duration_ms >= 1000) AS slow_failures, "
+        "min(error_text) AS example FROM failed GROUP BY 1 ORDER BY traces DESC, error_class",
+    ),
+    "duration_buckets": (
+        "Q9",
+        f"SELECT {DURATION_BUCKET} AS bucket, count_if(state = 'OK') AS ok, "
+        "count_if(state = 'ERROR') AS error FROM traces GROUP BY 1 "
+        "ORDER BY min(execution_duration_ms)",
+    ),
+    "quality_markers": (
+        "Q10",
+        "SELECT "
+        + ", ".join(f"count_if(response rlike '{rx}') AS {name}" for name, rx in MARKERS.items())
+        + ", count_if(response IS NULL OR trim(response) IN ('', '\"\"', 'null', '{}') "
+        'OR response rlike \'^[{]"[^"]+": ""[}]$\') '
+        "AS empty_responses, "
+        + _PCTS.format(col="length(response)", suffix="_chars")
+        + " FROM traces WHERE state = 'OK'",
+    ),
+    "long_tail": (
+        "Q11",
+        "WITH cut AS (SELECT percentile(length(response), 0.5) AS median FROM traces "
+        "WHERE state = 'OK') SELECT count_if(length(response) > cut.median * "
+        f"{LONG_TAIL_MEDIANS}) AS long_responses, count(response) AS ok_responses, "
+        f"max(cut.median) * {LONG_TAIL_MEDIANS} AS longer_than_chars, max(cut.median) AS median_chars "
+        "FROM traces CROSS JOIN cut WHERE state = 'OK'",
+    ),
+    "assessments": (
+        "Q12",
+        "SELECT a.name AS name, a.source.source_type AS source_type, count(*) AS total, "
+        "count_if(a.feedback.error IS NOT NULL) AS errors, "
+        "count_if(a.feedback.value IN ('true', '\"yes\"', '\"pass\"')) AS pass, "
+        "count_if(a.feedback.value IN ('false', '\"no\"', '\"fail\"')) AS fail "
+        "FROM traces LATERAL VIEW explode(assessments) t AS a "
+        # issue references (our own, or MLflow's issue discovery) annotate traces;
+        # they are not feedback on the agent
+        "WHERE a.feedback IS NOT NULL OR a.expectation IS NOT NULL "
+        "GROUP BY 1, 2 ORDER BY total DESC, name",
+    ),
+    "token_usage": (
+        "Q13",
+        "SELECT get_json_object(s.attributes['mlflow.llm.model'], '$') AS model, count(*) AS calls, "
+        "sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.input_tokens') "
+        "AS BIGINT)) AS input_tokens, "
+        "sum(cast(get_json_object(s.attributes['mlflow.chat.tokenUsage'], '$.output_tokens') "
+        "AS BIGINT)) AS output_tokens, "
+        "round(sum(cast(get_json_object(s.attributes['mlflow.llm.cost'], '$.total_cost') "
+        "AS DOUBLE)), 6) AS cost_usd FROM traces LATERAL VIEW explode(spans) t AS s "
+        "WHERE s.attributes['mlflow.chat.tokenUsage'] IS NOT NULL "
+        "OR s.attributes['mlflow.llm.cost'] IS NOT NULL GROUP BY 1 ORDER BY calls DESC",
+    ),
+    "traffic_by_day": (
+        "Q14",
+        "SELECT to_date(request_time) AS day, count(*) AS traces, "
+        "count_if(state = 'ERROR') AS errors FROM traces GROUP BY 1 ORDER BY 1",
+    ),
+}
 
 
 def compute_census(engine: SqlEngine, *, discovery: bool = True, outcomes: dict[str, str] | None = None) -> Census:

@@ -36,8 +36,12 @@ def build_query(sql: str, table_name: str) -> str:
     def point(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.name.lower() == TABLE and TABLE not in ctes:
             alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(TABLE))
-            return exp.Table(this=exp.to_identifier(table), db=exp.to_identifier(schema),
-                             catalog=exp.to_identifier(catalog), alias=alias)  # fmt: skip
+            return exp.Table(
+                this=exp.to_identifier(table),
+                db=exp.to_identifier(schema),
+                catalog=exp.to_identifier(catalog),
+                alias=alias,
+            )
         return node
 
     return tree.transform(point).sql(dialect="databricks")
@@ -46,11 +50,20 @@ def build_query(sql: str, table_name: str) -> str:
 class DatabricksEngine:
     name = "databricks"
 
-    def __init__(self, settings: Settings, table_name: str | None, warehouse_id: str | None,
-                 *, timeout_s: float = DEFAULT_TIMEOUT_S, row_cap: int = DEFAULT_ROW_CAP) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        table_name: str | None,
+        warehouse_id: str | None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        row_cap: int = DEFAULT_ROW_CAP,
+    ) -> None:
         if not table_name:
-            raise ConfigurationError("Databricks queries need the trace table: pass --table-name or set "
-                                     "MLFLOW_TRACE_TABLE_NAME (catalog.schema.table)")  # fmt: skip
+            raise ConfigurationError(
+                "Databricks queries need the trace table: pass --table-name or set "
+                "MLFLOW_TRACE_TABLE_NAME (catalog.schema.table)"
+            )
         if not warehouse_id:
             raise ConfigurationError("Databricks queries need a SQL warehouse: set DATABRICKS_WAREHOUSE_ID")
         if not (settings.databricks_host and settings.databricks_token):
@@ -66,18 +79,25 @@ class DatabricksEngine:
         try:
             from databricks import sql as dbsql
         except ImportError as error:
-            raise ConfigurationError("Databricks SQL needs the extra: uv tool install "
-                                     "'analyze-experiment[databricks]'") from error  # fmt: skip
+            raise ConfigurationError(
+                "Databricks SQL needs the extra: uv tool install 'analyze-experiment[databricks]'"
+            ) from error
         address = urlparse(self._settings.databricks_host or "")
         host, port = address.hostname or "", address.port or 443
         token = self._settings.databricks_token.get_secret_value() if self._settings.databricks_token else ""
         stopped = threading.Event()
         try:
             with (
-                dbsql.connect(server_hostname=host, _port=port, http_path=self.http_path, access_token=token,
-                              _retry_stop_after_attempts_count=2, _socket_timeout=self.timeout_s) as con,
+                dbsql.connect(
+                    server_hostname=host,
+                    _port=port,
+                    http_path=self.http_path,
+                    access_token=token,
+                    _retry_stop_after_attempts_count=2,
+                    _socket_timeout=self.timeout_s,
+                ) as con,
                 con.cursor() as cursor,
-            ):  # fmt: skip
+            ):
 
                 def cancel() -> None:
                     stopped.set()
@@ -100,5 +120,11 @@ class DatabricksEngine:
                 f"Databricks SQL failed: {message.splitlines()[0][:300] if message else type(error).__name__}"
             ) from error
         kept: list[Any] = rows[: self.row_cap]
-        return QueryResult(columns=columns, rows=[[bounded(json_safe(v)) for v in row] for row in kept], row_count=len(kept),
-                           rows_cut=cut, engine=self.name, executed_sql=query)  # fmt: skip
+        return QueryResult(
+            columns=columns,
+            rows=[[bounded(json_safe(v)) for v in row] for row in kept],
+            row_count=len(kept),
+            rows_cut=cut,
+            engine=self.name,
+            executed_sql=query,
+        )

@@ -54,13 +54,24 @@ class DuckDBEngine:
         from analyze_experiment.agent.core.traces.sandbox import sandbox
 
         translated = to_duckdb(sql)
-        request = {"path": str(self.path), "config": self._config, "sql": translated, "row_cap": self.row_cap,
-                   "timeout_s": self.timeout_s}  # fmt: skip
+        request = {
+            "path": str(self.path),
+            "config": self._config,
+            "sql": translated,
+            "row_cap": self.row_cap,
+            "timeout_s": self.timeout_s,
+        }
         reply = sandbox(self.heap_bytes).run(request, self.timeout_s)
         if "error" in reply:
             raise self._explain(reply, translated)
-        return QueryResult(columns=reply["columns"], rows=clean(reply["rows"]), row_count=len(reply["rows"]),
-                           rows_cut=reply["rows_cut"], engine=self.name, executed_sql=translated)  # fmt: skip
+        return QueryResult(
+            columns=reply["columns"],
+            rows=clean(reply["rows"]),
+            row_count=len(reply["rows"]),
+            rows_cut=reply["rows_cut"],
+            engine=self.name,
+            executed_sql=translated,
+        )
 
     @contextmanager
     def derived(self, sql: str) -> Iterator[DuckDBEngine]:
@@ -70,8 +81,15 @@ class DuckDBEngine:
         translated = to_duckdb(sql)
         with tempfile.TemporaryDirectory(prefix="analyze-experiment-") as scratch:
             target = Path(scratch) / "derived.duckdb"
-            request = {"derive": {"path": str(self.path), "target": str(target), "config": self._config,
-                                  "sql": translated, "timeout_s": self.timeout_s}}  # fmt: skip
+            request = {
+                "derive": {
+                    "path": str(self.path),
+                    "target": str(target),
+                    "config": self._config,
+                    "sql": translated,
+                    "timeout_s": self.timeout_s,
+                }
+            }
             reply = sandbox(self.heap_bytes).run(request, self.timeout_s)
             if "error" in reply:
                 raise self._explain(reply, translated)
@@ -82,8 +100,10 @@ class DuckDBEngine:
     def _explain(self, reply: dict[str, Any], translated: str) -> UserError:
         kind, message = reply["error"], reply.get("message", "")
         if kind == "timeout":
-            return SqlTimeout(f"the query was stopped after {self.timeout_s:g} s; narrow it (a WHERE on "
-                              "request_time, fewer rows) or raise --timeout")  # fmt: skip
+            return SqlTimeout(
+                f"the query was stopped after {self.timeout_s:g} s; narrow it (a WHERE on "
+                "request_time, fewer rows) or raise --timeout"
+            )
         if kind == "permission":
             return SqlRefused(f"not allowed in the sandbox: {message}")
         if kind == "died":

@@ -29,9 +29,13 @@ class _Worker:
     def __init__(self, heap_bytes: int) -> None:
         env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        self.process = subprocess.Popen([sys.executable, "-m", "analyze_experiment.agent.core.traces.worker", str(heap_bytes)],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        env=env)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "analyze_experiment.agent.core.traces.worker", str(heap_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
 
     def ask(self, request: dict[str, Any], wait_s: float) -> dict[str, Any]:
         assert self.process.stdin is not None and self.process.stdout is not None

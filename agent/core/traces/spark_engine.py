@@ -68,8 +68,14 @@ class SparkEngine:
         translated = self._translate(sql)
         frame, rows, cut = self._guarded(lambda session: self._fetch(session.sql(translated)))
         kept = rows[: self.row_cap]
-        return QueryResult(columns=list(frame.columns), rows=[[_plain(v) for v in row] for row in kept],
-                           row_count=len(kept), rows_cut=cut, engine=self.name, executed_sql=translated)  # fmt: skip
+        return QueryResult(
+            columns=list(frame.columns),
+            rows=[[_plain(v) for v in row] for row in kept],
+            row_count=len(kept),
+            rows_cut=cut,
+            engine=self.name,
+            executed_sql=translated,
+        )
 
     @contextmanager
     def derived(self, sql: str) -> Iterator[SparkEngine]:

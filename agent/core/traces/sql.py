@@ -25,13 +25,22 @@ _DENIED_FUNCTIONS = re.compile(
     r"current_setting|duckdb_\w+|pragma_\w+|http_\w+|load_\w+|install_\w+|system|shell|java_method|reflect)$",
     re.IGNORECASE,
 )
-_UNIT_DATEDIFF = re.compile(r"\b(datediff|timestampdiff|date_diff)\s*\(\s*(year|quarter|month|week|day|hour|"
-                            r"minute|second|millisecond|microsecond)\b", re.IGNORECASE)  # fmt: skip
+_UNIT_DATEDIFF = re.compile(
+    r"\b(datediff|timestampdiff|date_diff)\s*\(\s*(year|quarter|month|week|day|hour|"
+    r"minute|second|millisecond|microsecond)\b",
+    re.IGNORECASE,
+)
 _MAP_COLUMNS = {"tags", "trace_metadata", "attributes", "metadata"}
 MAX_GENERATED = 100_000
 # unknown-to-sqlglot functions whose argument at this position sets the size of what they build
-_SIZED_FUNCTIONS = {"array_repeat": 1, "array_fill": 1, "list_resize": 1, "array_resize": 1, "string_repeat": 1,
-                    "bar": 3}  # fmt: skip
+_SIZED_FUNCTIONS = {
+    "array_repeat": 1,
+    "array_fill": 1,
+    "list_resize": 1,
+    "array_resize": 1,
+    "string_repeat": 1,
+    "bar": 3,
+}
 
 
 class SqlRefused(UserError):
@@ -60,8 +69,9 @@ def _check_sources(tree: exp.Query) -> None:
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
-            raise SqlRefused(f"table functions such as {table.this.sql('databricks')[:40]} are not allowed; "
-                             f"write {ALLOWED}")  # fmt: skip
+            raise SqlRefused(
+                f"table functions such as {table.this.sql('databricks')[:40]} are not allowed; write {ALLOWED}"
+            )
         if table.args.get("db") or table.args.get("catalog"):
             raise SqlRefused(f"qualified table names ({table.sql('databricks')}) are not allowed; use `{TABLE}`")
         if table.name.lower() not in ctes | {TABLE}:
@@ -87,8 +97,10 @@ def _check_generated_size(function: exp.Func, name: str) -> None:
         size = _size_argument(function, name)
         number = _literal_number(size) if size is not None else 0.0
         if number is None or abs(number) > MAX_GENERATED:
-            raise SqlRefused(f"{name}() builds a value as large as its size argument; give the size as a "
-                             f"literal number up to {MAX_GENERATED:,}")  # fmt: skip
+            raise SqlRefused(
+                f"{name}() builds a value as large as its size argument; give the size as a "
+                f"literal number up to {MAX_GENERATED:,}"
+            )
 
 
 def _check_series(function: exp.Func, name: str) -> None:
@@ -151,14 +163,18 @@ def check_translatable(sql: str, tree: exp.Query) -> None:
 def _check_explodes(tree: exp.Query) -> None:
     for explode in tree.find_all(exp.Explode):
         if isinstance(explode, exp.ExplodeOuter):
-            raise SqlRefused("explode_outer is not supported; use LATERAL VIEW explode(...) and handle empty "
-                             "arrays with size(...) = 0 in a UNION")  # fmt: skip
+            raise SqlRefused(
+                "explode_outer is not supported; use LATERAL VIEW explode(...) and handle empty "
+                "arrays with size(...) = 0 in a UNION"
+            )
         if isinstance(explode, exp.Posexplode):
             raise SqlRefused("posexplode is not supported; use LATERAL VIEW explode(...)")
         target = explode.this
         if isinstance(target, exp.Column | exp.Dot) and target.name.lower() in _MAP_COLUMNS:
-            raise SqlRefused(f"exploding the map {target.name} is not supported; use map_keys({target.name}), "
-                             f"map_values({target.name}) or {target.name}['key']")  # fmt: skip
+            raise SqlRefused(
+                f"exploding the map {target.name} is not supported; use map_keys({target.name}), "
+                f"map_values({target.name}) or {target.name}['key']"
+            )
 
 
 def rewrite_for_duckdb(tree: exp.Query) -> exp.Query:
@@ -223,8 +239,10 @@ def _unnest_in_subquery(tree: exp.Query) -> exp.Query:
         table = source.this
         inner = exp.select(exp.Star(), exp.alias_(view.this.copy(), columns[0].name)).from_(table.copy())
         select.set("laterals", None)
-        select.set("from_", exp.From(this=exp.Subquery(
-            this=inner, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name)))))  # fmt: skip
+        select.set(
+            "from_",
+            exp.From(this=exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name)))),
+        )
     return tree
 
 

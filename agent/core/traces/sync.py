@@ -110,8 +110,13 @@ class TraceTableSync:
         token = None
         search = retry_transient(self._client.search_traces)
         while True:
-            page = search(locations=[self._experiment_id], filter_string=filter_string, max_results=PAGE,
-                          page_token=token, include_spans=include_spans)  # fmt: skip
+            page = search(
+                locations=[self._experiment_id],
+                filter_string=filter_string,
+                max_results=PAGE,
+                page_token=token,
+                include_spans=include_spans,
+            )
             yield list(page)
             token = page.token
             if not token:
@@ -213,8 +218,10 @@ def _create(con: duckdb.DuckDBPyConnection) -> None:
     con.register("empty_rows", to_arrow([]))
     con.execute("CREATE TABLE traces AS SELECT * FROM empty_rows")
     con.unregister("empty_rows")
-    con.execute("CREATE TABLE _sync_traces (trace_id VARCHAR PRIMARY KEY, request_time_ms BIGINT, "
-                "n_assessments INTEGER, assessed_ms BIGINT)")  # fmt: skip
+    con.execute(
+        "CREATE TABLE _sync_traces (trace_id VARCHAR PRIMARY KEY, request_time_ms BIGINT, "
+        "n_assessments INTEGER, assessed_ms BIGINT)"
+    )
     con.execute("CREATE TABLE _sync_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
     con.execute("INSERT INTO _sync_meta VALUES ('schema', ?)", [SCHEMA_VERSION])
 
@@ -231,12 +238,17 @@ def _upsert(con: duckdb.DuckDBPyConnection, traces: list[Trace], fingerprints: F
     if not traces:
         return
     con.register("rows", to_arrow(traces))
-    con.register("seen", pa.table({
-        "trace_id": [t.info.trace_id for t in traces],
-        "request_time_ms": [t.info.request_time for t in traces],
-        "n_assessments": [fingerprints.get(t.info.trace_id, (0, 0))[0] for t in traces],
-        "assessed_ms": [fingerprints.get(t.info.trace_id, (0, 0))[1] for t in traces],
-    }))  # fmt: skip
+    con.register(
+        "seen",
+        pa.table(
+            {
+                "trace_id": [t.info.trace_id for t in traces],
+                "request_time_ms": [t.info.request_time for t in traces],
+                "n_assessments": [fingerprints.get(t.info.trace_id, (0, 0))[0] for t in traces],
+                "assessed_ms": [fingerprints.get(t.info.trace_id, (0, 0))[1] for t in traces],
+            }
+        ),
+    )
     con.execute("BEGIN")
     con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM rows)")
     con.execute(f"INSERT INTO {TABLE} SELECT * FROM rows")

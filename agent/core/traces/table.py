@@ -22,25 +22,50 @@ _STR = pa.string()
 _TS = pa.timestamp("us")
 _MAP = pa.map_(pa.string(), pa.string())
 EVENT = pa.struct([("name", _STR), ("timestamp", _TS), ("attributes", _MAP)])
-SPAN = pa.struct([
-    ("name", _STR), ("span_id", _STR), ("trace_id", _STR), ("parent_id", _STR), ("start_time", _TS),
-    ("end_time", _TS), ("status_code", _STR), ("status_message", _STR), ("attributes", _MAP),
-    ("events", pa.list_(EVENT)),
-])  # fmt: skip
-ASSESSMENT = pa.struct([
-    ("assessment_id", _STR), ("name", _STR),
-    ("source", pa.struct([("source_type", _STR), ("source_id", _STR)])),
-    ("feedback", pa.struct([("value", _STR), ("error", _STR)])),
-    ("expectation", pa.struct([("value", _STR)])),
-    ("rationale", _STR), ("metadata", _MAP), ("span_id", _STR),
-])  # fmt: skip
-SCHEMA = pa.schema([
-    ("trace_id", _STR), ("client_request_id", _STR), ("request_time", _TS), ("state", _STR),
-    ("execution_duration_ms", pa.int64()), ("request", _STR), ("response", _STR),
-    ("request_preview", _STR), ("response_preview", _STR), ("trace_metadata", _MAP), ("tags", _MAP),
-    ("trace_location", pa.struct([("type", _STR), ("mlflow_experiment", pa.struct([("experiment_id", _STR)]))])),
-    ("spans", pa.list_(SPAN)), ("assessments", pa.list_(ASSESSMENT)),
-])  # fmt: skip
+SPAN = pa.struct(
+    [
+        ("name", _STR),
+        ("span_id", _STR),
+        ("trace_id", _STR),
+        ("parent_id", _STR),
+        ("start_time", _TS),
+        ("end_time", _TS),
+        ("status_code", _STR),
+        ("status_message", _STR),
+        ("attributes", _MAP),
+        ("events", pa.list_(EVENT)),
+    ]
+)
+ASSESSMENT = pa.struct(
+    [
+        ("assessment_id", _STR),
+        ("name", _STR),
+        ("source", pa.struct([("source_type", _STR), ("source_id", _STR)])),
+        ("feedback", pa.struct([("value", _STR), ("error", _STR)])),
+        ("expectation", pa.struct([("value", _STR)])),
+        ("rationale", _STR),
+        ("metadata", _MAP),
+        ("span_id", _STR),
+    ]
+)
+SCHEMA = pa.schema(
+    [
+        ("trace_id", _STR),
+        ("client_request_id", _STR),
+        ("request_time", _TS),
+        ("state", _STR),
+        ("execution_duration_ms", pa.int64()),
+        ("request", _STR),
+        ("response", _STR),
+        ("request_preview", _STR),
+        ("response_preview", _STR),
+        ("trace_metadata", _MAP),
+        ("tags", _MAP),
+        ("trace_location", pa.struct([("type", _STR), ("mlflow_experiment", pa.struct([("experiment_id", _STR)]))])),
+        ("spans", pa.list_(SPAN)),
+        ("assessments", pa.list_(ASSESSMENT)),
+    ]
+)
 
 
 def to_arrow(traces: list[Trace]) -> pa.Table:
@@ -110,7 +135,9 @@ def _assessment_row(assessment: Any) -> dict[str, Any]:
             "source_type": str(getattr(source.source_type, "value", source.source_type)) if source else None,
             "source_id": getattr(source, "source_id", None),
         },
-        "feedback": None if feedback is None else {
+        "feedback": None
+        if feedback is None
+        else {
             "value": _json(feedback.value),
             "error": None if error is None else str(getattr(error, "error_message", None) or error),
         },
@@ -118,7 +145,7 @@ def _assessment_row(assessment: Any) -> dict[str, Any]:
         "rationale": assessment.rationale,
         "metadata": list((assessment.metadata or {}).items()),
         "span_id": assessment.span_id,
-    }  # fmt: skip
+    }
 
 
 def _json(value: Any) -> str | None:
