@@ -18,15 +18,24 @@ each unmatched issue the problem its query overlaps most (`nearest`), to charge 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from analyze_experiment.agent.core.insights.models import Actor, Category, HypothesisStatus, IssueStatus
+from analyze_experiment.agent.core.insights.models import (
+    Actor,
+    Category,
+    Census,
+    Hypothesis,
+    HypothesisStatus,
+    Issue,
+    IssueStatus,
+)
 from analyze_experiment.agent.core.services import Services
 from analyze_experiment.agent.core.traces.engine import SqlEngine
-from analyze_experiment.evals.cases import Expected
+from analyze_experiment.evals.cases import Expected, Problem
 
 EVIDENCE_SHARE = 2 / 3
 OVERLAP = 0.5
@@ -82,71 +91,242 @@ def matched_problem(evidence: set[str], overlaps: dict[str, float], problems: di
     """Of the problems holding two thirds of the issue's evidence and overlapping its traces by OVERLAP,
     the one it overlaps most: where two problems share a slice, the first listed is not the better match
     (an issue that was one problem exactly matched its neighbour at 0.5 and left it unfound)."""
-    qualifying = [kind for kind, truth in problems.items()
-                  if len(evidence & truth) >= EVIDENCE_SHARE * len(evidence) and overlaps[kind] >= OVERLAP]  # fmt: skip
+    qualifying = [
+        kind
+        for kind, truth in problems.items()
+        if len(evidence & truth) >= EVIDENCE_SHARE * len(evidence) and overlaps[kind] >= OVERLAP
+    ]
     return max(qualifying, key=overlaps.__getitem__, default=None)
 
 
-def score(services: Services, run_id: str, expected: Expected, *, case: str, model: str, wall_s: float,
-          report: Path | None, source: str | None = None) -> Scores:  # fmt: skip
+@dataclass(frozen=True)
+class ScoringContext:
+    """What one finished analysis left, read once, and its issues matched to the truth: what every
+    evaluator reads (pydantic_evals' `EvaluatorContext`)."""
+
+    services: Services
+    run_id: str
+    expected: Expected
+    engine: SqlEngine
+    report: Path | None
+    hypotheses: dict[str, Hypothesis]
+    issue_scores: list[IssueScore]
+    problem_scores: list[ProblemScore]
+    census: Census
+    metrics: dict[str, float]
+
+
+class Evaluator(Protocol):
+    """One metric of an analysis; its `name` is the `Scores` field it fills."""
+
+    name: str
+
+    def evaluate(self, context: ScoringContext) -> Any: ...
+
+
+class IssueRecall:
+    """The share of labelled problems some issue matches (None: nothing was planted)."""
+
+    name = "issue_recall"
+
+    def evaluate(self, context: ScoringContext) -> float | None:
+        problems = context.problem_scores
+        return sum(p.found for p in problems) / len(problems) if problems else None
+
+
+class IssuePrecision:
+    """The share of reported issues that match a problem (None: no issue)."""
+
+    name = "issue_precision"
+
+    def evaluate(self, context: ScoringContext) -> float | None:
+        issues = context.issue_scores
+        return sum(1 for s in issues if s.matched) / len(issues) if issues else None
+
+
+class EvidencePrecision:
+    """The share of issues' evidence traces inside the problem their issue matched."""
+
+    name = "evidence_precision"
+
+    def evaluate(self, context: ScoringContext) -> float | None:
+        total = sum(s.evidence for s in context.issue_scores)
+        return sum(s.evidence_in_problem for s in context.issue_scores) / total if total else None
+
+
+class StrengthsExpected:
+    name = "strengths_expected"
+
+    def evaluate(self, context: ScoringContext) -> int:
+        return sum(1 for p in context.expected.problems if p.strength)
+
+
+class StrengthsValidated:
+    name = "strengths_validated"
+
+    def evaluate(self, context: ScoringContext) -> int:
+        validated = HypothesisStatus.VALIDATED
+        return sum(1 for h in context.hypotheses.values() if h.category is Category.STRENGTH and h.status is validated)
+
+
+class RuleViolations:
+    """Breaches of the workflow's rules in the stored state and the report (must be none)."""
+
+    name = "violations"
+
+    def evaluate(self, context: ScoringContext) -> list[str]:
+        return violations(context.services, context.run_id, context.engine, context.report)
+
+
+class CensusExact:
+    """Whether the census counted the traces (and failures) the case holds (None: the case does not say)."""
+
+    name = "census_exact"
+
+    def evaluate(self, context: ScoringContext) -> bool | None:
+        expected, census = context.expected, context.census
+        if expected.traces is None:
+            return None
+        return census.trace_count == expected.traces and expected.errors in (None, census.error_count)
+
+
+class HypothesisCounts:
+    name = "hypotheses"
+
+    def evaluate(self, context: ScoringContext) -> dict[str, int]:
+        made = context.hypotheses.values()
+        return {
+            "proposed": len(made),
+            "tested": sum(1 for h in made if h.evidence or h.status is not HypothesisStatus.TESTING),
+            "validated": sum(1 for h in made if h.status is HypothesisStatus.VALIDATED),
+            "rejected": sum(1 for h in made if h.status is HypothesisStatus.REJECTED),
+        }
+
+
+class LlmCalls:
+    name = "llm_calls"
+
+    def evaluate(self, context: ScoringContext) -> int:
+        return int(sum(v for k, v in context.metrics.items() if k.endswith(".calls")))
+
+
+class Tokens:
+    name = "tokens"
+
+    def evaluate(self, context: ScoringContext) -> int:
+        return int(sum(v for k, v in context.metrics.items() if k.endswith("_tokens")))
+
+
+class Cost:
+    name = "cost_usd"
+
+    def evaluate(self, context: ScoringContext) -> float | None:
+        costs = [v for k, v in context.metrics.items() if k.endswith(".cost_usd")]
+        return round(sum(costs), 6) if costs else None
+
+
+EVALUATORS: tuple[Evaluator, ...] = (
+    IssueRecall(),
+    IssuePrecision(),
+    EvidencePrecision(),
+    StrengthsExpected(),
+    StrengthsValidated(),
+    RuleViolations(),
+    CensusExact(),
+    HypothesisCounts(),
+    LlmCalls(),
+    Tokens(),
+    Cost(),
+)
+
+
+def score(
+    services: Services,
+    run_id: str,
+    expected: Expected,
+    *,
+    case: str,
+    model: str,
+    wall_s: float,
+    report: Path | None,
+    source: str | None = None,
+) -> Scores:
+    context = read_analysis(services, run_id, expected, report)
+    metrics = {evaluator.name: evaluator.evaluate(context) for evaluator in EVALUATORS}
+    return Scores(
+        case=case,
+        model=model,
+        source=source,
+        run_id=run_id,
+        wall_s=round(wall_s, 2),
+        **metrics,
+        issues=context.issue_scores,
+        problems=context.problem_scores,
+    )
+
+
+def read_analysis(services: Services, run_id: str, expected: Expected, report: Path | None) -> ScoringContext:
+    """The analysis's documents, and each reported issue matched to the problem it found, if any."""
     insights = services.insights
-    analysis = insights.get_analysis(run_id)
-    engine = services.traces_table(analysis.experiment_id)
+    engine = services.traces_table(insights.get_analysis(run_id).experiment_id)
     engine.row_cap = 1_000_000
     hypotheses = {h.id: h for h in insights.list_hypotheses(run_id)}
     reported = [i for i in insights.list_issues(run_id) if i.status is not IssueStatus.REJECTED]
-    problems = {p.kind: set(p.affected_trace_ids) for p in expected.problems if not p.strength}
-    unseen = {p.kind: set(p.unobserved_trace_ids) for p in expected.problems}
-
-    def seen_overlap(selection: set[str], kind: str) -> float:
-        return jaccard(selection - unseen[kind], problems[kind] - unseen[kind])
-
-    selections = {i.id: hypotheses[i.hypothesis_id].selection for i in reported}
-    selected = {key: _selected(engine, query.query) if query else set() for key, query in selections.items()}
-
-    issue_scores = []
-    for issue in reported:
-        evidence = {e.trace_id for e in issue.evidence}
-        overlaps = {kind: seen_overlap(selected[issue.id], kind) for kind in problems}
-        match = matched_problem(evidence, overlaps, problems)
-        inside = len(evidence & problems[match]) if match else 0
-        nearest = match or max((k for k, v in overlaps.items() if v > 0), key=overlaps.__getitem__, default=None)
-        issue_scores.append(IssueScore(issue_id=issue.id, title=issue.title, matched=match,
-                                       evidence_in_problem=inside, evidence=len(evidence),
-                                       affected=len(selected[issue.id]), nearest=nearest,
-                                       overlap=round(overlaps[nearest], 3) if nearest else 0.0))  # fmt: skip
+    selected = {
+        i.id: _selected(engine, query.query) if (query := hypotheses[i.hypothesis_id].selection) else set()
+        for i in reported
+    }
+    issue_scores = [_issue_score(issue, selected[issue.id], expected) for issue in reported]
     matched = {s.matched for s in issue_scores if s.matched}
     problem_scores = [
-        ProblemScore(kind=p.kind, outcome_family=p.outcome_family, cause_family=p.cause_family, power=p.power,
-                     affected=len(p.affected_trace_ids), found=p.kind in matched,
-                     overlap=round(max((seen_overlap(selected[i.id], p.kind) for i in reported), default=0.0), 3))
-        for p in expected.problems if not p.strength
-    ]  # fmt: skip
-    evidence_total = sum(s.evidence for s in issue_scores)
-    strengths = [
-        h for h in hypotheses.values() if h.category is Category.STRENGTH and h.status is HypothesisStatus.VALIDATED
+        ProblemScore(
+            kind=p.kind,
+            outcome_family=p.outcome_family,
+            cause_family=p.cause_family,
+            power=p.power,
+            affected=len(p.affected_trace_ids),
+            found=p.kind in matched,
+            overlap=round(max((_seen_overlap(s, p) for s in selected.values()), default=0.0), 3),
+        )
+        for p in expected.problems
+        if not p.strength
     ]
-    census = insights.get_census(run_id)
-    metrics = services.client.get_run(run_id).data.metrics
-    costs = [v for k, v in metrics.items() if k.endswith(".cost_usd")]
-    return Scores(
-        case=case, model=model, source=source, run_id=run_id, wall_s=round(wall_s, 2),
-        issue_recall=len(matched) / len(problems) if problems else None,
-        issue_precision=sum(1 for s in issue_scores if s.matched) / len(issue_scores) if issue_scores else None,
-        evidence_precision=sum(s.evidence_in_problem for s in issue_scores) / evidence_total if evidence_total else None,
-        strengths_expected=sum(1 for p in expected.problems if p.strength), strengths_validated=len(strengths),
-        violations=violations(services, run_id, engine, report),
-        census_exact=(census.trace_count == expected.traces and (expected.errors is None or census.error_count == expected.errors))
-        if expected.traces is not None else None,
-        hypotheses={"proposed": len(hypotheses),
-                    "tested": sum(1 for h in hypotheses.values() if h.evidence or h.status is not HypothesisStatus.TESTING),
-                    "validated": sum(1 for h in hypotheses.values() if h.status is HypothesisStatus.VALIDATED),
-                    "rejected": sum(1 for h in hypotheses.values() if h.status is HypothesisStatus.REJECTED)},
-        llm_calls=int(sum(v for k, v in metrics.items() if k.endswith(".calls"))),
-        tokens=int(sum(v for k, v in metrics.items() if k.endswith("_tokens"))),
-        cost_usd=round(sum(costs), 6) if costs else None,
-        issues=issue_scores, problems=problem_scores,
-    )  # fmt: skip
+    return ScoringContext(
+        services=services,
+        run_id=run_id,
+        expected=expected,
+        engine=engine,
+        report=report,
+        hypotheses=hypotheses,
+        issue_scores=issue_scores,
+        problem_scores=problem_scores,
+        census=insights.get_census(run_id),
+        metrics=services.client.get_run(run_id).data.metrics,
+    )
+
+
+def _seen_overlap(selection: set[str], problem: Problem) -> float:
+    unseen = set(problem.unobserved_trace_ids)
+    return jaccard(selection - unseen, set(problem.affected_trace_ids) - unseen)
+
+
+def _issue_score(issue: Issue, selection: set[str], expected: Expected) -> IssueScore:
+    labelled = [p for p in expected.problems if not p.strength]
+    problems = {p.kind: set(p.affected_trace_ids) for p in labelled}
+    evidence = {e.trace_id for e in issue.evidence}
+    overlaps = {p.kind: _seen_overlap(selection, p) for p in labelled}
+    match = matched_problem(evidence, overlaps, problems)
+    nearest = match or max((k for k, v in overlaps.items() if v > 0), key=overlaps.__getitem__, default=None)
+    return IssueScore(
+        issue_id=issue.id,
+        title=issue.title,
+        matched=match,
+        evidence_in_problem=len(evidence & problems[match]) if match else 0,
+        evidence=len(evidence),
+        affected=len(selection),
+        nearest=nearest,
+        overlap=round(overlaps[nearest], 3) if nearest else 0.0,
+    )
 
 
 def violations(services: Services, run_id: str, engine: SqlEngine, report: Path | None) -> list[str]:

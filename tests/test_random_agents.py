@@ -118,7 +118,12 @@ def test_every_planted_effect_shows_in_the_traces_the_truth_names(draws: list[Dr
     planted = {p.outcome_family for made in draws for p in made.problems}
     assert planted == set(OUTCOME_FAMILIES), set(OUTCOME_FAMILIES) - planted
     assert {p.cause_family for made in draws for p in made.problems} == {
-        "feature_value", "pair", "threshold", "time_window", "identifier_shape"}  # fmt: skip
+        "feature_value",
+        "pair",
+        "threshold",
+        "time_window",
+        "identifier_shape",
+    }
     for made in draws:
         by_id = {t["info"]["trace_id"]: t for t in made.traces}
         for problem in made.problems:
@@ -135,9 +140,11 @@ def _unrated(kind: str, description: str, made: Draw) -> set[str]:
     if not outcome.startswith("assessment"):
         return set()
     named = description.split("'")[1]
-    return {t["info"]["trace_id"] for t in made.traces
-            if not any(a["name"] == named and (outcome == "assessment_error" or not a["error"])
-                       for a in t["assessments"])}  # fmt: skip
+    return {
+        t["info"]["trace_id"]
+        for t in made.traces
+        if not any(a["name"] == named and (outcome == "assessment_error" or not a["error"]) for a in t["assessments"])
+    }
 
 
 def _shows(kind: str, description: str, trace: dict[str, Any], made: Draw) -> bool:
@@ -155,7 +162,8 @@ def _shows(kind: str, description: str, trace: dict[str, Any], made: Draw) -> bo
     if outcome == "empty_response":
         answer = _attr(root, "mlflow.spanOutputs")
         return root["status"]["code"] == "STATUS_CODE_OK" and (
-            answer in (None, "") or (isinstance(answer, dict) and set(answer.values()) == {""}))  # fmt: skip
+            answer in (None, "") or (isinstance(answer, dict) and set(answer.values()) == {""})
+        )
     if outcome == "assessment_negative":
         rated = [a for a in trace["assessments"] if a["name"] == named and not a["error"]]
         return all(_negative(a["value"]) for a in rated)  # unrated traces count too
@@ -184,8 +192,9 @@ def _ms(span: dict[str, Any]) -> float:
 
 
 @pytest.mark.slow
-def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(store: Store, tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Written to a real store and read back as the traces table: custom metadata arrives (in one
     transaction on the SQL store, through each trace's info elsewhere), and each problem's affected
     traces are in its segment and show its outcome there."""
@@ -203,8 +212,12 @@ def test_the_planted_traces_are_what_the_outcome_and_segment_queries_select(stor
         assert table.sync().total == 150
         engine = DuckDBEngine(table.path, row_cap=100_000)
         keys = {k for t in made.traces for k in t["info"]["trace_metadata"]}
-        stored = {row[0] for row in engine.execute(
-            "SELECT DISTINCT k FROM traces LATERAL VIEW explode(map_keys(trace_metadata)) t AS k").rows}  # fmt: skip
+        stored = {
+            row[0]
+            for row in engine.execute(
+                "SELECT DISTINCT k FROM traces LATERAL VIEW explode(map_keys(trace_metadata)) t AS k"
+            ).rows
+        }
         assert keys <= stored
         failed = engine.execute("SELECT count(*) FROM traces WHERE state = 'ERROR'").rows[0][0]
         assert failed == len(made.failed_ids())
@@ -240,8 +253,10 @@ def test_power_is_how_often_fishers_exact_test_rejects(n1: int, p1: float, n2: i
     traces, where a normal approximation said 0.89."""
     rng = np.random.default_rng(3)
     inside, rest = rng.binomial(n1, p1, 3000), rng.binomial(n2, p0, 3000)
-    rejected = [k >= 5 and scipy_stats.fisher_exact([[k, n1 - k], [r, n2 - r]], alternative="greater").pvalue <= ALPHA
-                for k, r in zip(inside, rest, strict=True)]  # fmt: skip
+    rejected = [
+        k >= 5 and scipy_stats.fisher_exact([[k, n1 - k], [r, n2 - r]], alternative="greater").pvalue <= ALPHA
+        for k, r in zip(inside, rest, strict=True)
+    ]
     assert exact_test_power(n1, p1, n2, p0) == pytest.approx(np.mean(rejected), abs=0.03)
 
 
@@ -278,8 +293,17 @@ def test_seeds_come_from_the_dev_set_or_the_commit_hash(monkeypatch: pytest.Monk
 
 
 def _scores(case: str, source: str, problems: list[ProblemScore], issues: list[IssueScore]) -> Scores:
-    return Scores(case=case, model="offline", source=source, issue_recall=None, issue_precision=None,
-                  evidence_precision=None, problems=problems, issues=issues, census_exact=True)  # fmt: skip
+    return Scores(
+        case=case,
+        model="offline",
+        source=source,
+        issue_recall=None,
+        issue_precision=None,
+        evidence_precision=None,
+        problems=problems,
+        issues=issues,
+        census_exact=True,
+    )
 
 
 def _problem(kind: str, outcome: str, cause: str, power: float, found: bool) -> ProblemScore:
@@ -287,8 +311,15 @@ def _problem(kind: str, outcome: str, cause: str, power: float, found: bool) -> 
 
 
 def _issue(matched: str | None, nearest: str | None) -> IssueScore:
-    return IssueScore(issue_id="I", title="t", matched=matched, evidence_in_problem=3 if matched else 0, evidence=3,
-                      affected=10, nearest=nearest)  # fmt: skip
+    return IssueScore(
+        issue_id="I",
+        title="t",
+        matched=matched,
+        evidence_in_problem=3 if matched else 0,
+        evidence=3,
+        affected=10,
+        nearest=nearest,
+    )
 
 
 def test_an_issue_matches_the_problem_it_overlaps_most() -> None:
@@ -302,17 +333,51 @@ def test_an_issue_matches_the_problem_it_overlaps_most() -> None:
     assert matched_problem({"t1", "t2", "t3"}, {"p1": 0.4, "p2": 0.45}, problems) is None  # too little overlap
 
 
+def test_each_metric_is_its_own_evaluator_over_the_matched_issues() -> None:
+
+    from analyze_experiment.agent.core.insights.models import Census
+    from analyze_experiment.evals.cases import Expected
+    from analyze_experiment.evals.scorers import EVALUATORS, ScoringContext
+
+    issues = [
+        IssueScore(issue_id="I1", title="a", matched="p1", evidence_in_problem=3, evidence=4, affected=9),
+        IssueScore(issue_id="I2", title="b", matched=None, evidence_in_problem=0, evidence=2, affected=5),
+    ]
+    problems = [ProblemScore(kind="p1", found=True), ProblemScore(kind="p2"), ProblemScore(kind="p3")]
+    nothing: Any = None
+    context = ScoringContext(
+        services=nothing,
+        run_id="r",
+        expected=Expected(traces=10, errors=2, problems=[]),
+        engine=nothing,
+        report=None,
+        hypotheses={},
+        issue_scores=issues,
+        problem_scores=problems,
+        census=Census(trace_count=10, ok_count=9, error_count=1, error_rate=0.1),
+        metrics={"llm.test.calls": 3, "llm.test.input_tokens": 100, "llm.test.cost_usd": 0.5},
+    )
+    scored = {e.name: e.evaluate(context) for e in EVALUATORS if e.name != "violations"}
+    assert scored["issue_recall"] == 1 / 3 and scored["issue_precision"] == 1 / 2
+    assert scored["evidence_precision"] == 3 / 6
+    assert scored["census_exact"] is False  # one failure counted where the case holds two
+    assert (scored["llm_calls"], scored["tokens"], scored["cost_usd"]) == (3, 100, 0.5)
+    assert set(Scores.model_fields) >= {e.name for e in EVALUATORS}  # every metric lands in the scores
+
+
 def test_pooled_scores_per_family_and_the_gate_that_names_what_failed() -> None:
     results = [
-        _scores("random-1", "random", [_problem("a", "span_failed", "pair", 0.99, True),
-                                       _problem("b", "trace_slow", "threshold", 0.3, True)],
-                [_issue("a", "a"), _issue(None, "a"), _issue("b", "b")]),
-        _scores("random-2", "random", [_problem("c", "span_failed", "time_window", 0.95, False)],
-                [_issue(None, None)]),
+        _scores(
+            "random-1",
+            "random",
+            [_problem("a", "span_failed", "pair", 0.99, True), _problem("b", "trace_slow", "threshold", 0.3, True)],
+            [_issue("a", "a"), _issue(None, "a"), _issue("b", "b")],
+        ),
+        _scores("random-2", "random", [_problem("c", "span_failed", "time_window", 0.95, False)], [_issue(None, None)]),
         _scores("control-1", "control", [], [_issue(None, None), _issue(None, None)]),
         _scores("control-2", "control", [], []),
         _scores("support", "recording", [], []).model_copy(update={"issue_recall": 0.5}),
-    ]  # fmt: skip
+    ]
     summary = summarize(results)
     assert (summary.strong, summary.strong_found, summary.recall) == (2, 1, 0.5)
     assert (summary.weak, summary.weak_found) == (1, 1)  # a weak problem found counts apart
