@@ -1,9 +1,8 @@
 """Shared fixtures: a real SQLite MLflow store with simulated traces, built once and copied per test.
 
-Migrating a fresh SQLite store costs seconds, so the test run builds one template (migrated, with an
-experiment of simulated traces) and each test gets its own copy of the database file. The test workers
-share it: the first to need it builds it under a lock, the others wait for it and read it. Artifacts of
-the template live in that shared directory; runs a test creates write under their own run ids.
+Migrating a fresh SQLite store costs seconds, so the session builds one template (migrated, with an
+experiment of simulated traces) and each test gets its own copy of the database file. Artifacts of
+the template live in a session directory; runs a test creates write under their own run ids.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import os
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["MLFLOW_MODEL_CATALOG_URI"] = ""
 
-import fcntl
-import pickle
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,27 +38,12 @@ class Store:
 
 
 @pytest.fixture(scope="session")
-def template_store(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Store:
-    # every worker's base directory sits in the run's own directory, which they share
-    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    root = shared / "template-store"
-    with (shared / "template-store.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or when a crashed worker dies
-        built = root / "store.pickle"
-        if not built.exists():
-            root.mkdir(exist_ok=True)
-            partial = built.with_suffix(".partial")
-            partial.write_bytes(pickle.dumps(_build_template(root)))
-            partial.replace(built)
-        store: Store = pickle.loads(built.read_bytes())
-        return store
-
-
-def _build_template(root: Path) -> Store:
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     from mlflow import MlflowClient
 
     from analyze_experiment.agent.simulation.scenarios import log_scenario
 
+    root = tmp_path_factory.mktemp("template-store")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("support-agent", artifact_location=str(root / "artifacts"))

@@ -41,7 +41,8 @@ def test_the_installed_tool_lives_beside_other_tools_and_evals_packages(tmp_path
         (site / name).mkdir()
         (site / name / "__init__.py").write_text(f"OWNER = 'someone else: {name}'\n")
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    env.pop("VIRTUAL_ENV", None)
+    for inherited in ("VIRTUAL_ENV", "PYTHONPATH"):  # nothing of this checkout may be on the path
+        env.pop(inherited, None)
     # --offline: the packages come from the cache `uv sync` filled; --inexact keeps the two strangers
     sync = ["uv", "sync", "--locked", "--no-editable", "--no-dev", "--inexact", "--offline", "--quiet"]
     subprocess.run(sync, cwd=ROOT, env=env, check=True)
