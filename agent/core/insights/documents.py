@@ -114,8 +114,19 @@ class RunDocuments:
                 ) from error
             raise
 
-    @retry_transient
     def _load(self, claim: Claim) -> dict[str, Any]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._download(claim)
+        except MlflowException:
+            # MLflow reports an artifact server that stopped answering as a missing file, and a claimed
+            # document exists: ask the store, which raises StoreUnavailableError if it is down.
+            retry_transient(self._client.get_run)(self.run_id)
+            raise
+
+    @retry_transient
+    def _download(self, claim: Claim) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="insights-") as tmp:
             local = self._client.download_artifacts(self.run_id, claim.artifact_path, tmp)
             body: dict[str, Any] = json.loads(Path(local).read_text(encoding="utf-8"))
