@@ -48,7 +48,7 @@ def test_the_installed_tool_lives_beside_other_tools_and_evals_packages(tmp_path
     subprocess.run(sync, cwd=ROOT, env=env, check=True)
     python = str(venv / "bin" / "python")
     owners = "import tools, evals; print(tools.OWNER, '|', evals.OWNER)"
-    shown = subprocess.run([python, "-c", owners], cwd=tmp_path, capture_output=True, text=True, check=True)
+    shown = subprocess.run([python, "-c", owners], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert shown.stdout.strip() == "someone else: tools | someone else: evals"
     run = [str(venv / "bin" / "analyze-experiment"), "run", "--demo", "--approve", "auto", "-o", "json"]
     home = {**env, "ANALYZE_EXPERIMENT_HOME": str(tmp_path / "home"), "HOME": str(tmp_path)}
@@ -60,6 +60,7 @@ def test_the_installed_tool_lives_beside_other_tools_and_evals_packages(tmp_path
     where = subprocess.run(
         [python, "-c", "import analyze_experiment; print(analyze_experiment.__file__)"],
         cwd=tmp_path,
+        env=env,
         capture_output=True,
         text=True,
         check=True,
