@@ -18,6 +18,7 @@ API_KEY = "sk-test-" + "r3c0rd" * 4
 
 
 @pytest.mark.slow
+@pytest.mark.longest
 def test_offline_analyst_holds_the_gate_on_scenarios_random_agents_and_controls(cli: CliRunner, store: Store) -> None:
     """CI: committed scenarios and a held-out draw of each, case by case; 20 negative controls (with 5,
     one chance slice in one of them is 0.2 false issues per control, over the gate's 0.1: the average
